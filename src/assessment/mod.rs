@@ -1,0 +1,29 @@
+//! The DVT assessment (`dvt-model.md` §1–§5, §7). Pure: plain data in, plain data out.
+//!
+//! STUB (to be replaced by the "DVT assessment" issue).
+
+use chrono::{DateTime, Utc};
+
+use crate::cds_hooks::Hook;
+use crate::mappings::Mappings;
+
+/// What the assessment needs to know about the call itself.
+#[derive(Debug, Clone)]
+pub struct HookInput {
+    pub hook: Hook,
+    pub hook_instance: String,
+    pub patient_id: String,
+    pub encounter_id: Option<String>,
+    /// Resources of `context.draftOrders` (order hooks, §7).
+    pub draft_orders: Vec<serde_json::Value>,
+}
+
+/// Evaluate a hook call: the CDS Hooks response body (`{"cards": [...]}`, at most one card).
+pub fn respond(
+    _mappings: &Mappings,
+    _input: &HookInput,
+    _resources: &[serde_json::Value],
+    _now: DateTime<Utc>,
+) -> serde_json::Value {
+    serde_json::json!({"cards": []})
+}

@@ -1,0 +1,35 @@
+//! dvt-cds: a CDS Hooks 2.0 service that recognises calf pain or leg swelling in a
+//! patient's FHIR R4 record, weighs the risk factors for deep vein thrombosis and the
+//! warning signs of pulmonary embolism, and answers with one explainable card.
+//!
+//! # Layout
+//!
+//! Pure modules (no I/O, no async, no axum / reqwest / tokio):
+//! - [`cds_hooks`]: wire types of CDS Hooks 2.0: hooks, the validated hook request,
+//!   discovery entries, cards.
+//! - [`mappings`]: the clinical knowledge as data (`mappings/`: FHIR ValueSets and
+//!   `model.toml`), compiled into the binary, parsed and checked once at startup.
+//! - [`record`]: lenient reading of FHIR R4 resources (JSON) into the facts the model
+//!   needs: codes, dates, statuses, values. A malformed entry is skipped and counted.
+//! - [`assessment`]: `dvt-model.md` §1–§5 and §7: concepts, the Wells score, the
+//!   D-dimer threshold, the decision and its modifiers.
+//! - [`card`]: `dvt-model.md` §6: the card rendered from an assessment.
+//!
+//! I/O at the edge:
+//! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest).
+//! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
+//! - [`http`]: the axum router, authentication (JWT), CORS, errors as
+//!   OperationOutcome, metrics, request ids.
+//! - [`cli`]: the command line (`serve`, `evaluate`, `mappings check`, `feedback export`).
+//! - [`telemetry`]: the log subscriber (no PHI, no secrets).
+
+pub mod assessment;
+pub mod card;
+pub mod cds_hooks;
+pub mod cli;
+pub mod feedback;
+pub mod fhir;
+pub mod http;
+pub mod mappings;
+pub mod record;
+pub mod telemetry;
