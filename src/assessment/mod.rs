@@ -27,3 +27,25 @@ pub fn respond(
 ) -> serde_json::Value {
     serde_json::json!({"cards": []})
 }
+
+/// Arguments of `dvt-cds evaluate` (the command line is parsed in `cli`).
+#[derive(Debug, Clone, Default)]
+pub struct EvaluateArgs {
+    /// A Bundle (any type) holding the Patient and their resources.
+    pub bundle: Option<std::path::PathBuf>,
+    /// A CDS Hooks request with prefetch.
+    pub request: Option<std::path::PathBuf>,
+    /// Which patient, when the bundle holds several.
+    pub patient: Option<String>,
+    /// The hook (default patient-view).
+    pub hook: Option<Hook>,
+    /// "now" (default: the current time).
+    pub now: Option<DateTime<Utc>>,
+    /// Load mappings from this directory instead of the embedded ones.
+    pub mappings_dir: Option<std::path::PathBuf>,
+}
+
+/// `dvt-cds evaluate`: the CDS Hooks response JSON, or a message for unreadable input.
+pub fn evaluate_command(_args: &EvaluateArgs) -> Result<serde_json::Value, String> {
+    Err("not implemented yet".to_string())
+}
