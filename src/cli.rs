@@ -1,4 +1,346 @@
-//! The command line. TODO
-pub fn run() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: `serve`, `evaluate`, `mappings check`, `feedback export`.
+//! Every `serve` flag also reads an environment variable `DVT_CDS_<NAME>`; defaults are
+//! written here, beside the flags, and invalid values stop the process with a message.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cds_hooks::Hook;
+use crate::fhir::FhirSettings;
+use crate::http::{Application, ServeConfig};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dvt-cds",
+    version,
+    about = "CDS Hooks 2.0 service: deep vein thrombosis assessment from FHIR R4 data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the CDS Hooks service.
+    Serve(Box<ServeArgs>),
+    /// Assess one patient from files and print the CDS Hooks response (JSON).
+    Evaluate(EvaluateArgs),
+    /// The clinical mappings.
+    Mappings {
+        #[command(subcommand)]
+        command: MappingsCommand,
+    },
+    /// Stored feedback.
+    Feedback {
+        #[command(subcommand)]
+        command: FeedbackCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingsCommand {
+    /// Load and check a mapping set (default: the embedded one) and report it.
+    Check { dir: Option<PathBuf> },
+}
+
+#[derive(Debug, Subcommand)]
+enum FeedbackCommand {
+    /// Print every stored feedback entry as one JSON line.
+    Export {
+        #[arg(
+            long,
+            env = "DVT_CDS_FEEDBACK_DB",
+            default_value = "dvt-cds-feedback.sqlite3"
+        )]
+        feedback_db: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, env = "DVT_CDS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// External base URL (JWT audience). Default: http://<listen address>.
+    #[arg(long, env = "DVT_CDS_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<url::Url>,
+    /// TOML file of trusted EHR issuers and their keys.
+    #[arg(long, env = "DVT_CDS_AUTH_CONFIG")]
+    auth_config: Option<PathBuf>,
+    /// Development mode: no client authentication (unless --auth-config), any CORS
+    /// origin, FHIR queries without a token allowed.
+    #[arg(long, env = "DVT_CDS_DEV", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    dev: bool,
+    /// SQLite file for feedback.
+    #[arg(
+        long,
+        env = "DVT_CDS_FEEDBACK_DB",
+        default_value = "dvt-cds-feedback.sqlite3"
+    )]
+    feedback_db: PathBuf,
+    /// Allowed CORS origin (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "cors-origin",
+        env = "DVT_CDS_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// Largest request body (e.g. 4MiB, 512KiB, 1000000).
+    #[arg(long, env = "DVT_CDS_MAX_BODY", default_value = "4MiB", value_parser = parse_size)]
+    max_body: usize,
+    /// Budget for a whole hook call (e.g. 2.5s, 800ms).
+    #[arg(long, env = "DVT_CDS_DEADLINE", default_value = "2.5s", value_parser = parse_duration)]
+    deadline: Duration,
+    /// Load the mappings from this directory instead of the embedded ones.
+    #[arg(long, env = "DVT_CDS_MAPPINGS")]
+    mappings: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "DVT_CDS_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Timeout of each FHIR request.
+    #[arg(long, env = "DVT_CDS_FHIR_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    fhir_timeout: Duration,
+    /// Most pages followed per FHIR search.
+    #[arg(long, env = "DVT_CDS_FHIR_MAX_PAGES", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    fhir_max_pages: u16,
+    /// Query fhirServer without fhirAuthorization (test sandboxes; implied by --dev).
+    #[arg(long, env = "DVT_CDS_FHIR_ALLOW_ANONYMOUS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    fhir_allow_anonymous: bool,
+}
+
+#[derive(Debug, Args)]
+struct EvaluateArgs {
+    /// A FHIR Bundle holding the patient and their resources.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// A CDS Hooks request with prefetch.
+    #[arg(long)]
+    request: Option<PathBuf>,
+    /// Which patient, when the bundle holds several.
+    #[arg(long)]
+    patient: Option<String>,
+    /// The hook.
+    #[arg(long, default_value = "patient-view", value_parser = parse_hook)]
+    hook: Hook,
+    /// "Now" for the assessment (RFC 3339); default: the current time.
+    #[arg(long, value_parser = parse_now)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Load the mappings from this directory instead of the embedded ones.
+    #[arg(long)]
+    mappings: Option<PathBuf>,
+}
+
+pub fn run() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(*args),
+        Command::Evaluate(a) => {
+            let args = crate::assessment::EvaluateArgs {
+                bundle: a.bundle,
+                request: a.request,
+                patient: a.patient,
+                hook: Some(a.hook),
+                now: a.now,
+                mappings_dir: a.mappings,
+            };
+            match crate::assessment::evaluate_command(&args) {
+                Ok(v) => print_or_fail(serde_json::to_string_pretty(&v).map_err(|e| e.to_string())),
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Mappings {
+            command: MappingsCommand::Check { dir },
+        } => print_or_fail(crate::mappings::check_command(dir.as_deref())),
+        Command::Feedback {
+            command: FeedbackCommand::Export { feedback_db },
+        } => export(&feedback_db),
+    }
+}
+
+fn print_or_fail(r: Result<String, String>) -> ExitCode {
+    match r {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("dvt-cds: {msg}");
+    ExitCode::from(2)
+}
+
+fn serve(a: ServeArgs) -> ExitCode {
+    crate::telemetry::init(a.log_format);
+    let config = ServeConfig {
+        listen: a.listen,
+        public_url: a.public_url,
+        auth_config: a.auth_config,
+        dev: a.dev,
+        feedback_db: a.feedback_db,
+        cors_origins: a.cors_origins,
+        max_body: a.max_body,
+        deadline: a.deadline,
+        mappings_dir: a.mappings,
+        fhir: FhirSettings {
+            allow_anonymous: a.fhir_allow_anonymous || a.dev,
+            query_timeout: a.fhir_timeout,
+            max_pages: usize::from(a.fhir_max_pages),
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async {
+        let app = match Application::build(config).await {
+            Ok(app) => app,
+            Err(e) => return fail(&e),
+        };
+        // The one line black-box tests and scripts wait for (stdout; logs go to stderr).
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "dvt-cds listening on http://{}", app.local_addr());
+            let _ = out.flush();
+        }
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("server error: {e}")),
+        }
+    })
+}
+
+fn export(path: &std::path::Path) -> ExitCode {
+    if !path.exists() {
+        return fail(&format!("--feedback-db {}: no such file", path.display()));
+    }
+    let store = match crate::feedback::SqliteStore::open(path) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("--feedback-db {}: {e}", path.display())),
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut write_err = None;
+    let r = store.export(|f| {
+        if write_err.is_none()
+            && let Err(e) = serde_json::to_writer(&mut out, &f)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+        {
+            write_err = Some(e);
+        }
+    });
+    match (r, write_err) {
+        (Err(e), _) => fail(&e.to_string()),
+        (_, Some(e)) => fail(&format!("writing: {e}")),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn parse_public_url(s: &str) -> Result<url::Url, String> {
+    let u =
+        url::Url::parse(s).map_err(|e| format!("{e}: expected e.g. https://cds.example.org"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return Err("expected an http(s) URL such as https://cds.example.org".into());
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err("expected a base URL without ?query or #fragment".into());
+    }
+    Ok(u)
+}
+
+fn parse_hook(s: &str) -> Result<Hook, String> {
+    Hook::from_wire(s).ok_or_else(|| {
+        "expected one of patient-view, encounter-start, order-select, order-sign".to_string()
+    })
+}
+
+fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e}: expected RFC 3339, e.g. 2025-03-01T09:30:00Z"))
+}
+
+/// `2.5s`, `800ms`, `2` (seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\": expected a duration such as 2.5s or 800ms"))?;
+    let secs = v * scale;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!(
+            "\"{s}\": expected a duration above 0 and at most 1 hour"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `4MiB`, `512KiB`, `1MB`, `1000` (bytes).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let units: [(&str, u64); 6] = [
+        ("KiB", 1 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+        ("KB", 1000),
+        ("MB", 1_000_000),
+        ("B", 1),
+    ];
+    let (num, mult) = units
+        .iter()
+        .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim(), *m)))
+        .unwrap_or((t, 1));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\": expected a size such as 4MiB, 512KiB or 1000000"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .filter(|b| *b > 0 && *b <= 1 << 30)
+        .ok_or_else(|| format!("\"{s}\": expected a size above 0 and at most 1GiB"))?;
+    usize::try_from(bytes).map_err(|_| format!("\"{s}\": too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
+        assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -110,3 +110,55 @@ pub struct HookRequest {
     /// OperationOutcome each mean something different (contract.md, "Prefetch").
     pub prefetch: serde_json::Map<String, serde_json::Value>,
 }
+
+mod discovery;
+mod feedback;
+mod json_rule;
+mod request;
+
+pub use discovery::{DiscoveryService, discovery_document};
+pub use feedback::{AcceptedSuggestion, FeedbackEntry, Outcome, OverrideReason, parse_feedback};
+pub use json_rule::{prune_empty, violations};
+pub use request::parse_hook_request;
+
+/// One thing wrong with a client's JSON: where (a JSON path such as
+/// `context.patientId`) and what was expected. Becomes one OperationOutcome issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Dotted path from the body root (`feedback[0].outcome`); empty for the body itself.
+    pub path: String,
+    /// What is wrong and what is expected instead.
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl HookRequest {
+    /// What the assessment needs from the call.
+    pub fn hook_input(&self) -> crate::assessment::HookInput {
+        crate::assessment::HookInput {
+            hook: self.hook,
+            hook_instance: self.hook_instance.clone(),
+            patient_id: self.context.patient_id.clone(),
+            encounter_id: self.context.encounter_id.clone(),
+            draft_orders: self.context.draft_orders.clone(),
+        }
+    }
+}

@@ -1,1 +1,388 @@
-//! TODO
+//! The HTTP edge: the axum router, client authentication (JWT), CORS, errors as
+//! OperationOutcome, metrics, request ids and the one log line per request.
+//!
+//! - [`Application`]: build (load, open, bind), then `run_until_stopped` (graceful
+//!   shutdown on SIGTERM / Ctrl-C).
+//! - [`router`]: the routes over an [`AppState`], for in-process tests.
+
+pub mod auth;
+pub mod error;
+mod handlers;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::feedback::{FeedbackStore, SqliteStore};
+use crate::fhir::{FhirSettings, FhirSource, HttpFhirSource};
+use crate::mappings::Mappings;
+use auth::Authenticator;
+use error::{ApiError, ErrorDetail};
+use metrics::Metrics;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything `serve` is configured with (flags and environment, see `cli`).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// External base URL; `None`: `http://<bound address>`.
+    pub public_url: Option<url::Url>,
+    pub auth_config: Option<PathBuf>,
+    pub dev: bool,
+    pub feedback_db: PathBuf,
+    pub cors_origins: Vec<String>,
+    pub max_body: usize,
+    pub deadline: Duration,
+    pub mappings_dir: Option<PathBuf>,
+    pub fhir: FhirSettings,
+}
+
+/// Shared state of every request.
+pub struct App {
+    pub mappings: Arc<Mappings>,
+    pub fhir: Arc<dyn FhirSource>,
+    pub fhir_settings: FhirSettings,
+    pub feedback: Arc<dyn FeedbackStore>,
+    /// `None` only with `--dev` and no `--auth-config`.
+    pub auth: Option<Arc<Authenticator>>,
+    pub metrics: Metrics,
+    /// Without a trailing slash; `aud` is this plus the route.
+    pub public_url: String,
+    pub max_body: usize,
+    pub deadline: Duration,
+    pub cors: CorsPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub enum CorsPolicy {
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl AppState {
+    /// Verify the client's JWT for `route` (spec "Trusting CDS Clients"). No-op in dev
+    /// mode without an auth config.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        route: &str,
+        log: &RequestLog,
+    ) -> Result<(), ApiError> {
+        let Some(auth) = &self.0.auth else {
+            return Ok(());
+        };
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .ok_or_else(|| {
+                ApiError::Unauthorized("check=authorization header missing or not Bearer".into())
+            })?;
+        let audience = format!("{}{}", self.0.public_url, route);
+        match auth.verify(token, &audience).await {
+            Ok(v) => {
+                log.set_client(&v.iss);
+                Ok(())
+            }
+            Err(f) => Err(ApiError::Unauthorized(f.to_string())),
+        }
+    }
+}
+
+/// Per-request facts the handlers add to the request's log line. Never patient data.
+#[derive(Clone, Default)]
+pub struct RequestLog(Arc<Mutex<LogFields>>);
+
+#[derive(Default)]
+struct LogFields {
+    service: Option<&'static str>,
+    hook_instance: Option<String>,
+    client: Option<String>,
+    cards: Option<usize>,
+    stored: Option<usize>,
+}
+
+impl RequestLog {
+    fn with<R>(&self, f: impl FnOnce(&mut LogFields) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+    fn set_service(&self, s: &'static str) {
+        self.with(|l| l.service = Some(s));
+    }
+    fn set_hook_instance(&self, s: &str) {
+        // Client-chosen: keep it short in the log.
+        self.with(|l| l.hook_instance = Some(s.chars().take(100).collect()));
+    }
+    fn set_client(&self, iss: &str) {
+        self.with(|l| l.client = Some(iss.chars().take(200).collect()));
+    }
+    fn set_cards(&self, n: usize) {
+        self.with(|l| l.cards = Some(n));
+    }
+    fn set_stored(&self, n: usize) {
+        self.with(|l| l.stored = Some(n));
+    }
+}
+
+/// The routes. CORS answers preflight on every route before auth; the outermost layer
+/// sets the request id, times the request, records metrics and logs one line.
+pub fn router(state: AppState) -> Router {
+    let cors = match &state.0.cors {
+        CorsPolicy::Any => AllowOrigin::any(),
+        CorsPolicy::List(list) => AllowOrigin::list(list.clone()),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(cors)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            X_REQUEST_ID.clone(),
+        ])
+        .expose_headers([X_REQUEST_ID.clone()])
+        .max_age(Duration::from_secs(600));
+    Router::new()
+        .route("/cds-services", get(handlers::list_services))
+        .route("/cds-services/{id}", post(handlers::call_service))
+        .route(
+            "/cds-services/{id}/feedback",
+            post(handlers::record_feedback),
+        )
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// The route template of a path, for logs and metric labels (bounded values; the raw
+/// path is never logged).
+fn route_of(path: &str) -> (&'static str, Option<&'static str>) {
+    let service = |id: &str| crate::cds_hooks::Hook::from_service_id(id).map(|h| h.service_id());
+    match path.trim_end_matches('/') {
+        "/cds-services" => ("/cds-services", None),
+        "/healthz" => ("/healthz", None),
+        "/readyz" => ("/readyz", None),
+        "/metrics" => ("/metrics", None),
+        p => match p.strip_prefix("/cds-services/") {
+            Some(rest) => match rest.split_once('/') {
+                None => ("/cds-services/{id}", service(rest)),
+                Some((id, "feedback")) => ("/cds-services/{id}/feedback", service(id)),
+                _ => ("other", None),
+            },
+            None => ("other", None),
+        },
+    }
+}
+
+/// A client's `x-request-id` is kept when it is short and plain; otherwise we make one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(&X_REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= 128
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .expect("a uuid is a header value")
+        })
+}
+
+async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(req.headers());
+    req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+    let log = RequestLog::default();
+    req.extensions_mut().insert(log.clone());
+    let method = req.method().clone();
+    let (route, path_service) = route_of(req.uri().path());
+
+    let mut resp = next.run(req).await;
+
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+    let secs = started.elapsed().as_secs_f64();
+    let status = resp.status();
+    let fields = log.with(|l| {
+        (
+            l.service,
+            l.hook_instance.take(),
+            l.client.take(),
+            l.cards,
+            l.stored,
+        )
+    });
+    let (service, hook_instance, client, cards, stored) = fields;
+    let service = service.or(path_service).unwrap_or("-");
+    state
+        .0
+        .metrics
+        .request(route, service, status.as_u16(), secs);
+    let error = resp.extensions().get::<ErrorDetail>().map(|e| e.0.as_str());
+    let request_id = id.to_str().unwrap_or("-");
+    let duration_ms = (secs * 1000.0 * 10.0).round() / 10.0;
+    if status.is_server_error() {
+        tracing::error!(request_id, method = %method, route, service, status = status.as_u16(), duration_ms,
+            hook_instance, client, cards, stored, error, "request");
+    } else if status.is_client_error() {
+        tracing::warn!(request_id, method = %method, route, service, status = status.as_u16(), duration_ms,
+            hook_instance, client, cards, stored, error, "request");
+    } else {
+        tracing::info!(request_id, method = %method, route, service, status = status.as_u16(), duration_ms,
+            hook_instance, client, cards, stored, "request");
+    }
+    resp
+}
+
+/// The service, built and bound, ready to run.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    addr: SocketAddr,
+}
+
+impl Application {
+    /// Load mappings and auth, open the feedback store, bind. Every error says what to fix.
+    pub async fn build(config: ServeConfig) -> Result<Self, String> {
+        if !config.dev && config.auth_config.is_none() {
+            return Err(NO_AUTH_MESSAGE.to_string());
+        }
+        let mappings = match &config.mappings_dir {
+            Some(dir) => Mappings::load_dir(dir)?,
+            None => Mappings::embedded()?,
+        };
+        let auth = match &config.auth_config {
+            Some(path) => Some(Arc::new(Authenticator::load(path)?)),
+            None => None,
+        };
+        let store = SqliteStore::open(&config.feedback_db)
+            .map_err(|e| format!("--feedback-db {}: {e}", config.feedback_db.display()))?;
+        let cors = if config.dev {
+            CorsPolicy::Any
+        } else {
+            let mut list = Vec::new();
+            for o in &config.cors_origins {
+                let v = HeaderValue::from_str(o.trim_end_matches('/'))
+                    .map_err(|_| format!("--cors-origin {o}: not a valid origin"))?;
+                list.push(v);
+            }
+            CorsPolicy::List(list)
+        };
+        let mut fhir_settings = config.fhir.clone();
+        if config.dev {
+            fhir_settings.allow_anonymous = true;
+        }
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let public_url = match &config.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_string(),
+            None => format!("http://{addr}"),
+        };
+
+        if config.dev {
+            tracing::warn!(
+                "DEV MODE (--dev): {}any CORS origin, FHIR queries without a token allowed. \
+                 Never use --dev with real patient data.",
+                if auth.is_none() {
+                    "NO client authentication, "
+                } else {
+                    ""
+                }
+            );
+        }
+        tracing::info!(
+            listen = %addr,
+            public_url = %public_url,
+            issuers = auth.as_ref().map(|a| a.issuer_count()).unwrap_or(0),
+            feedback_db = %config.feedback_db.display(),
+            mappings = config.mappings_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "embedded".into()),
+            deadline_ms = config.deadline.as_millis() as u64,
+            "dvt-cds starting"
+        );
+
+        let app = App {
+            mappings: Arc::new(mappings),
+            fhir: Arc::new(HttpFhirSource::new(&fhir_settings)),
+            fhir_settings,
+            feedback: Arc::new(store),
+            auth,
+            metrics: Metrics::default(),
+            public_url,
+            max_body: config.max_body,
+            deadline: config.deadline,
+            cors,
+        };
+        Ok(Application {
+            listener,
+            router: router(AppState(Arc::new(app))),
+            addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serve until SIGTERM or Ctrl-C; in-flight calls finish first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("dvt-cds stopped");
+        Ok(())
+    }
+}
+
+pub const NO_AUTH_MESSAGE: &str = "refusing to start without client authentication: pass \
+    --auth-config FILE (a TOML list of trusted EHR issuers and their JWKS; see README, \
+    \"Security\") or, for local development only, --dev (no authentication). The same \
+    as environment variables: DVT_CDS_AUTH_CONFIG or DVT_CDS_DEV=true.";
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal: finishing in-flight calls");
+}

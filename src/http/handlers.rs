@@ -1,0 +1,230 @@
+//! The route handlers. Each names the spec section it implements.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State, rejection::PathRejection};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::{AppState, RequestLog};
+use crate::cds_hooks::{Hook, discovery_document, parse_feedback, parse_hook_request, prune_empty};
+
+/// `GET /cds-services`. Spec: "Discovery".
+pub async fn list_services(
+    State(state): State<AppState>,
+    log: axum::Extension<RequestLog>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authenticate(&headers, "/cds-services", &log).await?;
+    Ok(Json(discovery_document()).into_response())
+}
+
+/// `POST /cds-services/{id}`. Spec: "Calling a CDS Service", "CDS Service Response".
+pub async fn call_service(
+    State(state): State<AppState>,
+    log: axum::Extension<RequestLog>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    state
+        .authenticate(&headers, &format!("/cds-services/{id}"), &log)
+        .await?;
+    let hook = Hook::from_service_id(&id).ok_or_else(|| ApiError::UnknownService(id.clone()))?;
+    log.set_service(hook.service_id());
+
+    let body = read_json(&headers, body, state.0.max_body).await?;
+    let req = parse_hook_request(hook, &body).map_err(ApiError::Invalid)?;
+    log.set_hook_instance(&req.hook_instance);
+
+    // The whole call has a budget: EHRs abandon slow calls (contract.md).
+    let deadline = tokio::time::Instant::from_std(started + state.0.deadline);
+    let gather_started = Instant::now();
+    let gathered = tokio::time::timeout_at(
+        deadline,
+        crate::fhir::gather(
+            state.0.fhir.as_ref(),
+            &state.0.fhir_settings,
+            &req,
+            deadline,
+        ),
+    )
+    .await;
+    state
+        .0
+        .metrics
+        .fhir_gather(hook.service_id(), gather_started.elapsed().as_secs_f64());
+    let gathered = match gathered {
+        Ok(Ok(g)) => g,
+        Ok(Err(unavailable)) => {
+            state
+                .0
+                .metrics
+                .fhir_failure(hook.service_id(), "unavailable");
+            return Err(ApiError::DataUnavailable(unavailable));
+        }
+        Err(_) => {
+            state.0.metrics.fhir_failure(hook.service_id(), "deadline");
+            return Err(ApiError::DeadlineExceeded(state.0.deadline));
+        }
+    };
+    for key in &gathered.fetched_keys {
+        state.0.metrics.fhir_live_query(key);
+    }
+
+    // Pure and fast: run inline. A panic there is our bug, not the client's: answer 500
+    // rather than drop the connection.
+    let input = req.hook_input();
+    let now = chrono::Utc::now();
+    let mappings = state.0.mappings.clone();
+    let mut response = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::assessment::respond(&mappings, &input, &gathered.resources, now)
+    }))
+    .map_err(|_| ApiError::Internal("assessment panicked".into()))?;
+
+    if !response.get("cards").is_some_and(Value::is_array) {
+        return Err(ApiError::Internal(
+            "assessment returned no cards array".into(),
+        ));
+    }
+    let pruned = prune_empty(&mut response);
+    if !pruned.is_empty() {
+        tracing::warn!(paths = ?pruned, "response had empty values (JSON rule): removed");
+    }
+    let cards = response["cards"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for card in cards {
+        let indicator = card
+            .get("indicator")
+            .and_then(Value::as_str)
+            .unwrap_or("none");
+        state.0.metrics.card(hook.service_id(), indicator);
+    }
+    log.set_cards(cards.len());
+    Ok(Json(response).into_response())
+}
+
+/// `POST /cds-services/{id}/feedback`. Spec: "Feedback".
+pub async fn record_feedback(
+    State(state): State<AppState>,
+    log: axum::Extension<RequestLog>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    state
+        .authenticate(&headers, &format!("/cds-services/{id}/feedback"), &log)
+        .await?;
+    let hook = Hook::from_service_id(&id).ok_or_else(|| ApiError::UnknownService(id.clone()))?;
+    log.set_service(hook.service_id());
+    let body = read_json(&headers, body, state.0.max_body).await?;
+    let entries = parse_feedback(&body).map_err(ApiError::Invalid)?;
+    for e in &entries {
+        state
+            .0
+            .metrics
+            .feedback(hook.service_id(), e.outcome.as_str());
+    }
+    // Committed before we answer 200 (the store's contract).
+    let stored = state
+        .0
+        .feedback
+        .record(hook.service_id(), entries)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    log.set_stored(stored);
+    // The spec defines no response body; an empty 200 breaks nothing.
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /readyz`: ready to answer calls (the feedback store is usable).
+pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state
+        .0
+        .feedback
+        .check()
+        .await
+        .map_err(|e| ApiError::NotReady(e.to_string()))?;
+    Ok(Json(json!({"status": "ready"})).into_response())
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.0.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+pub async fn method_not_allowed(uri: axum::http::Uri) -> ApiError {
+    let path = uri.path();
+    let allow = if path.starts_with("/cds-services/") {
+        "POST"
+    } else {
+        "GET"
+    };
+    ApiError::MethodNotAllowed(allow)
+}
+
+/// The body as JSON: 415 unless it says JSON, 413 past `max_body` (without reading
+/// further), 400 when it does not parse.
+async fn read_json(headers: &HeaderMap, body: Body, max_body: usize) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !(mime == "application/json"
+        || (mime.starts_with("application/") && mime.ends_with("+json")))
+    {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return Err(ApiError::TooLarge(max_body));
+    }
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
+        if bytes.len() + chunk.len() > max_body {
+            return Err(ApiError::TooLarge(max_body));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    // serde_json's message gives line and column, never the content.
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
