@@ -1,0 +1,276 @@
+//! Black-box helpers: start the real `dvt-cds` binary on a free port and talk HTTP to it.
+//! Shared by `tests/api_*.rs` and `tests/conformance.rs` (each uses part of it).
+#![allow(dead_code)]
+
+pub mod jwt;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dvt-cds");
+
+/// A running `dvt-cds serve`. Killed on drop.
+pub struct TestApp {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    stderr: Arc<Mutex<String>>,
+    /// Keeps the feedback database (and other files) alive as long as the app.
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+/// A command for the binary with no `DVT_CDS_*` variables inherited from the caller.
+pub fn command() -> Command {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DVT_CDS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Run a subcommand to completion.
+pub fn run(args: &[&str]) -> Output {
+    command().args(args).output().expect("run dvt-cds")
+}
+
+impl TestApp {
+    /// `dvt-cds serve --listen 127.0.0.1:0 --feedback-db <temp> <args>`.
+    pub fn spawn(args: &[&str]) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::spawn_in(dir, args)
+    }
+
+    /// Dev mode (no authentication).
+    pub fn dev() -> TestApp {
+        Self::spawn(&["--dev"])
+    }
+
+    /// Start in `dir` (e.g. to restart on the same feedback database).
+    pub fn spawn_in(dir: Arc<tempfile::TempDir>, args: &[&str]) -> TestApp {
+        let db = dir.path().join("feedback.sqlite3");
+        let mut child = command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--feedback-db"])
+            .arg(&db)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dvt-cds");
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Some(base) = line.strip_prefix("dvt-cds listening on ") {
+                    let _ = tx.send(base.trim().to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "dvt-cds did not print its listening line; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        TestApp {
+            child,
+            base,
+            stderr,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Everything logged so far (stderr).
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait for a log line containing `needle` (logs are written after the response).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() > until {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then wait for exit (10 s at most).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "dvt-cds did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (no chance to clean up) and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A valid hook request for `hook` with every prefetch key the service asks for
+/// (a Patient, an Encounter, empty searchset Bundles).
+pub fn hook_request(hook: &str) -> Value {
+    let h = dvt_cds::cds_hooks::Hook::from_wire(hook).expect("known hook");
+    let mut prefetch = serde_json::Map::new();
+    for (key, template) in dvt_cds::fhir::prefetch_templates(h) {
+        let value = if template.starts_with("Patient/") {
+            json!({"resourceType": "Patient", "id": "example-patient", "gender": "female", "birthDate": "1970-01-01"})
+        } else if template.starts_with("Encounter/") {
+            json!({"resourceType": "Encounter", "id": "example-encounter", "status": "in-progress",
+                   "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                   "subject": {"reference": "Patient/example-patient"}})
+        } else {
+            json!({"resourceType": "Bundle", "type": "searchset", "total": 0})
+        };
+        prefetch.insert(key.to_string(), value);
+    }
+    let mut context = json!({"userId": "Practitioner/example", "patientId": "example-patient"});
+    if hook == "encounter-start" {
+        context["encounterId"] = json!("example-encounter");
+    }
+    if hook == "order-select" || hook == "order-sign" {
+        context["draftOrders"] = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "ServiceRequest", "id": "draft-1", "status": "draft",
+                "intent": "order", "subject": {"reference": "Patient/example-patient"},
+                "code": {"text": "Full blood count"}}}]});
+    }
+    if hook == "order-select" {
+        context["selections"] = json!(["ServiceRequest/draft-1"]);
+    }
+    json!({
+        "hook": hook,
+        "hookInstance": uuid::Uuid::new_v4().to_string(),
+        "context": context,
+        "prefetch": prefetch,
+    })
+}
+
+/// The service id answering `hook`.
+pub fn service_of(hook: &str) -> &'static str {
+    dvt_cds::cds_hooks::Hook::from_wire(hook)
+        .expect("known hook")
+        .service_id()
+}
+
+/// Assert `body` is an OperationOutcome with at least one error issue; return the
+/// issues' text (diagnostics and expressions) for further checks.
+pub fn assert_operation_outcome(body: &Value) -> String {
+    assert_eq!(
+        body["resourceType"], "OperationOutcome",
+        "not an OperationOutcome: {body}"
+    );
+    let issues = body["issue"].as_array().expect("issue array");
+    assert!(!issues.is_empty(), "no issue: {body}");
+    for i in issues {
+        assert_eq!(i["severity"], "error", "{body}");
+        assert!(i["code"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
+        assert!(
+            i["diagnostics"].as_str().is_some_and(|c| !c.is_empty()),
+            "{body}"
+        );
+    }
+    serde_json::to_string(issues).unwrap()
+}
+
+/// POST JSON; returns status, headers and the body as JSON (Null when empty).
+pub async fn post_json(
+    url: &str,
+    body: &Value,
+    bearer: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = client().post(url).json(body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    send(req).await
+}
+
+pub async fn get(url: &str, bearer: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = client().get(url);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    send(req).await
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, headers, body)
+}
