@@ -494,6 +494,9 @@ impl Live<'_> {
         };
         let reply = match tokio::time::timeout_at(self.deadline, self.source.get(request)).await {
             Err(_) => return Err(self.unavailable(spec, "no answer before the call's deadline")),
+            Ok(Err(FetchError::TimedOut)) if timeout < self.settings.query_timeout => {
+                return Err(self.unavailable(spec, "no answer before the call's deadline"));
+            }
             Ok(Err(e)) => return Err(self.unavailable(spec, fetch_reason(&e, timeout))),
             Ok(Ok(reply)) => reply,
         };
