@@ -1,13 +1,30 @@
 //! FHIR data for a hook call: prefetch templates, prefetch resolution and live queries.
 //!
 //! The pure core never sees HTTP: it receives the resources gathered here as JSON.
-//! Live queries go through the [`FhirSource`] trait so tests can put a fault-injecting
-//! source (a hang, a 500) in place of the real one.
 //!
-//! STUB (to be replaced by the "FHIR data" issue): gather uses prefetch only.
+//! - [`prefetch`] (pure): the prefetch keys, their templates, and what to do with what
+//!   the EHR sent for each key.
+//! - [`bundle`] (pure): lenient reading of Bundles, paging links, date windows.
+//! - [`http`] (I/O): [`HttpFhirSource`], GETs over one shared `reqwest::Client`.
+//! - here: [`gather`], which runs the live queries of one call concurrently under the
+//!   call's deadline, through the [`FhirSource`] trait so tests can inject faults.
 
-use std::collections::BTreeMap;
+pub mod bundle;
+mod http;
+pub mod prefetch;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use url::Url;
+
+pub use http::HttpFhirSource;
+pub use prefetch::{ContextId, Decision, FetchReason, KeyKind, KeySpec};
 
 use crate::cds_hooks::{Hook, HookRequest};
 
@@ -20,6 +37,12 @@ pub struct FhirSettings {
     pub query_timeout: Duration,
     /// Most pages followed per search (the first page included).
     pub max_pages: usize,
+    /// `_count` of live searches; `None`: each key's own size (see `prefetch`).
+    pub page_size: Option<u32>,
+    /// How far back live searches reach, per resource type.
+    pub windows: SearchWindows,
+    /// Largest response body read (bytes); a larger one fails the query.
+    pub max_body_bytes: usize,
 }
 
 impl Default for FhirSettings {
@@ -28,78 +51,926 @@ impl Default for FhirSettings {
             allow_anonymous: false,
             query_timeout: Duration::from_millis(2000),
             max_pages: 10,
+            page_size: None,
+            windows: SearchWindows::default(),
+            max_body_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Date windows (days before now) that narrow live searches, and filter the prefetch
+/// the same way. `None`: no narrowing. Defaults are the longest window of
+/// `dvt-model.md` §2 that each resource type serves; a site that widens a window in
+/// `mappings/` must widen it here too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchWindows {
+    /// Pregnancy status evidence ≤ 280 days (also symptoms ≤ 14, vitals ≤ 1,
+    /// D-dimer ≤ 3, alternatives ≤ 30).
+    pub observations: Option<u32>,
+    /// A delivery since the pregnancy evidence (≤ 280 days; surgery and casts ≤ 84,
+    /// delivery ≤ 42).
+    pub procedures: Option<u32>,
+    /// Cancer-treatment encounters Z51.- ≤ 183 days (inpatient stays ≤ 28 days).
+    pub encounters: Option<u32>,
+    /// Leg-vein ultrasound ordered ≤ 7 days.
+    pub service_requests: Option<u32>,
+    /// Leg-vein ultrasound done ≤ 7 days.
+    pub diagnostic_reports: Option<u32>,
+}
+
+impl Default for SearchWindows {
+    fn default() -> Self {
+        SearchWindows {
+            observations: Some(280),
+            procedures: Some(280),
+            encounters: Some(183),
+            service_requests: Some(7),
+            diagnostic_reports: Some(7),
+        }
+    }
+}
+
+impl SearchWindows {
+    /// The window of a resource type, in days.
+    pub fn days(&self, resource_type: &str) -> Option<u32> {
+        match resource_type {
+            "Observation" => self.observations,
+            "Procedure" => self.procedures,
+            "Encounter" => self.encounters,
+            "ServiceRequest" => self.service_requests,
+            "DiagnosticReport" => self.diagnostic_reports,
+            _ => None,
         }
     }
 }
 
 /// The prefetch templates of the service answering `hook` (CDS Hooks 2.0 tokens only).
 pub fn prefetch_templates(hook: Hook) -> BTreeMap<&'static str, String> {
-    let mut t = BTreeMap::new();
-    t.insert("patient", "Patient/{{context.patientId}}".to_string());
-    t.insert(
-        "conditions",
-        "Condition?patient={{context.patientId}}".to_string(),
-    );
-    if hook == Hook::EncounterStart {
-        t.insert("encounter", "Encounter/{{context.encounterId}}".to_string());
-    }
-    t
+    prefetch::key_specs(hook)
+        .into_iter()
+        .map(|spec| (spec.key, spec.template()))
+        .collect()
 }
 
 /// Why the data a call needs could not be had: becomes a 412 with an OperationOutcome.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataUnavailable {
-    /// Which query failed, by prefetch key and FHIR search (no patient id).
+    /// Which query failed, by prefetch key and FHIR interaction, e.g.
+    /// "conditions (Condition search)" (never the patient id).
     pub query: String,
-    /// Why: "no fhirServer in the request", "connection refused", "timed out after 2s",
-    /// "HTTP 401 from the FHIR server", "response is not a FHIR Bundle", ...
+    /// Why: "no fhirServer in the request", "connection refused by the FHIR server",
+    /// "no answer within 2000 ms", "HTTP 401 from the FHIR server", ...
     pub reason: String,
 }
+
+impl fmt::Display for DataUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.query, self.reason)
+    }
+}
+
+impl std::error::Error for DataUnavailable {}
 
 /// What the call will be assessed on.
 #[derive(Debug, Default)]
 pub struct Gathered {
-    /// Every resource from prefetch and live queries (Patient included when known).
-    pub resources: Vec<serde_json::Value>,
+    /// Every resource from prefetch and live queries (Patient included when known),
+    /// once each (by type and id).
+    pub resources: Vec<Value>,
     /// Prefetch keys that were fetched live (for metrics; no patient data).
     pub fetched_keys: Vec<&'static str>,
+    /// What was not read, e.g. pages beyond the cap or a `next` link to another
+    /// origin (no patient data: safe to log and to show on a card).
+    pub notes: Vec<String>,
 }
 
-/// Source of live FHIR searches. Implemented over reqwest; tests can inject faults.
-pub trait FhirSource: Send + Sync {}
+/// One GET for a [`FhirSource`].
+#[derive(Debug, Clone, Copy)]
+pub struct FhirGet<'a> {
+    pub url: &'a Url,
+    /// The access token, sent as `Authorization: Bearer`. `gather` sets it only for
+    /// URLs on the origin of `fhirServer`.
+    pub bearer: Option<&'a str>,
+    /// Time allowed for the whole exchange, body included.
+    pub timeout: Duration,
+}
 
-/// Gather the data for `req` before `deadline`. STUB: prefetch only.
+/// The answer to a GET, whatever its status.
+#[derive(Debug, Clone)]
+pub struct FhirReply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// A GET that produced no answer. Descriptions never hold the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    Refused,
+    TimedOut,
+    TooLarge(usize),
+    Other(String),
+}
+
+/// The future a [`FhirSource`] returns.
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<FhirReply, FetchError>> + Send + 'a>>;
+
+/// Source of live FHIR reads and searches: GET a URL. Implemented over reqwest by
+/// [`HttpFhirSource`]; object-safe so the service holds an `Arc<dyn FhirSource>` and
+/// tests can inject faults.
+pub trait FhirSource: Send + Sync {
+    fn get<'a>(&'a self, request: FhirGet<'a>) -> FetchFuture<'a>;
+}
+
+/// Gather the data for `req` before `deadline`, with "now" the current time.
 pub async fn gather(
-    _source: &dyn FhirSource,
-    _settings: &FhirSettings,
+    source: &dyn FhirSource,
+    settings: &FhirSettings,
     req: &HookRequest,
-    _deadline: tokio::time::Instant,
+    deadline: tokio::time::Instant,
 ) -> Result<Gathered, DataUnavailable> {
-    let mut resources = Vec::new();
-    for value in req.prefetch.values() {
-        match value.get("resourceType").and_then(|v| v.as_str()) {
-            Some("Bundle") => {
-                if let Some(entries) = value.get("entry").and_then(|e| e.as_array()) {
-                    resources.extend(entries.iter().filter_map(|e| e.get("resource").cloned()));
-                }
+    gather_at(source, settings, req, deadline, Utc::now()).await
+}
+
+/// [`gather`] with an explicit "now" (the request time, `dvt-model.md` §1): date
+/// windows are measured from it.
+pub async fn gather_at(
+    source: &dyn FhirSource,
+    settings: &FhirSettings,
+    req: &HookRequest,
+    deadline: tokio::time::Instant,
+    now: DateTime<Utc>,
+) -> Result<Gathered, DataUnavailable> {
+    let specs = prefetch::key_specs(req.hook);
+    let planned = prefetch::plan(&specs, &req.prefetch);
+    let live = Live {
+        source,
+        settings,
+        req,
+        deadline,
+        now,
+    };
+    let jobs = planned.into_iter().map(|(spec, decision)| {
+        let live = &live;
+        async move {
+            let outcome = match decision {
+                Decision::NoData => Ok(KeyData::default()),
+                Decision::Use { resources, next } => match next {
+                    None => Ok(KeyData {
+                        resources,
+                        ..KeyData::default()
+                    }),
+                    Some(next) => live.follow(spec, resources, &next).await,
+                },
+                Decision::Fetch(_) => live.fetch(spec).await,
+            };
+            outcome.map(|data| (spec, data))
+        }
+    });
+    let results = futures::future::try_join_all(jobs).await?;
+
+    let mut gathered = Gathered::default();
+    let mut seen = HashSet::new();
+    for (spec, data) in results {
+        if data.fetched {
+            gathered.fetched_keys.push(spec.key);
+        }
+        gathered.notes.extend(data.notes);
+        let since = window_start(settings, &spec, now);
+        let mut other_patient = 0;
+        for resource in data.resources {
+            if bundle::about_other_patient(&resource, &req.context.patient_id) {
+                other_patient += 1;
+                continue;
             }
-            Some("OperationOutcome") | None => {}
-            Some(_) => resources.push(value.clone()),
+            if let (Some(param), Some(since)) = (date_param(&spec), since)
+                && bundle::before_window(&resource, param, since)
+            {
+                continue;
+            }
+            if let Some(key) = bundle::type_and_id(&resource)
+                && !seen.insert(key)
+            {
+                continue;
+            }
+            gathered.resources.push(resource);
+        }
+        if other_patient > 0 {
+            gathered.notes.push(format!(
+                "{}: {other_patient} resource(s) about another patient were left out",
+                spec.describe()
+            ));
         }
     }
-    Ok(Gathered {
-        resources,
-        fetched_keys: Vec::new(),
-    })
+    Ok(gathered)
 }
 
-/// The live source over HTTP. STUB.
-pub struct HttpFhirSource;
-
-impl HttpFhirSource {
-    pub fn new(_settings: &FhirSettings) -> Self {
-        HttpFhirSource
+fn date_param(spec: &KeySpec) -> Option<&'static str> {
+    match spec.kind {
+        KeyKind::Search { date_param, .. } => date_param,
+        KeyKind::Read(_) => None,
     }
 }
 
-impl FhirSource for HttpFhirSource {}
+/// The start of a key's date window, when it has one.
+fn window_start(
+    settings: &FhirSettings,
+    spec: &KeySpec,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    date_param(spec)?;
+    let days = settings.windows.days(spec.resource_type)?;
+    Some(now - chrono::Duration::days(i64::from(days)))
+}
+
+/// What one key yielded.
+#[derive(Debug, Default)]
+struct KeyData {
+    resources: Vec<Value>,
+    fetched: bool,
+    notes: Vec<String>,
+}
+
+/// The live side of one call.
+struct Live<'a> {
+    source: &'a dyn FhirSource,
+    settings: &'a FhirSettings,
+    req: &'a HookRequest,
+    deadline: tokio::time::Instant,
+    now: DateTime<Utc>,
+}
+
+impl Live<'_> {
+    fn unavailable(&self, spec: &KeySpec, reason: impl Into<String>) -> DataUnavailable {
+        DataUnavailable {
+            query: spec.describe(),
+            reason: reason.into(),
+        }
+    }
+
+    /// `fhirServer` and the token to send there (contract.md, "Talking to the FHIR
+    /// server": anonymous only where configuration allows it).
+    fn server(&self, spec: &KeySpec) -> Result<(&Url, Option<&str>), DataUnavailable> {
+        let base = self
+            .req
+            .fhir_server
+            .as_ref()
+            .ok_or_else(|| self.unavailable(spec, "no fhirServer in the request"))?;
+        match &self.req.fhir_authorization {
+            Some(auth) => Ok((base, Some(auth.access_token.as_str()))),
+            None if self.settings.allow_anonymous => Ok((base, None)),
+            None => Err(self.unavailable(
+                spec,
+                "no fhirAuthorization in the request, and anonymous FHIR queries are not allowed",
+            )),
+        }
+    }
+
+    /// Query a key live: a read, or a search and its pages.
+    async fn fetch(&self, spec: KeySpec) -> Result<KeyData, DataUnavailable> {
+        let (base, _) = self.server(&spec)?;
+        let mut data = KeyData {
+            fetched: true,
+            ..KeyData::default()
+        };
+        match spec.kind {
+            KeyKind::Read(which) => {
+                let id = match which {
+                    ContextId::Patient => Some(self.req.context.patient_id.as_str()),
+                    ContextId::Encounter => self.req.context.encounter_id.as_deref(),
+                };
+                let Some(id) = id.filter(|id| !id.is_empty()) else {
+                    return Ok(data);
+                };
+                let url = read_url(base, spec.resource_type, id);
+                if let Some(resource) = self.get_json(&spec, &url, true).await? {
+                    if bundle::resource_type(&resource) != Some(spec.resource_type) {
+                        return Err(self.unavailable(
+                            &spec,
+                            format!(
+                                "the FHIR server answered with a {} resource",
+                                kind_of(&resource)
+                            ),
+                        ));
+                    }
+                    data.resources.push(resource);
+                }
+                Ok(data)
+            }
+            KeyKind::Search { count, date_param } => {
+                let since = window_start(self.settings, &spec, self.now);
+                let mut url = base.clone();
+                url.path_segments_mut()
+                    .map(|mut p| {
+                        p.pop_if_empty().push(spec.resource_type);
+                    })
+                    .map_err(|_| self.unavailable(&spec, "fhirServer cannot have a path"))?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.clear()
+                        .append_pair("patient", &self.req.context.patient_id)
+                        .append_pair(
+                            "_count",
+                            &self.settings.page_size.unwrap_or(count).to_string(),
+                        );
+                    if let (Some(param), Some(since)) = (date_param, since) {
+                        q.append_pair(
+                            param,
+                            &format!(
+                                "ge{}",
+                                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                            ),
+                        );
+                    }
+                }
+                self.pages(spec, data, url, 0).await
+            }
+        }
+    }
+
+    /// A prefetch Bundle with a `next` link: read the rest with the same token.
+    async fn follow(
+        &self,
+        spec: KeySpec,
+        resources: Vec<Value>,
+        next: &str,
+    ) -> Result<KeyData, DataUnavailable> {
+        let (base, _) = self.server(&spec)?;
+        let data = KeyData {
+            resources,
+            fetched: true,
+            notes: Vec::new(),
+        };
+        match Url::options().base_url(Some(base)).parse(next) {
+            Ok(url) => self.pages(spec, data, url, 1).await,
+            Err(_) => {
+                Err(self.unavailable(&spec, "the prefetch Bundle has an unreadable next link"))
+            }
+        }
+    }
+
+    /// Read search pages from `url` on, `read` pages already read, up to the cap.
+    async fn pages(
+        &self,
+        spec: KeySpec,
+        mut data: KeyData,
+        first: Url,
+        mut read: usize,
+    ) -> Result<KeyData, DataUnavailable> {
+        let mut url = first;
+        loop {
+            if read >= self.settings.max_pages.max(1) {
+                data.notes.push(format!(
+                    "{}: more than {} page(s); the rest was not read",
+                    spec.describe(),
+                    self.settings.max_pages
+                ));
+                return Ok(data);
+            }
+            if !same_origin(&url, self.req.fhir_server.as_ref()) {
+                data.notes.push(format!(
+                    "{}: a next link to another origin than fhirServer was not followed",
+                    spec.describe()
+                ));
+                return Ok(data);
+            }
+            let Some(page) = self.get_json(&spec, &url, false).await? else {
+                return Err(self.unavailable(&spec, "HTTP 404 from the FHIR server"));
+            };
+            if bundle::resource_type(&page) != Some("Bundle") {
+                return Err(self.unavailable(
+                    &spec,
+                    format!(
+                        "the FHIR server answered with a {}, not a Bundle",
+                        kind_of(&page)
+                    ),
+                ));
+            }
+            read += 1;
+            data.resources.extend(bundle::entries(&page));
+            let Some(next) = bundle::next_link(&page) else {
+                return Ok(data);
+            };
+            url = match url.join(next) {
+                Ok(u) => u,
+                Err(_) => {
+                    return Err(
+                        self.unavailable(&spec, "the FHIR server sent an unreadable next link")
+                    );
+                }
+            };
+        }
+    }
+
+    /// GET a URL on `fhirServer` and read the body as one FHIR resource. `Ok(None)`:
+    /// a read of something that does not exist (404 / 410), like a `null` prefetch.
+    async fn get_json(
+        &self,
+        spec: &KeySpec,
+        url: &Url,
+        is_read: bool,
+    ) -> Result<Option<Value>, DataUnavailable> {
+        let (base, bearer) = self.server(spec)?;
+        // The token goes to fhirServer's origin and nowhere else.
+        if url.origin() != base.origin() {
+            return Err(self.unavailable(
+                spec,
+                "refused to send the request to another origin than fhirServer",
+            ));
+        }
+        let remaining = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            return Err(self.unavailable(
+                spec,
+                "the call's deadline passed before the query could start",
+            ));
+        }
+        let timeout = self.settings.query_timeout.min(remaining);
+        let request = FhirGet {
+            url,
+            bearer,
+            timeout,
+        };
+        let reply = match tokio::time::timeout_at(self.deadline, self.source.get(request)).await {
+            Err(_) => return Err(self.unavailable(spec, "no answer before the call's deadline")),
+            Ok(Err(FetchError::TimedOut)) if timeout < self.settings.query_timeout => {
+                return Err(self.unavailable(spec, "no answer before the call's deadline"));
+            }
+            Ok(Err(e)) => return Err(self.unavailable(spec, fetch_reason(&e, timeout))),
+            Ok(Ok(reply)) => reply,
+        };
+        match reply.status {
+            200..=299 => {}
+            404 | 410 if is_read => return Ok(None),
+            401 | 403 => {
+                return Err(self.unavailable(
+                    spec,
+                    format!(
+                        "HTTP {} from the FHIR server: the access token was refused",
+                        reply.status
+                    ),
+                ));
+            }
+            300..=399 => {
+                return Err(self.unavailable(
+                    spec,
+                    format!("HTTP {} from the FHIR server: redirects to another origin are not followed", reply.status),
+                ));
+            }
+            s => return Err(self.unavailable(spec, format!("HTTP {s} from the FHIR server"))),
+        }
+        match serde_json::from_slice::<Value>(&reply.body) {
+            Ok(v) if bundle::resource_type(&v).is_some() => Ok(Some(v)),
+            _ => Err(self.unavailable(spec, "the response is not a FHIR resource in JSON")),
+        }
+    }
+}
+
+fn fetch_reason(error: &FetchError, timeout: Duration) -> String {
+    match error {
+        FetchError::Refused => "connection refused by the FHIR server".into(),
+        FetchError::TimedOut => format!("no answer within {} ms", timeout.as_millis()),
+        FetchError::TooLarge(limit) => format!("the response is larger than {limit} bytes"),
+        FetchError::Other(reason) => reason.clone(),
+    }
+}
+
+fn kind_of(resource: &Value) -> &str {
+    bundle::resource_type(resource).unwrap_or("non-FHIR value")
+}
+
+fn same_origin(url: &Url, base: Option<&Url>) -> bool {
+    base.is_some_and(|b| b.origin() == url.origin())
+}
+
+/// `{fhirServer}/{Type}/{id}`, the id percent-encoded as one path segment.
+fn read_url(base: &Url, resource_type: &str, id: &str) -> Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    if let Ok(mut p) = url.path_segments_mut() {
+        p.pop_if_empty().push(resource_type).push(id);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cds_hooks::{FhirAuthorization, HookContext};
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    /// A fake source: answers from a table by path and query, and records every GET.
+    #[derive(Default)]
+    struct Table {
+        answers: Vec<(String, u16, Value)>,
+        seen: Mutex<Vec<(String, Option<String>)>>,
+    }
+
+    impl FhirSource for Table {
+        fn get<'a>(&'a self, request: FhirGet<'a>) -> FetchFuture<'a> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((request.url.to_string(), request.bearer.map(str::to_owned)));
+            let found = self
+                .answers
+                .iter()
+                .find(|(prefix, _, _)| request.url.as_str().starts_with(prefix.as_str()))
+                .map(|(_, s, v)| FhirReply {
+                    status: *s,
+                    body: v.to_string().into_bytes(),
+                });
+            Box::pin(async move { found.ok_or(FetchError::Refused) })
+        }
+    }
+
+    fn request(prefetch: Value, token: Option<&str>) -> HookRequest {
+        HookRequest {
+            hook: Hook::PatientView,
+            hook_instance: "h1".into(),
+            fhir_server: Some(Url::parse("https://ehr.example/fhir").unwrap()),
+            fhir_authorization: token.map(|t| FhirAuthorization {
+                access_token: t.into(),
+                token_type: "Bearer".into(),
+                expires_in: None,
+                scope: None,
+                subject: None,
+            }),
+            context: HookContext {
+                user_id: "Practitioner/1".into(),
+                patient_id: "p1".into(),
+                encounter_id: None,
+                draft_orders: vec![],
+                selections: vec![],
+            },
+            prefetch: prefetch.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn searchset(resources: &[Value], next: Option<&str>) -> Value {
+        let mut b = json!({"resourceType": "Bundle", "type": "searchset",
+            "entry": resources.iter().map(|r| json!({"resource": r, "search": {"mode": "match"}})).collect::<Vec<_>>()});
+        if let Some(n) = next {
+            b["link"] = json!([{"relation": "next", "url": n}]);
+        }
+        b
+    }
+
+    /// A prefetch where every key is answered (empty) except those named.
+    fn full_prefetch_except(missing: &[&str]) -> Value {
+        let mut m = serde_json::Map::new();
+        for spec in prefetch::key_specs(Hook::PatientView) {
+            if !missing.contains(&spec.key) {
+                let v = if spec.key == "patient" {
+                    json!({"resourceType": "Patient", "id": "p1"})
+                } else {
+                    searchset(&[], None)
+                };
+                m.insert(spec.key.into(), v);
+            }
+        }
+        Value::Object(m)
+    }
+
+    fn deadline() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn complete_prefetch_needs_no_server() {
+        let mut req = request(full_prefetch_except(&[]), None);
+        req.fhir_server = None;
+        let source = Table::default();
+        let got = gather(&source, &FhirSettings::default(), &req, deadline())
+            .await
+            .unwrap();
+        assert_eq!(got.resources.len(), 1);
+        assert!(got.fetched_keys.is_empty());
+        assert!(source.seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn absent_key_is_queried_with_the_token_and_a_date_window() {
+        let obs = json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"},
+                         "effectiveDateTime": "2026-03-01T00:00:00Z"});
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Observation?".into(),
+                200,
+                searchset(&[obs], None),
+            )],
+            ..Table::default()
+        };
+        let req = request(full_prefetch_except(&["observations"]), Some("secret"));
+        let now = DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let got = gather_at(&source, &FhirSettings::default(), &req, deadline(), now)
+            .await
+            .unwrap();
+        assert_eq!(got.fetched_keys, ["observations"]);
+        assert_eq!(got.resources.len(), 2);
+        let seen = source.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            seen[0].0,
+            "https://ehr.example/fhir/Observation?patient=p1&_count=1000&date=ge2025-05-26T00%3A00%3A00Z"
+        );
+        assert_eq!(seen[0].1.as_deref(), Some("secret"));
+    }
+
+    #[tokio::test]
+    async fn conditions_are_not_narrowed_by_date() {
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Condition?".into(),
+                200,
+                searchset(&[], None),
+            )],
+            ..Table::default()
+        };
+        let req = request(full_prefetch_except(&["conditions"]), Some("t"));
+        gather(&source, &FhirSettings::default(), &req, deadline())
+            .await
+            .unwrap();
+        let seen = source.seen.lock().unwrap();
+        assert_eq!(
+            seen[0].0,
+            "https://ehr.example/fhir/Condition?patient=p1&_count=500"
+        );
+    }
+
+    #[tokio::test]
+    async fn operation_outcome_in_prefetch_is_queried() {
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["procedures"] = json!({"resourceType": "OperationOutcome", "issue": []});
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Procedure?".into(),
+                200,
+                searchset(&[], None),
+            )],
+            ..Table::default()
+        };
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &request(prefetch, Some("t")),
+            deadline(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.fetched_keys, ["procedures"]);
+    }
+
+    #[tokio::test]
+    async fn null_prefetch_is_not_queried() {
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["patient"] = Value::Null;
+        let source = Table::default();
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &request(prefetch, Some("t")),
+            deadline(),
+        )
+        .await
+        .unwrap();
+        assert!(got.resources.is_empty());
+        assert!(source.seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn prefetch_next_link_is_followed_with_the_token() {
+        let c = |id: &str| json!({"resourceType": "Condition", "id": id, "subject": {"reference": "Patient/p1"}});
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["conditions"] = searchset(&[c("c1")], Some("https://ehr.example/fhir?page=2"));
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir?page=2".into(),
+                200,
+                searchset(&[c("c2"), c("c1")], None),
+            )],
+            ..Table::default()
+        };
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &request(prefetch, Some("tok")),
+            deadline(),
+        )
+        .await
+        .unwrap();
+        let ids: Vec<_> = got
+            .resources
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["p1", "c1", "c2"]);
+        assert_eq!(source.seen.lock().unwrap()[0].1.as_deref(), Some("tok"));
+    }
+
+    #[tokio::test]
+    async fn next_link_to_another_origin_is_not_followed() {
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["conditions"] = searchset(&[], Some("https://elsewhere.example/fhir?page=2"));
+        let source = Table::default();
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &request(prefetch, Some("tok")),
+            deadline(),
+        )
+        .await
+        .unwrap();
+        assert!(source.seen.lock().unwrap().is_empty());
+        assert_eq!(got.notes.len(), 1, "{:?}", got.notes);
+        assert!(got.notes[0].contains("another origin"));
+    }
+
+    #[tokio::test]
+    async fn missing_server_or_token_is_data_unavailable() {
+        let mut req = request(full_prefetch_except(&["encounters"]), Some("t"));
+        req.fhir_server = None;
+        let err = gather(
+            &Table::default(),
+            &FhirSettings::default(),
+            &req,
+            deadline(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.query, "encounters (Encounter search)");
+        assert_eq!(err.reason, "no fhirServer in the request");
+
+        let req = request(full_prefetch_except(&["encounters"]), None);
+        let err = gather(
+            &Table::default(),
+            &FhirSettings::default(),
+            &req,
+            deadline(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.reason.contains("anonymous"), "{err}");
+
+        // Anonymous where configuration allows it.
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Encounter?".into(),
+                200,
+                searchset(&[], None),
+            )],
+            ..Table::default()
+        };
+        let settings = FhirSettings {
+            allow_anonymous: true,
+            ..FhirSettings::default()
+        };
+        gather(&source, &settings, &req, deadline()).await.unwrap();
+        assert_eq!(source.seen.lock().unwrap()[0].1, None);
+    }
+
+    #[tokio::test]
+    async fn statuses_and_bodies_are_judged() {
+        let cases = [
+            (401, json!({}), "HTTP 401"),
+            (403, json!({}), "HTTP 403"),
+            (500, json!({"resourceType": "OperationOutcome"}), "HTTP 500"),
+            (200, json!({"hello": "world"}), "not a FHIR resource"),
+            (
+                200,
+                json!({"resourceType": "OperationOutcome"}),
+                "OperationOutcome, not a Bundle",
+            ),
+        ];
+        for (status, body, expected) in cases {
+            let source = Table {
+                answers: vec![("https://ehr.example/fhir/Observation?".into(), status, body)],
+                ..Table::default()
+            };
+            let req = request(full_prefetch_except(&["observations"]), Some("t"));
+            let err = gather(&source, &FhirSettings::default(), &req, deadline())
+                .await
+                .unwrap_err();
+            assert_eq!(err.query, "observations (Observation search)");
+            assert!(err.reason.contains(expected), "{status}: {err}");
+            assert!(!err.to_string().contains("p1"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_patient_read_is_no_data() {
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Patient/p1".into(),
+                404,
+                json!({"resourceType": "OperationOutcome"}),
+            )],
+            ..Table::default()
+        };
+        let req = request(full_prefetch_except(&["patient"]), Some("t"));
+        let got = gather(&source, &FhirSettings::default(), &req, deadline())
+            .await
+            .unwrap();
+        assert!(got.resources.is_empty());
+        assert_eq!(got.fetched_keys, ["patient"]);
+    }
+
+    #[tokio::test]
+    async fn page_cap_is_honoured() {
+        let c = |id: &str| json!({"resourceType": "Condition", "id": id});
+        let source = Table {
+            answers: vec![
+                (
+                    "https://ehr.example/fhir/Condition?".into(),
+                    200,
+                    searchset(&[c("1")], Some("https://ehr.example/fhir?p=2")),
+                ),
+                (
+                    "https://ehr.example/fhir?p=2".into(),
+                    200,
+                    searchset(&[c("2")], Some("https://ehr.example/fhir?p=3")),
+                ),
+                (
+                    "https://ehr.example/fhir?p=3".into(),
+                    200,
+                    searchset(&[c("3")], None),
+                ),
+            ],
+            ..Table::default()
+        };
+        let req = request(full_prefetch_except(&["conditions"]), Some("t"));
+        let settings = FhirSettings {
+            max_pages: 2,
+            ..FhirSettings::default()
+        };
+        let got = gather(&source, &settings, &req, deadline()).await.unwrap();
+        assert_eq!(source.seen.lock().unwrap().len(), 2);
+        assert_eq!(got.resources.len(), 3); // patient + 2 conditions
+        assert!(got.notes[0].contains("more than 2 page"), "{:?}", got.notes);
+    }
+
+    #[tokio::test]
+    async fn other_patients_resources_and_old_ones_are_left_out() {
+        let now = DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["observations"] = searchset(
+            &[
+                json!({"resourceType": "Observation", "id": "mine", "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-03-01"}),
+                json!({"resourceType": "Observation", "id": "theirs", "subject": {"reference": "Patient/p2"}, "effectiveDateTime": "2026-03-01"}),
+                json!({"resourceType": "Observation", "id": "old", "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-03-01"}),
+            ],
+            None,
+        );
+        prefetch["conditions"] = searchset(
+            &[
+                json!({"resourceType": "Condition", "id": "old-vte", "subject": {"reference": "Patient/p1"}, "onsetDateTime": "2001-01-01"}),
+            ],
+            None,
+        );
+        let got = gather_at(
+            &Table::default(),
+            &FhirSettings::default(),
+            &request(prefetch, None),
+            deadline(),
+            now,
+        )
+        .await
+        .unwrap();
+        let ids: Vec<_> = got
+            .resources
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["p1", "old-vte", "mine"]);
+        assert_eq!(got.notes.len(), 1);
+    }
+
+    #[test]
+    fn templates_are_the_fixed_keys() {
+        let t = prefetch_templates(Hook::PatientView);
+        assert_eq!(t["patient"], "Patient/{{context.patientId}}");
+        assert_eq!(
+            t["conditions"],
+            "Condition?patient={{context.patientId}}&_count=500"
+        );
+        assert_eq!(t.len(), 9);
+        assert!(!t.contains_key("encounter"));
+        let t = prefetch_templates(Hook::EncounterStart);
+        assert_eq!(t["encounter"], "Encounter/{{context.encounterId}}");
+    }
+
+    #[test]
+    fn read_urls_encode_the_id() {
+        let base = Url::parse("https://ehr.example/fhir/").unwrap();
+        assert_eq!(
+            read_url(&base, "Patient", "a/b?c").as_str(),
+            "https://ehr.example/fhir/Patient/a%2Fb%3Fc"
+        );
+    }
+}

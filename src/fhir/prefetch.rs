@@ -1,0 +1,322 @@
+//! Prefetch keys, their templates and the per-key decision (pure: no I/O).
+//!
+//! One table ([`key_specs`]) drives both the discovery templates and the live queries,
+//! so what the EHR prefetches and what we fetch ourselves are the same searches (the
+//! live ones may add a date window, which CDS Hooks 2.0 templates cannot express).
+
+use serde_json::{Map, Value};
+
+use super::bundle;
+use crate::cds_hooks::Hook;
+
+/// What a prefetch key reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `Type/{{context.<field>}}`: one resource.
+    Read(ContextId),
+    /// `Type?patient={{context.patientId}}&_count=N`: a search.
+    Search {
+        /// Default `_count`: sized for a real record (hundreds of Conditions, thousands
+        /// of Observations); servers cap it to their maximum and page the rest.
+        count: u32,
+        /// The search parameter that narrows live queries by date, when the resource
+        /// type has one the model's windows can use (see `date_window` below).
+        date_param: Option<&'static str>,
+    },
+}
+
+/// The context field a read takes its id from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextId {
+    Patient,
+    Encounter,
+}
+
+/// One prefetch key (names fixed in common.md "Cross-team contracts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub key: &'static str,
+    pub resource_type: &'static str,
+    pub kind: KeyKind,
+}
+
+impl KeySpec {
+    /// How the key is named in errors and notes: key and FHIR interaction, never an id.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            KeyKind::Read(_) => format!("{} ({} read)", self.key, self.resource_type),
+            KeyKind::Search { .. } => format!("{} ({} search)", self.key, self.resource_type),
+        }
+    }
+
+    /// The CDS Hooks 2.0 prefetch template (only `{{context.*}}` tokens).
+    pub fn template(&self) -> String {
+        match self.kind {
+            KeyKind::Read(ContextId::Patient) => {
+                format!("{}/{{{{context.patientId}}}}", self.resource_type)
+            }
+            KeyKind::Read(ContextId::Encounter) => {
+                format!("{}/{{{{context.encounterId}}}}", self.resource_type)
+            }
+            KeyKind::Search { count, .. } => format!(
+                "{}?patient={{{{context.patientId}}}}&_count={count}",
+                self.resource_type
+            ),
+        }
+    }
+}
+
+const fn search(
+    key: &'static str,
+    resource_type: &'static str,
+    count: u32,
+    date_param: Option<&'static str>,
+) -> KeySpec {
+    KeySpec {
+        key,
+        resource_type,
+        kind: KeyKind::Search { count, date_param },
+    }
+}
+
+/// The keys every service prefetches. Why each exists and how far back live queries
+/// reach is written in docs/fhir-servers.md ("Prefetch keys").
+const COMMON_KEYS: [KeySpec; 9] = [
+    KeySpec {
+        key: "patient",
+        resource_type: "Patient",
+        kind: KeyKind::Read(ContextId::Patient),
+    },
+    // No date narrowing: previous VTE counts at any time, and active conditions
+    // (cancer, paralysis, long-term drug use) may have an old onset (dvt-model.md §2).
+    search("conditions", "Condition", 500, None),
+    search("observations", "Observation", 1000, Some("date")),
+    search("procedures", "Procedure", 200, Some("date")),
+    // No date narrowing: a long-running prescription can be years old (§2 "current").
+    search("medicationRequests", "MedicationRequest", 200, None),
+    search("medicationStatements", "MedicationStatement", 200, None),
+    search("encounters", "Encounter", 200, Some("date")),
+    search("serviceRequests", "ServiceRequest", 200, Some("authored")),
+    search("diagnosticReports", "DiagnosticReport", 200, Some("date")),
+];
+
+const ENCOUNTER_KEY: KeySpec = KeySpec {
+    key: "encounter",
+    resource_type: "Encounter",
+    kind: KeyKind::Read(ContextId::Encounter),
+};
+
+/// The prefetch keys of the service answering `hook`.
+pub fn key_specs(hook: Hook) -> Vec<KeySpec> {
+    let mut keys = COMMON_KEYS.to_vec();
+    if hook == Hook::EncounterStart {
+        keys.push(ENCOUNTER_KEY);
+    }
+    keys
+}
+
+/// Why a key is fetched live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchReason {
+    /// The key is absent from the prefetch.
+    Absent,
+    /// The EHR put an OperationOutcome there: it failed to fetch.
+    Outcome,
+    /// The value is not a FHIR resource (a string, a number, no `resourceType`).
+    Malformed,
+}
+
+/// What to do with one prefetch key (contract.md, "Prefetch: every case").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// `null`: the data does not exist; no query.
+    NoData,
+    /// Query it from `fhirServer`.
+    Fetch(FetchReason),
+    /// Use these resources; when `next` is set, the prefetch Bundle has more pages to
+    /// read with the same token.
+    Use {
+        resources: Vec<Value>,
+        next: Option<String>,
+    },
+}
+
+/// Decide, key by key, what the prefetch gives and what must be fetched. Keys of the
+/// prefetch that are not in `keys` are ignored.
+pub fn plan(keys: &[KeySpec], prefetch: &Map<String, Value>) -> Vec<(KeySpec, Decision)> {
+    keys.iter()
+        .map(|spec| (*spec, decide(prefetch.get(spec.key))))
+        .collect()
+}
+
+/// The decision for one prefetch value (`None`: the key is absent).
+pub fn decide(value: Option<&Value>) -> Decision {
+    let value = match value {
+        None => return Decision::Fetch(FetchReason::Absent),
+        Some(Value::Null) => return Decision::NoData,
+        Some(v) => v,
+    };
+    match bundle::resource_type(value) {
+        None => Decision::Fetch(FetchReason::Malformed),
+        Some("OperationOutcome") => Decision::Fetch(FetchReason::Outcome),
+        Some("Bundle") => Decision::Use {
+            resources: bundle::entries(value),
+            next: bundle::next_link(value).map(str::to_owned),
+        },
+        Some(_) => Decision::Use {
+            resources: vec![value.clone()],
+            next: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obs(id: &str) -> Value {
+        json!({"resourceType": "Observation", "id": id, "status": "final"})
+    }
+
+    #[test]
+    fn absent_key_is_fetched() {
+        assert_eq!(decide(None), Decision::Fetch(FetchReason::Absent));
+    }
+
+    #[test]
+    fn null_means_no_data_and_no_query() {
+        assert_eq!(decide(Some(&Value::Null)), Decision::NoData);
+    }
+
+    #[test]
+    fn operation_outcome_is_fetched() {
+        let oo = json!({"resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "timeout"}]});
+        assert_eq!(decide(Some(&oo)), Decision::Fetch(FetchReason::Outcome));
+    }
+
+    #[test]
+    fn non_resource_values_are_fetched() {
+        for v in [json!("Patient/1"), json!(3), json!([]), json!({"id": "x"})] {
+            assert_eq!(
+                decide(Some(&v)),
+                Decision::Fetch(FetchReason::Malformed),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn single_resource_is_used() {
+        let p = json!({"resourceType": "Patient", "id": "p1"});
+        assert_eq!(
+            decide(Some(&p)),
+            Decision::Use {
+                resources: vec![p.clone()],
+                next: None
+            }
+        );
+    }
+
+    #[test]
+    fn empty_bundle_is_used_as_no_results() {
+        let b = json!({"resourceType": "Bundle", "type": "searchset", "total": 0});
+        assert_eq!(
+            decide(Some(&b)),
+            Decision::Use {
+                resources: vec![],
+                next: None
+            }
+        );
+    }
+
+    #[test]
+    fn bundle_entries_are_read_leniently() {
+        // No Bundle.type, no search.mode on one entry, an outcome entry, an entry
+        // without a resource, an entry whose resource has no resourceType.
+        let b = json!({"resourceType": "Bundle", "entry": [
+            {"resource": obs("a")},
+            {"resource": obs("b"), "search": {"mode": "match"}},
+            {"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}},
+            {"fullUrl": "urn:uuid:x"},
+            {"resource": {"id": "c"}},
+            {"resource": obs("d"), "search": {"mode": "include"}}
+        ]});
+        assert_eq!(
+            decide(Some(&b)),
+            Decision::Use {
+                resources: vec![obs("a"), obs("b"), obs("d")],
+                next: None
+            }
+        );
+    }
+
+    #[test]
+    fn bundle_with_next_link_is_used_and_followed() {
+        let b = json!({"resourceType": "Bundle", "type": "searchset",
+            "link": [{"relation": "self", "url": "https://ehr.example/fhir/Observation?patient=1"},
+                     {"relation": "next", "url": "https://ehr.example/fhir/Observation?page=2"}],
+            "entry": [{"resource": obs("a")}]});
+        assert_eq!(
+            decide(Some(&b)),
+            Decision::Use {
+                resources: vec![obs("a")],
+                next: Some("https://ehr.example/fhir/Observation?page=2".into())
+            }
+        );
+    }
+
+    #[test]
+    fn plan_covers_every_key_and_ignores_unknown_ones() {
+        let prefetch = json!({
+            "patient": {"resourceType": "Patient", "id": "p1"},
+            "conditions": null,
+            "observations": {"resourceType": "OperationOutcome"},
+            "somethingElse": {"resourceType": "Patient", "id": "other"},
+            "encounter": {"resourceType": "Encounter", "id": "e1"}
+        });
+        let prefetch = prefetch.as_object().unwrap();
+        let planned = plan(&key_specs(Hook::PatientView), prefetch);
+        let keys: Vec<&str> = planned.iter().map(|(s, _)| s.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "patient",
+                "conditions",
+                "observations",
+                "procedures",
+                "medicationRequests",
+                "medicationStatements",
+                "encounters",
+                "serviceRequests",
+                "diagnosticReports"
+            ]
+        );
+        assert!(matches!(planned[0].1, Decision::Use { .. }));
+        assert_eq!(planned[1].1, Decision::NoData);
+        assert_eq!(planned[2].1, Decision::Fetch(FetchReason::Outcome));
+        assert_eq!(planned[3].1, Decision::Fetch(FetchReason::Absent));
+        // encounter-start also reads the hook's Encounter.
+        let planned = plan(&key_specs(Hook::EncounterStart), prefetch);
+        assert_eq!(planned.last().unwrap().0.key, "encounter");
+        assert!(matches!(planned.last().unwrap().1, Decision::Use { .. }));
+    }
+
+    #[test]
+    fn templates_use_only_context_tokens_and_a_count() {
+        for hook in Hook::ALL {
+            for spec in key_specs(hook) {
+                let t = spec.template();
+                let rest = t
+                    .replace("{{context.patientId}}", "")
+                    .replace("{{context.encounterId}}", "");
+                assert!(!rest.contains("{{"), "{t}");
+                assert!(t.starts_with(spec.resource_type), "{t}");
+                if let KeyKind::Search { .. } = spec.kind {
+                    assert!(t.contains("?patient={{context.patientId}}&_count="), "{t}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! `fhir::gather` over real HTTP: against the Helios FHIR server (hfs) with synthetic
+//! patients, and against fake servers for the faults a real server cannot show (a
+//! hang, a 401, a non-FHIR body, a `next` link to another origin).
+
+mod fhir_support;
+
+use std::time::{Duration, Instant};
+
+use dvt_cds::assessment::{HookInput, respond};
+use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest};
+use dvt_cds::fhir::{self, DataUnavailable, FhirSettings, Gathered, HttpFhirSource};
+use dvt_cds::mappings::Mappings;
+use fhir_support::synthetic::{self, type_ids};
+use fhir_support::{Behaviour, Fake, Hfs, free_port};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+const TOKEN: &str = "test-access-token-7f3a";
+
+fn request(hook: Hook, server: Url, patient: &str, prefetch: Map<String, Value>) -> HookRequest {
+    HookRequest {
+        hook,
+        hook_instance: "d9c5b0a8-0000-4000-8000-000000000001".into(),
+        fhir_server: Some(server),
+        fhir_authorization: Some(FhirAuthorization {
+            access_token: TOKEN.into(),
+            token_type: "Bearer".into(),
+            expires_in: Some(300),
+            scope: Some("patient/*.read".into()),
+            subject: None,
+        }),
+        context: HookContext {
+            user_id: "Practitioner/example".into(),
+            patient_id: patient.into(),
+            encounter_id: None,
+            draft_orders: vec![],
+            selections: vec![],
+        },
+        prefetch,
+    }
+}
+
+async fn gather(
+    settings: &FhirSettings,
+    req: &HookRequest,
+    budget: Duration,
+) -> Result<Gathered, DataUnavailable> {
+    let source = HttpFhirSource::new(settings);
+    let deadline = tokio::time::Instant::now() + budget;
+    fhir::gather_at(&source, settings, req, deadline, synthetic::now()).await
+}
+
+/// What an EHR would prefetch: each template rendered for the patient, read from hfs.
+async fn prefetch_from(
+    hfs: &Hfs,
+    hook: Hook,
+    patient: &str,
+    encounter: Option<&str>,
+) -> Map<String, Value> {
+    let mut prefetch = Map::new();
+    for (key, template) in fhir::prefetch_templates(hook) {
+        let mut path = template.replace("{{context.patientId}}", patient);
+        if let Some(e) = encounter {
+            path = path.replace("{{context.encounterId}}", e);
+        }
+        prefetch.insert(key.to_owned(), hfs.get(&path).await);
+    }
+    prefetch
+}
+
+fn respond_to(req: &HookRequest, resources: &[Value]) -> Value {
+    let input = HookInput {
+        hook: req.hook,
+        hook_instance: req.hook_instance.clone(),
+        patient_id: req.context.patient_id.clone(),
+        encounter_id: req.context.encounter_id.clone(),
+        draft_orders: vec![],
+    };
+    respond(
+        &Mappings::embedded().unwrap(),
+        &input,
+        resources,
+        synthetic::now(),
+    )
+}
+
+async fn loaded_hfs(page_size: u32) -> (Hfs, Vec<synthetic::Patient>) {
+    let hfs = Hfs::start(page_size).await;
+    let patients = synthetic::patients();
+    for p in &patients {
+        hfs.load(&p.transaction()).await;
+    }
+    (hfs, patients)
+}
+
+#[tokio::test]
+#[ignore = "needs the Helios FHIR server: run scripts/test"]
+async fn live_queries_return_what_prefetch_gives() {
+    let (hfs, patients) = loaded_hfs(50).await;
+    let settings = FhirSettings::default();
+    for p in &patients {
+        let live_req = request(Hook::PatientView, hfs.base(), &p.id, Map::new());
+        let live = gather(&settings, &live_req, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            live.fetched_keys.len(),
+            9,
+            "{}: {:?}",
+            p.id,
+            live.fetched_keys
+        );
+        assert!(live.notes.is_empty(), "{}: {:?}", p.id, live.notes);
+        assert_eq!(type_ids(&live.resources), p.expected(), "{}: live", p.id);
+        assert_eq!(
+            live.resources.len(),
+            p.expected().len(),
+            "{}: duplicates",
+            p.id
+        );
+
+        let pre_req = request(
+            Hook::PatientView,
+            hfs.base(),
+            &p.id,
+            prefetch_from(&hfs, Hook::PatientView, &p.id, None).await,
+        );
+        let pre = gather(&settings, &pre_req, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(
+            pre.fetched_keys.is_empty(),
+            "{}: {:?}",
+            p.id,
+            pre.fetched_keys
+        );
+        assert!(pre.notes.is_empty(), "{}: {:?}", p.id, pre.notes);
+        assert_eq!(type_ids(&pre.resources), p.expected(), "{}: prefetch", p.id);
+
+        assert_eq!(
+            respond_to(&live_req, &live.resources),
+            respond_to(&pre_req, &pre.resources),
+            "{}",
+            p.id
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the Helios FHIR server: run scripts/test"]
+async fn encounter_start_reads_the_hook_encounter() {
+    let (hfs, patients) = loaded_hfs(50).await;
+    let p = &patients[1];
+    let encounter = p
+        .resources
+        .iter()
+        .find(|(r, _)| r["resourceType"] == "Encounter")
+        .map(|(r, _)| r["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let mut req = request(Hook::EncounterStart, hfs.base(), &p.id, Map::new());
+    req.context.encounter_id = Some(encounter.clone());
+    let live = gather(&FhirSettings::default(), &req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(live.fetched_keys.contains(&"encounter"));
+    assert_eq!(type_ids(&live.resources), p.expected());
+
+    req.prefetch = prefetch_from(&hfs, Hook::EncounterStart, &p.id, Some(&encounter)).await;
+    assert_eq!(req.prefetch["encounter"]["id"], json!(encounter));
+    let pre = gather(&FhirSettings::default(), &req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(pre.fetched_keys.is_empty());
+    assert_eq!(type_ids(&pre.resources), p.expected());
+}
+
+#[tokio::test]
+#[ignore = "needs the Helios FHIR server: run scripts/test"]
+async fn paging_reads_every_page_and_honours_the_cap() {
+    let (hfs, patients) = loaded_hfs(2).await;
+    let p = &patients[0];
+    let observations = p.expected_of("Observation");
+    assert!(
+        observations.len() > 4,
+        "the test needs at least 3 pages of 2"
+    );
+    let only = |g: &Gathered, t: &str| {
+        type_ids(&g.resources)
+            .into_iter()
+            .filter(|(rt, _)| rt == t)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+
+    // Every page is read.
+    let settings = FhirSettings {
+        page_size: Some(2),
+        ..FhirSettings::default()
+    };
+    let req = request(Hook::PatientView, hfs.base(), &p.id, Map::new());
+    let all = gather(&settings, &req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(type_ids(&all.resources), p.expected());
+    assert!(all.notes.is_empty(), "{:?}", all.notes);
+
+    // The cap: two pages of two, and a note saying the rest was not read.
+    let capped = FhirSettings {
+        max_pages: 2,
+        ..settings.clone()
+    };
+    let some = gather(&capped, &req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(only(&some, "Observation").len(), 4);
+    assert!(only(&some, "Observation").is_subset(&observations));
+    assert!(
+        some.notes
+            .iter()
+            .any(|n| n.starts_with("observations (Observation search): more than 2 page")),
+        "{:?}",
+        some.notes
+    );
+
+    // A prefetch Bundle with a next link: the rest is read with the token.
+    let first_page = hfs
+        .get(&format!("Observation?patient={}&_count=2", p.id))
+        .await;
+    assert!(
+        fhir::bundle::next_link(&first_page).is_some(),
+        "hfs did not page"
+    );
+    let mut prefetch = Map::new();
+    prefetch.insert("observations".into(), first_page);
+    let req = request(Hook::PatientView, hfs.base(), &p.id, prefetch);
+    let followed = gather(&settings, &req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(only(&followed, "Observation"), observations);
+    assert!(followed.fetched_keys.contains(&"observations"));
+}
+
+#[tokio::test]
+#[ignore = "needs the Helios FHIR server: run scripts/test"]
+async fn stopped_server_is_data_unavailable_quickly() {
+    let (mut hfs, patients) = loaded_hfs(50).await;
+    let req = request(Hook::PatientView, hfs.base(), &patients[0].id, Map::new());
+    hfs.stop();
+    let started = Instant::now();
+    let err = gather(&FhirSettings::default(), &req, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.reason.contains("refused"), "{err}");
+    assert!(!err.to_string().contains(&patients[0].id), "{err}");
+}
+
+#[tokio::test]
+async fn refused_connection_is_data_unavailable_quickly() {
+    let base = Url::parse(&format!("http://127.0.0.1:{}/fhir/", free_port())).unwrap();
+    let req = request(Hook::PatientView, base, "p1", Map::new());
+    let started = Instant::now();
+    let err = gather(&FhirSettings::default(), &req, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.reason, "connection refused by the FHIR server");
+    assert!(
+        err.query.contains(" search)") || err.query.contains(" read)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn hanging_server_is_data_unavailable_within_the_deadline() {
+    let fake = Fake::start(Behaviour::Hang).await;
+    let req = request(Hook::PatientView, fake.base(), "p1", Map::new());
+    // The call's deadline is shorter than the per-query timeout.
+    let settings = FhirSettings {
+        query_timeout: Duration::from_secs(10),
+        ..FhirSettings::default()
+    };
+    let started = Instant::now();
+    let err = gather(&settings, &req, Duration::from_millis(600))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_millis(900),
+        "{took:?}"
+    );
+    assert!(
+        err.reason.contains("600 ms") || err.reason.contains("deadline"),
+        "{err}"
+    );
+    // All nine queries went out at once (concurrency), none answered.
+    assert_eq!(fake.connection_count(), 9);
+
+    // The per-query timeout shorter than the deadline.
+    let settings = FhirSettings {
+        query_timeout: Duration::from_millis(300),
+        ..FhirSettings::default()
+    };
+    let started = Instant::now();
+    let err = gather(&settings, &req, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.reason, "no answer within 300 ms");
+}
+
+#[tokio::test]
+async fn refused_token_is_data_unavailable_naming_the_query() {
+    let body = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "security"}]});
+    let fake = Fake::start(Behaviour::Answer(
+        401,
+        "application/fhir+json",
+        body.to_string(),
+    ))
+    .await;
+    let mut prefetch = Map::new();
+    // Only `procedures` is missing: the error must name it.
+    for (key, _) in fhir::prefetch_templates(Hook::PatientView) {
+        if key != "procedures" {
+            prefetch.insert(
+                key.into(),
+                json!({"resourceType": "Bundle", "type": "searchset"}),
+            );
+        }
+    }
+    prefetch.insert(
+        "patient".into(),
+        json!({"resourceType": "Patient", "id": "p1"}),
+    );
+    let req = request(Hook::PatientView, fake.base(), "p1", prefetch);
+    let err = gather(&FhirSettings::default(), &req, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.query, "procedures (Procedure search)");
+    assert!(
+        err.reason.starts_with("HTTP 401 from the FHIR server"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(TOKEN));
+    // The token went to fhirServer, with the Accept R4 servers take.
+    let requests = fake.requests.lock().unwrap();
+    assert_eq!(requests.len(), 1);
+    let lower = requests[0].to_lowercase();
+    assert!(
+        lower.starts_with("get /fhir/procedure?patient=p1&_count=200&date=ge"),
+        "{lower}"
+    );
+    assert!(lower.contains(&format!("authorization: bearer {}", TOKEN.to_lowercase())));
+    assert!(
+        lower.contains("accept: application/fhir+json\r\n"),
+        "{lower}"
+    );
+}
+
+#[tokio::test]
+async fn server_error_and_non_fhir_bodies_are_data_unavailable() {
+    let cases = [
+        (
+            Behaviour::Answer(503, "text/plain", "down for maintenance".into()),
+            "HTTP 503 from the FHIR server",
+        ),
+        (
+            Behaviour::Answer(500, "application/fhir+json", "{}".into()),
+            "HTTP 500 from the FHIR server",
+        ),
+        (
+            Behaviour::Answer(200, "text/html", "<html><body>Login</body></html>".into()),
+            "the response is not a FHIR resource in JSON",
+        ),
+        (
+            Behaviour::Answer(200, "application/json", "{\"ok\": true}".into()),
+            "the response is not a FHIR resource in JSON",
+        ),
+    ];
+    for (behaviour, expected) in cases {
+        let fake = Fake::start(behaviour).await;
+        let req = request(Hook::PatientView, fake.base(), "p1", Map::new());
+        let err = gather(&FhirSettings::default(), &req, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, expected);
+    }
+}
+
+#[tokio::test]
+async fn next_link_to_another_origin_is_not_followed() {
+    let elsewhere = Fake::start(Behaviour::Answer(200, "application/fhir+json", "{}".into())).await;
+    let next = format!("http://{}/fhir/Condition?page=2", elsewhere.addr);
+    let page = json!({"resourceType": "Bundle", "type": "searchset",
+        "link": [{"relation": "next", "url": next}],
+        "entry": [{"resource": {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}}}]});
+    let fhir_server = Fake::start(Behaviour::Answer(
+        200,
+        "application/fhir+json",
+        page.to_string(),
+    ))
+    .await;
+
+    // Live search whose next link points elsewhere.
+    let mut prefetch = Map::new();
+    for (key, _) in fhir::prefetch_templates(Hook::PatientView) {
+        if key != "conditions" {
+            prefetch.insert(key.into(), Value::Null);
+        }
+    }
+    let req = request(
+        Hook::PatientView,
+        fhir_server.base(),
+        "p1",
+        prefetch.clone(),
+    );
+    let got = gather(&FhirSettings::default(), &req, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(type_ids(&got.resources).len(), 1);
+    assert_eq!(
+        got.notes,
+        [
+            "conditions (Condition search): a next link to another origin than fhirServer was not followed"
+        ]
+    );
+
+    // A prefetch Bundle whose next link points elsewhere.
+    prefetch.insert("conditions".into(), page.clone());
+    let req = request(Hook::PatientView, fhir_server.base(), "p1", prefetch);
+    let got = gather(&FhirSettings::default(), &req, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got.notes.len(), 1);
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        elsewhere.connection_count(),
+        0,
+        "the token must not leave fhirServer"
+    );
+    assert_eq!(fhir_server.connection_count(), 1);
+}
