@@ -1,11 +1,25 @@
 //! The DVT assessment (`dvt-model.md` §1–§5, §7). Pure: plain data in, plain data out.
 //!
-//! STUB (to be replaced by the "DVT assessment" issue).
+//! - [`concepts`]: §2 concepts derived from the record.
+//! - [`assess`]: §3 Wells, §4 decision and modifiers, §5 D-dimer, §7 order hooks.
+//! - [`respond`]: the CDS Hooks response body (rendered by [`crate::card`]).
+//! - [`evaluate_command`]: `dvt-cds evaluate` (reads the input files it is given).
+
+pub mod concepts;
+mod decide;
+mod evaluate;
 
 use chrono::{DateTime, Utc};
 
 use crate::cds_hooks::Hook;
 use crate::mappings::Mappings;
+
+pub use concepts::{Concepts, DDimer, DDimerKind, DDimerResult, Finding};
+pub use decide::{
+    Assessment, Category, Indicator, Left, LeftItem, Suggestion, SuggestionKind, Wells,
+    WellsItem, WellsPeItem, WellsStatus, assess,
+};
+pub use evaluate::{EvaluateArgs, evaluate_command};
 
 /// What the assessment needs to know about the call itself.
 #[derive(Debug, Clone)]
@@ -20,32 +34,14 @@ pub struct HookInput {
 
 /// Evaluate a hook call: the CDS Hooks response body (`{"cards": [...]}`, at most one card).
 pub fn respond(
-    _mappings: &Mappings,
-    _input: &HookInput,
-    _resources: &[serde_json::Value],
-    _now: DateTime<Utc>,
+    mappings: &Mappings,
+    input: &HookInput,
+    resources: &[serde_json::Value],
+    now: DateTime<Utc>,
 ) -> serde_json::Value {
-    serde_json::json!({"cards": []})
-}
-
-/// Arguments of `dvt-cds evaluate` (the command line is parsed in `cli`).
-#[derive(Debug, Clone, Default)]
-pub struct EvaluateArgs {
-    /// A Bundle (any type) holding the Patient and their resources.
-    pub bundle: Option<std::path::PathBuf>,
-    /// A CDS Hooks request with prefetch.
-    pub request: Option<std::path::PathBuf>,
-    /// Which patient, when the bundle holds several.
-    pub patient: Option<String>,
-    /// The hook (default patient-view).
-    pub hook: Option<Hook>,
-    /// "now" (default: the current time).
-    pub now: Option<DateTime<Utc>>,
-    /// Load mappings from this directory instead of the embedded ones.
-    pub mappings_dir: Option<std::path::PathBuf>,
-}
-
-/// `dvt-cds evaluate`: the CDS Hooks response JSON, or a message for unreadable input.
-pub fn evaluate_command(_args: &EvaluateArgs) -> Result<serde_json::Value, String> {
-    Err("not implemented yet".to_string())
+    let a = assess(mappings, input, resources, now);
+    match crate::card::render(mappings, input, &a) {
+        Some(card) => serde_json::json!({ "cards": [card] }),
+        None => serde_json::json!({ "cards": [] }),
+    }
 }
