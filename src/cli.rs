@@ -155,7 +155,7 @@ pub fn run() -> ExitCode {
         }
         Command::Mappings {
             command: MappingsCommand::Check { dir },
-        } => print_or_fail(crate::mappings::check_command(dir.as_deref())),
+        } => print_or_fail(crate::mappings::check_command(dir.as_deref()).map_err(|e| e.to_string())),
         Command::Feedback {
             command: FeedbackCommand::Export { feedback_db },
         } => export(&feedback_db),
@@ -193,6 +193,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             allow_anonymous: a.fhir_allow_anonymous || a.dev,
             query_timeout: a.fhir_timeout,
             max_pages: usize::from(a.fhir_max_pages),
+            ..FhirSettings::default()
         },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

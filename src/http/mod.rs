@@ -272,8 +272,8 @@ impl Application {
             return Err(NO_AUTH_MESSAGE.to_string());
         }
         let mappings = match &config.mappings_dir {
-            Some(dir) => Mappings::load_dir(dir)?,
-            None => Mappings::embedded()?,
+            Some(dir) => Mappings::load_dir(dir).map_err(|e| e.to_string())?,
+            None => Mappings::embedded().map_err(|e| e.to_string())?,
         };
         let auth = match &config.auth_config {
             Some(path) => Some(Arc::new(Authenticator::load(path)?)),
