@@ -125,9 +125,8 @@ async fn each_forged_or_misused_token_is_401() {
     let route = "/cds-services";
     let stranger = jwt::es384("ehr-es384"); // same kid, different key
     let unknown_kid = jwt::es384("not-in-jwks");
-    let mut cases: Vec<(&str, String)> = Vec::new();
-
-    cases.push(("alg none", jwt::unsigned(&a.es.kid, &jwt::claims(route))));
+    let mut cases: Vec<(&str, String)> =
+        vec![("alg none", jwt::unsigned(&a.es.kid, &jwt::claims(route)))];
     cases.push((
         "HMAC with the RSA public key as secret",
         jwt::hmac_with_public_key(&a.rs, &jwt::claims(route)),

@@ -562,3 +562,25 @@ fn mappings_check_of_the_embedded_set_succeeds() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--deadline` bounds the whole call: a FHIR server that accepts but never answers
+/// gives a 412 soon after the deadline, not a hung EHR.
+#[tokio::test]
+async fn a_hanging_fhir_server_gives_412_within_the_deadline() {
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fhir = format!("http://{}/fhir", hang.local_addr().unwrap());
+    let app = TestApp::spawn(&["--dev", "--deadline", "300ms", "--fhir-timeout", "10s"]);
+    let mut r = hook_request("patient-view");
+    r.as_object_mut().unwrap().remove("prefetch");
+    r["fhirServer"] = json!(fhir);
+    let started = std::time::Instant::now();
+    let (status, _, body) = post_json(&app.url("/cds-services/dvt-patient-view"), &r, None).await;
+    let took = started.elapsed();
+    assert_eq!(status, 412, "{body}");
+    assert_operation_outcome(&body);
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+    drop(hang);
+}
