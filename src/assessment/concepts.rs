@@ -474,15 +474,14 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                     cancer.add(f);
                 }
             }
-            Kind::ServiceRequest if f.active => {
-                if codes.contains(CodeSet::LegVeinUltrasound) && within(f, now, w.dvt_imaging) {
-                    imaging.add(f);
-                }
-            }
-            Kind::DiagnosticReport | Kind::ImagingStudy => {
-                if codes.contains(CodeSet::LegVeinUltrasound) && within(f, now, w.dvt_imaging) {
-                    imaging.add(f);
-                }
+            // §2 dvt-imaging: ServiceRequest (active / completed), DiagnosticReport or
+            // ImagingStudy with a leg-vein ultrasound code, ≤ 7 days.
+            Kind::ServiceRequest | Kind::DiagnosticReport | Kind::ImagingStudy
+                if f.active
+                    && codes.contains(CodeSet::LegVeinUltrasound)
+                    && within(f, now, w.dvt_imaging) =>
+            {
+                imaging.add(f);
             }
             _ => {}
         }

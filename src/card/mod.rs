@@ -477,15 +477,12 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             "\nThe patient is anticoagulated: a D-dimer is unreliable and is not suggested.\n",
         );
     }
-    if imaging.is_some()
-        && !matches!(
-            cat,
-            Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
-        )
+    if !matches!(
+        cat,
+        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
+    ) && let Some(l) = &imaging_line
     {
-        if let Some(l) = &imaging_line {
-            let _ = writeln!(d, "\n{l}");
-        }
+        let _ = writeln!(d, "\n{l}");
     }
     for p in &a.pathway {
         let _ = writeln!(d, "\n**Order check:** {p}");
