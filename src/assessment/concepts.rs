@@ -31,7 +31,8 @@ impl Collect {
             return None;
         }
         // Most recent first; undated last; then by reference for determinism.
-        self.items.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        self.items
+            .sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         self.items.dedup_by(|a, b| a.1 == b.1);
         let date = self.items.iter().find_map(|i| i.0).map(|w| w.date());
         let side = combine_sides(self.items.iter().filter_map(|i| i.2));
@@ -156,10 +157,16 @@ pub const WARNING_SIGNS: [(CodeSet, &str); 6] = [
 pub const ALTERNATIVES: [(CodeSet, &str); 7] = [
     (CodeSet::BakerCyst, "baker-cyst"),
     (CodeSet::CalfMuscleStrain, "calf-muscle-strain"),
-    (CodeSet::KneeLigamentOrMeniscusInjury, "knee-ligament-or-meniscus-injury"),
+    (
+        CodeSet::KneeLigamentOrMeniscusInjury,
+        "knee-ligament-or-meniscus-injury",
+    ),
     (CodeSet::NerveCompression, "nerve-compression"),
     (CodeSet::ArterialDisease, "arterial-disease"),
-    (CodeSet::SuperficialThrombophlebitis, "superficial-thrombophlebitis"),
+    (
+        CodeSet::SuperficialThrombophlebitis,
+        "superficial-thrombophlebitis",
+    ),
     (CodeSet::Cellulitis, "cellulitis"),
 ];
 
@@ -206,20 +213,28 @@ fn quantity<'a>(
             .get("component")
             .and_then(Value::as_array)?
             .iter()
-            .find(|c| crate::record::concept_codes(m, c.get("code")).0.contains(set))?
+            .find(|c| {
+                crate::record::concept_codes(m, c.get("code"))
+                    .0
+                    .contains(set)
+            })?
     };
     let Some(q) = holder.get("valueQuantity") else {
         return Some((None, None, None));
     };
     let value = q.get("value").and_then(Value::as_f64);
-    let code = q
-        .get("code")
-        .and_then(Value::as_str)
-        .filter(|_| q.get("system").and_then(Value::as_str).is_none_or(|s| s.trim() == UCUM));
+    let code = q.get("code").and_then(Value::as_str).filter(|_| {
+        q.get("system")
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.trim() == UCUM)
+    });
     let unit = code
         .or_else(|| q.get("unit").and_then(Value::as_str))
         .map(|u| u.trim().to_string());
-    let comparator = q.get("comparator").and_then(Value::as_str).map(str::to_string);
+    let comparator = q
+        .get("comparator")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Some((value, unit, comparator))
 }
 
@@ -274,12 +289,26 @@ fn read_vital(
 pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
     let w = &m.model.windows;
     let mut c = Concepts::default();
-    let (mut pain, mut swelling, mut surgery, mut bedridden, mut paralysis) =
-        (Collect::default(), Collect::default(), Collect::default(), Collect::default(), Collect::default());
-    let (mut cancer, mut prev_vte, mut cur_dvt, mut postpartum, mut estrogen) =
-        (Collect::default(), Collect::default(), Collect::default(), Collect::default(), Collect::default());
-    let (mut anticoag, mut travel, mut imaging, mut trimester) =
-        (Collect::default(), Collect::default(), Collect::default(), Collect::default());
+    let (mut pain, mut swelling, mut surgery, mut bedridden, mut paralysis) = (
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+    );
+    let (mut cancer, mut prev_vte, mut cur_dvt, mut postpartum, mut estrogen) = (
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+    );
+    let (mut anticoag, mut travel, mut imaging, mut trimester) = (
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+        Collect::default(),
+    );
     let mut signs: Vec<Collect> = WARNING_SIGNS.iter().map(|_| Collect::default()).collect();
     let mut alts: Vec<Collect> = ALTERNATIVES.iter().map(|_| Collect::default()).collect();
     // §2 pregnancy: evidence dates, ended by a later "not pregnant" or a delivery.
@@ -356,7 +385,10 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                     cur_dvt.add(f);
                 }
                 // §2 pregnancy: active Condition, evidence ≤ 280 days.
-                if f.active && codes.contains(CodeSet::Pregnancy) && within(f, now, w.pregnancy_evidence) {
+                if f.active
+                    && codes.contains(CodeSet::Pregnancy)
+                    && within(f, now, w.pregnancy_evidence)
+                {
                     preg_evidence.push(f);
                 }
                 if codes.contains(CodeSet::FirstTrimester) && still_first_trimester(m, f, now) {
@@ -386,7 +418,10 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                     && d.within_days(now, w.pregnancy_evidence)
                 {
                     let value = f.resource.get("valueCodeableConcept");
-                    if crate::record::has_coding(value, std::slice::from_ref(&m.model.record.pregnant_value)) {
+                    if crate::record::has_coding(
+                        value,
+                        std::slice::from_ref(&m.model.record.pregnant_value),
+                    ) {
                         preg_evidence.push(f);
                     } else if crate::record::has_coding(
                         value,
@@ -433,19 +468,20 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                     bedridden.add(f);
                 }
                 // §2 active-cancer: Encounter reason Z51.0 / Z51.11 ≤ 183 days.
-                if f.reason_codes.contains(CodeSet::CancerTreatment) && within(f, now, w.cancer_treatment) {
+                if f.reason_codes.contains(CodeSet::CancerTreatment)
+                    && within(f, now, w.cancer_treatment)
+                {
                     cancer.add(f);
                 }
             }
-            Kind::ServiceRequest if f.active => {
-                if codes.contains(CodeSet::LegVeinUltrasound) && within(f, now, w.dvt_imaging) {
-                    imaging.add(f);
-                }
-            }
-            Kind::DiagnosticReport | Kind::ImagingStudy => {
-                if codes.contains(CodeSet::LegVeinUltrasound) && within(f, now, w.dvt_imaging) {
-                    imaging.add(f);
-                }
+            // §2 dvt-imaging: ServiceRequest (active / completed), DiagnosticReport or
+            // ImagingStudy with a leg-vein ultrasound code, ≤ 7 days.
+            Kind::ServiceRequest | Kind::DiagnosticReport | Kind::ImagingStudy
+                if f.active
+                    && codes.contains(CodeSet::LegVeinUltrasound)
+                    && within(f, now, w.dvt_imaging) =>
+            {
+                imaging.add(f);
             }
             _ => {}
         }
@@ -503,7 +539,14 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
     }
     // §2 tachycardia: latest heart rate ≤ 1 day, ≥ 100 /min.
     if let Some(f) = latest(rec, CodeSet::HeartRate, now, w.vital_sign) {
-        c.heart_rate = read_vital(m, &mut c, f, CodeSet::HeartRate, "heart rate", &["/min", "beats/min"]);
+        c.heart_rate = read_vital(
+            m,
+            &mut c,
+            f,
+            CodeSet::HeartRate,
+            "heart rate",
+            &["/min", "beats/min"],
+        );
         if let Some(v) = &c.heart_rate
             && v.value >= m.model.thresholds.heart_rate_at_least
         {
@@ -525,14 +568,22 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
         (None, None) => None,
     };
     if let Some((f, kind)) = pick {
-        let set = if kind == DDimerKind::Feu { CodeSet::DDimerFeu } else { CodeSet::DDimerDdu };
+        let set = if kind == DDimerKind::Feu {
+            CodeSet::DDimerFeu
+        } else {
+            CodeSet::DDimerDdu
+        };
         let (raw_value, raw_unit, comparator) = quantity(m, f, set).unwrap_or((None, None, None));
-        let value_ugl = raw_value.zip(raw_unit.as_deref()).and_then(|(v, u)| to_ugl(v, u, kind));
+        let value_ugl = raw_value
+            .zip(raw_unit.as_deref())
+            .and_then(|(v, u)| to_ugl(v, u, kind));
         if value_ugl.is_none() {
             c.unreadable_units.push((
                 f.reference(),
                 "D-dimer",
-                raw_unit.clone().unwrap_or_else(|| "no value or unit".to_string()),
+                raw_unit
+                    .clone()
+                    .unwrap_or_else(|| "no value or unit".to_string()),
             ));
         }
         c.d_dimer = Some(DDimer {
@@ -567,12 +618,20 @@ fn to_ugl(value: f64, unit: &str, kind: DDimerKind) -> Option<f64> {
 
 /// §2 "never Z85.-": a cancer match only through Z85 codes does not count.
 fn only_z85(m: &Mappings, f: &Fact<'_>) -> bool {
-    let Some(codings) = f.resource.get("code").and_then(|c| c.get("coding")).and_then(Value::as_array) else {
+    let Some(codings) = f
+        .resource
+        .get("code")
+        .and_then(|c| c.get("coding"))
+        .and_then(Value::as_array)
+    else {
         return false;
     };
     let mut any_other = false;
     for c in codings {
-        let (Some(s), Some(k)) = (c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str)) else {
+        let (Some(s), Some(k)) = (
+            c.get("system").and_then(Value::as_str),
+            c.get("code").and_then(Value::as_str),
+        ) else {
             continue;
         };
         if !m.classify(s, k).contains(CodeSet::Cancer) {
@@ -597,9 +656,17 @@ fn still_first_trimester(m: &Mappings, f: &Fact<'_>, now: DateTime<Utc>) -> bool
     }
     let days_since = (now.date_naive() - d.date()).num_days();
     let mut weeks = 0i64;
-    if let Some(codings) = f.resource.get("code").and_then(|c| c.get("coding")).and_then(Value::as_array) {
+    if let Some(codings) = f
+        .resource
+        .get("code")
+        .and_then(|c| c.get("coding"))
+        .and_then(Value::as_array)
+    {
         for c in codings {
-            let (Some(s), Some(k)) = (c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str)) else {
+            let (Some(s), Some(k)) = (
+                c.get("system").and_then(Value::as_str),
+                c.get("code").and_then(Value::as_str),
+            ) else {
                 continue;
             };
             let mut buf = [0u8; 16];
@@ -630,11 +697,15 @@ fn bedridden_stay(m: &Mappings, f: &Fact<'_>, now: DateTime<Utc>) -> bool {
     };
     match f.end {
         Some(end) if !end.is_future(now) => {
-            span(start, end) >= min_days && end.within_days(now, m.model.windows.bedridden_stay_ended)
+            span(start, end) >= min_days
+                && end.within_days(now, m.model.windows.bedridden_stay_ended)
         }
         // Ongoing (no end, or an end still ahead): measured up to now.
         _ => {
-            let now_w = When { t: now, date_only: start.date_only };
+            let now_w = When {
+                t: now,
+                date_only: start.date_only,
+            };
             span(start, now_w) >= min_days
         }
     }

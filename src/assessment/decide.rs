@@ -167,7 +167,8 @@ pub struct Assessment {
 }
 
 impl Assessment {
-    pub fn findings(&self) -> Vec<&Finding> {
+    /// §6 `findings`: every §2 concept the record supports, in §2 order.
+    pub fn findings(&self) -> Vec<Finding> {
         let c = &self.concepts;
         let mut out: Vec<&Finding> = [
             &c.leg_pain,
@@ -189,8 +190,17 @@ impl Assessment {
         .collect();
         out.extend(c.warning_signs.iter());
         out.extend(c.tachycardia.iter());
-        out.extend(c.dvt_imaging.iter());
-        out.extend(c.alternatives.iter());
+        let mut out: Vec<Finding> = out.into_iter().cloned().collect();
+        if let Some(d) = &c.d_dimer {
+            out.push(Finding {
+                concept: "d-dimer",
+                evidence: vec![d.reference.clone()],
+                date: d.date,
+                side: None,
+            });
+        }
+        out.extend(c.dvt_imaging.iter().cloned());
+        out.extend(c.alternatives.iter().cloned());
         out
     }
 
@@ -245,8 +255,20 @@ fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
 fn wells(c: &Concepts) -> Wells {
     let ev = |f: &Option<Finding>| f.as_ref().map(|f| f.evidence.clone());
     let coded = |id, label, e: Option<Vec<String>>| match e {
-        Some(evidence) => WellsItem { id, label, points: 1, status: WellsStatus::Present, evidence },
-        None => WellsItem { id, label, points: 1, status: WellsStatus::NotFound, evidence: vec![] },
+        Some(evidence) => WellsItem {
+            id,
+            label,
+            points: 1,
+            status: WellsStatus::Present,
+            evidence,
+        },
+        None => WellsItem {
+            id,
+            label,
+            points: 1,
+            status: WellsStatus::NotFound,
+            evidence: vec![],
+        },
     };
     let exam = |id, label| WellsItem {
         id,
@@ -260,15 +282,43 @@ fn wells(c: &Concepts) -> Wells {
         (a, b) => Some(a.into_iter().chain(b).flatten().collect()),
     };
     let items = vec![
-        coded("active-cancer", "Active cancer (treatment within 6 months or palliative)", ev(&c.active_cancer)),
-        coded("paralysis-or-cast", "Paralysis, paresis or recent plaster cast of the leg", ev(&c.paralysis_or_cast)),
-        coded("bedridden-or-surgery", "Bedridden 3 days or more, or major surgery within 12 weeks", bed_or_surgery),
-        exam("deep-vein-tenderness", "Localised tenderness along the deep veins"),
+        coded(
+            "active-cancer",
+            "Active cancer (treatment within 6 months or palliative)",
+            ev(&c.active_cancer),
+        ),
+        coded(
+            "paralysis-or-cast",
+            "Paralysis, paresis or recent plaster cast of the leg",
+            ev(&c.paralysis_or_cast),
+        ),
+        coded(
+            "bedridden-or-surgery",
+            "Bedridden 3 days or more, or major surgery within 12 weeks",
+            bed_or_surgery,
+        ),
+        exam(
+            "deep-vein-tenderness",
+            "Localised tenderness along the deep veins",
+        ),
         exam("entire-leg-swollen", "Entire leg swollen"),
-        exam("calf-swelling-3cm", "Calf swelling 3 cm or more than the other leg"),
-        exam("pitting-oedema", "Pitting oedema confined to the symptomatic leg"),
-        exam("collateral-veins", "Collateral superficial veins (non-varicose)"),
-        coded("previous-dvt", "Previously documented DVT", ev(&c.previous_vte)),
+        exam(
+            "calf-swelling-3cm",
+            "Calf swelling 3 cm or more than the other leg",
+        ),
+        exam(
+            "pitting-oedema",
+            "Pitting oedema confined to the symptomatic leg",
+        ),
+        exam(
+            "collateral-veins",
+            "Collateral superficial veins (non-varicose)",
+        ),
+        coded(
+            "previous-dvt",
+            "Previously documented DVT",
+            ev(&c.previous_vte),
+        ),
         // §3: an alternative diagnosis is clinician judgement: never subtracted; coded
         // alternatives are shown as its evidence.
         WellsItem {
@@ -276,7 +326,11 @@ fn wells(c: &Concepts) -> Wells {
             label: "Alternative diagnosis at least as likely as DVT",
             points: -2,
             status: WellsStatus::NotDocumented,
-            evidence: c.alternatives.iter().flat_map(|a| a.evidence.clone()).collect(),
+            evidence: c
+                .alternatives
+                .iter()
+                .flat_map(|a| a.evidence.clone())
+                .collect(),
         },
     ];
     let documented = items
@@ -288,7 +342,11 @@ fn wells(c: &Concepts) -> Wells {
         .iter()
         .filter(|i| i.points == 1 && i.status != WellsStatus::Present)
         .count() as i32;
-    Wells { documented, possible: documented + missing_plus, items }
+    Wells {
+        documented,
+        possible: documented + missing_plus,
+        items,
+    }
 }
 
 /// §4 rule 1: the partial Wells PE items the record supports.
@@ -311,7 +369,14 @@ fn wells_pe(c: &Concepts, m: &Mappings) -> Vec<WellsPeItem> {
             label: "Clinical signs of DVT (leg pain and swelling both documented)",
             tenths: 30,
             present: both,
-            evidence: if both { ev(&c.leg_pain).into_iter().chain(ev(&c.leg_swelling)).collect() } else { vec![] },
+            evidence: if both {
+                ev(&c.leg_pain)
+                    .into_iter()
+                    .chain(ev(&c.leg_swelling))
+                    .collect()
+            } else {
+                vec![]
+            },
         },
         WellsPeItem {
             label: "Heart rate over 100 /min",
@@ -361,8 +426,16 @@ fn left(c: &Concepts, side: Option<Side>) -> Left {
             status: WellsStatus::Present,
             evidence: index_ev,
         },
-        Some(Side::Right) => LeftItem { label: "Left leg symptoms", status: WellsStatus::NotFound, evidence: vec![] },
-        None => LeftItem { label: "Left leg symptoms", status: WellsStatus::NotDocumented, evidence: vec![] },
+        Some(Side::Right) => LeftItem {
+            label: "Left leg symptoms",
+            status: WellsStatus::NotFound,
+            evidence: vec![],
+        },
+        None => LeftItem {
+            label: "Left leg symptoms",
+            status: WellsStatus::NotDocumented,
+            evidence: vec![],
+        },
     };
     let e = LeftItem {
         label: "Calf circumference difference 2 cm or more",
@@ -370,11 +443,22 @@ fn left(c: &Concepts, side: Option<Side>) -> Left {
         evidence: vec![],
     };
     let ft = match &c.first_trimester {
-        Some(f) => LeftItem { label: "First trimester", status: WellsStatus::Present, evidence: f.evidence.clone() },
-        None => LeftItem { label: "First trimester", status: WellsStatus::NotFound, evidence: vec![] },
+        Some(f) => LeftItem {
+            label: "First trimester",
+            status: WellsStatus::Present,
+            evidence: f.evidence.clone(),
+        },
+        None => LeftItem {
+            label: "First trimester",
+            status: WellsStatus::NotFound,
+            evidence: vec![],
+        },
     };
     let items = vec![l, e, ft];
-    let documented = items.iter().filter(|i| i.status == WellsStatus::Present).count() as i32;
+    let documented = items
+        .iter()
+        .filter(|i| i.status == WellsStatus::Present)
+        .count() as i32;
     Left { items, documented }
 }
 
@@ -390,7 +474,11 @@ fn judge(m: &Mappings, d: &concepts::DDimer, age: Option<u32>, age_adjusted: boo
         // A comparator bounds the value: judge only when the bound decides it.
         Some(v) => match d.comparator.as_deref().map(str::trim) {
             None | Some("") => {
-                if v >= threshold { DDimerResult::Positive } else { DDimerResult::Negative }
+                if v >= threshold {
+                    DDimerResult::Positive
+                } else {
+                    DDimerResult::Negative
+                }
             }
             Some("<") if v <= threshold => DDimerResult::Negative,
             Some("<=") if v < threshold => DDimerResult::Negative,
@@ -398,7 +486,12 @@ fn judge(m: &Mappings, d: &concepts::DDimer, age: Option<u32>, age_adjusted: boo
             _ => DDimerResult::Uninterpretable,
         },
     };
-    DDimerJudged { d: d.clone(), threshold, age_adjusted, result }
+    DDimerJudged {
+        d: d.clone(),
+        threshold,
+        age_adjusted,
+        result,
+    }
 }
 
 /// Assess one hook call (§1–§5, §7).
@@ -413,7 +506,11 @@ pub fn assess(
 
     // §2 index presentation: the hook's Encounter reasonCode counts too.
     if let Some(enc_id) = input.encounter_id.as_deref() {
-        for f in rec.facts.iter().filter(|f| f.kind == Kind::Encounter && f.id == enc_id) {
+        for f in rec
+            .facts
+            .iter()
+            .filter(|f| f.kind == Kind::Encounter && f.id == enc_id)
+        {
             for (set, slot, name) in [
                 (CodeSet::LegPain, &mut c.leg_pain, "leg-pain"),
                 (CodeSet::LegSwelling, &mut c.leg_swelling, "leg-swelling"),
@@ -442,11 +539,17 @@ pub fn assess(
         });
         f.evidence.insert(0, r.clone());
     }
-    let order_index = drafts.ultrasound.is_some() || drafts.d_dimer.is_some() || drafts.ctpa.is_some();
+    let order_index =
+        drafts.ultrasound.is_some() || drafts.d_dimer.is_some() || drafts.ctpa.is_some();
     let index = c.leg_pain.is_some() || c.leg_swelling.is_some() || order_index;
 
     let age = rec.birth_date.and_then(|b| age_at(b, now));
-    let side = combine_sides(c.leg_pain.iter().chain(c.leg_swelling.iter()).filter_map(|f| f.side));
+    let side = combine_sides(
+        c.leg_pain
+            .iter()
+            .chain(c.leg_swelling.iter())
+            .filter_map(|f| f.side),
+    );
     let index_refs: Vec<String> = c
         .leg_pain
         .iter()
@@ -562,16 +665,36 @@ pub fn assess(
     use dvt_fhir::DraftPriority::{Routine, Stat, Urgent};
     let positive_dd = dd_result == Some(DDimerResult::Positive);
     let mut s: Vec<Suggestion> = match category {
-        Category::PeWarningSigns => vec![Suggestion { kind: Ctpa, priority: Stat, is_recommended: true }],
+        Category::PeWarningSigns => vec![Suggestion {
+            kind: Ctpa,
+            priority: Stat,
+            is_recommended: true,
+        }],
         Category::Pregnancy | Category::DvtLikely => {
-            vec![Suggestion { kind: Ultrasound, priority: Urgent, is_recommended: true }]
+            vec![Suggestion {
+                kind: Ultrasound,
+                priority: Urgent,
+                is_recommended: true,
+            }]
         }
         Category::DvtUnlikely => vec![],
         Category::DvtEvaluation if positive_dd => {
-            vec![Suggestion { kind: Ultrasound, priority: Urgent, is_recommended: true }]
+            vec![Suggestion {
+                kind: Ultrasound,
+                priority: Urgent,
+                is_recommended: true,
+            }]
         }
-        Category::DvtEvaluation => vec![Suggestion { kind: DDimer, priority: Urgent, is_recommended: true }],
-        Category::FollowUp => vec![Suggestion { kind: DDimer, priority: Routine, is_recommended: false }],
+        Category::DvtEvaluation => vec![Suggestion {
+            kind: DDimer,
+            priority: Urgent,
+            is_recommended: true,
+        }],
+        Category::FollowUp => vec![Suggestion {
+            kind: DDimer,
+            priority: Routine,
+            is_recommended: false,
+        }],
     };
     // §4 modifiers: no D-dimer when anticoagulated or already drafted (§7); no ultrasound
     // when leg-vein imaging is ordered or done within 7 days; no CTPA already drafted.
@@ -593,7 +716,8 @@ pub fn assess(
         a.pathway.push("Ultrasound ordered with Wells 1 or less from the record and no D-dimer in the last 3 days: consider a D-dimer first.");
     }
     if a.drafts.d_dimer.is_some() && a.wells.documented >= likely_at {
-        a.pathway.push("A D-dimer alone cannot exclude DVT here: ultrasound is the first test.");
+        a.pathway
+            .push("A D-dimer alone cannot exclude DVT here: ultrasound is the first test.");
     }
     if a.drafts.d_dimer.is_some() && anticoagulated {
         a.pathway.push("D-dimer is unreliable on anticoagulants.");

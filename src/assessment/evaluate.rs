@@ -61,12 +61,18 @@ pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
 /// patients' resources by their subject).
 pub fn from_bundle(v: &Value, args: &EvaluateArgs) -> Result<(HookInput, Vec<Value>), String> {
     if v.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err("--bundle: the file is not a FHIR Bundle (resourceType must be \"Bundle\")".to_string());
+        return Err(
+            "--bundle: the file is not a FHIR Bundle (resourceType must be \"Bundle\")".to_string(),
+        );
     }
     let resources: Vec<Value> = v
         .get("entry")
         .and_then(Value::as_array)
-        .map(|e| e.iter().filter_map(|x| x.get("resource").cloned()).collect())
+        .map(|e| {
+            e.iter()
+                .filter_map(|x| x.get("resource").cloned())
+                .collect()
+        })
         .unwrap_or_default();
     let patients: Vec<&str> = resources
         .iter()
@@ -75,7 +81,11 @@ pub fn from_bundle(v: &Value, args: &EvaluateArgs) -> Result<(HookInput, Vec<Val
         .collect();
     let patient_id = match (&args.patient, patients.as_slice()) {
         (Some(p), list) if list.contains(&p.as_str()) => p.clone(),
-        (Some(p), _) => return Err(format!("--patient {p}: no Patient with that id in the bundle")),
+        (Some(p), _) => {
+            return Err(format!(
+                "--patient {p}: no Patient with that id in the bundle"
+            ));
+        }
         (None, [one]) => (*one).to_string(),
         (None, []) => return Err("the bundle holds no Patient (with an id)".to_string()),
         (None, _) => {
@@ -98,22 +108,29 @@ pub fn from_bundle(v: &Value, args: &EvaluateArgs) -> Result<(HookInput, Vec<Val
 /// A CDS Hooks request read leniently: hookInstance, context and every prefetch value
 /// (a Bundle's entries or a single resource; `null` and OperationOutcome ignored).
 pub fn from_request(v: &Value, hook: Option<Hook>) -> Result<(HookInput, Vec<Value>), String> {
-    let obj = v.as_object().ok_or("--request: the file is not a JSON object")?;
+    let obj = v
+        .as_object()
+        .ok_or("--request: the file is not a JSON object")?;
     let hook = match (obj.get("hook").and_then(Value::as_str), hook) {
         (_, Some(h)) => h,
-        (Some(name), None) => {
-            Hook::from_wire(name).ok_or_else(|| format!("--request: unsupported hook \"{name}\""))?
-        }
+        (Some(name), None) => Hook::from_wire(name)
+            .ok_or_else(|| format!("--request: unsupported hook \"{name}\""))?,
         (None, None) => Hook::PatientView,
     };
-    let ctx = obj.get("context").and_then(Value::as_object).ok_or("--request: context is missing")?;
+    let ctx = obj
+        .get("context")
+        .and_then(Value::as_object)
+        .ok_or("--request: context is missing")?;
     let patient_id = ctx
         .get("patientId")
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())
         .ok_or("--request: context.patientId is missing")?
         .to_string();
-    let encounter_id = ctx.get("encounterId").and_then(Value::as_str).map(str::to_string);
+    let encounter_id = ctx
+        .get("encounterId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let draft_orders = match ctx.get("draftOrders") {
         Some(b @ Value::Object(_)) => vec![b.clone()],
         Some(Value::Array(a)) => a.clone(),
@@ -131,7 +148,10 @@ pub fn from_request(v: &Value, hook: Option<Hook>) -> Result<(HookInput, Vec<Val
                         .into_iter()
                         .flatten()
                         .filter_map(|e| e.get("resource"))
-                        .filter(|r| r.get("resourceType").and_then(Value::as_str) != Some("OperationOutcome"))
+                        .filter(|r| {
+                            r.get("resourceType").and_then(Value::as_str)
+                                != Some("OperationOutcome")
+                        })
                         .cloned(),
                 ),
                 Some(_) => resources.push(value.clone()),

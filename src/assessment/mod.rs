@@ -7,7 +7,7 @@
 
 pub mod concepts;
 mod decide;
-mod evaluate;
+pub mod evaluate;
 
 use chrono::{DateTime, Utc};
 
@@ -16,8 +16,8 @@ use crate::mappings::Mappings;
 
 pub use concepts::{Concepts, DDimer, DDimerKind, DDimerResult, Finding};
 pub use decide::{
-    Assessment, Category, Indicator, Left, LeftItem, Suggestion, SuggestionKind, Wells,
-    WellsItem, WellsPeItem, WellsStatus, assess,
+    Assessment, Category, Indicator, Left, LeftItem, Suggestion, SuggestionKind, Wells, WellsItem,
+    WellsPeItem, WellsStatus, assess,
 };
 pub use evaluate::{EvaluateArgs, evaluate_command};
 

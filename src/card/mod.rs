@@ -18,12 +18,19 @@ pub const SUMMARY_MAX_CHARS: usize = 139;
 
 /// Namespace of card uuids (uuid v5 of hookInstance and category, §6).
 fn namespace() -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"https://dvt-cds.example.org/cds-services/card")
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        b"https://dvt-cds.example.org/cds-services/card",
+    )
 }
 
 /// §6 uuid: deterministic for the same hookInstance and category.
 pub fn card_uuid(hook_instance: &str, category: Category) -> String {
-    Uuid::new_v5(&namespace(), format!("{hook_instance}\n{}", category.as_str()).as_bytes()).to_string()
+    Uuid::new_v5(
+        &namespace(),
+        format!("{hook_instance}\n{}", category.as_str()).as_bytes(),
+    )
+    .to_string()
 }
 
 fn label(concept: &str) -> &'static str {
@@ -143,60 +150,103 @@ fn summary(a: &Assessment, m: &Mappings) -> String {
         .map(|f| f.date.map(|d| format!(" ({d})")).unwrap_or_default());
     let s = match cat {
         Category::PeWarningSigns => {
-            let signs: Vec<&str> = c.warning_signs.iter().take(2).map(|f| short(f.concept)).collect();
+            let signs: Vec<&str> = c
+                .warning_signs
+                .iter()
+                .take(2)
+                .map(|f| short(f.concept))
+                .collect();
             format!(
                 "PE warning signs ({}) with {leg}leg symptoms: assess now; consider CT pulmonary angiography.",
                 signs.join(", ")
             )
         }
         Category::Pregnancy => {
-            let who = if c.pregnancy.is_some() { "Pregnant" } else { "Postpartum" };
+            let who = if c.pregnancy.is_some() {
+                "Pregnant"
+            } else {
+                "Postpartum"
+            };
             match imaging_date {
-                Some(d) => format!("{who}, {leg}leg symptoms: possible DVT. Leg-vein ultrasound already ordered or done{d}."),
-                None => format!("{who}, {leg}leg symptoms: possible DVT. Compression duplex ultrasound (urgent)."),
+                Some(d) => format!(
+                    "{who}, {leg}leg symptoms: possible DVT. Leg-vein ultrasound already ordered or done{d}."
+                ),
+                None => format!(
+                    "{who}, {leg}leg symptoms: possible DVT. Compression duplex ultrasound (urgent)."
+                ),
             }
         }
         Category::DvtLikely => match imaging_date {
-            Some(d) => format!("Possible {leg}DVT: Wells {n} from the record (likely). Ultrasound already ordered or done{d}: review it."),
-            None => format!("Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein ultrasound within 4 h."),
+            Some(d) => format!(
+                "Possible {leg}DVT: Wells {n} from the record (likely). Ultrasound already ordered or done{d}: review it."
+            ),
+            None => format!(
+                "Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein ultrasound within 4 h."
+            ),
         },
         Category::DvtUnlikely => {
-            format!("DVT unlikely: Wells {n} from the record and a negative D-dimer. Consider other causes of the leg symptoms.")
+            format!(
+                "DVT unlikely: Wells {n} from the record and a negative D-dimer. Consider other causes of the leg symptoms."
+            )
         }
         Category::DvtEvaluation => {
             let risk = a
                 .risk_factors
                 .iter()
-                .find(|r| matches!(**r, "recent-surgery" | "bedridden" | "paralysis-or-cast" | "long-haul-travel"))
+                .find(|r| {
+                    matches!(
+                        **r,
+                        "recent-surgery" | "bedridden" | "paralysis-or-cast" | "long-haul-travel"
+                    )
+                })
                 .map(|r| short(r))
                 .unwrap_or("a risk factor");
-            let positive = a.d_dimer.as_ref().is_some_and(|d| d.result == DDimerResult::Positive);
+            let positive = a
+                .d_dimer
+                .as_ref()
+                .is_some_and(|d| d.result == DDimerResult::Positive);
             if positive {
                 match imaging_date {
-                    Some(d) => format!("Possible {leg}DVT ({risk}), D-dimer positive. Ultrasound already ordered or done{d}."),
-                    None => format!("Possible {leg}DVT ({risk}), D-dimer positive: leg-vein ultrasound."),
+                    Some(d) => format!(
+                        "Possible {leg}DVT ({risk}), D-dimer positive. Ultrasound already ordered or done{d}."
+                    ),
+                    None => format!(
+                        "Possible {leg}DVT ({risk}), D-dimer positive: leg-vein ultrasound."
+                    ),
                 }
             } else if a.anticoagulated() {
-                format!("Possible {leg}DVT ({risk}), Wells {n}; on anticoagulation, D-dimer unreliable: clinical review.")
+                format!(
+                    "Possible {leg}DVT ({risk}), Wells {n}; on anticoagulation, D-dimer unreliable: clinical review."
+                )
             } else {
-                format!("Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.", threshold_text(a, m))
+                format!(
+                    "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.",
+                    threshold_text(a, m)
+                )
             }
         }
         Category::FollowUp => {
             let what = match (c.leg_pain.is_some(), c.leg_swelling.is_some()) {
                 (true, false) => "pain",
                 (false, true) => "swelling",
-                _ => "symptoms",
+                (true, true) => "symptoms",
+                // §7: only a drafted VTE test made this an index presentation.
+                (false, false) => "",
+            };
+            let head = if what.is_empty() {
+                "DVT suspected (order)".to_string()
+            } else {
+                let mut h = format!("{leg}leg {what}");
+                h[..1].make_ascii_uppercase();
+                h
             };
             match c.alternatives.first() {
                 Some(alt) => format!(
-                    "{}eg {what}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
-                    if leg.is_empty() { "L".to_string() } else { format!("{}{}l", leg[..1].to_uppercase(), &leg[1..]) },
+                    "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
                     short(alt.concept)
                 ),
                 None => format!(
-                    "{}eg {what}: Wells {n} from the record, no DVT risk factor found. Examine; safety-net advice.",
-                    if leg.is_empty() { "L".to_string() } else { format!("{}{}l", leg[..1].to_uppercase(), &leg[1..]) }
+                    "{head}: Wells {n} from the record; no surgery, immobility or travel found. Examine; safety-net advice."
                 ),
             }
         }
@@ -235,7 +285,7 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
 
     // 1. Why this card.
     d.push_str("### Why this card\n\n");
-    for f in a.findings() {
+    for f in a.findings().iter().filter(|f| f.concept != "d-dimer") {
         d.push_str(&finding_line(f));
         d.push('\n');
     }
@@ -250,7 +300,11 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
     }
     if let Some(dd) = &a.d_dimer {
         let value = match (dd.d.raw_value, &dd.d.raw_unit) {
-            (Some(v), Some(u)) => format!("{}{} {u}", dd.d.comparator.as_deref().unwrap_or(""), fmt_num(v)),
+            (Some(v), Some(u)) => format!(
+                "{}{} {u}",
+                dd.d.comparator.as_deref().unwrap_or(""),
+                fmt_num(v)
+            ),
             (Some(v), None) => format!("{} (no unit)", fmt_num(v)),
             _ => "no value".to_string(),
         };
@@ -261,7 +315,11 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             dd.d.kind.as_str(),
             dd.result.as_str(),
             fmt_num(dd.threshold),
-            if dd.age_adjusted && a.age.is_some_and(|x| x > 50) { " (age-adjusted)" } else { "" },
+            if dd.age_adjusted && a.age.is_some_and(|x| x > 50) {
+                " (age-adjusted)"
+            } else {
+                ""
+            },
             dd.d.reference
         );
     }
@@ -269,7 +327,9 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
         Some(age) => {
             let _ = writeln!(d, "- Age {age} years (Patient.birthDate).");
         }
-        None => d.push_str("- Age unknown (no readable Patient.birthDate): assessed as an adult.\n"),
+        None => {
+            d.push_str("- Age unknown (no readable Patient.birthDate): assessed as an adult.\n")
+        }
     }
 
     // 2. The score table.
@@ -280,7 +340,13 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             left.documented
         );
         for i in &left.items {
-            let _ = writeln!(d, "| {} | 1 | {} | {} |", i.label, i.status.as_str(), refs(&i.evidence));
+            let _ = writeln!(
+                d,
+                "| {} | 1 | {} | {} |",
+                i.label,
+                i.status.as_str(),
+                refs(&i.evidence)
+            );
         }
     } else {
         let _ = write!(
@@ -289,12 +355,26 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             a.wells.documented, a.wells.possible
         );
         for i in &a.wells.items {
-            let _ = writeln!(d, "| {} | {} | {} | {} |", i.label, i.points, i.status.as_str(), refs(&i.evidence));
+            let _ = writeln!(
+                d,
+                "| {} | {} | {} | {} |",
+                i.label,
+                i.points,
+                i.status.as_str(),
+                refs(&i.evidence)
+            );
         }
-        d.push_str("\nExamination items are not held in coded data: examine the leg and add them.\n");
+        d.push_str(
+            "\nExamination items are not held in coded data: examine the leg and add them.\n",
+        );
     }
     if cat == Category::PeWarningSigns {
-        let total: i32 = a.wells_pe.iter().filter(|i| i.present).map(|i| i.tenths).sum();
+        let total: i32 = a
+            .wells_pe
+            .iter()
+            .filter(|i| i.present)
+            .map(|i| i.tenths)
+            .sum();
         let _ = write!(
             d,
             "\n### Wells PE items the record supports: {}\n\n| Item | Points | Status | Evidence |\n|---|---|---|---|\n",
@@ -302,7 +382,13 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
         );
         for i in &a.wells_pe {
             let status = if i.present { "present" } else { "not-found" };
-            let _ = writeln!(d, "| {} | {} | {status} | {} |", i.label, points(i.tenths), refs(&i.evidence));
+            let _ = writeln!(
+                d,
+                "| {} | {} | {status} | {} |",
+                i.label,
+                points(i.tenths),
+                refs(&i.evidence)
+            );
         }
         d.push_str("| PE the most likely diagnosis | 3 | not-documented | |\n");
     }
@@ -324,7 +410,9 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             d.push_str("This applies even when anticoagulated or when a DVT is already known.\n");
         }
         Category::Pregnancy => {
-            d.push_str("Pregnancy or the postpartum period: the Wells score is not validated here. ");
+            d.push_str(
+                "Pregnancy or the postpartum period: the Wells score is not validated here. ",
+            );
             match &imaging_line {
                 Some(l) => d.push_str(l),
                 None => d.push_str("Compression duplex ultrasound of the leg veins (urgent)."),
@@ -342,38 +430,59 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             d.push_str("Wells 1 or less from the record and a negative D-dimer: DVT is unlikely. Consider the other causes below. Complete the examination: exam findings can raise the Wells score.\n");
         }
         Category::DvtEvaluation => {
-            let positive = a.d_dimer.as_ref().is_some_and(|x| x.result == DDimerResult::Positive);
+            let positive = a
+                .d_dimer
+                .as_ref()
+                .is_some_and(|x| x.result == DDimerResult::Positive);
             if positive {
                 match &imaging_line {
                     Some(l) => d.push_str(l),
-                    None => d.push_str("D-dimer positive with Wells 1 or less: proximal leg-vein ultrasound."),
+                    None => d.push_str(
+                        "D-dimer positive with Wells 1 or less: proximal leg-vein ultrasound.",
+                    ),
                 }
             } else if a.anticoagulated() {
                 d.push_str("A risk factor for DVT with Wells 1 or less, but the patient is anticoagulated: a D-dimer is unreliable and is not suggested. If DVT is still suspected after examination, imaging is the test.");
             } else if a.drafts.d_dimer.is_some() {
-                let _ = write!(d, "D-dimer being ordered: positive at {}.", threshold_text(a, m));
+                let _ = write!(
+                    d,
+                    "D-dimer being ordered: positive at {}.",
+                    threshold_text(a, m)
+                );
             } else {
-                let _ = write!(d, "A risk factor for DVT with Wells 1 or less: D-dimer, positive at {} (age-adjusted: 10 × age above 50 years). If positive, leg-vein ultrasound.", threshold_text(a, m));
+                let _ = write!(
+                    d,
+                    "A risk factor for DVT with Wells 1 or less: D-dimer, positive at {} (age-adjusted: 10 × age above 50 years). If positive, leg-vein ultrasound.",
+                    threshold_text(a, m)
+                );
             }
             d.push('\n');
         }
         Category::FollowUp => {
-            d.push_str("No DVT risk factor found in the record. Examine the leg: if DVT is still suspected after the examination, ");
+            d.push_str("None of the article's risk factors (recent surgery, bed rest, paralysis or leg cast, long-haul travel) was found in the record. Examine the leg: if DVT is still suspected after the examination, ");
             if a.anticoagulated() {
                 d.push_str("imaging is the test (a D-dimer is unreliable on anticoagulants).");
             } else {
-                let _ = write!(d, "a D-dimer (positive at {}) can be ordered.", threshold_text(a, m));
+                let _ = write!(
+                    d,
+                    "a D-dimer (positive at {}) can be ordered.",
+                    threshold_text(a, m)
+                );
             }
             d.push('\n');
         }
     }
     if a.anticoagulated() {
-        d.push_str("\nThe patient is anticoagulated: a D-dimer is unreliable and is not suggested.\n");
+        d.push_str(
+            "\nThe patient is anticoagulated: a D-dimer is unreliable and is not suggested.\n",
+        );
     }
-    if imaging.is_some() && !matches!(cat, Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation) {
-        if let Some(l) = &imaging_line {
-            let _ = writeln!(d, "\n{l}");
-        }
+    if !matches!(
+        cat,
+        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
+    ) && let Some(l) = &imaging_line
+    {
+        let _ = writeln!(d, "\n{l}");
     }
     for p in &a.pathway {
         let _ = writeln!(d, "\n**Order check:** {p}");
@@ -398,19 +507,35 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
     let mut q: Vec<String> = Vec::new();
     let n = &a.notes;
     if n.malformed > 0 {
-        q.push(format!("{} malformed entr{} skipped.", n.malformed, if n.malformed == 1 { "y" } else { "ies" }));
+        q.push(format!(
+            "{} malformed entr{} skipped.",
+            n.malformed,
+            if n.malformed == 1 { "y" } else { "ies" }
+        ));
     }
     if n.future_dates > 0 {
-        q.push(format!("{} resource(s) with a future date: the date was ignored.", n.future_dates));
+        q.push(format!(
+            "{} resource(s) with a future date: the date was ignored.",
+            n.future_dates
+        ));
     }
     if n.unreadable_dates > 0 {
-        q.push(format!("{} resource(s) with an unreadable date.", n.unreadable_dates));
+        q.push(format!(
+            "{} resource(s) with an unreadable date.",
+            n.unreadable_dates
+        ));
     }
     if c.undated > 0 {
-        q.push(format!("{} symptom record(s) without a usable date were not used.", c.undated));
+        q.push(format!(
+            "{} symptom record(s) without a usable date were not used.",
+            c.undated
+        ));
     }
     if n.other_patient > 0 {
-        q.push(format!("{} resource(s) of another patient ignored.", n.other_patient));
+        q.push(format!(
+            "{} resource(s) of another patient ignored.",
+            n.other_patient
+        ));
     }
     if n.no_patient {
         q.push("No Patient resource: age unknown.".to_string());
@@ -418,7 +543,9 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
         q.push("Patient.birthDate unreadable: age unknown.".to_string());
     }
     for (r, what, unit) in &c.unreadable_units {
-        q.push(format!("{what} in {r}: unit \"{unit}\" could not be read; not used."));
+        q.push(format!(
+            "{what} in {r}: unit \"{unit}\" could not be read; not used."
+        ));
     }
     if !q.is_empty() {
         d.push_str("\n### Data quality\n\n");
@@ -431,7 +558,10 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
 
 fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -> Option<Value> {
     let (spec, label): (&OrderSpec, &str) = match s.kind {
-        SuggestionKind::Ultrasound => (&m.model.orders.ultrasound, "Order compression duplex ultrasound of the leg veins"),
+        SuggestionKind::Ultrasound => (
+            &m.model.orders.ultrasound,
+            "Order compression duplex ultrasound of the leg veins",
+        ),
         SuggestionKind::Ctpa => (&m.model.orders.ctpa, "Order CT pulmonary angiography"),
         SuggestionKind::DDimer => (&m.model.orders.d_dimer, "Order a D-dimer"),
     };
@@ -441,7 +571,11 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
         codings: spec
             .codings
             .iter()
-            .map(|c| dvt_fhir::DraftCoding { system: c.system.clone(), code: c.code.clone(), display: c.display.clone() })
+            .map(|c| dvt_fhir::DraftCoding {
+                system: c.system.clone(),
+                code: c.code.clone(),
+                display: c.display.clone(),
+            })
             .collect(),
         text: spec.text.clone(),
         category: spec.category.as_ref().map(|c| dvt_fhir::DraftCoding {
@@ -460,7 +594,10 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
         SuggestionKind::Ctpa => "ctpa",
         SuggestionKind::DDimer => "d-dimer",
     };
-    let uuid = Uuid::new_v5(&namespace(), format!("{}\n{cat}\n{kind}", input.hook_instance).as_bytes());
+    let uuid = Uuid::new_v5(
+        &namespace(),
+        format!("{}\n{cat}\n{kind}", input.hook_instance).as_bytes(),
+    );
     Some(json!({
         "label": label,
         "uuid": uuid.to_string(),
@@ -518,8 +655,14 @@ fn extension(a: &Assessment) -> Value {
         }
     };
     put_list("riskFactors", a.risk_factors.clone());
-    put_list("warningSigns", a.concepts.warning_signs.iter().map(|f| f.concept).collect());
-    put_list("alternatives", a.concepts.alternatives.iter().map(|f| f.concept).collect());
+    put_list(
+        "warningSigns",
+        a.concepts.warning_signs.iter().map(|f| f.concept).collect(),
+    );
+    put_list(
+        "alternatives",
+        a.concepts.alternatives.iter().map(|f| f.concept).collect(),
+    );
     if !findings.is_empty() {
         ext.insert("findings".into(), Value::Array(findings));
     }
@@ -552,7 +695,10 @@ fn extension(a: &Assessment) -> Value {
 pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> {
     let category = a.category?;
     let mut card = Map::new();
-    card.insert("uuid".into(), json!(card_uuid(&input.hook_instance, category)));
+    card.insert(
+        "uuid".into(),
+        json!(card_uuid(&input.hook_instance, category)),
+    );
     card.insert("summary".into(), json!(summary(a, m)));
     card.insert("indicator".into(), json!(a.indicator.as_str()));
     card.insert("detail".into(), json!(detail(a, m)));
@@ -565,7 +711,11 @@ pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> 
             "topic": {"system": src.topic_system, "code": category.as_str(), "display": topic_display(category)},
         }),
     );
-    let suggestions: Vec<Value> = a.suggestions.iter().filter_map(|s| suggestion(m, input, a, s)).collect();
+    let suggestions: Vec<Value> = a
+        .suggestions
+        .iter()
+        .filter_map(|s| suggestion(m, input, a, s))
+        .collect();
     if !suggestions.is_empty() {
         card.insert("suggestions".into(), Value::Array(suggestions));
         card.insert("selectionBehavior".into(), json!("at-most-one"));

@@ -238,19 +238,30 @@ impl Mappings {
         let shown = dir.display().to_string();
         let mut files = Vec::new();
         let model = dir.join("model.toml");
-        let text = std::fs::read_to_string(&model)
-            .map_err(|e| err(&format!("{shown}/model.toml"), "", format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(&model).map_err(|e| {
+            err(
+                &format!("{shown}/model.toml"),
+                "",
+                format!("cannot read: {e}"),
+            )
+        })?;
         files.push(("model.toml".to_string(), text));
         let vs_dir = dir.join("valuesets");
-        let entries = std::fs::read_dir(&vs_dir)
-            .map_err(|e| err(&format!("{shown}/valuesets"), "", format!("cannot read: {e}")))?;
+        let entries = std::fs::read_dir(&vs_dir).map_err(|e| {
+            err(
+                &format!("{shown}/valuesets"),
+                "",
+                format!("cannot read: {e}"),
+            )
+        })?;
         for entry in entries {
             let entry = entry.map_err(|e| err(&format!("{shown}/valuesets"), "", e.to_string()))?;
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "json") {
                 let name = format!("valuesets/{}", entry.file_name().to_string_lossy());
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| err(&format!("{shown}/{name}"), "", format!("cannot read: {e}")))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    err(&format!("{shown}/{name}"), "", format!("cannot read: {e}"))
+                })?;
                 files.push((name, text));
             }
         }
@@ -299,9 +310,10 @@ impl Mappings {
         };
         let mut used: HashSet<&str> = HashSet::new();
         for &set in CodeSet::ALL {
-            let ids = m.model.codesets.get(set.key()).ok_or_else(|| {
-                err(&model_file, format!("[codesets] {}", set.key()), "missing")
-            })?;
+            let ids =
+                m.model.codesets.get(set.key()).ok_or_else(|| {
+                    err(&model_file, format!("[codesets] {}", set.key()), "missing")
+                })?;
             if ids.is_empty() {
                 return Err(err(
                     &model_file,
@@ -317,7 +329,12 @@ impl Mappings {
                         format!("value set \"{id}\" not found (expected valuesets/{id}.json)"),
                     )
                 })?;
-                used.insert(value_sets.get_key_value(&id).map(|(k, _)| k.as_str()).unwrap_or(""));
+                used.insert(
+                    value_sets
+                        .get_key_value(&id)
+                        .map(|(k, _)| k.as_str())
+                        .unwrap_or(""),
+                );
                 m.add_value_set(set, file, vs)?;
                 m.info[set as usize].value_sets.push(id.clone());
             }
@@ -377,7 +394,11 @@ impl Mappings {
             for (entry, code) in &inc.codes {
                 let key = if is_icd {
                     normalise_icd_string(code).ok_or_else(|| {
-                        err(file, entry.clone(), format!("\"{code}\" is not an ICD-10-CM code"))
+                        err(
+                            file,
+                            entry.clone(),
+                            format!("\"{code}\" is not an ICD-10-CM code"),
+                        )
                     })?
                 } else {
                     code.trim().to_string()
@@ -387,7 +408,11 @@ impl Mappings {
             }
             for (entry, root) in &inc.is_a {
                 let key = normalise_icd_string(root).ok_or_else(|| {
-                    err(file, entry.clone(), format!("\"{root}\" is not an ICD-10-CM code"))
+                    err(
+                        file,
+                        entry.clone(),
+                        format!("\"{root}\" is not an ICD-10-CM code"),
+                    )
                 })?;
                 *self.systems[si].prefixes.entry(key.into()).or_default() |= set.bit();
                 self.info[set as usize].is_a_roots += 1;
@@ -457,13 +482,20 @@ impl Mappings {
 
     /// The side an ICD-10-CM code names (`dvt-model.md` §2 laterality), if any.
     pub fn icd_side(&self, system: &str, code: &str) -> Option<Side> {
-        if self.system_ids.get(system.trim()).map(|&i| self.systems[i].is_icd10cm) != Some(true) {
+        if self
+            .system_ids
+            .get(system.trim())
+            .map(|&i| self.systems[i].is_icd10cm)
+            != Some(true)
+        {
             return None;
         }
         let mut buf = [0u8; 16];
         let n = normalise_icd(code, &mut buf)?;
         let norm = std::str::from_utf8(&buf[..n]).ok()?;
-        (3..=n).rev().find_map(|len| self.laterality.get(&norm[..len]).copied())
+        (3..=n)
+            .rev()
+            .find_map(|len| self.laterality.get(&norm[..len]).copied())
     }
 
     /// The side a SNOMED CT bodySite / laterality code names, if any.
@@ -476,7 +508,10 @@ impl Mappings {
 
     /// Is this system ICD-10-CM (or one of its aliases)?
     pub fn is_icd10cm(&self, system: &str) -> bool {
-        self.system_ids.get(system.trim()).map(|&i| self.systems[i].is_icd10cm) == Some(true)
+        self.system_ids
+            .get(system.trim())
+            .map(|&i| self.systems[i].is_icd10cm)
+            == Some(true)
     }
 
     /// Where a code set came from and how big it is.
@@ -541,8 +576,13 @@ fn non_empty_str<'a>(
 }
 
 fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingError> {
-    let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| err(file, format!("line {}", e.line()), format!("invalid JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        err(
+            file,
+            format!("line {}", e.line()),
+            format!("invalid JSON: {e}"),
+        )
+    })?;
     let obj = v
         .as_object()
         .ok_or_else(|| err(file, "", "must be a JSON object (a FHIR ValueSet)"))?;
@@ -552,7 +592,11 @@ fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingErro
     let id = non_empty_str(file, "id", obj.get("id"))?.to_string();
     non_empty_str(file, "url", obj.get("url"))?;
     if obj.contains_key("expansion") {
-        return Err(err(file, "expansion", "not read: put the codes in compose.include"));
+        return Err(err(
+            file,
+            "expansion",
+            "not read: put the codes in compose.include",
+        ));
     }
     let mut includes = Vec::new();
     let Some(compose) = obj.get("compose") else {
@@ -583,7 +627,10 @@ fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingErro
             .as_object()
             .ok_or_else(|| err(file, &at, "must be an object"))?;
         for key in inc.keys() {
-            if !matches!(key.as_str(), "extension" | "system" | "version" | "concept" | "filter") {
+            if !matches!(
+                key.as_str(),
+                "extension" | "system" | "version" | "concept" | "filter"
+            ) {
                 return Err(err(
                     file,
                     format!("{at}.{key}"),
@@ -619,22 +666,30 @@ fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingErro
         };
         match (inc.get("concept"), inc.get("filter")) {
             (Some(_), Some(_)) => {
-                return Err(err(file, &at, "has both concept and filter (FHIR allows one)"));
+                return Err(err(
+                    file,
+                    &at,
+                    "has both concept and filter (FHIR allows one)",
+                ));
             }
             (None, None) => return Err(err(file, &at, "has neither concept nor filter")),
             (Some(concepts), None) => {
                 let arr = concepts
                     .as_array()
                     .filter(|a| !a.is_empty())
-                    .ok_or_else(|| err(file, format!("{at}.concept"), "must be a non-empty array"))?;
+                    .ok_or_else(|| {
+                        err(file, format!("{at}.concept"), "must be a non-empty array")
+                    })?;
                 for (j, c) in arr.iter().enumerate() {
                     let cat = format!("{at}.concept[{j}]");
                     let c = c
                         .as_object()
                         .ok_or_else(|| err(file, &cat, "must be an object"))?;
                     for key in c.keys() {
-                        if !matches!(key.as_str(), "code" | "display" | "extension" | "designation")
-                        {
+                        if !matches!(
+                            key.as_str(),
+                            "code" | "display" | "extension" | "designation"
+                        ) {
                             return Err(err(file, format!("{cat}.{key}"), "not supported"));
                         }
                     }
@@ -649,7 +704,9 @@ fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingErro
                 let arr = filters
                     .as_array()
                     .filter(|a| !a.is_empty())
-                    .ok_or_else(|| err(file, format!("{at}.filter"), "must be a non-empty array"))?;
+                    .ok_or_else(|| {
+                        err(file, format!("{at}.filter"), "must be a non-empty array")
+                    })?;
                 for (j, f) in arr.iter().enumerate() {
                     let fat = format!("{at}.filter[{j}]");
                     let prop = non_empty_str(file, &format!("{fat}.property"), f.get("property"))?;
@@ -659,7 +716,9 @@ fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingErro
                         return Err(err(
                             file,
                             &fat,
-                            format!("only property \"concept\" with op \"is-a\" is supported, not {prop} {op}"),
+                            format!(
+                                "only property \"concept\" with op \"is-a\" is supported, not {prop} {op}"
+                            ),
                         ));
                     }
                     if system != ICD10CM {
@@ -689,7 +748,11 @@ mod tests {
         let end = s.find("# Windows").unwrap();
         let mut sets = String::from("[codesets]\n");
         for c in CodeSet::ALL {
-            let vs = if *c == CodeSet::LegPain { "leg-pain" } else { "empty" };
+            let vs = if *c == CodeSet::LegPain {
+                "leg-pain"
+            } else {
+                "empty"
+            };
             sets.push_str(&format!("{} = [\"{vs}\"]\n", c.key()));
         }
         s.replace_range(start..end, &sets);
@@ -716,12 +779,18 @@ mod tests {
     fn icd_is_a_matches_with_and_without_dot_and_whitespace() {
         let m = Mappings::from_files("t", &files(LEG_PAIN)).unwrap();
         for code in ["M79.662", "M79662", " m79.661 ", "M79.66"] {
-            assert!(m.classify(ICD10CM, code).contains(CodeSet::LegPain), "{code}");
+            assert!(
+                m.classify(ICD10CM, code).contains(CodeSet::LegPain),
+                "{code}"
+            );
         }
         assert!(!m.classify(ICD10CM, "M79.6").contains(CodeSet::LegPain));
         assert!(!m.classify(ICD10CM, "M79.605").contains(CodeSet::LegPain));
         assert!(m.classify(SNOMED, " 300954003 ").contains(CodeSet::LegPain));
-        assert!(m.classify("urn:oid:2.16.840.1.113883.6.96", "300954003").contains(CodeSet::LegPain));
+        assert!(
+            m.classify("urn:oid:2.16.840.1.113883.6.96", "300954003")
+                .contains(CodeSet::LegPain)
+        );
         assert!(!m.classify(SNOMED, "3009540030").contains(CodeSet::LegPain));
         assert!(!m.classify(LOINC, "300954003").contains(CodeSet::LegPain));
         assert_eq!(m.icd_side(ICD10CM, "M79662"), Some(Side::Left));

@@ -182,9 +182,15 @@ impl Model {
             ("[thresholds] heart-rate-at-least", t.heart_rate_at_least),
             ("[thresholds] pe-heart-rate-above", t.pe_heart_rate_above),
             ("[thresholds.d-dimer-feu] base", t.d_dimer_feu.base),
-            ("[thresholds.d-dimer-feu] per-year-of-age", t.d_dimer_feu.per_year_of_age),
+            (
+                "[thresholds.d-dimer-feu] per-year-of-age",
+                t.d_dimer_feu.per_year_of_age,
+            ),
             ("[thresholds.d-dimer-ddu] base", t.d_dimer_ddu.base),
-            ("[thresholds.d-dimer-ddu] per-year-of-age", t.d_dimer_ddu.per_year_of_age),
+            (
+                "[thresholds.d-dimer-ddu] per-year-of-age",
+                t.d_dimer_ddu.per_year_of_age,
+            ),
         ] {
             if !v.is_finite() || v <= 0.0 {
                 return Err(err(file, name, "must be a positive number"));
@@ -203,7 +209,11 @@ impl Model {
             }
             for c in &o.codings {
                 if c.system.trim().is_empty() || c.code.trim().is_empty() {
-                    return Err(err(file, format!("{name} codings"), "a coding has an empty system or code"));
+                    return Err(err(
+                        file,
+                        format!("{name} codings"),
+                        "a coding has an empty system or code",
+                    ));
                 }
             }
         }
@@ -211,13 +221,22 @@ impl Model {
             return Err(err(file, "[[override-reasons]]", "at least one is needed"));
         }
         for (i, r) in self.override_reasons.iter().enumerate() {
-            if r.code.trim().is_empty() || r.display.trim().is_empty() || r.system.trim().is_empty() {
-                return Err(err(file, format!("[[override-reasons]] #{}", i + 1), "system, code and display must not be empty"));
+            if r.code.trim().is_empty() || r.display.trim().is_empty() || r.system.trim().is_empty()
+            {
+                return Err(err(
+                    file,
+                    format!("[[override-reasons]] #{}", i + 1),
+                    "system, code and display must not be empty",
+                ));
             }
         }
         for (i, l) in self.links.iter().enumerate() {
             if !(l.url.starts_with("https://") || l.url.starts_with("http://")) {
-                return Err(err(file, format!("[[links]] #{}", i + 1), "url must be absolute (http or https)"));
+                return Err(err(
+                    file,
+                    format!("[[links]] #{}", i + 1),
+                    "url must be absolute (http or https)",
+                ));
             }
         }
         if self.source.label.trim().is_empty() {

@@ -57,7 +57,11 @@ pub fn parse_when(s: &str) -> Option<When> {
                 date_only: false,
             });
         }
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(ndt) = NaiveDateTime::parse_from_str(s, fmt) {
                 return Some(When {
                     t: Utc.from_utc_datetime(&ndt),
@@ -203,17 +207,16 @@ pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side
 }
 
 /// Does any coding of this CodeableConcept have one of these codes (system + code)?
-pub fn has_coding(
-    cc: Option<&Value>,
-    list: &[crate::mappings::SimpleCoding],
-) -> bool {
+pub fn has_coding(cc: Option<&Value>, list: &[crate::mappings::SimpleCoding]) -> bool {
     cc.and_then(|c| c.get("coding"))
         .and_then(Value::as_array)
         .is_some_and(|codings| {
-            codings.iter().any(|c| match (str_at(c, "system"), str_at(c, "code")) {
-                (Some(s), Some(k)) => list.iter().any(|l| l.matches(s, k)),
-                _ => false,
-            })
+            codings
+                .iter()
+                .any(|c| match (str_at(c, "system"), str_at(c, "code")) {
+                    (Some(s), Some(k)) => list.iter().any(|l| l.matches(s, k)),
+                    _ => false,
+                })
         })
 }
 
@@ -415,10 +418,20 @@ fn read_one<'a>(
             // §1 active: active, recurrence, relapse, or no clinicalStatus.
             f.active = match r.get("clinicalStatus") {
                 None => true,
-                Some(cs) => matches!(status_code(Some(cs)), Some("active" | "recurrence" | "relapse")),
+                Some(cs) => matches!(
+                    status_code(Some(cs)),
+                    Some("active" | "recurrence" | "relapse")
+                ),
             };
             (f.codes, f.side) = concept_codes(m, r.get("code"));
-            first_date(r, &[&["onsetDateTime"], &["onsetPeriod", "start"], &["recordedDate"]])
+            first_date(
+                r,
+                &[
+                    &["onsetDateTime"],
+                    &["onsetPeriod", "start"],
+                    &["recordedDate"],
+                ],
+            )
         }
         Kind::Observation => {
             if matches!(status, "entered-in-error" | "cancelled") {
@@ -450,30 +463,49 @@ fn read_one<'a>(
             f.active = matches!(status, "completed" | "in-progress");
             (f.codes, f.side) = concept_codes(m, r.get("code"));
             f.surgical_category = match r.get("category") {
-                Some(Value::Array(a)) => a.iter().any(|c| has_coding(Some(c), &m.model.record.surgery_categories)),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .any(|c| has_coding(Some(c), &m.model.record.surgery_categories)),
                 other => has_coding(other, &m.model.record.surgery_categories),
             };
             first_date(
                 r,
-                &[&["performedDateTime"], &["performedPeriod", "end"], &["performedPeriod", "start"]],
+                &[
+                    &["performedDateTime"],
+                    &["performedPeriod", "end"],
+                    &["performedPeriod", "start"],
+                ],
             )
         }
         Kind::MedicationRequest | Kind::MedicationStatement => {
             if kind == Kind::MedicationRequest
-                && matches!(status, "entered-in-error" | "cancelled" | "stopped" | "completed")
+                && matches!(
+                    status,
+                    "entered-in-error" | "cancelled" | "stopped" | "completed"
+                )
             {
                 return None;
             }
             if kind == Kind::MedicationStatement
-                && matches!(status, "entered-in-error" | "stopped" | "completed" | "not-taken")
+                && matches!(
+                    status,
+                    "entered-in-error" | "stopped" | "completed" | "not-taken"
+                )
             {
                 return None;
             }
             // §2 "active MedicationRequest or MedicationStatement": current use.
             f.active = status == "active";
             f.codes = concept_codes(m, r.get("medicationCodeableConcept")).0;
-            if let Some(reference) = r.get("medicationReference").and_then(|x| str_at(x, "reference")) {
-                let id = reference.trim_start_matches('#').rsplit('/').next().unwrap_or("");
+            if let Some(reference) = r
+                .get("medicationReference")
+                .and_then(|x| str_at(x, "reference"))
+            {
+                let id = reference
+                    .trim_start_matches('#')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("");
                 if let Some(sets) = medications.get(id) {
                     f.codes = f.codes.union(*sets);
                 } else if let Some(contained) = r.get("contained").and_then(Value::as_array) {
@@ -487,7 +519,14 @@ fn read_one<'a>(
             if kind == Kind::MedicationRequest {
                 first_date(r, &[&["authoredOn"]])
             } else {
-                first_date(r, &[&["effectiveDateTime"], &["effectivePeriod", "start"], &["dateAsserted"]])
+                first_date(
+                    r,
+                    &[
+                        &["effectiveDateTime"],
+                        &["effectivePeriod", "start"],
+                        &["dateAsserted"],
+                    ],
+                )
             }
         }
         Kind::Encounter => {
@@ -499,8 +538,8 @@ fn read_one<'a>(
                 .and_then(|c| str_at(c, "code"))
                 .or_else(|| class.and_then(|c| status_code(Some(c))))
                 .map(str::trim);
-            f.inpatient = class_code
-                .is_some_and(|c| m.model.record.inpatient_classes.iter().any(|k| k == c));
+            f.inpatient =
+                class_code.is_some_and(|c| m.model.record.inpatient_classes.iter().any(|k| k == c));
             if let Some(reasons) = r.get("reasonCode").and_then(Value::as_array) {
                 for rc in reasons {
                     let (sets, side) = concept_codes(m, Some(rc));
@@ -528,7 +567,14 @@ fn read_one<'a>(
                 return None;
             }
             (f.codes, f.side) = concept_codes(m, r.get("code"));
-            first_date(r, &[&["effectiveDateTime"], &["effectivePeriod", "start"], &["issued"]])
+            first_date(
+                r,
+                &[
+                    &["effectiveDateTime"],
+                    &["effectivePeriod", "start"],
+                    &["issued"],
+                ],
+            )
         }
         Kind::ImagingStudy => {
             if matches!(status, "entered-in-error" | "cancelled") {
@@ -586,7 +632,11 @@ mod tests {
         assert!(!t.within_days(now(), 14));
         assert!(parse_when("2026-11-21").unwrap().is_future(now()));
         assert!(!parse_when("2026-11-20").unwrap().is_future(now()));
-        assert!(parse_when("2026-11-20T12:00:01+00:00").unwrap().is_future(now()));
+        assert!(
+            parse_when("2026-11-20T12:00:01+00:00")
+                .unwrap()
+                .is_future(now())
+        );
         assert!(parse_when("2026-13-01").is_none());
         assert!(parse_when("yesterday").is_none());
         assert!(parse_when("2026-11").unwrap().date_only);

@@ -1,0 +1,115 @@
+//! Assessment speed on a record of 500 resources (targets: < 2 ms from JSON bytes to the
+//! response JSON, < 100 µs from parsed resources to the assessment).
+//! Run: `cargo bench --bench assessment -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+
+use chrono::{DateTime, Duration, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use dvt_cds::assessment::{HookInput, assess, evaluate::from_request, respond};
+use dvt_cds::cds_hooks::Hook;
+use dvt_cds::mappings::Mappings;
+use serde_json::{Value, json};
+
+fn now() -> DateTime<Utc> {
+    "2026-11-20T12:00:00Z".parse().unwrap()
+}
+
+fn day(n: i64) -> String {
+    (now() - Duration::days(n)).date_naive().to_string()
+}
+
+/// A realistic mix: problems, vitals panels, labs, procedures, medications, encounters.
+fn record() -> Vec<Value> {
+    let subject = json!({"reference": "Patient/p1"});
+    let mut r = vec![json!({"resourceType": "Patient", "id": "p1", "birthDate": "1961-03-14"})];
+    let conds = [
+        ("http://hl7.org/fhir/sid/icd-10-cm", "I10"),
+        ("http://hl7.org/fhir/sid/icd-10-cm", "E11.9"),
+        ("http://snomed.info/sct", "38341003"),
+        ("http://hl7.org/fhir/sid/icd-10-cm", "M79.662"),
+        ("http://hl7.org/fhir/sid/icd-10-cm", "C50.911"),
+    ];
+    for i in 0..499 {
+        let d = (i % 200) as i64;
+        let res = match i % 5 {
+            0 => {
+                let (s, c) = conds[i % conds.len()];
+                json!({"resourceType": "Condition", "id": format!("c{i}"), "subject": subject,
+                    "clinicalStatus": {"coding": [{"code": "active"}]},
+                    "code": {"coding": [{"system": s, "code": c}]}, "onsetDateTime": day(d)})
+            }
+            1 => {
+                json!({"resourceType": "Observation", "id": format!("o{i}"), "status": "final", "subject": subject,
+                "code": {"coding": [{"system": "http://loinc.org", "code": "85353-1"}]},
+                "effectiveDateTime": format!("{}T08:00:00Z", day(d)),
+                "component": [
+                    {"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}, "valueQuantity": {"value": 80 + (i % 30), "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}},
+                    {"code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]}, "valueQuantity": {"value": 97, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}}
+                ]})
+            }
+            2 => {
+                json!({"resourceType": "Observation", "id": format!("l{i}"), "status": "final", "subject": subject,
+                "code": {"coding": [{"system": "http://loinc.org", "code": if i % 3 == 0 { "48065-7" } else { "2345-7" }}]},
+                "effectiveDateTime": day(d), "valueQuantity": {"value": 400, "unit": "ug/L", "system": "http://unitsofmeasure.org", "code": "ug/L"}})
+            }
+            3 => {
+                json!({"resourceType": "Procedure", "id": format!("pr{i}"), "status": "completed", "subject": subject,
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": if i % 2 == 0 { "609588000" } else { "73761001" }}]},
+                "performedDateTime": day(d)})
+            }
+            _ => {
+                json!({"resourceType": "MedicationRequest", "id": format!("m{i}"), "status": "active", "intent": "order", "subject": subject,
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197361"}]},
+                "authoredOn": day(d)})
+            }
+        };
+        r.push(res);
+    }
+    r
+}
+
+fn request_bytes(resources: &[Value]) -> Vec<u8> {
+    let entries: Vec<Value> = resources[1..]
+        .iter()
+        .map(|r| json!({"resource": r}))
+        .collect();
+    serde_json::to_vec(&json!({
+        "hook": "patient-view",
+        "hookInstance": "bench-1",
+        "context": {"userId": "Practitioner/1", "patientId": "p1"},
+        "prefetch": {
+            "patient": resources[0],
+            "records": {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+        }
+    }))
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let m = Mappings::embedded().unwrap();
+    let resources = record();
+    assert_eq!(resources.len(), 500);
+    let bytes = request_bytes(&resources);
+    let input = HookInput {
+        hook: Hook::PatientView,
+        hook_instance: "bench-1".into(),
+        patient_id: "p1".into(),
+        encounter_id: None,
+        draft_orders: vec![],
+    };
+    c.bench_function("json bytes to response json (500 resources)", |b| {
+        b.iter(|| {
+            let v: Value = serde_json::from_slice(black_box(&bytes)).unwrap();
+            let (input, res) = from_request(&v, None).unwrap();
+            let out = respond(&m, &input, &res, now());
+            black_box(serde_json::to_vec(&out).unwrap())
+        })
+    });
+    c.bench_function("parsed resources to assessment (500 resources)", |b| {
+        b.iter(|| black_box(assess(&m, &input, black_box(&resources), now())))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,95 @@
+//! The example requests under cds-hooks/examples/ produce exactly their example
+//! responses at the fixed now 2026-11-20T12:00:00Z (cds-hooks/examples/README.md).
+//! Regenerate after a reviewed change with `UPDATE_EXAMPLES=1`.
+
+mod clinical_common;
+
+use std::path::Path;
+
+use clinical_common::{mappings, now};
+use dvt_cds::assessment::{evaluate::from_request, respond};
+use serde_json::Value;
+
+fn examples() -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cds-hooks/examples");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("examples dir") {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".request.json") {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            out.push((stem.to_string(), v));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn every_example_request_gives_its_example_response() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cds-hooks/examples");
+    let all = examples();
+    assert!(all.len() >= 8, "{} examples", all.len());
+    for (stem, req) in all {
+        let (input, resources) = from_request(&req, None).unwrap();
+        let got = respond(mappings(), &input, &resources, now());
+        let path = dir.join(format!("{stem}.response.json"));
+        if std::env::var_os("UPDATE_EXAMPLES").is_some() {
+            std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+        }
+        let want: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{stem}.response.json: {e}"));
+        assert_eq!(
+            got, want,
+            "{stem}: response differs from {stem}.response.json"
+        );
+    }
+}
+
+#[test]
+fn examples_cover_every_hook_and_category() {
+    let mut hooks = std::collections::BTreeSet::new();
+    let mut categories = std::collections::BTreeSet::new();
+    for (stem, req) in examples() {
+        hooks.insert(req["hook"].as_str().unwrap().to_string());
+        let (input, resources) = from_request(&req, None).unwrap();
+        let got = respond(mappings(), &input, &resources, now());
+        match got["cards"].as_array().unwrap().first() {
+            Some(c) => {
+                let cat = c["extension"]["dvt-assessment"]["category"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                // The file name says what the example shows.
+                assert!(
+                    stem.starts_with(&cat) || stem.starts_with("order-"),
+                    "{stem} gave {cat}"
+                );
+                categories.insert(cat);
+            }
+            None => {
+                assert_eq!(stem, "no-card");
+                categories.insert("no-card".to_string());
+            }
+        }
+    }
+    for h in [
+        "patient-view",
+        "encounter-start",
+        "order-select",
+        "order-sign",
+    ] {
+        assert!(hooks.contains(h), "no example for {h}");
+    }
+    for c in [
+        "pe-warning-signs",
+        "pregnancy",
+        "dvt-likely",
+        "dvt-unlikely",
+        "dvt-evaluation",
+        "follow-up",
+        "no-card",
+    ] {
+        assert!(categories.contains(c), "no example for {c}");
+    }
+}
