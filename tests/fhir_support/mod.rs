@@ -179,6 +179,18 @@ pub enum Behaviour {
     Hang,
     /// Answer with this status, content type and body.
     Answer(u16, &'static str, String),
+    /// The same, after a delay (a server with latency but no CPU cost).
+    AnswerAfter(Duration, u16, &'static str, String),
+}
+
+async fn answer(socket: &mut tokio::net::TcpStream, status: u16, content_type: &str, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = socket.write_all(head.as_bytes()).await;
+    let _ = socket.write_all(body.as_bytes()).await;
+    let _ = socket.shutdown().await;
 }
 
 impl Fake {
@@ -203,19 +215,19 @@ impl Fake {
                             Ok(n) => got.extend_from_slice(&buf[..n]),
                         }
                     }
-                    r.lock().unwrap().push(String::from_utf8_lossy(&got).into_owned());
+                    r.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&got).into_owned());
                     match behaviour {
                         Behaviour::Hang => {
                             tokio::time::sleep(Duration::from_secs(3600)).await;
                         }
+                        Behaviour::AnswerAfter(delay, status, content_type, body) => {
+                            tokio::time::sleep(delay).await;
+                            answer(&mut socket, status, content_type, &body).await;
+                        }
                         Behaviour::Answer(status, content_type, body) => {
-                            let head = format!(
-                                "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                                body.len()
-                            );
-                            let _ = socket.write_all(head.as_bytes()).await;
-                            let _ = socket.write_all(body.as_bytes()).await;
-                            let _ = socket.shutdown().await;
+                            answer(&mut socket, status, content_type, &body).await;
                         }
                     }
                 }));
