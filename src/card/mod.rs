@@ -557,13 +557,18 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
 }
 
 fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -> Option<Value> {
+    let dd_label;
     let (spec, label): (&OrderSpec, &str) = match s.kind {
         SuggestionKind::Ultrasound => (
             &m.model.orders.ultrasound,
             "Order compression duplex ultrasound of the leg veins",
         ),
         SuggestionKind::Ctpa => (&m.model.orders.ctpa, "Order CT pulmonary angiography"),
-        SuggestionKind::DDimer => (&m.model.orders.d_dimer, "Order a D-dimer"),
+        SuggestionKind::DDimer => {
+            // §4 rule 7: the threshold written out.
+            dd_label = format!("Order a D-dimer (positive at {})", threshold_text(a, m));
+            (&m.model.orders.d_dimer, dd_label.as_str())
+        }
     };
     let draft = dvt_fhir::Draft {
         patient_id: input.patient_id.clone(),

@@ -247,8 +247,10 @@ fn body_site_side(m: &Mappings, r: &Value) -> Option<Side> {
     None
 }
 
-/// Reads the first present candidate date; returns (date, unreadable).
+/// Reads the first readable candidate date (§1 order); also says whether a present
+/// candidate could not be read.
 fn first_date(r: &Value, paths: &[&[&str]]) -> (Option<When>, bool) {
+    let mut unreadable = false;
     for path in paths {
         let mut v = Some(r);
         for key in *path {
@@ -256,12 +258,12 @@ fn first_date(r: &Value, paths: &[&[&str]]) -> (Option<When>, bool) {
         }
         if let Some(v) = v {
             match v.as_str().and_then(parse_when) {
-                Some(w) => return (Some(w), false),
-                None => return (None, true),
+                Some(w) => return (Some(w), unreadable),
+                None => unreadable = true,
             }
         }
     }
-    (None, false)
+    (None, unreadable)
 }
 
 /// The patient id a `subject` / `patient` reference names, if it names one.
