@@ -348,7 +348,10 @@ pub fn read<'a>(
             _ => {}
         }
     }
-    if let Some(p) = patient.filter(|p| str_at(p, "id") == Some(patient_id) || patients == 1) {
+    // Only the context's Patient gives the age (another Patient's birthDate must not).
+    if let Some(p) = patient
+        .filter(|p| str_at(p, "id") == Some(patient_id) || (patient_id.is_empty() && patients == 1))
+    {
         match p.get("birthDate").and_then(Value::as_str).map(parse_when) {
             Some(Some(w)) if !w.is_future(now) => rec.birth_date = Some(w.date()),
             Some(_) => rec.notes.birth_date_unreadable = true,
