@@ -776,6 +776,12 @@ mod tests {
     }
 
     #[test]
+    fn mappings_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Mappings>();
+    }
+
+    #[test]
     fn icd_is_a_matches_with_and_without_dot_and_whitespace() {
         let m = Mappings::from_files("t", &files(LEG_PAIN)).unwrap();
         for code in ["M79.662", "M79662", " m79.661 ", "M79.66"] {
