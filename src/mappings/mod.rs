@@ -165,6 +165,13 @@ impl fmt::Display for MappingError {
 
 impl std::error::Error for MappingError {}
 
+/// Callers that report errors as text (`?` into `Result<_, String>`) keep working.
+impl From<MappingError> for String {
+    fn from(e: MappingError) -> String {
+        e.to_string()
+    }
+}
+
 fn err(file: &str, entry: impl Into<String>, problem: impl Into<String>) -> MappingError {
     MappingError {
         file: file.to_string(),
@@ -522,7 +529,7 @@ impl Mappings {
 
 /// `dvt-cds mappings check [DIR]`: the report to print (each code set with its code
 /// count), or the error naming file and entry.
-pub fn check_command(dir: Option<&Path>) -> Result<String, MappingError> {
+pub fn check_command(dir: Option<&Path>) -> Result<String, String> {
     let m = match dir {
         Some(d) => Mappings::load_dir(d)?,
         None => Mappings::embedded()?,
