@@ -71,10 +71,20 @@ pub fn parse_when(s: &str) -> Option<When> {
         }
         return None;
     }
-    let d = match s.len() {
-        4 => NaiveDate::from_ymd_opt(s.parse().ok()?, 1, 1)?,
-        7 => NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").ok()?,
-        10 => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?,
+    // Hand-parsed: chrono's format parser dominates the cost of reading a record.
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let d = match b.len() {
+        4 => NaiveDate::from_ymd_opt(year, 1, 1)?,
+        7 if b[4] == b'-' => NaiveDate::from_ymd_opt(year, num(5..7)?, 1)?,
+        10 if b[4] == b'-' && b[7] == b'-' => {
+            NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)?
+        }
         _ => return None,
     };
     Some(When {
