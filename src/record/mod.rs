@@ -211,8 +211,12 @@ impl<'a> Top<'a> {
         let mut t = Top {
             keys: [("", &NULL); 40],
             n: 0,
+            overflow: None,
         };
         if let Some(o) = r.as_object() {
+            if o.len() > 40 {
+                t.overflow = Some(r);
+            }
             for (k, v) in o.iter().take(40) {
                 t.keys[t.n] = (k.as_str(), v);
                 t.n += 1;
@@ -221,10 +225,13 @@ impl<'a> Top<'a> {
         t
     }
     fn get(&self, key: &str) -> Option<&'a Value> {
-        self.keys[..self.n]
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
+        match self.overflow {
+            Some(r) => r.get(key),
+            None => self.keys[..self.n]
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| *v),
+        }
     }
     fn str(&self, key: &str) -> Option<&'a str> {
         self.get(key).and_then(Value::as_str)
