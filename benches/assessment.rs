@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use dvt_cds::assessment::{HookInput, assess, evaluate::from_request, respond};
+use dvt_cds::assessment::{HookInput, assess, evaluate::from_request_owned, respond};
 use dvt_cds::cds_hooks::Hook;
 use dvt_cds::mappings::Mappings;
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("json bytes to response json (500 resources)", |b| {
         b.iter(|| {
             let v: Value = serde_json::from_slice(black_box(&bytes)).unwrap();
-            let (input, res) = from_request(&v, None).unwrap();
+            let (input, res) = from_request_owned(v, None).unwrap();
             let out = respond(&m, &input, &res, now());
             black_box(serde_json::to_vec(&out).unwrap())
         })

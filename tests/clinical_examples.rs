@@ -93,3 +93,86 @@ fn examples_cover_every_hook_and_category() {
         assert!(categories.contains(c), "no example for {c}");
     }
 }
+
+fn evaluate_args() -> dvt_cds::assessment::EvaluateArgs {
+    dvt_cds::assessment::EvaluateArgs {
+        now: Some(now()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn evaluate_reads_a_request_file_like_the_service() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cds-hooks/examples");
+    let mut args = evaluate_args();
+    args.request = Some(dir.join("pregnancy.request.json"));
+    let got = dvt_cds::assessment::evaluate_command(&args).unwrap();
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("pregnancy.response.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn evaluate_reads_a_bundle_and_picks_the_patient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut entries = vec![];
+    for (pid, code) in [("a", "M79.662"), ("b", "I10")] {
+        entries.push(serde_json::json!({"resource": {"resourceType": "Patient", "id": pid, "birthDate": "1980-01-01"}}));
+        entries.push(
+            serde_json::json!({"resource": {"resourceType": "Condition", "id": format!("c-{pid}"),
+            "subject": {"reference": format!("Patient/{pid}")},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]},
+            "onsetDateTime": "2026-11-19"}}),
+        );
+    }
+    let path = tmp.path().join("b.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
+            .to_string(),
+    )
+    .unwrap();
+    let mut args = evaluate_args();
+    args.bundle = Some(path.clone());
+    let e = dvt_cds::assessment::evaluate_command(&args).unwrap_err();
+    assert!(e.contains("--patient"), "{e}");
+    args.patient = Some("a".into());
+    let r = dvt_cds::assessment::evaluate_command(&args).unwrap();
+    assert_eq!(
+        r["cards"][0]["extension"]["dvt-assessment"]["category"],
+        "follow-up"
+    );
+    args.patient = Some("b".into());
+    let r = dvt_cds::assessment::evaluate_command(&args).unwrap();
+    assert_eq!(r, serde_json::json!({"cards": []}));
+}
+
+#[test]
+fn evaluate_refuses_unreadable_input_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("x.json");
+    std::fs::write(&path, "{not json").unwrap();
+    let mut args = evaluate_args();
+    args.request = Some(path.clone());
+    assert!(
+        dvt_cds::assessment::evaluate_command(&args)
+            .unwrap_err()
+            .contains("not valid JSON")
+    );
+    args.request = None;
+    args.bundle = Some(tmp.path().join("missing.json"));
+    assert!(
+        dvt_cds::assessment::evaluate_command(&args)
+            .unwrap_err()
+            .contains("cannot read")
+    );
+    std::fs::write(&path, r#"{"resourceType": "Patient", "id": "p"}"#).unwrap();
+    args.bundle = Some(path);
+    assert!(
+        dvt_cds::assessment::evaluate_command(&args)
+            .unwrap_err()
+            .contains("not a FHIR Bundle")
+    );
+}

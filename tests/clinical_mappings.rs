@@ -63,7 +63,7 @@ fn broken_value_set_is_refused_with_file_and_entry() {
     let e = Mappings::load_dir(dir.path()).unwrap_err();
     assert!(e.file.ends_with("valuesets/leg-swelling.json"), "{e}");
     assert_eq!(e.entry, "compose.include[1]");
-    let msg = check_command(Some(dir.path())).unwrap_err().to_string();
+    let msg = check_command(Some(dir.path())).unwrap_err();
     assert!(
         msg.contains("leg-swelling.json: compose.include[1]: has both concept and filter"),
         "{msg}"

@@ -614,6 +614,47 @@ fn cases() -> Vec<Case> {
                 assert_eq!(ext(r)["dDimer"]["threshold"], 500);
             },
         ),
+        case(
+            "comparator <200 ug/L is negative",
+            vec![adult(), pain(), {
+                let mut o = d_dimer("dd", "48065-7", 200.0, "ug/L", 1);
+                o["valueQuantity"]["comparator"] = json!("<");
+                o
+            }],
+            is("dvt-unlikely"),
+        ),
+        case(
+            "comparator >400 ug/L cannot be judged at 500",
+            vec![adult(), pain(), {
+                let mut o = d_dimer("dd", "48065-7", 400.0, "ug/L", 1);
+                o["valueQuantity"]["comparator"] = json!(">");
+                o
+            }],
+            |r| {
+                assert_eq!(ext(r)["dDimer"]["result"], "uninterpretable");
+            },
+        ),
+        case(
+            "negative D-dimer not used while anticoagulated",
+            vec![
+                adult(),
+                pain(),
+                med_request("m", "1037045", "active"),
+                d_dimer("dd", "48065-7", 100.0, "ug/L", 1),
+            ],
+            is("follow-up"),
+        ),
+        case(
+            "left and right swelling make bilateral",
+            vec![
+                adult(),
+                cond("l", ICD, "R22.42", 1),
+                cond("r", ICD, "R22.41", 2),
+            ],
+            |r| {
+                assert_eq!(ext(r)["findings"][0]["side"], "bilateral");
+            },
+        ),
         // §4 modifiers.
         case(
             "anticoagulated: warning becomes info, no D-dimer",

@@ -51,7 +51,7 @@ pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
         }
         (None, Some(r)) => {
             let v = read_json(r)?;
-            let (input, resources) = from_request(&v, args.hook)?;
+            let (input, resources) = from_request_owned(v, args.hook)?;
             Ok(respond(&mappings, &input, &resources, now))
         }
     }
@@ -108,6 +108,15 @@ pub fn from_bundle(v: &Value, args: &EvaluateArgs) -> Result<(HookInput, Vec<Val
 /// A CDS Hooks request read leniently: hookInstance, context and every prefetch value
 /// (a Bundle's entries or a single resource; `null` and OperationOutcome ignored).
 pub fn from_request(v: &Value, hook: Option<Hook>) -> Result<(HookInput, Vec<Value>), String> {
+    from_request_owned(v.clone(), hook)
+}
+
+/// [`from_request`] taking the request by value (the resources are moved, not copied).
+pub fn from_request_owned(
+    mut v: Value,
+    hook: Option<Hook>,
+) -> Result<(HookInput, Vec<Value>), String> {
+    let prefetch = v.get_mut("prefetch").map(Value::take);
     let obj = v
         .as_object()
         .ok_or("--request: the file is not a JSON object")?;
@@ -137,24 +146,21 @@ pub fn from_request(v: &Value, hook: Option<Hook>) -> Result<(HookInput, Vec<Val
         _ => vec![],
     };
     let mut resources = Vec::new();
-    if let Some(prefetch) = obj.get("prefetch").and_then(Value::as_object) {
-        for value in prefetch.values() {
+    if let Some(Value::Object(prefetch)) = prefetch {
+        for (_, mut value) in prefetch {
             match value.get("resourceType").and_then(Value::as_str) {
                 None | Some("OperationOutcome") => {}
-                Some("Bundle") => resources.extend(
-                    value
-                        .get("entry")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|e| e.get("resource"))
-                        .filter(|r| {
-                            r.get("resourceType").and_then(Value::as_str)
-                                != Some("OperationOutcome")
-                        })
-                        .cloned(),
-                ),
-                Some(_) => resources.push(value.clone()),
+                Some("Bundle") => {
+                    if let Some(Value::Array(entries)) = value.get_mut("entry").map(Value::take) {
+                        resources.extend(entries.into_iter().filter_map(|mut e| {
+                            let r = e.get_mut("resource").map(Value::take)?;
+                            let outcome = r.get("resourceType").and_then(Value::as_str)
+                                == Some("OperationOutcome");
+                            (!outcome).then_some(r)
+                        }));
+                    }
+                }
+                Some(_) => resources.push(value),
             }
         }
     }

@@ -289,9 +289,6 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
         d.push_str(&finding_line(f));
         d.push('\n');
     }
-    if let Some(r) = &a.drafts.ultrasound {
-        let _ = writeln!(d, "- **Leg-vein ultrasound being ordered**: {r}");
-    }
     if let Some(r) = &a.drafts.d_dimer {
         let _ = writeln!(d, "- **D-dimer being ordered**: {r}");
     }
@@ -397,11 +394,16 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
     d.push_str("\n### Next step\n\n");
     let imaging = c.dvt_imaging.as_ref();
     let imaging_line = imaging.map(|f| {
-        format!(
-            "Leg-vein ultrasound already ordered or done{}: {}. Review it rather than ordering another.",
-            f.date.map(|x| format!(" ({x})")).unwrap_or_default(),
-            refs(&f.evidence)
-        )
+        // §7: a draft ultrasound of this order hook is being ordered, not yet done.
+        if f.evidence.first() == a.drafts.ultrasound.as_ref() && f.evidence.len() == 1 {
+            format!("Leg-vein ultrasound being ordered: {}.", refs(&f.evidence))
+        } else {
+            format!(
+                "Leg-vein ultrasound already ordered or done{}: {}. Review it rather than ordering another.",
+                f.date.map(|x| format!(" ({x})")).unwrap_or_default(),
+                refs(&f.evidence)
+            )
+        }
     });
     match cat {
         Category::PeWarningSigns => {
@@ -452,8 +454,10 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             } else {
                 let _ = write!(
                     d,
-                    "A risk factor for DVT with Wells 1 or less: D-dimer, positive at {} (age-adjusted: 10 × age above 50 years). If positive, leg-vein ultrasound.",
-                    threshold_text(a, m)
+                    "A risk factor for DVT with Wells 1 or less: D-dimer, positive at {} (age-adjusted: {} × age above {} years). If positive, leg-vein ultrasound.",
+                    threshold_text(a, m),
+                    fmt_num(m.model.thresholds.d_dimer_feu.per_year_of_age),
+                    m.model.thresholds.d_dimer_feu.age_limit
                 );
             }
             d.push('\n');
@@ -557,13 +561,18 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
 }
 
 fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -> Option<Value> {
+    let dd_label;
     let (spec, label): (&OrderSpec, &str) = match s.kind {
         SuggestionKind::Ultrasound => (
             &m.model.orders.ultrasound,
             "Order compression duplex ultrasound of the leg veins",
         ),
         SuggestionKind::Ctpa => (&m.model.orders.ctpa, "Order CT pulmonary angiography"),
-        SuggestionKind::DDimer => (&m.model.orders.d_dimer, "Order a D-dimer"),
+        SuggestionKind::DDimer => {
+            // §4 rule 7: the threshold written out.
+            dd_label = format!("Order a D-dimer (positive at {})", threshold_text(a, m));
+            (&m.model.orders.d_dimer, dd_label.as_str())
+        }
     };
     let draft = dvt_fhir::Draft {
         patient_id: input.patient_id.clone(),

@@ -11,6 +11,7 @@ mod model;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 pub use model::{
@@ -38,6 +39,33 @@ const SYSTEM_ALIASES: &[(&str, &str)] = &[
     ("urn:oid:2.16.840.1.113883.6.12", CPT),
     ("urn:oid:2.16.840.1.113883.6.4", ICD10PCS),
 ];
+
+/// FxHash (rustc's hasher): code lookups are on short trusted keys from our own files, so
+/// a fast non-cryptographic hash is right here (one lookup per coding of every resource).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 const SOURCE_EXT: &str = "https://dvt-cds.example.org/fhir/StructureDefinition/source";
 
@@ -165,6 +193,13 @@ impl fmt::Display for MappingError {
 
 impl std::error::Error for MappingError {}
 
+/// Callers that report errors as text (`?` into `Result<_, String>`) keep working.
+impl From<MappingError> for String {
+    fn from(e: MappingError) -> String {
+        e.to_string()
+    }
+}
+
 fn err(file: &str, entry: impl Into<String>, problem: impl Into<String>) -> MappingError {
     MappingError {
         file: file.to_string(),
@@ -176,9 +211,9 @@ fn err(file: &str, entry: impl Into<String>, problem: impl Into<String>) -> Mapp
 #[derive(Debug, Default)]
 struct SystemIndex {
     is_icd10cm: bool,
-    exact: HashMap<Box<str>, u64>,
+    exact: FastMap<Box<str>, u64>,
     /// ICD-10-CM `is-a` roots, normalised.
-    prefixes: HashMap<Box<str>, u64>,
+    prefixes: FastMap<Box<str>, u64>,
 }
 
 /// Per code set: where it came from and how many codes it holds (for `mappings check`).
@@ -194,10 +229,10 @@ pub struct CodeSetInfo {
 pub struct Mappings {
     pub model: Model,
     systems: Vec<SystemIndex>,
-    system_ids: HashMap<Box<str>, usize>,
+    system_ids: FastMap<Box<str>, usize>,
     info: Vec<CodeSetInfo>,
-    laterality: HashMap<Box<str>, Side>,
-    body_sites: HashMap<Box<str>, Side>,
+    laterality: FastMap<Box<str>, Side>,
+    body_sites: FastMap<Box<str>, Side>,
 }
 
 /// Normalise an ICD-10-CM code: trim, drop dots, upper case. `None` if it does not fit.
@@ -303,10 +338,10 @@ impl Mappings {
         let mut m = Mappings {
             model,
             systems: Vec::new(),
-            system_ids: HashMap::new(),
+            system_ids: FastMap::default(),
             info: vec![CodeSetInfo::default(); CodeSet::ALL.len()],
-            laterality: HashMap::new(),
-            body_sites: HashMap::new(),
+            laterality: FastMap::default(),
+            body_sites: FastMap::default(),
         };
         let mut used: HashSet<&str> = HashSet::new();
         for &set in CodeSet::ALL {
@@ -522,7 +557,7 @@ impl Mappings {
 
 /// `dvt-cds mappings check [DIR]`: the report to print (each code set with its code
 /// count), or the error naming file and entry.
-pub fn check_command(dir: Option<&Path>) -> Result<String, MappingError> {
+pub fn check_command(dir: Option<&Path>) -> Result<String, String> {
     let m = match dir {
         Some(d) => Mappings::load_dir(d)?,
         None => Mappings::embedded()?,
@@ -773,6 +808,12 @@ mod tests {
             ("valuesets/leg-pain.json".into(), leg.into()),
             ("valuesets/empty.json".into(), EMPTY.into()),
         ]
+    }
+
+    #[test]
+    fn mappings_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Mappings>();
     }
 
     #[test]

@@ -71,10 +71,20 @@ pub fn parse_when(s: &str) -> Option<When> {
         }
         return None;
     }
-    let d = match s.len() {
-        4 => NaiveDate::from_ymd_opt(s.parse().ok()?, 1, 1)?,
-        7 => NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").ok()?,
-        10 => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?,
+    // Hand-parsed: chrono's format parser dominates the cost of reading a record.
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let d = match b.len() {
+        4 => NaiveDate::from_ymd_opt(year, 1, 1)?,
+        7 if b[4] == b'-' => NaiveDate::from_ymd_opt(year, num(5..7)?, 1)?,
+        10 if b[4] == b'-' && b[7] == b'-' => {
+            NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)?
+        }
         _ => return None,
     };
     Some(When {
@@ -184,6 +194,50 @@ pub struct Record<'a> {
     pub notes: DataNotes,
 }
 
+/// The top-level elements of a resource, collected in one pass: a lookup compares key
+/// lengths first, which is much cheaper than searching serde_json's BTreeMap for each of
+/// the ~15 elements read per resource (measured: most of the reading time).
+struct Top<'a> {
+    keys: [(&'a str, &'a Value); 40],
+    n: usize,
+    /// More than 40 elements: look the rest up in the map.
+    overflow: Option<&'a Value>,
+}
+
+static NULL: Value = Value::Null;
+
+impl<'a> Top<'a> {
+    fn new(r: &'a Value) -> Top<'a> {
+        let mut t = Top {
+            keys: [("", &NULL); 40],
+            n: 0,
+            overflow: None,
+        };
+        if let Some(o) = r.as_object() {
+            if o.len() > 40 {
+                t.overflow = Some(r);
+            }
+            for (k, v) in o.iter().take(40) {
+                t.keys[t.n] = (k.as_str(), v);
+                t.n += 1;
+            }
+        }
+        t
+    }
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        match self.overflow {
+            Some(r) => r.get(key),
+            None => self.keys[..self.n]
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| *v),
+        }
+    }
+    fn str(&self, key: &str) -> Option<&'a str> {
+        self.get(key).and_then(Value::as_str)
+    }
+}
+
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
@@ -197,8 +251,10 @@ pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side
             let (Some(sys), Some(code)) = (str_at(c, "system"), str_at(c, "code")) else {
                 continue;
             };
-            sets = sets.union(m.classify(sys, code));
-            if side.is_none() {
+            let these = m.classify(sys, code);
+            sets = sets.union(these);
+            // Laterality only matters for codes the model uses.
+            if side.is_none() && !these.is_empty() {
                 side = m.icd_side(sys, code);
             }
         }
@@ -227,8 +283,8 @@ fn status_code(cc: Option<&Value>) -> Option<&str> {
         .map(str::trim)
 }
 
-fn body_site_side(m: &Mappings, r: &Value) -> Option<Side> {
-    let sites = r.get("bodySite")?;
+fn body_site_side(m: &Mappings, t: &Top<'_>) -> Option<Side> {
+    let sites = t.get("bodySite")?;
     let list: Vec<&Value> = match sites {
         Value::Array(a) => a.iter().collect(),
         other => vec![other],
@@ -247,28 +303,30 @@ fn body_site_side(m: &Mappings, r: &Value) -> Option<Side> {
     None
 }
 
-/// Reads the first present candidate date; returns (date, unreadable).
-fn first_date(r: &Value, paths: &[&[&str]]) -> (Option<When>, bool) {
+/// Reads the first readable candidate date (§1 order); also says whether a present
+/// candidate could not be read.
+fn first_date(t: &Top<'_>, paths: &[&[&str]]) -> (Option<When>, bool) {
+    let mut unreadable = false;
     for path in paths {
-        let mut v = Some(r);
-        for key in *path {
+        let mut v = t.get(path[0]);
+        for key in &path[1..] {
             v = v.and_then(|x| x.get(*key));
         }
         if let Some(v) = v {
             match v.as_str().and_then(parse_when) {
-                Some(w) => return (Some(w), false),
-                None => return (None, true),
+                Some(w) => return (Some(w), unreadable),
+                None => unreadable = true,
             }
         }
     }
-    (None, false)
+    (None, unreadable)
 }
 
 /// The patient id a `subject` / `patient` reference names, if it names one.
-fn referenced_patient(r: &Value) -> Option<&str> {
+fn referenced_patient<'a>(t: &Top<'a>) -> Option<&'a str> {
     let reference = ["subject", "patient"]
         .iter()
-        .find_map(|k| r.get(*k).and_then(|s| str_at(s, "reference")))?;
+        .find_map(|k| t.get(k).and_then(|s| str_at(s, "reference")))?;
     let idx = reference.rfind("Patient/")?;
     let rest = &reference[idx + "Patient/".len()..];
     Some(rest.split('/').next().unwrap_or(rest))
@@ -278,20 +336,16 @@ fn referenced_patient(r: &Value) -> Option<&str> {
 /// type FHIR gives them.)
 fn well_formed(r: &Value) -> bool {
     let Some(o) = r.as_object() else { return false };
-    let obj_or_absent = |k: &str| o.get(k).is_none_or(Value::is_object);
-    let str_or_absent = |k: &str| o.get(k).is_none_or(Value::is_string);
-    let arr_or_absent = |k: &str| o.get(k).is_none_or(Value::is_array);
-    obj_or_absent("code")
-        && obj_or_absent("subject")
-        && obj_or_absent("clinicalStatus")
-        && obj_or_absent("verificationStatus")
-        && str_or_absent("status")
-        && str_or_absent("id")
-        && arr_or_absent("component")
-        && arr_or_absent("reasonCode")
-        && o.get("code")
-            .and_then(|c| c.get("coding"))
-            .is_none_or(Value::is_array)
+    // One pass over the entries (cheaper than a lookup per element).
+    o.iter().all(|(k, v)| match k.as_str() {
+        "code" => v
+            .as_object()
+            .is_some_and(|c| c.get("coding").is_none_or(Value::is_array)),
+        "subject" | "clinicalStatus" | "verificationStatus" => v.is_object(),
+        "status" | "id" => v.is_string(),
+        "component" | "reasonCode" => v.is_array(),
+        _ => true,
+    })
 }
 
 /// Flatten resources: Bundles (any type, nested once) give their entries' resources.
@@ -346,7 +400,10 @@ pub fn read<'a>(
             _ => {}
         }
     }
-    if let Some(p) = patient.filter(|p| str_at(p, "id") == Some(patient_id) || patients == 1) {
+    // Only the context's Patient gives the age (another Patient's birthDate must not).
+    if let Some(p) = patient
+        .filter(|p| str_at(p, "id") == Some(patient_id) || (patient_id.is_empty() && patients == 1))
+    {
         match p.get("birthDate").and_then(Value::as_str).map(parse_when) {
             Some(Some(w)) if !w.is_future(now) => rec.birth_date = Some(w.date()),
             Some(_) => rec.notes.birth_date_unreadable = true,
@@ -368,14 +425,15 @@ pub fn read<'a>(
         let Some(kind) = Kind::from_type(rt) else {
             continue;
         };
-        if let Some(pid) = referenced_patient(r)
+        let top = Top::new(r);
+        if let Some(pid) = referenced_patient(&top)
             && !patient_id.is_empty()
             && pid != patient_id
         {
             rec.notes.other_patient += 1;
             continue;
         }
-        if let Some(f) = read_one(m, kind, r, &medications, &mut rec.notes, now) {
+        if let Some(f) = read_one(m, kind, r, &top, &medications, &mut rec.notes, now) {
             rec.facts.push(f);
         }
     }
@@ -386,14 +444,15 @@ fn read_one<'a>(
     m: &Mappings,
     kind: Kind,
     r: &'a Value,
+    t: &Top<'a>,
     medications: &HashMap<&str, CodeSets>,
     notes: &mut DataNotes,
     now: DateTime<Utc>,
 ) -> Option<Fact<'a>> {
-    let status = str_at(r, "status").map(str::trim).unwrap_or("");
+    let status = t.str("status").map(str::trim).unwrap_or("");
     let mut f = Fact {
         kind,
-        id: str_at(r, "id").unwrap_or(""),
+        id: t.str("id").unwrap_or(""),
         codes: CodeSets::default(),
         component_codes: CodeSets::default(),
         reason_codes: CodeSets::default(),
@@ -410,22 +469,22 @@ fn read_one<'a>(
         Kind::Condition => {
             // §1: verificationStatus entered-in-error / refuted are not true.
             if matches!(
-                status_code(r.get("verificationStatus")),
+                status_code(t.get("verificationStatus")),
                 Some("entered-in-error" | "refuted")
             ) {
                 return None;
             }
             // §1 active: active, recurrence, relapse, or no clinicalStatus.
-            f.active = match r.get("clinicalStatus") {
+            f.active = match t.get("clinicalStatus") {
                 None => true,
                 Some(cs) => matches!(
                     status_code(Some(cs)),
                     Some("active" | "recurrence" | "relapse")
                 ),
             };
-            (f.codes, f.side) = concept_codes(m, r.get("code"));
+            (f.codes, f.side) = concept_codes(m, t.get("code"));
             first_date(
-                r,
+                t,
                 &[
                     &["onsetDateTime"],
                     &["onsetPeriod", "start"],
@@ -437,17 +496,17 @@ fn read_one<'a>(
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            (f.codes, f.side) = concept_codes(m, r.get("code"));
-            if let Some(comps) = r.get("component").and_then(Value::as_array) {
+            (f.codes, f.side) = concept_codes(m, t.get("code"));
+            if let Some(comps) = t.get("component").and_then(Value::as_array) {
                 for c in comps {
                     f.component_codes = f.component_codes.union(concept_codes(m, c.get("code")).0);
                 }
             }
             // §1 symptom Observations: absent when the value says so.
-            f.absent = r.get("valueBoolean").and_then(Value::as_bool) == Some(false)
-                || has_coding(r.get("valueCodeableConcept"), &m.model.record.absent_values);
+            f.absent = t.get("valueBoolean").and_then(Value::as_bool) == Some(false)
+                || has_coding(t.get("valueCodeableConcept"), &m.model.record.absent_values);
             first_date(
-                r,
+                t,
                 &[
                     &["effectiveDateTime"],
                     &["effectivePeriod", "start"],
@@ -461,15 +520,15 @@ fn read_one<'a>(
                 return None;
             }
             f.active = matches!(status, "completed" | "in-progress");
-            (f.codes, f.side) = concept_codes(m, r.get("code"));
-            f.surgical_category = match r.get("category") {
+            (f.codes, f.side) = concept_codes(m, t.get("code"));
+            f.surgical_category = match t.get("category") {
                 Some(Value::Array(a)) => a
                     .iter()
                     .any(|c| has_coding(Some(c), &m.model.record.surgery_categories)),
                 other => has_coding(other, &m.model.record.surgery_categories),
             };
             first_date(
-                r,
+                t,
                 &[
                     &["performedDateTime"],
                     &["performedPeriod", "end"],
@@ -496,7 +555,7 @@ fn read_one<'a>(
             }
             // §2 "active MedicationRequest or MedicationStatement": current use.
             f.active = status == "active";
-            f.codes = concept_codes(m, r.get("medicationCodeableConcept")).0;
+            f.codes = concept_codes(m, t.get("medicationCodeableConcept")).0;
             if let Some(reference) = r
                 .get("medicationReference")
                 .and_then(|x| str_at(x, "reference"))
@@ -508,7 +567,7 @@ fn read_one<'a>(
                     .unwrap_or("");
                 if let Some(sets) = medications.get(id) {
                     f.codes = f.codes.union(*sets);
-                } else if let Some(contained) = r.get("contained").and_then(Value::as_array) {
+                } else if let Some(contained) = t.get("contained").and_then(Value::as_array) {
                     for c in contained {
                         if str_at(c, "id") == Some(id) {
                             f.codes = f.codes.union(concept_codes(m, c.get("code")).0);
@@ -517,10 +576,10 @@ fn read_one<'a>(
                 }
             }
             if kind == Kind::MedicationRequest {
-                first_date(r, &[&["authoredOn"]])
+                first_date(t, &[&["authoredOn"]])
             } else {
                 first_date(
-                    r,
+                    t,
                     &[
                         &["effectiveDateTime"],
                         &["effectivePeriod", "start"],
@@ -533,42 +592,42 @@ fn read_one<'a>(
             if matches!(status, "entered-in-error" | "cancelled" | "planned") {
                 return None;
             }
-            let class = r.get("class");
+            let class = t.get("class");
             let class_code = class
                 .and_then(|c| str_at(c, "code"))
                 .or_else(|| class.and_then(|c| status_code(Some(c))))
                 .map(str::trim);
             f.inpatient =
                 class_code.is_some_and(|c| m.model.record.inpatient_classes.iter().any(|k| k == c));
-            if let Some(reasons) = r.get("reasonCode").and_then(Value::as_array) {
+            if let Some(reasons) = t.get("reasonCode").and_then(Value::as_array) {
                 for rc in reasons {
                     let (sets, side) = concept_codes(m, Some(rc));
                     f.reason_codes = f.reason_codes.union(sets);
                     f.side = f.side.or(side);
                 }
             }
-            let (end, end_bad) = first_date(r, &[&["period", "end"]]);
+            let (end, end_bad) = first_date(t, &[&["period", "end"]]);
             f.end = end;
             if end_bad {
                 notes.unreadable_dates += 1;
             }
-            first_date(r, &[&["period", "start"]])
+            first_date(t, &[&["period", "start"]])
         }
         Kind::ServiceRequest => {
             if matches!(status, "entered-in-error" | "revoked") {
                 return None;
             }
             f.active = matches!(status, "active" | "completed");
-            (f.codes, f.side) = concept_codes(m, r.get("code"));
-            first_date(r, &[&["authoredOn"]])
+            (f.codes, f.side) = concept_codes(m, t.get("code"));
+            first_date(t, &[&["authoredOn"]])
         }
         Kind::DiagnosticReport => {
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            (f.codes, f.side) = concept_codes(m, r.get("code"));
+            (f.codes, f.side) = concept_codes(m, t.get("code"));
             first_date(
-                r,
+                t,
                 &[
                     &["effectiveDateTime"],
                     &["effectivePeriod", "start"],
@@ -580,31 +639,33 @@ fn read_one<'a>(
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            if let Some(codes) = r.get("procedureCode").and_then(Value::as_array) {
+            if let Some(codes) = t.get("procedureCode").and_then(Value::as_array) {
                 for c in codes {
                     f.codes = f.codes.union(concept_codes(m, Some(c)).0);
                 }
             }
-            first_date(r, &[&["started"]])
+            first_date(t, &[&["started"]])
         }
     };
-    if f.side.is_none() {
-        f.side = body_site_side(m, r);
-    }
     let relevant = !f.codes.is_empty()
         || !f.component_codes.is_empty()
         || !f.reason_codes.is_empty()
         || f.inpatient
         || f.surgical_category;
-    if unreadable && relevant {
+    if !relevant {
+        // Nothing in the model reads it.
+        return None;
+    }
+    if f.side.is_none() {
+        f.side = body_site_side(m, t);
+    }
+    if unreadable {
         notes.unreadable_dates += 1;
     }
     // §1: future dates are ignored (and counted).
     f.date = match date {
         Some(w) if w.is_future(now) => {
-            if relevant {
-                notes.future_dates += 1;
-            }
+            notes.future_dates += 1;
             None
         }
         other => other,

@@ -47,7 +47,9 @@ pub struct Draft {
 }
 
 fn coding(c: &DraftCoding) -> Result<Coding, String> {
-    let mut b = Coding::builder().system(c.system.clone()).code(c.code.clone());
+    let mut b = Coding::builder()
+        .system(c.system.clone())
+        .code(c.code.clone());
     if let Some(d) = &c.display {
         b = b.display(d.clone());
     }
