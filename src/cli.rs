@@ -155,7 +155,9 @@ pub fn run() -> ExitCode {
         }
         Command::Mappings {
             command: MappingsCommand::Check { dir },
-        } => print_or_fail(crate::mappings::check_command(dir.as_deref()).map_err(|e| e.to_string())),
+        } => {
+            print_or_fail(crate::mappings::check_command(dir.as_deref()).map_err(|e| e.to_string()))
+        }
         Command::Feedback {
             command: FeedbackCommand::Export { feedback_db },
         } => export(&feedback_db),

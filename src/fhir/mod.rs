@@ -59,9 +59,10 @@ impl Default for FhirSettings {
 }
 
 /// Date windows (days before now) that narrow live searches, and filter the prefetch
-/// the same way. `None`: no narrowing. Defaults are the longest window of
-/// `dvt-model.md` §2 that each resource type serves; a site that widens a window in
-/// `mappings/` must widen it here too.
+/// the same way. `None`: no narrowing. Each is the longest window of `dvt-model.md` §2
+/// that the resource type serves, derived from the loaded mappings
+/// ([`SearchWindows::from_model`]) so a site that widens a window in `mappings/` widens
+/// the search too; `Default` equals what the shipped mappings give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchWindows {
     /// Pregnancy status evidence ≤ 280 days (also symptoms ≤ 14, vitals ≤ 1,
@@ -91,6 +92,37 @@ impl Default for SearchWindows {
 }
 
 impl SearchWindows {
+    /// The search windows the model's windows need (`mappings/model.toml` `[windows]`).
+    /// Conditions and medications are never narrowed: previous VTE counts at any time
+    /// and a current prescription can be old.
+    pub fn from_model(w: &crate::mappings::model::Windows) -> SearchWindows {
+        let max = |xs: &[u32]| xs.iter().copied().max();
+        SearchWindows {
+            // Symptoms, warning signs, vitals, D-dimer, pregnancy status, local travel codes.
+            observations: max(&[
+                w.index_presentation,
+                w.warning_sign,
+                w.vital_sign,
+                w.d_dimer,
+                w.pregnancy_evidence,
+                w.long_haul_travel,
+                w.alternative,
+            ]),
+            // Surgery, casts, deliveries (a delivery since the pregnancy evidence).
+            procedures: max(&[
+                w.recent_surgery,
+                w.leg_cast,
+                w.postpartum,
+                w.pregnancy_evidence,
+                w.pe_surgery,
+            ]),
+            // Cancer-treatment encounters, inpatient stays (ongoing ones overlap any range).
+            encounters: max(&[w.cancer_treatment, w.bedridden_stay_ended]),
+            service_requests: Some(w.dvt_imaging),
+            diagnostic_reports: Some(w.dvt_imaging),
+        }
+    }
+
     /// The window of a resource type, in days.
     pub fn days(&self, resource_type: &str) -> Option<u32> {
         match resource_type {
@@ -972,5 +1004,31 @@ mod tests {
             read_url(&base, "Patient", "a/b?c").as_str(),
             "https://ehr.example/fhir/Patient/a%2Fb%3Fc"
         );
+    }
+}
+
+#[cfg(test)]
+mod search_window_tests {
+    use super::*;
+
+    #[test]
+    fn shipped_mappings_give_the_default_windows() {
+        let m = crate::mappings::Mappings::embedded().expect("shipped mappings load");
+        assert_eq!(
+            SearchWindows::from_model(&m.model.windows),
+            SearchWindows::default()
+        );
+    }
+
+    #[test]
+    fn a_wider_model_window_widens_the_search() {
+        let m = crate::mappings::Mappings::embedded().expect("shipped mappings load");
+        let mut w = m.model.windows.clone();
+        w.pregnancy_evidence = 300;
+        w.dvt_imaging = 10;
+        let s = SearchWindows::from_model(&w);
+        assert_eq!(s.observations, Some(300));
+        assert_eq!(s.procedures, Some(300));
+        assert_eq!(s.service_requests, Some(10));
     }
 }

@@ -47,14 +47,17 @@ pub async fn call_service(
 
     // The whole call has a budget: EHRs abandon slow calls (contract.md).
     let deadline = tokio::time::Instant::from_std(started + state.0.deadline);
+    // One "now" for the date windows of the live queries and for the assessment.
+    let now = chrono::Utc::now();
     let gather_started = Instant::now();
     let gathered = tokio::time::timeout_at(
         deadline,
-        crate::fhir::gather(
+        crate::fhir::gather_at(
             state.0.fhir.as_ref(),
             &state.0.fhir_settings,
             &req,
             deadline,
+            now,
         ),
     )
     .await;
@@ -83,7 +86,6 @@ pub async fn call_service(
     // Pure and fast: run inline. A panic there is our bug, not the client's: answer 500
     // rather than drop the connection.
     let input = req.hook_input();
-    let now = chrono::Utc::now();
     let mappings = state.0.mappings.clone();
     let mut response = std::panic::catch_unwind(AssertUnwindSafe(|| {
         crate::assessment::respond(&mappings, &input, &gathered.resources, now)

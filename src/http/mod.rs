@@ -293,6 +293,7 @@ impl Application {
             CorsPolicy::List(list)
         };
         let mut fhir_settings = config.fhir.clone();
+        fhir_settings.windows = crate::fhir::SearchWindows::from_model(&mappings.model.windows);
         if config.dev {
             fhir_settings.allow_anonymous = true;
         }

@@ -7,7 +7,7 @@
 //! to, so one hash lookup answers all concepts at once (ICD-10-CM `is-a` is a prefix
 //! lookup on the normalised code: no dot, no surrounding whitespace, upper case).
 
-mod model;
+pub mod model;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
