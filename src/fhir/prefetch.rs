@@ -80,7 +80,7 @@ const fn search(
 }
 
 /// The keys every service prefetches. Why each exists and how far back live queries
-/// reach is written in docs/fhir-servers.md ("Prefetch keys").
+/// reach is written in README.md ("Prefetch keys").
 const COMMON_KEYS: [KeySpec; 9] = [
     KeySpec {
         key: "patient",
