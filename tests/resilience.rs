@@ -305,9 +305,12 @@ async fn a_thousand_calls_to_a_hanging_fhir_server_all_get_412_by_the_deadline()
     let baseline_fds = open_fds(pid);
     let cpu_before = cpu_time(pid);
     let deadline = Duration::from_secs(3);
-    // Generous: the storm costs the (debug) service ~2 s of CPU; on a loaded 2-core
-    // machine its calls queue for that long. Far below the 30 s FHIR timeout.
-    let margin = Duration::from_secs(3);
+    // Generous: the storm costs the (debug) service ~2 s of CPU, so on a loaded 2-core
+    // machine calls queue for about that long before the service sees them; once
+    // seen, the service answers within a few ms of the deadline. Both bounds are far
+    // below the 30 s FHIR timeout.
+    let margin = Duration::from_secs(4);
+    let service_margin = Duration::from_secs(2);
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(n)
@@ -384,7 +387,7 @@ async fn a_thousand_calls_to_a_hanging_fhir_server_all_get_412_by_the_deadline()
     );
     assert!(worst <= deadline + margin, "a call took {worst:?}");
     assert!(
-        server_max <= (deadline + margin).as_secs_f64() * 1000.0,
+        server_max <= (deadline + service_margin).as_secs_f64() * 1000.0,
         "the service took {server_max} ms over a call"
     );
     // They waited for the hanging server rather than failing early.
