@@ -352,13 +352,73 @@ impl Application {
     }
 
     /// Serve until SIGTERM or Ctrl-C; in-flight calls finish first.
+    ///
+    /// HTTP/1.1 only, with [`HEADER_READ_TIMEOUT`] on every request head (slowloris).
+    /// `axum::serve` cannot set that timeout, hence this accept loop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::server::conn::auto;
+
+        let Application {
+            listener, router, ..
+        } = self;
+        // HTTP/1 only: the header timer then runs from the first byte a connection
+        // could send (auto-detection of HTTP/2 would wait for it without a bound).
+        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut stop => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // EMFILE and the like: retrying at once would spin; calls in flight
+                    // free descriptors as they end (what axum::serve does too).
+                    tracing::error!(error = %e, "accept failed: pausing 1 s");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut stop => break,
+                    }
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                // Errors here are the client's (reset, header timeout): nothing to log.
+                let _ = conn.await;
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
         tracing::info!("dvt-cds stopped");
         Ok(())
     }
+}
+
+/// Longest a client may take to send a request head (request line and headers), and
+/// longest an idle keep-alive connection is kept. Without it a client dribbling its
+/// headers holds a socket and a task forever (slowloris).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 pub const NO_AUTH_MESSAGE: &str = "refusing to start without client authentication: pass \
