@@ -119,7 +119,7 @@ mod request;
 pub use discovery::{DiscoveryService, discovery_document};
 pub use feedback::{AcceptedSuggestion, FeedbackEntry, Outcome, OverrideReason, parse_feedback};
 pub use json_rule::{prune_empty, violations};
-pub use request::parse_hook_request;
+pub use request::{parse_hook_request, parse_hook_request_owned};
 
 /// One thing wrong with a client's JSON: where (a JSON path such as
 /// `context.patientId`) and what was expected. Becomes one OperationOutcome issue.

@@ -9,6 +9,27 @@ use serde_json::{Map, Value};
 
 use super::{FhirAuthorization, Hook, HookContext, HookRequest, Invalid};
 
+/// [`parse_hook_request`] of a body it owns: the prefetch (most of a request's bytes) is
+/// moved into the [`HookRequest`], not copied.
+pub fn parse_hook_request_owned(hook: Hook, mut body: Value) -> Result<HookRequest, Vec<Invalid>> {
+    let prefetch = match body.as_object_mut().map(|o| o.remove("prefetch")) {
+        Some(Some(Value::Object(p))) => Some(p),
+        Some(Some(other)) => {
+            // Put back what is not an object: the borrowed parser reports it.
+            if let Some(o) = body.as_object_mut() {
+                o.insert("prefetch".to_string(), other);
+            }
+            None
+        }
+        _ => None,
+    };
+    let mut req = parse_hook_request(hook, &body)?;
+    if let Some(p) = prefetch {
+        req.prefetch = p;
+    }
+    Ok(req)
+}
+
 /// Parse the body of `POST /cds-services/{id}` for the service answering `hook`.
 /// Returns every problem found, not just the first, so a client fixes them in one go.
 pub fn parse_hook_request(hook: Hook, body: &Value) -> Result<HookRequest, Vec<Invalid>> {
@@ -322,6 +343,32 @@ mod tests {
             "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
             "context": {"userId": "Practitioner/1", "patientId": "p1"}
         })
+    }
+
+    #[test]
+    fn owned_parser_agrees_with_the_borrowed_one() {
+        let mut with_prefetch = base("patient-view");
+        with_prefetch["prefetch"] = json!({"patient": {"resourceType": "Patient", "id": "p1"},
+                                           "conditions": null});
+        let mut bad_prefetch = base("patient-view");
+        bad_prefetch["prefetch"] = json!("not an object");
+        let mut two_faults = bad_prefetch.clone();
+        two_faults.as_object_mut().unwrap().remove("hookInstance");
+        for body in [
+            base("patient-view"),
+            with_prefetch,
+            bad_prefetch,
+            two_faults,
+            json!([1]),
+        ] {
+            let owned = parse_hook_request_owned(Hook::PatientView, body.clone());
+            let borrowed = parse_hook_request(Hook::PatientView, &body);
+            match (owned, borrowed) {
+                (Ok(a), Ok(b)) => assert_eq!(a.prefetch, b.prefetch),
+                (Err(a), Err(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
+                (a, b) => panic!("owned {a:?} but borrowed {b:?}"),
+            }
+        }
     }
 
     fn paths(r: Result<HookRequest, Vec<Invalid>>) -> Vec<String> {

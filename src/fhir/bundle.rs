@@ -34,6 +34,30 @@ pub fn entries(bundle: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// [`entries`] of a Bundle it owns: the resources are moved out, not copied.
+pub fn entries_owned(bundle: Value) -> Vec<Value> {
+    let Value::Object(mut bundle) = bundle else {
+        return Vec::new();
+    };
+    let Some(Value::Array(entries)) = bundle.remove("entry") else {
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .filter(|e| {
+            e.get("search")
+                .and_then(|s| s.get("mode"))
+                .and_then(Value::as_str)
+                != Some("outcome")
+        })
+        .filter_map(|e| match e {
+            Value::Object(mut e) => e.remove("resource"),
+            _ => None,
+        })
+        .filter(|r| matches!(resource_type(r), Some(t) if t != "OperationOutcome"))
+        .collect()
+}
+
 /// The URL of the Bundle's `next` link.
 pub fn next_link(bundle: &Value) -> Option<&str> {
     bundle

@@ -232,8 +232,22 @@ pub async fn gather_at(
     deadline: tokio::time::Instant,
     now: DateTime<Utc>,
 ) -> Result<Gathered, DataUnavailable> {
+    gather_owned(source, settings, req, req.prefetch.clone(), deadline, now).await
+}
+
+/// [`gather_at`] with the prefetch handed over by value (taken out of the request), so
+/// the resources are moved, not copied: a full prefetch is hundreds of kilobytes of JSON
+/// and copying it was most of a call's cost (BENCHMARKS.md, profile).
+pub async fn gather_owned(
+    source: &dyn FhirSource,
+    settings: &FhirSettings,
+    req: &HookRequest,
+    prefetch: serde_json::Map<String, serde_json::Value>,
+    deadline: tokio::time::Instant,
+    now: DateTime<Utc>,
+) -> Result<Gathered, DataUnavailable> {
     let specs = prefetch::key_specs(req.hook);
-    let planned = prefetch::plan(&specs, &req.prefetch);
+    let planned = prefetch::plan_owned(&specs, prefetch);
     let live = Live {
         source,
         settings,

@@ -149,6 +149,33 @@ pub fn plan(keys: &[KeySpec], prefetch: &Map<String, Value>) -> Vec<(KeySpec, De
         .collect()
 }
 
+/// [`plan`] over a prefetch it owns: resources are moved out of it, not copied.
+pub fn plan_owned(keys: &[KeySpec], mut prefetch: Map<String, Value>) -> Vec<(KeySpec, Decision)> {
+    keys.iter()
+        .map(|spec| (*spec, decide_owned(prefetch.remove(spec.key))))
+        .collect()
+}
+
+/// [`decide`] for a value it owns.
+pub fn decide_owned(value: Option<Value>) -> Decision {
+    match value {
+        Some(v) if bundle::resource_type(&v) == Some("Bundle") => {
+            let next = bundle::next_link(&v).map(str::to_owned);
+            Decision::Use {
+                resources: bundle::entries_owned(v),
+                next,
+            }
+        }
+        Some(v) if bundle::resource_type(&v).is_some_and(|t| t != "OperationOutcome") => {
+            Decision::Use {
+                resources: vec![v],
+                next: None,
+            }
+        }
+        other => decide(other.as_ref()),
+    }
+}
+
 /// The decision for one prefetch value (`None`: the key is absent).
 pub fn decide(value: Option<&Value>) -> Decision {
     let value = match value {
@@ -177,6 +204,30 @@ mod tests {
 
     fn obs(id: &str) -> Value {
         json!({"resourceType": "Observation", "id": id, "status": "final"})
+    }
+
+    #[test]
+    fn owned_and_borrowed_decisions_agree() {
+        let cases = [
+            None,
+            Some(Value::Null),
+            Some(json!({"resourceType": "OperationOutcome", "issue": []})),
+            Some(json!("Patient/1")),
+            Some(json!({"resourceType": "Patient", "id": "p"})),
+            Some(json!({"resourceType": "Bundle", "type": "searchset",
+                        "link": [{"relation": "next", "url": "http://x/Observation?page=2"}],
+                        "entry": [{"resource": obs("a")},
+                                  {"resource": {"resourceType": "OperationOutcome"}},
+                                  {"search": {"mode": "outcome"}, "resource": obs("b")},
+                                  {"resource": obs("c")}]})),
+        ];
+        for case in cases {
+            assert_eq!(
+                decide_owned(case.clone()),
+                decide(case.as_ref()),
+                "{case:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::{AppState, RequestLog};
-use crate::cds_hooks::{Hook, discovery_document, parse_feedback, parse_hook_request, prune_empty};
+use crate::cds_hooks::{
+    Hook, discovery_document, parse_feedback, parse_hook_request_owned, prune_empty,
+};
 
 /// `GET /cds-services`. Spec: "Discovery".
 pub async fn list_services(
@@ -42,7 +44,8 @@ pub async fn call_service(
     log.set_service(hook.service_id());
 
     let body = read_json(&headers, body, state.0.max_body).await?;
-    let req = parse_hook_request(hook, &body).map_err(ApiError::Invalid)?;
+    let mut req = parse_hook_request_owned(hook, body).map_err(ApiError::Invalid)?;
+    let prefetch = std::mem::take(&mut req.prefetch);
     log.set_hook_instance(&req.hook_instance);
 
     // The whole call has a budget: EHRs abandon slow calls (contract.md).
@@ -52,10 +55,11 @@ pub async fn call_service(
     let gather_started = Instant::now();
     let gathered = tokio::time::timeout_at(
         deadline,
-        crate::fhir::gather_at(
+        crate::fhir::gather_owned(
             state.0.fhir.as_ref(),
             &state.0.fhir_settings,
             &req,
+            prefetch,
             deadline,
             now,
         ),
