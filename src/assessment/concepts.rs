@@ -45,6 +45,17 @@ impl Collect {
     }
 }
 
+/// References in first-seen order, each once (§6: an evidence list never repeats one).
+pub fn unique_refs(refs: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in refs {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// Left and right together make bilateral.
 pub fn combine_sides(sides: impl Iterator<Item = Side>) -> Option<Side> {
     let mut out: Option<Side> = None;
