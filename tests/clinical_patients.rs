@@ -105,6 +105,34 @@ fn cases() -> Vec<Case> {
                 assert_eq!(ext(r)["findings"][0]["side"], "right");
             },
         ),
+        // §2 leg-pain: of M79.60- only the leg codes (mappings/README.md decision 21).
+        case(
+            "arm pain M79.601 gives no card",
+            vec![adult(), leg_pain("p", "M79.601", 1)],
+            no_card,
+        ),
+        case(
+            "unspecified limb pain M79.609 gives no card",
+            vec![adult(), leg_pain("p", "M79.609", 1)],
+            no_card,
+        ),
+        case(
+            "left leg pain M79.605 gives a card",
+            vec![adult(), leg_pain("p", "M79.605", 1)],
+            |r| {
+                is("follow-up")(r);
+                assert_eq!(ext(r)["findings"][0]["concept"], "leg-pain");
+                assert_eq!(ext(r)["findings"][0]["side"], "left");
+            },
+        ),
+        case(
+            "left leg pain M79605 without its dot gives a card",
+            vec![adult(), leg_pain("p", "M79605", 1)],
+            |r| {
+                is("follow-up")(r);
+                assert_eq!(ext(r)["findings"][0]["side"], "left");
+            },
+        ),
         case(
             "SNOMED calf pain",
             vec![adult(), cond("p", SCT, "300954003", 1)],
