@@ -7,11 +7,12 @@
 //! sloppy and silently drop malformed choice elements (`fhir-notes.md`).
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use crate::mappings::{CodeSets, Mappings, Side};
+use crate::mappings::{CodeSets, FxHasher, Mappings, Side};
 
 /// A clinically relevant date (§1). Dates without a time compare by calendar day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -438,6 +439,50 @@ pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side
     (sets, side)
 }
 
+/// Classifies each distinct (system, code) of a record once: records repeat a few codes
+/// (vital-sign panels, repeat prescriptions), and a classification is several hash
+/// lookups (measured: the largest share of reading after the element pass).
+struct Coder<'m, 'a> {
+    m: &'m Mappings,
+    memo: HashMap<(&'a str, &'a str), (CodeSets, Option<Side>), BuildHasherDefault<FxHasher>>,
+}
+
+impl<'m, 'a> Coder<'m, 'a> {
+    fn new(m: &'m Mappings) -> Self {
+        Coder {
+            m,
+            memo: HashMap::with_capacity_and_hasher(64, BuildHasherDefault::default()),
+        }
+    }
+
+    /// [`concept_codes`], memoised.
+    fn codes(&mut self, cc: Option<&'a Value>) -> (CodeSets, Option<Side>) {
+        let mut sets = CodeSets::default();
+        let mut side = None;
+        if let Some(codings) = cc.and_then(|c| c.get("coding")).and_then(Value::as_array) {
+            for c in codings {
+                let (Some(sys), Some(code)) = system_code(c) else {
+                    continue;
+                };
+                let m = self.m;
+                let (these, this_side) = *self.memo.entry((sys, code)).or_insert_with(|| {
+                    let these = m.classify(sys, code);
+                    // Laterality only matters for codes the model uses.
+                    let side = if these.is_empty() {
+                        None
+                    } else {
+                        m.icd_side(sys, code)
+                    };
+                    (these, side)
+                });
+                sets = sets.union(these);
+                side = side.or(this_side);
+            }
+        }
+        (sets, side)
+    }
+}
+
 /// Does any coding of this CodeableConcept have one of these codes (system + code)?
 pub fn has_coding(cc: Option<&Value>, list: &[crate::mappings::SimpleCoding]) -> bool {
     cc.and_then(|c| c.get("coding"))
@@ -564,6 +609,7 @@ pub fn read<'a>(
         collect(r, &mut all, &mut rec.notes.malformed);
     }
 
+    let mut coder = Coder::new(m);
     // Medications referenced by MedicationRequest / Statement.
     let mut medications: HashMap<&str, CodeSets> = HashMap::new();
     let mut patient: Option<&Elements<'_>> = None;
@@ -572,7 +618,7 @@ pub fn read<'a>(
         match e.str(El::ResourceType) {
             Some("Medication") => {
                 if let Some(id) = e.str(El::Id) {
-                    medications.insert(id, concept_codes(m, e.get(El::Code)).0);
+                    medications.insert(id, coder.codes(e.get(El::Code)).0);
                 }
             }
             Some("Patient") => {
@@ -617,15 +663,17 @@ pub fn read<'a>(
             rec.notes.other_patient += 1;
             continue;
         }
-        if let Some(f) = read_one(m, kind, r, e, &medications, &mut rec.notes, now) {
+        if let Some(f) = read_one(m, &mut coder, kind, r, e, &medications, &mut rec.notes, now) {
             rec.facts.push(f);
         }
     }
     rec
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_one<'a>(
     m: &Mappings,
+    coder: &mut Coder<'_, 'a>,
     kind: Kind,
     r: &'a Value,
     t: &Elements<'a>,
@@ -666,7 +714,7 @@ fn read_one<'a>(
                     Some("active" | "recurrence" | "relapse")
                 ),
             };
-            (f.codes, f.side) = concept_codes(m, t.get(El::Code));
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
             first_date(
                 t,
                 &[
@@ -680,10 +728,10 @@ fn read_one<'a>(
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            (f.codes, f.side) = concept_codes(m, t.get(El::Code));
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
             if let Some(comps) = t.get(El::Component).and_then(Value::as_array) {
                 for c in comps {
-                    f.component_codes = f.component_codes.union(concept_codes(m, c.get("code")).0);
+                    f.component_codes = f.component_codes.union(coder.codes(c.get("code")).0);
                 }
             }
             // §1 symptom Observations: absent when the value says so.
@@ -707,7 +755,7 @@ fn read_one<'a>(
                 return None;
             }
             f.active = matches!(status, "completed" | "in-progress");
-            (f.codes, f.side) = concept_codes(m, t.get(El::Code));
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
             f.surgical_category = match t.get(El::Category) {
                 Some(Value::Array(a)) => a
                     .iter()
@@ -742,7 +790,7 @@ fn read_one<'a>(
             }
             // §2 "active MedicationRequest or MedicationStatement": current use.
             f.active = status == "active";
-            f.codes = concept_codes(m, t.get(El::MedicationCodeableConcept)).0;
+            f.codes = coder.codes(t.get(El::MedicationCodeableConcept)).0;
             if let Some(reference) = t
                 .get(El::MedicationReference)
                 .and_then(|x| str_at(x, "reference"))
@@ -757,7 +805,7 @@ fn read_one<'a>(
                 } else if let Some(contained) = t.get(El::Contained).and_then(Value::as_array) {
                     for c in contained {
                         if str_at(c, "id") == Some(id) {
-                            f.codes = f.codes.union(concept_codes(m, c.get("code")).0);
+                            f.codes = f.codes.union(coder.codes(c.get("code")).0);
                         }
                     }
                 }
@@ -788,7 +836,7 @@ fn read_one<'a>(
                 class_code.is_some_and(|c| m.model.record.inpatient_classes.iter().any(|k| k == c));
             if let Some(reasons) = t.get(El::ReasonCode).and_then(Value::as_array) {
                 for rc in reasons {
-                    let (sets, side) = concept_codes(m, Some(rc));
+                    let (sets, side) = coder.codes(Some(rc));
                     f.reason_codes = f.reason_codes.union(sets);
                     f.side = f.side.or(side);
                 }
@@ -805,14 +853,14 @@ fn read_one<'a>(
                 return None;
             }
             f.active = matches!(status, "active" | "completed");
-            (f.codes, f.side) = concept_codes(m, t.get(El::Code));
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
             first_date(t, &[(El::AuthoredOn, None)])
         }
         Kind::DiagnosticReport => {
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            (f.codes, f.side) = concept_codes(m, t.get(El::Code));
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
             first_date(
                 t,
                 &[
@@ -828,7 +876,7 @@ fn read_one<'a>(
             }
             if let Some(codes) = t.get(El::ProcedureCode).and_then(Value::as_array) {
                 for c in codes {
-                    f.codes = f.codes.union(concept_codes(m, Some(c)).0);
+                    f.codes = f.codes.union(coder.codes(Some(c)).0);
                 }
             }
             first_date(t, &[(El::Started, None)])
