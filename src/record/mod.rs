@@ -77,7 +77,7 @@ fn parse_utc_seconds(s: &str) -> Option<When> {
 /// Parse a FHIR date / dateTime / instant. Partial dates (`2026`, `2026-11`) take the
 /// first day; a time without a zone is read as UTC. `None` if unreadable.
 pub fn parse_when(s: &str) -> Option<When> {
-    let s = s.trim();
+    let s = crate::mappings::trim(s);
     if s.len() >= 11 && s.as_bytes().get(10) == Some(&b'T') {
         if let Some(w) = parse_utc_seconds(s) {
             return Some(w);
@@ -439,12 +439,15 @@ pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side
     (sets, side)
 }
 
+/// A coding's code sets, and the side its code names when the model uses it.
+type Classified = (CodeSets, Option<Side>);
+
 /// Classifies each distinct (system, code) of a record once: records repeat a few codes
 /// (vital-sign panels, repeat prescriptions), and a classification is several hash
 /// lookups (measured: the largest share of reading after the element pass).
 struct Coder<'m, 'a> {
     m: &'m Mappings,
-    memo: HashMap<(&'a str, &'a str), (CodeSets, Option<Side>), BuildHasherDefault<FxHasher>>,
+    memo: HashMap<(&'a str, &'a str), Classified, BuildHasherDefault<FxHasher>>,
 }
 
 impl<'m, 'a> Coder<'m, 'a> {
@@ -501,7 +504,7 @@ fn status_code(cc: Option<&Value>) -> Option<&str> {
     cc.and_then(|c| c.get("coding"))
         .and_then(Value::as_array)
         .and_then(|a| a.iter().find_map(|c| str_at(c, "code")))
-        .map(str::trim)
+        .map(crate::mappings::trim)
 }
 
 fn body_site_side(m: &Mappings, t: &Elements<'_>) -> Option<Side> {
@@ -681,7 +684,7 @@ fn read_one<'a>(
     notes: &mut DataNotes,
     now: DateTime<Utc>,
 ) -> Option<Fact<'a>> {
-    let status = t.str(El::Status).map(str::trim).unwrap_or("");
+    let status = t.str(El::Status).map(crate::mappings::trim).unwrap_or("");
     let mut f = Fact {
         kind,
         id: t.str(El::Id).unwrap_or(""),
@@ -831,7 +834,7 @@ fn read_one<'a>(
             let class_code = class
                 .and_then(|c| str_at(c, "code"))
                 .or_else(|| class.and_then(|c| status_code(Some(c))))
-                .map(str::trim);
+                .map(crate::mappings::trim);
             f.inpatient =
                 class_code.is_some_and(|c| m.model.record.inpatient_classes.iter().any(|k| k == c));
             if let Some(reasons) = t.get(El::ReasonCode).and_then(Value::as_array) {
