@@ -105,6 +105,34 @@ fn cases() -> Vec<Case> {
                 assert_eq!(ext(r)["findings"][0]["side"], "right");
             },
         ),
+        // §2 leg-pain: of M79.60- only the leg codes (mappings/README.md decision 21).
+        case(
+            "arm pain M79.601 gives no card",
+            vec![adult(), leg_pain("p", "M79.601", 1)],
+            no_card,
+        ),
+        case(
+            "unspecified limb pain M79.609 gives no card",
+            vec![adult(), leg_pain("p", "M79.609", 1)],
+            no_card,
+        ),
+        case(
+            "left leg pain M79.605 gives a card",
+            vec![adult(), leg_pain("p", "M79.605", 1)],
+            |r| {
+                is("follow-up")(r);
+                assert_eq!(ext(r)["findings"][0]["concept"], "leg-pain");
+                assert_eq!(ext(r)["findings"][0]["side"], "left");
+            },
+        ),
+        case(
+            "left leg pain M79605 without its dot gives a card",
+            vec![adult(), leg_pain("p", "M79605", 1)],
+            |r| {
+                is("follow-up")(r);
+                assert_eq!(ext(r)["findings"][0]["side"], "left");
+            },
+        ),
         case(
             "SNOMED calf pain",
             vec![adult(), cond("p", SCT, "300954003", 1)],
@@ -864,6 +892,61 @@ fn cases() -> Vec<Case> {
         resources: vec![adult(), enc],
         check: Box::new(no_card),
     });
+    // §6: an evidence list names each resource once, even when the hook's Encounter also
+    // comes in the encounters search and its reasonCode has two matching codings.
+    let mut enc_twice = encounter("enc1", "EMER", 0, None);
+    enc_twice["reasonCode"] = json!([{"coding": [
+        {"system": ICD, "code": "R22.42"},
+        {"system": SCT, "code": "102572006"}
+    ]}]);
+    v.push(Case {
+        name: "the hook's Encounter given twice is evidence once",
+        hook: Hook::EncounterStart,
+        encounter: Some("enc1"),
+        drafts: vec![],
+        resources: vec![adult(), enc_twice.clone(), enc_twice],
+        check: Box::new(|r| {
+            is("follow-up")(r);
+            assert_eq!(ext(r)["findings"][0]["evidence"], json!(["Encounter/enc1"]));
+            assert!(
+                !detail(r).contains("Encounter/enc1, Encounter/enc1"),
+                "{r:#}"
+            );
+        }),
+    });
+    let mut pain_and_swelling = cond("ps", ICD, "M79.662", 1);
+    pain_and_swelling["code"]["coding"] = json!([
+        {"system": ICD, "code": "M79.662"},
+        {"system": ICD, "code": "R22.42"}
+    ]);
+    v.push(case(
+        "one Condition coding pain and swelling is Wells PE evidence once",
+        vec![adult(), pain_and_swelling, cond("d", ICD, "R06.02", 1)],
+        |r| {
+            is("pe-warning-signs")(r);
+            let d = detail(r);
+            assert!(d.contains("| Condition/ps |"), "{d}");
+            assert!(!d.contains("Condition/ps, Condition/ps"), "{d}");
+        },
+    ));
+    let mut two_alternatives = cond("alt", ICD, "L03.116", 2);
+    two_alternatives["code"]["coding"] = json!([
+        {"system": ICD, "code": "L03.116"},
+        {"system": ICD, "code": "I80.02"}
+    ]);
+    v.push(case(
+        "one Condition in two alternatives is Wells evidence once",
+        vec![adult(), pain(), two_alternatives],
+        |r| {
+            is("follow-up")(r);
+            let items = ext(r)["wells"]["items"].as_array().unwrap();
+            let alt = items
+                .iter()
+                .find(|i| i["id"] == "alternative-diagnosis")
+                .unwrap();
+            assert_eq!(alt["evidence"], json!(["Condition/alt"]), "{r:#}");
+        },
+    ));
     // §7 order hooks.
     let dd_draft = service_request("draft-dd", CPT, "85379", "draft", 0);
     let us_draft = service_request("draft-us", CPT, "93970", "draft", 0);

@@ -92,8 +92,15 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "Calf or lower-leg pain",
         "dvt-model.md §2 `leg-pain`: pain in the calf or lower leg, one of the two index "
         "presentations (§2, §4) that a card needs; the ICD-10-CM code's last digit gives the "
-        "side (§2 laterality).",
-        (IsA("M79.66"), IsA("M79.60"), tsv(SNOMED, "300954003", "10601006")),
+        "side (§2 laterality). §2 names M79.60-, but that category also holds "
+        "M79.601-M79.603 (pain in an arm) and M79.609 (unspecified limb): only the leg codes "
+        "M79.604, M79.605, M79.606 (codes.tsv) are listed, so arm pain never fires a DVT card "
+        "(mappings/README.md, decisions).",
+        (
+            IsA("M79.66"),
+            tsv(ICD10CM, "M79.604", "M79.605", "M79.606"),
+            tsv(SNOMED, "300954003", "10601006"),
+        ),
     ),
     ValueSetSpec(
         "leg-swelling",

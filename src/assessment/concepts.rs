@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::mappings::{CodeSet, Mappings, Side, UCUM, normalise_icd};
-use crate::record::{Fact, Kind, Record, When};
+use crate::record::{Fact, Kind, Record, When, cmp_references, reference};
 
 /// A concept the record supports (§6 `findings`).
 #[derive(Debug, Clone, PartialEq)]
@@ -17,32 +17,47 @@ pub struct Finding {
     pub side: Option<Side>,
 }
 
+/// Evidence of one concept. References are built only for what survives the dedupe,
+/// not for every matching resource (they were the derive step's main allocation).
 #[derive(Default)]
-struct Collect {
-    items: Vec<(Option<When>, String, Option<Side>)>,
+struct Collect<'a> {
+    items: Vec<(Option<When>, Kind, &'a str, Option<Side>)>,
 }
 
-impl Collect {
-    fn add(&mut self, f: &Fact<'_>) {
-        self.items.push((f.date, f.reference(), f.side));
+impl<'a> Collect<'a> {
+    fn add(&mut self, f: &Fact<'a>) {
+        self.items.push((f.date, f.kind, f.id, f.side));
     }
     fn finish(mut self, concept: &'static str) -> Option<Finding> {
         if self.items.is_empty() {
             return None;
         }
         // Most recent first; undated last; then by reference for determinism.
-        self.items
-            .sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        self.items.dedup_by(|a, b| a.1 == b.1);
+        self.items.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| cmp_references((a.1, a.2), (b.1, b.2)))
+        });
+        self.items.dedup_by(|a, b| (a.1, a.2) == (b.1, b.2));
         let date = self.items.iter().find_map(|i| i.0).map(|w| w.date());
-        let side = combine_sides(self.items.iter().filter_map(|i| i.2));
+        let side = combine_sides(self.items.iter().filter_map(|i| i.3));
         Some(Finding {
             concept,
-            evidence: self.items.into_iter().map(|i| i.1).collect(),
+            evidence: self.items.iter().map(|i| reference(i.1, i.2)).collect(),
             date,
             side,
         })
     }
+}
+
+/// References in first-seen order, each once (§6: an evidence list never repeats one).
+pub fn unique_refs(refs: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in refs {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Left and right together make bilateral.

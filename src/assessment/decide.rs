@@ -5,7 +5,9 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::HookInput;
-use super::concepts::{self, Concepts, DDimerKind, DDimerResult, Finding, combine_sides};
+use super::concepts::{
+    self, Concepts, DDimerKind, DDimerResult, Finding, combine_sides, unique_refs,
+};
 use crate::mappings::{CodeSet, Mappings, Side};
 use crate::record::{self, DataNotes, Kind};
 
@@ -279,7 +281,7 @@ fn wells(c: &Concepts) -> Wells {
     };
     let bed_or_surgery = match (ev(&c.bedridden), ev(&c.recent_surgery)) {
         (None, None) => None,
-        (a, b) => Some(a.into_iter().chain(b).flatten().collect()),
+        (a, b) => Some(unique_refs(a.into_iter().chain(b).flatten())),
     };
     let items = vec![
         coded(
@@ -326,11 +328,7 @@ fn wells(c: &Concepts) -> Wells {
             label: "Alternative diagnosis at least as likely as DVT",
             points: -2,
             status: WellsStatus::NotDocumented,
-            evidence: c
-                .alternatives
-                .iter()
-                .flat_map(|a| a.evidence.clone())
-                .collect(),
+            evidence: unique_refs(c.alternatives.iter().flat_map(|a| a.evidence.clone())),
         },
     ];
     let documented = items
@@ -361,7 +359,7 @@ fn wells_pe(c: &Concepts, m: &Mappings) -> Vec<WellsPeItem> {
     let imm = surgery_pe || c.bedridden.is_some();
     let mut imm_ev = ev(&c.bedridden);
     if surgery_pe {
-        imm_ev.extend(ev(&c.recent_surgery));
+        imm_ev = unique_refs(imm_ev.into_iter().chain(ev(&c.recent_surgery)));
     }
     let haem = c.warning_signs.iter().find(|f| f.concept == "haemoptysis");
     vec![
@@ -370,10 +368,7 @@ fn wells_pe(c: &Concepts, m: &Mappings) -> Vec<WellsPeItem> {
             tenths: 30,
             present: both,
             evidence: if both {
-                ev(&c.leg_pain)
-                    .into_iter()
-                    .chain(ev(&c.leg_swelling))
-                    .collect()
+                unique_refs(ev(&c.leg_pain).into_iter().chain(ev(&c.leg_swelling)))
             } else {
                 vec![]
             },
@@ -413,13 +408,13 @@ fn wells_pe(c: &Concepts, m: &Mappings) -> Vec<WellsPeItem> {
 
 /// §4 rule 4: the LEFt items (left leg, calf circumference, first trimester).
 fn left(c: &Concepts, side: Option<Side>) -> Left {
-    let index_ev: Vec<String> = c
-        .leg_pain
-        .iter()
-        .chain(c.leg_swelling.iter())
-        .filter(|f| matches!(f.side, Some(Side::Left | Side::Bilateral)))
-        .flat_map(|f| f.evidence.clone())
-        .collect();
+    let index_ev = unique_refs(
+        c.leg_pain
+            .iter()
+            .chain(c.leg_swelling.iter())
+            .filter(|f| matches!(f.side, Some(Side::Left | Side::Bilateral)))
+            .flat_map(|f| f.evidence.clone()),
+    );
     let l = match side {
         Some(Side::Left | Side::Bilateral) => LeftItem {
             label: "Left leg symptoms",
@@ -522,7 +517,11 @@ pub fn assess(
                         date: f.date.map(|d| d.date()),
                         side: None,
                     });
-                    finding.evidence.push(f.reference());
+                    // The hook's Encounter may also come in a search Bundle: once only.
+                    let r = f.reference();
+                    if !finding.evidence.contains(&r) {
+                        finding.evidence.push(r);
+                    }
                     finding.side = combine_sides(finding.side.into_iter().chain(f.side));
                 }
             }
@@ -537,7 +536,9 @@ pub fn assess(
             date: Some(now.date_naive()),
             side: None,
         });
-        f.evidence.insert(0, r.clone());
+        if !f.evidence.contains(r) {
+            f.evidence.insert(0, r.clone());
+        }
     }
     let order_index =
         drafts.ultrasound.is_some() || drafts.d_dimer.is_some() || drafts.ctpa.is_some();
@@ -550,14 +551,14 @@ pub fn assess(
             .chain(c.leg_swelling.iter())
             .filter_map(|f| f.side),
     );
-    let index_refs: Vec<String> = c
-        .leg_pain
-        .iter()
-        .chain(c.leg_swelling.iter())
-        .flat_map(|f| f.evidence.iter())
-        .filter(|r| r.starts_with("Condition/") || r.starts_with("Observation/"))
-        .cloned()
-        .collect();
+    let index_refs = unique_refs(
+        c.leg_pain
+            .iter()
+            .chain(c.leg_swelling.iter())
+            .flat_map(|f| f.evidence.iter())
+            .filter(|r| r.starts_with("Condition/") || r.starts_with("Observation/"))
+            .cloned(),
+    );
     let w = wells(&c);
     let anticoagulated = c.anticoagulated.is_some();
     let mut risk_factors = Vec::new();

@@ -214,6 +214,8 @@ struct SystemIndex {
     exact: FastMap<Box<str>, u64>,
     /// ICD-10-CM `is-a` roots, normalised.
     prefixes: FastMap<Box<str>, u64>,
+    /// Bit n set: some root is n characters long (only those lengths are looked up).
+    prefix_lens: u32,
 }
 
 /// Per code set: where it came from and how many codes it holds (for `mappings check`).
@@ -235,10 +237,22 @@ pub struct Mappings {
     body_sites: FastMap<Box<str>, Side>,
 }
 
+/// `str::trim`, with a fast path for the usual case (nothing to trim): `trim` decodes
+/// Unicode, and it ran twice for every coding of every resource (measured). Every
+/// Unicode white space character is either ASCII white space or not ASCII at all, so
+/// ends that are printable ASCII cannot be trimmed.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 /// Normalise an ICD-10-CM code: trim, drop dots, upper case. `None` if it does not fit.
 pub fn normalise_icd(code: &str, buf: &mut [u8; 16]) -> Option<usize> {
     let mut n = 0;
-    for b in code.trim().bytes() {
+    for b in trim(code).bytes() {
         if b == b'.' {
             continue;
         }
@@ -449,6 +463,7 @@ impl Mappings {
                         format!("\"{root}\" is not an ICD-10-CM code"),
                     )
                 })?;
+                self.systems[si].prefix_lens |= 1 << key.len().min(31);
                 *self.systems[si].prefixes.entry(key.into()).or_default() |= set.bit();
                 self.info[set as usize].is_a_roots += 1;
             }
@@ -490,12 +505,12 @@ impl Mappings {
     /// exact match after trimming; ICD-10-CM also without its dot and below an `is-a`
     /// root.
     pub fn classify(&self, system: &str, code: &str) -> CodeSets {
-        let Some(&si) = self.system_ids.get(system.trim()) else {
+        let Some(&si) = self.system_ids.get(trim(system)) else {
             return CodeSets::default();
         };
         let idx = &self.systems[si];
         if !idx.is_icd10cm {
-            return CodeSets(idx.exact.get(code.trim()).copied().unwrap_or(0));
+            return CodeSets(idx.exact.get(trim(code)).copied().unwrap_or(0));
         }
         let mut buf = [0u8; 16];
         let Some(n) = normalise_icd(code, &mut buf) else {
@@ -506,7 +521,7 @@ impl Mappings {
         };
         let mut bits = idx.exact.get(norm).copied().unwrap_or(0);
         if !idx.prefixes.is_empty() {
-            for len in 3..=n {
+            for len in (3..=n).filter(|l| idx.prefix_lens & (1 << l) != 0) {
                 if let Some(b) = idx.prefixes.get(&norm[..len]) {
                     bits |= b;
                 }
@@ -519,7 +534,7 @@ impl Mappings {
     pub fn icd_side(&self, system: &str, code: &str) -> Option<Side> {
         if self
             .system_ids
-            .get(system.trim())
+            .get(trim(system))
             .map(|&i| self.systems[i].is_icd10cm)
             != Some(true)
         {
@@ -535,16 +550,16 @@ impl Mappings {
 
     /// The side a SNOMED CT bodySite / laterality code names, if any.
     pub fn body_site_side(&self, system: &str, code: &str) -> Option<Side> {
-        if self.system_ids.get(system.trim()).copied() != self.system_ids.get(SNOMED).copied() {
+        if self.system_ids.get(trim(system)).copied() != self.system_ids.get(SNOMED).copied() {
             return None;
         }
-        self.body_sites.get(code.trim()).copied()
+        self.body_sites.get(trim(code)).copied()
     }
 
     /// Is this system ICD-10-CM (or one of its aliases)?
     pub fn is_icd10cm(&self, system: &str) -> bool {
         self.system_ids
-            .get(system.trim())
+            .get(trim(system))
             .map(|&i| self.systems[i].is_icd10cm)
             == Some(true)
     }

@@ -7,11 +7,12 @@
 //! sloppy and silently drop malformed choice elements (`fhir-notes.md`).
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use crate::mappings::{CodeSets, Mappings, Side};
+use crate::mappings::{CodeSets, FxHasher, Mappings, Side};
 
 /// A clinically relevant date (§1). Dates without a time compare by calendar day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,11 +47,41 @@ impl When {
     }
 }
 
+/// The common instant form `YYYY-MM-DDThh:mm:ssZ`, hand-parsed (chrono's RFC 3339
+/// parser was a large share of reading a record). Anything else: `None`, and the caller
+/// falls back to chrono, so the accepted forms are unchanged.
+fn parse_utc_seconds(s: &str) -> Option<When> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[19] != b'Z' {
+        return None;
+    }
+    for (i, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        if b[i] != sep {
+            return None;
+        }
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let d = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+    // Leap seconds (ss = 60) go to chrono.
+    let t = d.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+    Some(When {
+        t: Utc.from_utc_datetime(&t),
+        date_only: false,
+    })
+}
+
 /// Parse a FHIR date / dateTime / instant. Partial dates (`2026`, `2026-11`) take the
 /// first day; a time without a zone is read as UTC. `None` if unreadable.
 pub fn parse_when(s: &str) -> Option<When> {
-    let s = s.trim();
+    let s = crate::mappings::trim(s);
     if s.len() >= 11 && s.as_bytes().get(10) == Some(&b'T') {
+        if let Some(w) = parse_utc_seconds(s) {
+            return Some(w);
+        }
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Some(When {
                 t: dt.with_timezone(&Utc),
@@ -167,12 +198,29 @@ pub struct Fact<'a> {
 impl Fact<'_> {
     /// `Condition/7` (the card's evidence).
     pub fn reference(&self) -> String {
-        if self.id.is_empty() {
-            format!("{} (no id)", self.kind.as_str())
-        } else {
-            format!("{}/{}", self.kind.as_str(), self.id)
-        }
+        reference(self.kind, self.id)
     }
+}
+
+/// `Condition/7`, or `Condition (no id)`.
+pub fn reference(kind: Kind, id: &str) -> String {
+    if id.is_empty() {
+        format!("{} (no id)", kind.as_str())
+    } else {
+        format!("{}/{}", kind.as_str(), id)
+    }
+}
+
+/// Orders as the [`reference`] strings would, without building them.
+pub fn cmp_references(a: (Kind, &str), b: (Kind, &str)) -> std::cmp::Ordering {
+    fn bytes(kind: Kind, id: &str) -> impl Iterator<Item = u8> + '_ {
+        let sep: &'static [u8] = if id.is_empty() { b" (no id)" } else { b"/" };
+        kind.as_str()
+            .bytes()
+            .chain(sep.iter().copied())
+            .chain(id.bytes())
+    }
+    bytes(a.0, a.1).cmp(bytes(b.0, b.1))
 }
 
 /// What the reader could not use, for the card's data-quality notes.
@@ -194,52 +242,181 @@ pub struct Record<'a> {
     pub notes: DataNotes,
 }
 
-/// The top-level elements of a resource, collected in one pass: a lookup compares key
-/// lengths first, which is much cheaper than searching serde_json's BTreeMap for each of
-/// the ~15 elements read per resource (measured: most of the reading time).
-struct Top<'a> {
-    keys: [(&'a str, &'a Value); 40],
-    n: usize,
-    /// More than 40 elements: look the rest up in the map.
-    overflow: Option<&'a Value>,
+/// The top-level elements the model reads (`dvt-model.md` §1), one slot each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum El {
+    ResourceType,
+    Id,
+    Status,
+    Code,
+    Subject,
+    Patient,
+    ClinicalStatus,
+    VerificationStatus,
+    Component,
+    ReasonCode,
+    Class,
+    BodySite,
+    Category,
+    ValueBoolean,
+    ValueCodeableConcept,
+    MedicationCodeableConcept,
+    MedicationReference,
+    Contained,
+    ProcedureCode,
+    Period,
+    OnsetDateTime,
+    OnsetPeriod,
+    RecordedDate,
+    EffectiveDateTime,
+    EffectivePeriod,
+    EffectiveInstant,
+    Issued,
+    PerformedDateTime,
+    PerformedPeriod,
+    AuthoredOn,
+    DateAsserted,
+    Started,
+    BirthDate,
+    Entry,
 }
 
-static NULL: Value = Value::Null;
+const ELEMENTS: usize = El::Entry as usize + 1;
 
-impl<'a> Top<'a> {
-    fn new(r: &'a Value) -> Top<'a> {
-        let mut t = Top {
-            keys: [("", &NULL); 40],
-            n: 0,
-            overflow: None,
+impl El {
+    /// Grouped by length: a string match tests its arms one by one, and most keys of
+    /// a resource are not read at all (measured: the sequential match was most of the
+    /// reading pass).
+    fn of(key: &str) -> Option<El> {
+        Some(match key.len() {
+            2 if key == "id" => El::Id,
+            4 if key == "code" => El::Code,
+            5 => match key {
+                "class" => El::Class,
+                "entry" => El::Entry,
+                _ => return None,
+            },
+            6 => match key {
+                "status" => El::Status,
+                "period" => El::Period,
+                "issued" => El::Issued,
+                _ => return None,
+            },
+            7 => match key {
+                "subject" => El::Subject,
+                "patient" => El::Patient,
+                "started" => El::Started,
+                _ => return None,
+            },
+            8 => match key {
+                "bodySite" => El::BodySite,
+                "category" => El::Category,
+                _ => return None,
+            },
+            9 => match key {
+                "component" => El::Component,
+                "contained" => El::Contained,
+                "birthDate" => El::BirthDate,
+                _ => return None,
+            },
+            10 => match key {
+                "reasonCode" => El::ReasonCode,
+                "authoredOn" => El::AuthoredOn,
+                _ => return None,
+            },
+            11 if key == "onsetPeriod" => El::OnsetPeriod,
+            12 => match key {
+                "resourceType" => El::ResourceType,
+                "valueBoolean" => El::ValueBoolean,
+                "recordedDate" => El::RecordedDate,
+                "dateAsserted" => El::DateAsserted,
+                _ => return None,
+            },
+            13 => match key {
+                "procedureCode" => El::ProcedureCode,
+                "onsetDateTime" => El::OnsetDateTime,
+                _ => return None,
+            },
+            14 if key == "clinicalStatus" => El::ClinicalStatus,
+            15 => match key {
+                "effectivePeriod" => El::EffectivePeriod,
+                "performedPeriod" => El::PerformedPeriod,
+                _ => return None,
+            },
+            16 if key == "effectiveInstant" => El::EffectiveInstant,
+            17 => match key {
+                "effectiveDateTime" => El::EffectiveDateTime,
+                "performedDateTime" => El::PerformedDateTime,
+                _ => return None,
+            },
+            18 if key == "verificationStatus" => El::VerificationStatus,
+            19 if key == "medicationReference" => El::MedicationReference,
+            20 if key == "valueCodeableConcept" => El::ValueCodeableConcept,
+            25 if key == "medicationCodeableConcept" => El::MedicationCodeableConcept,
+            _ => return None,
+        })
+    }
+}
+
+/// A resource's elements, found in ONE pass over its JSON object: every later read is an
+/// array index, not a search of serde_json's BTreeMap (measured: the searches, three
+/// `resourceType` lookups and a second pass for the well-formedness check were most of
+/// the reading time).
+#[derive(Clone, Copy)]
+struct Elements<'a> {
+    slots: [Option<&'a Value>; ELEMENTS],
+    /// The elements we read have the JSON type FHIR gives them.
+    well_formed: bool,
+}
+
+impl<'a> Elements<'a> {
+    fn of(r: &'a Value) -> Elements<'a> {
+        let mut e = Elements {
+            slots: [None; ELEMENTS],
+            well_formed: false,
         };
-        if let Some(o) = r.as_object() {
-            if o.len() > 40 {
-                t.overflow = Some(r);
-            }
-            for (k, v) in o.iter().take(40) {
-                t.keys[t.n] = (k.as_str(), v);
-                t.n += 1;
-            }
+        let Some(o) = r.as_object() else { return e };
+        e.well_formed = true;
+        for (k, v) in o {
+            let Some(el) = El::of(k) else { continue };
+            e.slots[el as usize] = Some(v);
+            e.well_formed &= match el {
+                El::Code => v
+                    .as_object()
+                    .is_some_and(|c| c.get("coding").is_none_or(Value::is_array)),
+                El::Subject | El::ClinicalStatus | El::VerificationStatus => v.is_object(),
+                El::Status | El::Id => v.is_string(),
+                El::Component | El::ReasonCode => v.is_array(),
+                _ => true,
+            };
         }
-        t
+        e
     }
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        match self.overflow {
-            Some(r) => r.get(key),
-            None => self.keys[..self.n]
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| *v),
-        }
+    fn get(&self, el: El) -> Option<&'a Value> {
+        self.slots[el as usize]
     }
-    fn str(&self, key: &str) -> Option<&'a str> {
-        self.get(key).and_then(Value::as_str)
+    fn str(&self, el: El) -> Option<&'a str> {
+        self.get(el).and_then(Value::as_str)
     }
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
+}
+
+/// A Coding's (system, code), read in one pass over its entries.
+fn system_code(c: &Value) -> (Option<&str>, Option<&str>) {
+    let (mut system, mut code) = (None, None);
+    if let Some(o) = c.as_object() {
+        for (k, v) in o {
+            match k.as_str() {
+                "system" => system = v.as_str(),
+                "code" => code = v.as_str(),
+                _ => {}
+            }
+        }
+    }
+    (system, code)
 }
 
 /// The codes of a CodeableConcept: code sets and side.
@@ -248,7 +425,7 @@ pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side
     let mut side = None;
     if let Some(codings) = cc.and_then(|c| c.get("coding")).and_then(Value::as_array) {
         for c in codings {
-            let (Some(sys), Some(code)) = (str_at(c, "system"), str_at(c, "code")) else {
+            let (Some(sys), Some(code)) = system_code(c) else {
                 continue;
             };
             let these = m.classify(sys, code);
@@ -260,6 +437,53 @@ pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side
         }
     }
     (sets, side)
+}
+
+/// A coding's code sets, and the side its code names when the model uses it.
+type Classified = (CodeSets, Option<Side>);
+
+/// Classifies each distinct (system, code) of a record once: records repeat a few codes
+/// (vital-sign panels, repeat prescriptions), and a classification is several hash
+/// lookups (measured: the largest share of reading after the element pass).
+struct Coder<'m, 'a> {
+    m: &'m Mappings,
+    memo: HashMap<(&'a str, &'a str), Classified, BuildHasherDefault<FxHasher>>,
+}
+
+impl<'m, 'a> Coder<'m, 'a> {
+    fn new(m: &'m Mappings) -> Self {
+        Coder {
+            m,
+            memo: HashMap::with_capacity_and_hasher(64, BuildHasherDefault::default()),
+        }
+    }
+
+    /// [`concept_codes`], memoised.
+    fn codes(&mut self, cc: Option<&'a Value>) -> (CodeSets, Option<Side>) {
+        let mut sets = CodeSets::default();
+        let mut side = None;
+        if let Some(codings) = cc.and_then(|c| c.get("coding")).and_then(Value::as_array) {
+            for c in codings {
+                let (Some(sys), Some(code)) = system_code(c) else {
+                    continue;
+                };
+                let m = self.m;
+                let (these, this_side) = *self.memo.entry((sys, code)).or_insert_with(|| {
+                    let these = m.classify(sys, code);
+                    // Laterality only matters for codes the model uses.
+                    let side = if these.is_empty() {
+                        None
+                    } else {
+                        m.icd_side(sys, code)
+                    };
+                    (these, side)
+                });
+                sets = sets.union(these);
+                side = side.or(this_side);
+            }
+        }
+        (sets, side)
+    }
 }
 
 /// Does any coding of this CodeableConcept have one of these codes (system + code)?
@@ -280,11 +504,11 @@ fn status_code(cc: Option<&Value>) -> Option<&str> {
     cc.and_then(|c| c.get("coding"))
         .and_then(Value::as_array)
         .and_then(|a| a.iter().find_map(|c| str_at(c, "code")))
-        .map(str::trim)
+        .map(crate::mappings::trim)
 }
 
-fn body_site_side(m: &Mappings, t: &Top<'_>) -> Option<Side> {
-    let sites = t.get("bodySite")?;
+fn body_site_side(m: &Mappings, t: &Elements<'_>) -> Option<Side> {
+    let sites = t.get(El::BodySite)?;
     let list: Vec<&Value> = match sites {
         Value::Array(a) => a.iter().collect(),
         other => vec![other],
@@ -304,13 +528,13 @@ fn body_site_side(m: &Mappings, t: &Top<'_>) -> Option<Side> {
 }
 
 /// Reads the first readable candidate date (§1 order); also says whether a present
-/// candidate could not be read.
-fn first_date(t: &Top<'_>, paths: &[&[&str]]) -> (Option<When>, bool) {
+/// candidate could not be read. A candidate is an element, or a key inside it.
+fn first_date(t: &Elements<'_>, paths: &[(El, Option<&str>)]) -> (Option<When>, bool) {
     let mut unreadable = false;
-    for path in paths {
-        let mut v = t.get(path[0]);
-        for key in &path[1..] {
-            v = v.and_then(|x| x.get(*key));
+    for &(el, key) in paths {
+        let mut v = t.get(el);
+        if let Some(key) = key {
+            v = v.and_then(|x| x.get(key));
         }
         if let Some(v) = v {
             match v.as_str().and_then(parse_when) {
@@ -323,29 +547,18 @@ fn first_date(t: &Top<'_>, paths: &[&[&str]]) -> (Option<When>, bool) {
 }
 
 /// The patient id a `subject` / `patient` reference names, if it names one.
-fn referenced_patient<'a>(t: &Top<'a>) -> Option<&'a str> {
-    let reference = ["subject", "patient"]
+fn referenced_patient<'a>(t: &Elements<'a>) -> Option<&'a str> {
+    const PATIENT: &[u8] = b"Patient/";
+    let reference = [El::Subject, El::Patient]
         .iter()
-        .find_map(|k| t.get(k).and_then(|s| str_at(s, "reference")))?;
-    let idx = reference.rfind("Patient/")?;
-    let rest = &reference[idx + "Patient/".len()..];
+        .find_map(|&k| t.get(k).and_then(|s| str_at(s, "reference")))?;
+    // A byte search: `str::rfind` builds a two-way searcher per call (measured).
+    let idx = reference
+        .as_bytes()
+        .windows(PATIENT.len())
+        .rposition(|w| w == PATIENT)?;
+    let rest = &reference[idx + PATIENT.len()..];
     Some(rest.split('/').next().unwrap_or(rest))
-}
-
-/// Is this resource well-formed enough to read? (The elements we read have the JSON
-/// type FHIR gives them.)
-fn well_formed(r: &Value) -> bool {
-    let Some(o) = r.as_object() else { return false };
-    // One pass over the entries (cheaper than a lookup per element).
-    o.iter().all(|(k, v)| match k.as_str() {
-        "code" => v
-            .as_object()
-            .is_some_and(|c| c.get("coding").is_none_or(Value::is_array)),
-        "subject" | "clinicalStatus" | "verificationStatus" => v.is_object(),
-        "status" | "id" => v.is_string(),
-        "component" | "reasonCode" => v.is_array(),
-        _ => true,
-    })
 }
 
 /// Flatten resources: Bundles (any type, nested once) give their entries' resources.
@@ -369,6 +582,23 @@ pub fn flatten<'a>(resources: &'a [Value], out: &mut Vec<&'a Value>, malformed: 
     }
 }
 
+/// Like [`flatten`], reading each resource's elements in the same pass.
+fn collect<'a>(r: &'a Value, out: &mut Vec<(&'a Value, Elements<'a>)>, malformed: &mut usize) {
+    let e = Elements::of(r);
+    if e.str(El::ResourceType) != Some("Bundle") {
+        out.push((r, e));
+        return;
+    }
+    if let Some(entries) = e.get(El::Entry).and_then(Value::as_array) {
+        for entry in entries {
+            match entry.get("resource") {
+                Some(res) => collect(res, out, malformed),
+                None => *malformed += 1,
+            }
+        }
+    }
+}
+
 /// Read a patient's resources (`dvt-model.md` §1).
 pub fn read<'a>(
     m: &Mappings,
@@ -378,23 +608,26 @@ pub fn read<'a>(
 ) -> Record<'a> {
     let mut rec = Record::default();
     let mut all = Vec::with_capacity(resources.len());
-    flatten(resources, &mut all, &mut rec.notes.malformed);
+    for r in resources {
+        collect(r, &mut all, &mut rec.notes.malformed);
+    }
 
+    let mut coder = Coder::new(m);
     // Medications referenced by MedicationRequest / Statement.
     let mut medications: HashMap<&str, CodeSets> = HashMap::new();
-    let mut patient: Option<&Value> = None;
+    let mut patient: Option<&Elements<'_>> = None;
     let mut patients = 0;
-    for r in &all {
-        match str_at(r, "resourceType") {
+    for (_, e) in &all {
+        match e.str(El::ResourceType) {
             Some("Medication") => {
-                if let Some(id) = str_at(r, "id") {
-                    medications.insert(id, concept_codes(m, r.get("code")).0);
+                if let Some(id) = e.str(El::Id) {
+                    medications.insert(id, coder.codes(e.get(El::Code)).0);
                 }
             }
             Some("Patient") => {
                 patients += 1;
-                if str_at(r, "id") == Some(patient_id) || patient.is_none() {
-                    patient = Some(r);
+                if e.str(El::Id) == Some(patient_id) || patient.is_none() {
+                    patient = Some(e);
                 }
             }
             _ => {}
@@ -402,9 +635,9 @@ pub fn read<'a>(
     }
     // Only the context's Patient gives the age (another Patient's birthDate must not).
     if let Some(p) = patient
-        .filter(|p| str_at(p, "id") == Some(patient_id) || (patient_id.is_empty() && patients == 1))
+        .filter(|p| p.str(El::Id) == Some(patient_id) || (patient_id.is_empty() && patients == 1))
     {
-        match p.get("birthDate").and_then(Value::as_str).map(parse_when) {
+        match p.str(El::BirthDate).map(parse_when) {
             Some(Some(w)) if !w.is_future(now) => rec.birth_date = Some(w.date()),
             Some(_) => rec.notes.birth_date_unreadable = true,
             None => {}
@@ -413,46 +646,48 @@ pub fn read<'a>(
         rec.notes.no_patient = true;
     }
 
-    for r in all {
-        let Some(rt) = str_at(r, "resourceType") else {
+    rec.facts.reserve(all.len());
+    for (r, e) in &all {
+        let Some(rt) = e.str(El::ResourceType) else {
             rec.notes.malformed += 1;
             continue;
         };
-        if !well_formed(r) {
+        if !e.well_formed {
             rec.notes.malformed += 1;
             continue;
         }
         let Some(kind) = Kind::from_type(rt) else {
             continue;
         };
-        let top = Top::new(r);
-        if let Some(pid) = referenced_patient(&top)
+        if let Some(pid) = referenced_patient(e)
             && !patient_id.is_empty()
             && pid != patient_id
         {
             rec.notes.other_patient += 1;
             continue;
         }
-        if let Some(f) = read_one(m, kind, r, &top, &medications, &mut rec.notes, now) {
+        if let Some(f) = read_one(m, &mut coder, kind, r, e, &medications, &mut rec.notes, now) {
             rec.facts.push(f);
         }
     }
     rec
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_one<'a>(
     m: &Mappings,
+    coder: &mut Coder<'_, 'a>,
     kind: Kind,
     r: &'a Value,
-    t: &Top<'a>,
+    t: &Elements<'a>,
     medications: &HashMap<&str, CodeSets>,
     notes: &mut DataNotes,
     now: DateTime<Utc>,
 ) -> Option<Fact<'a>> {
-    let status = t.str("status").map(str::trim).unwrap_or("");
+    let status = t.str(El::Status).map(crate::mappings::trim).unwrap_or("");
     let mut f = Fact {
         kind,
-        id: t.str("id").unwrap_or(""),
+        id: t.str(El::Id).unwrap_or(""),
         codes: CodeSets::default(),
         component_codes: CodeSets::default(),
         reason_codes: CodeSets::default(),
@@ -469,26 +704,26 @@ fn read_one<'a>(
         Kind::Condition => {
             // §1: verificationStatus entered-in-error / refuted are not true.
             if matches!(
-                status_code(t.get("verificationStatus")),
+                status_code(t.get(El::VerificationStatus)),
                 Some("entered-in-error" | "refuted")
             ) {
                 return None;
             }
             // §1 active: active, recurrence, relapse, or no clinicalStatus.
-            f.active = match t.get("clinicalStatus") {
+            f.active = match t.get(El::ClinicalStatus) {
                 None => true,
                 Some(cs) => matches!(
                     status_code(Some(cs)),
                     Some("active" | "recurrence" | "relapse")
                 ),
             };
-            (f.codes, f.side) = concept_codes(m, t.get("code"));
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
             first_date(
                 t,
                 &[
-                    &["onsetDateTime"],
-                    &["onsetPeriod", "start"],
-                    &["recordedDate"],
+                    (El::OnsetDateTime, None),
+                    (El::OnsetPeriod, Some("start")),
+                    (El::RecordedDate, None),
                 ],
             )
         }
@@ -496,22 +731,25 @@ fn read_one<'a>(
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            (f.codes, f.side) = concept_codes(m, t.get("code"));
-            if let Some(comps) = t.get("component").and_then(Value::as_array) {
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
+            if let Some(comps) = t.get(El::Component).and_then(Value::as_array) {
                 for c in comps {
-                    f.component_codes = f.component_codes.union(concept_codes(m, c.get("code")).0);
+                    f.component_codes = f.component_codes.union(coder.codes(c.get("code")).0);
                 }
             }
             // §1 symptom Observations: absent when the value says so.
-            f.absent = t.get("valueBoolean").and_then(Value::as_bool) == Some(false)
-                || has_coding(t.get("valueCodeableConcept"), &m.model.record.absent_values);
+            f.absent = t.get(El::ValueBoolean).and_then(Value::as_bool) == Some(false)
+                || has_coding(
+                    t.get(El::ValueCodeableConcept),
+                    &m.model.record.absent_values,
+                );
             first_date(
                 t,
                 &[
-                    &["effectiveDateTime"],
-                    &["effectivePeriod", "start"],
-                    &["effectiveInstant"],
-                    &["issued"],
+                    (El::EffectiveDateTime, None),
+                    (El::EffectivePeriod, Some("start")),
+                    (El::EffectiveInstant, None),
+                    (El::Issued, None),
                 ],
             )
         }
@@ -520,8 +758,8 @@ fn read_one<'a>(
                 return None;
             }
             f.active = matches!(status, "completed" | "in-progress");
-            (f.codes, f.side) = concept_codes(m, t.get("code"));
-            f.surgical_category = match t.get("category") {
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
+            f.surgical_category = match t.get(El::Category) {
                 Some(Value::Array(a)) => a
                     .iter()
                     .any(|c| has_coding(Some(c), &m.model.record.surgery_categories)),
@@ -530,9 +768,9 @@ fn read_one<'a>(
             first_date(
                 t,
                 &[
-                    &["performedDateTime"],
-                    &["performedPeriod", "end"],
-                    &["performedPeriod", "start"],
+                    (El::PerformedDateTime, None),
+                    (El::PerformedPeriod, Some("end")),
+                    (El::PerformedPeriod, Some("start")),
                 ],
             )
         }
@@ -555,9 +793,9 @@ fn read_one<'a>(
             }
             // §2 "active MedicationRequest or MedicationStatement": current use.
             f.active = status == "active";
-            f.codes = concept_codes(m, t.get("medicationCodeableConcept")).0;
-            if let Some(reference) = r
-                .get("medicationReference")
+            f.codes = coder.codes(t.get(El::MedicationCodeableConcept)).0;
+            if let Some(reference) = t
+                .get(El::MedicationReference)
                 .and_then(|x| str_at(x, "reference"))
             {
                 let id = reference
@@ -567,23 +805,23 @@ fn read_one<'a>(
                     .unwrap_or("");
                 if let Some(sets) = medications.get(id) {
                     f.codes = f.codes.union(*sets);
-                } else if let Some(contained) = t.get("contained").and_then(Value::as_array) {
+                } else if let Some(contained) = t.get(El::Contained).and_then(Value::as_array) {
                     for c in contained {
                         if str_at(c, "id") == Some(id) {
-                            f.codes = f.codes.union(concept_codes(m, c.get("code")).0);
+                            f.codes = f.codes.union(coder.codes(c.get("code")).0);
                         }
                     }
                 }
             }
             if kind == Kind::MedicationRequest {
-                first_date(t, &[&["authoredOn"]])
+                first_date(t, &[(El::AuthoredOn, None)])
             } else {
                 first_date(
                     t,
                     &[
-                        &["effectiveDateTime"],
-                        &["effectivePeriod", "start"],
-                        &["dateAsserted"],
+                        (El::EffectiveDateTime, None),
+                        (El::EffectivePeriod, Some("start")),
+                        (El::DateAsserted, None),
                     ],
                 )
             }
@@ -592,46 +830,46 @@ fn read_one<'a>(
             if matches!(status, "entered-in-error" | "cancelled" | "planned") {
                 return None;
             }
-            let class = t.get("class");
+            let class = t.get(El::Class);
             let class_code = class
                 .and_then(|c| str_at(c, "code"))
                 .or_else(|| class.and_then(|c| status_code(Some(c))))
-                .map(str::trim);
+                .map(crate::mappings::trim);
             f.inpatient =
                 class_code.is_some_and(|c| m.model.record.inpatient_classes.iter().any(|k| k == c));
-            if let Some(reasons) = t.get("reasonCode").and_then(Value::as_array) {
+            if let Some(reasons) = t.get(El::ReasonCode).and_then(Value::as_array) {
                 for rc in reasons {
-                    let (sets, side) = concept_codes(m, Some(rc));
+                    let (sets, side) = coder.codes(Some(rc));
                     f.reason_codes = f.reason_codes.union(sets);
                     f.side = f.side.or(side);
                 }
             }
-            let (end, end_bad) = first_date(t, &[&["period", "end"]]);
+            let (end, end_bad) = first_date(t, &[(El::Period, Some("end"))]);
             f.end = end;
             if end_bad {
                 notes.unreadable_dates += 1;
             }
-            first_date(t, &[&["period", "start"]])
+            first_date(t, &[(El::Period, Some("start"))])
         }
         Kind::ServiceRequest => {
             if matches!(status, "entered-in-error" | "revoked") {
                 return None;
             }
             f.active = matches!(status, "active" | "completed");
-            (f.codes, f.side) = concept_codes(m, t.get("code"));
-            first_date(t, &[&["authoredOn"]])
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
+            first_date(t, &[(El::AuthoredOn, None)])
         }
         Kind::DiagnosticReport => {
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            (f.codes, f.side) = concept_codes(m, t.get("code"));
+            (f.codes, f.side) = coder.codes(t.get(El::Code));
             first_date(
                 t,
                 &[
-                    &["effectiveDateTime"],
-                    &["effectivePeriod", "start"],
-                    &["issued"],
+                    (El::EffectiveDateTime, None),
+                    (El::EffectivePeriod, Some("start")),
+                    (El::Issued, None),
                 ],
             )
         }
@@ -639,12 +877,12 @@ fn read_one<'a>(
             if matches!(status, "entered-in-error" | "cancelled") {
                 return None;
             }
-            if let Some(codes) = t.get("procedureCode").and_then(Value::as_array) {
+            if let Some(codes) = t.get(El::ProcedureCode).and_then(Value::as_array) {
                 for c in codes {
-                    f.codes = f.codes.union(concept_codes(m, Some(c)).0);
+                    f.codes = f.codes.union(coder.codes(Some(c)).0);
                 }
             }
-            first_date(t, &[&["started"]])
+            first_date(t, &[(El::Started, None)])
         }
     };
     let relevant = !f.codes.is_empty()
@@ -679,6 +917,61 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn fast_instant_parse_agrees_with_chrono() {
+        for s in [
+            "2026-11-20T08:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2026-02-29T08:00:00Z",
+            "2026-11-20T24:00:00Z",
+            "2026-11-20T08:00:60Z",
+            "2026-1a-20T08:00:00Z",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.with_timezone(&Utc));
+            assert_eq!(parse_when(s).map(|w| w.t), chrono, "{s}");
+        }
+        assert!(parse_utc_seconds("2026-11-20T08:00:00Z").is_some());
+        assert!(parse_utc_seconds("2026-11-20T08:00:00+01:00").is_none());
+    }
+
+    #[test]
+    fn reference_order_is_the_order_of_the_reference_strings() {
+        let refs = [
+            (Kind::Condition, "a"),
+            (Kind::Condition, ""),
+            (Kind::Condition, "a/b"),
+            (Kind::Condition, "A"),
+            (Kind::Observation, "1"),
+            (Kind::MedicationRequest, "x"),
+            (Kind::MedicationStatement, ""),
+        ];
+        for a in refs {
+            for b in refs {
+                assert_eq!(
+                    cmp_references(a, b),
+                    reference(a.0, a.1).cmp(&reference(b.0, b.1)),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_pass_elements_check_types_and_find_the_patient() {
+        let r = serde_json::json!({"resourceType": "Condition", "id": "c1",
+            "subject": {"reference": "https://x.org/fhir/Patient/p1/_history/2"}});
+        let e = Elements::of(&r);
+        assert!(e.well_formed);
+        assert_eq!(e.str(El::Id), Some("c1"));
+        assert_eq!(referenced_patient(&e), Some("p1"));
+        let bad = serde_json::json!({"resourceType": "Condition", "status": 3});
+        assert!(!Elements::of(&bad).well_formed);
+        let no_patient = serde_json::json!({"subject": {"reference": "Group/g"}});
+        assert_eq!(referenced_patient(&Elements::of(&no_patient)), None);
     }
 
     #[test]
