@@ -52,7 +52,7 @@ impl<'a> Bytes<'a> {
         v % n
     }
     pub fn chance(&mut self, one_in: u8) -> bool {
-        self.byte() % one_in.max(1) == 0
+        self.byte().is_multiple_of(one_in.max(1))
     }
     pub fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len())].clone()
@@ -166,7 +166,11 @@ fn check_response(resp: &Value) {
             "indicator {}",
             card["indicator"]
         );
-        assert!(card["source"]["label"].as_str().is_some_and(|l| !l.is_empty()));
+        assert!(
+            card["source"]["label"]
+                .as_str()
+                .is_some_and(|l| !l.is_empty())
+        );
         if let Some(u) = card.get("uuid") {
             assert!(u.as_str().is_some_and(|u| uuid::Uuid::parse_str(u).is_ok()));
         }
@@ -275,7 +279,7 @@ fn coding(b: &mut Bytes<'_>) -> Value {
         2 => code = format!(" {code} "),
         3 if c.system == ICD => system = "urn:oid:2.16.840.1.113883.6.90".into(),
         4 if c.system == SNOMED => system = "urn:oid:2.16.840.1.113883.6.96".into(),
-        5 => code.push_str(&b.pick(&["0", "1", "2", "9", "X", ".", "Y1"])),
+        5 => code.push_str(b.pick(&["0", "1", "2", "9", "X", ".", "Y1"])),
         6 => code = b.raw_str(),
         7 => system = Value::Null,
         _ => {}
@@ -316,8 +320,8 @@ fn status_concept(b: &mut Bytes<'_>, codes: &[&str]) -> Value {
 }
 
 const DAYS: &[i64] = &[
-    0, 1, 2, 3, 4, 6, 7, 8, 13, 14, 15, 20, 27, 28, 29, 30, 31, 41, 42, 43, 55, 56, 57, 83, 84,
-    85, 89, 90, 91, 182, 183, 184, 279, 280, 281, 400, 3650, 20000, -1, -30,
+    0, 1, 2, 3, 4, 6, 7, 8, 13, 14, 15, 20, 27, 28, 29, 30, 31, 41, 42, 43, 55, 56, 57, 83, 84, 85,
+    89, 90, 91, 182, 183, 184, 279, 280, 281, 400, 3650, 20000, -1, -30,
 ];
 
 /// A date around the model's windows, in one of the forms FHIR allows (and a few it
@@ -484,7 +488,10 @@ fn resource(b: &mut Bytes<'_>, depth: u8) -> Value {
             r.insert("id".into(), json!(3));
         }
         _ => {
-            r.insert("id".into(), b.pick(&["1", "2", "3", "m1", "x", "p1", ""]).into());
+            r.insert(
+                "id".into(),
+                b.pick(&["1", "2", "3", "m1", "x", "p1", ""]).into(),
+            );
         }
     }
     if kind == "Bundle" {
@@ -535,13 +542,26 @@ fn resource(b: &mut Bytes<'_>, depth: u8) -> Value {
             if !b.chance(3) {
                 r.insert(
                     "clinicalStatus".into(),
-                    status_concept(b, &["active", "recurrence", "relapse", "inactive", "remission", "resolved"]),
+                    status_concept(
+                        b,
+                        &[
+                            "active",
+                            "recurrence",
+                            "relapse",
+                            "inactive",
+                            "remission",
+                            "resolved",
+                        ],
+                    ),
                 );
             }
             if b.chance(3) {
                 r.insert(
                     "verificationStatus".into(),
-                    status_concept(b, &["confirmed", "provisional", "refuted", "entered-in-error"]),
+                    status_concept(
+                        b,
+                        &["confirmed", "provisional", "refuted", "entered-in-error"],
+                    ),
                 );
             }
         }
@@ -566,19 +586,19 @@ fn resource(b: &mut Bytes<'_>, depth: u8) -> Value {
                 r.insert("component".into(), comps.into());
             }
         }
-        "Procedure" => {
-            if b.chance(2) {
-                let cat = json!({"coding": [{"system": SNOMED, "code": "387713003"}]});
-                let v = if b.chance(2) { json!([cat]) } else { cat };
-                r.insert("category".into(), v);
-            }
+        "Procedure" if b.chance(2) => {
+            let cat = json!({"coding": [{"system": SNOMED, "code": "387713003"}]});
+            let v = if b.chance(2) { json!([cat]) } else { cat };
+            r.insert("category".into(), v);
         }
         "Encounter" => {
             let class = b.pick(&["IMP", "ACUTE", "NONAC", "AMB", "EMER", " IMP "]);
             let v = match b.below(4) {
                 0 => json!({"coding": [{"code": class}]}),
                 1 => json!(class),
-                _ => json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class}),
+                _ => {
+                    json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class})
+                }
             };
             r.insert("class".into(), v);
             let mut period = Map::new();
@@ -590,16 +610,14 @@ fn resource(b: &mut Bytes<'_>, depth: u8) -> Value {
             }
             r.insert("period".into(), Value::Object(period));
         }
-        "MedicationRequest" | "MedicationStatement" => {
+        "MedicationRequest" | "MedicationStatement" if b.chance(2) => {
+            let target = b.pick(&["Medication/m1", "#m1", "m1", "Medication/zz", ""]);
+            r.insert("medicationReference".into(), json!({"reference": target}));
             if b.chance(2) {
-                let target = b.pick(&["Medication/m1", "#m1", "m1", "Medication/zz", ""]);
-                r.insert("medicationReference".into(), json!({"reference": target}));
-                if b.chance(2) {
-                    r.insert(
-                        "contained".into(),
-                        json!([{"resourceType": "Medication", "id": "m1", "code": concept(b)}]),
-                    );
-                }
+                r.insert(
+                    "contained".into(),
+                    json!([{"resourceType": "Medication", "id": "m1", "code": concept(b)}]),
+                );
             }
         }
         _ => {}
@@ -649,7 +667,10 @@ fn birth_date(b: &mut Bytes<'_>) -> Value {
         0 => t.format("%Y").to_string().into(),
         1 => b.pick(&["1970-02-30", "", "unknown"]).into(),
         2 => json!(1970),
-        3 => (now() + Duration::days(3)).format("%Y-%m-%d").to_string().into(),
+        3 => (now() + Duration::days(3))
+            .format("%Y-%m-%d")
+            .to_string()
+            .into(),
         _ => t.format("%Y-%m-%d").to_string().into(),
     }
 }
@@ -661,10 +682,13 @@ pub fn fhir_record(b: &mut Bytes<'_>) -> (HookInput, Vec<Value>) {
     match b.below(8) {
         0 => {}
         1 => {
-            resources.push(json!({"resourceType": "Patient", "id": "p1", "birthDate": birth_date(b)}));
-            resources.push(json!({"resourceType": "Patient", "id": "p2", "birthDate": birth_date(b)}));
+            resources
+                .push(json!({"resourceType": "Patient", "id": "p1", "birthDate": birth_date(b)}));
+            resources
+                .push(json!({"resourceType": "Patient", "id": "p2", "birthDate": birth_date(b)}));
         }
-        _ => resources.push(json!({"resourceType": "Patient", "id": "p1", "birthDate": birth_date(b)})),
+        _ => resources
+            .push(json!({"resourceType": "Patient", "id": "p1", "birthDate": birth_date(b)})),
     }
     let n = b.below(14);
     for _ in 0..n {
@@ -1010,7 +1034,8 @@ pub fn jwt_structured(data: &[u8]) {
     // What the signature can prove: the key the kid names, with the header's alg.
     let key_fits = matches!(
         (alg, kid),
-        ("RS256", Some("rsa-1")) | ("RS384", Some("rsa-1" | "rsa-384"))
+        ("RS256", Some("rsa-1"))
+            | ("RS384", Some("rsa-1" | "rsa-384"))
             | ("ES256", Some("ec-256"))
             | ("ES384", Some("ec-384"))
     );
@@ -1026,7 +1051,8 @@ pub fn jwt_structured(data: &[u8]) {
         (Some(k), Some(g)) => k == g,
         _ => false,
     };
-    let genuine = key_fits && alg_matches_sig && same_key && !header.get("kid").is_some_and(Value::is_number);
+    let genuine =
+        key_fits && alg_matches_sig && same_key && !header.get("kid").is_some_and(Value::is_number);
 
     let r = env.rt.block_on(env.auth.verify(&token, AUD));
     let t1 = jsonwebtoken::get_current_timestamp() as i64;
@@ -1050,7 +1076,7 @@ pub fn jwt_structured(data: &[u8]) {
         }
         Err(e) => {
             assert!(
-                !(clean && genuine && !jku && !mangled),
+                !clean || !genuine || jku || mangled,
                 "a clean, genuinely signed token was refused ({}): {token}",
                 e.check
             );
