@@ -1,0 +1,4 @@
+//! Fuzz harness of dvt-cds: the per-input work of every target lives in [`harness`]
+//! (also compiled into `tests/fuzz_regression.rs`).
+
+pub mod harness;
