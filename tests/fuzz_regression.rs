@@ -77,3 +77,20 @@ fn the_jwt_target_would_notice_a_verifying_token() {
     let token = jsonwebtoken::encode(&header, &claims, &key).expect("sign");
     assert!(std::panic::catch_unwind(|| harness::jwt(token.as_bytes())).is_err());
 }
+
+/// Found by the `feedback` target: a number in a kept override reason changed its last
+/// digit between the stored entry and its export (serde_json parses floats exactly
+/// only with `float_roundtrip`, now enabled in Cargo.toml).
+#[test]
+fn a_long_number_in_an_override_reason_round_trips() {
+    let body = serde_json::json!({"feedback": [{"card": "5487d37b-283f-44a0-93ea-547cebab93ed",
+        "outcome": "overridden", "outcomeTimestamp": "2018-12-11T00:00:00+05:30",
+        "overrideReason": {"reason": {"code": "c"}, "userComment": "x"}}]})
+    .to_string()
+    .replace(
+        r#"{"code":"c"}"#,
+        r#"{"code":"c","n":66666666668669551615.0333E33}"#,
+    );
+    assert!(body.contains("E33"));
+    harness::feedback(body.as_bytes());
+}
