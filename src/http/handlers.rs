@@ -36,14 +36,7 @@ pub async fn call_service(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
-    state
-        .authenticate(&headers, &format!("/cds-services/{id}"), &log)
-        .await?;
-    let hook = Hook::from_service_id(&id).ok_or_else(|| ApiError::UnknownService(id.clone()))?;
-    log.set_service(hook.service_id());
-
-    let body = read_json(&headers, body, state.0.max_body).await?;
+    let (hook, body) = service_call(&state, &log, id, "", &headers, body).await?;
     let mut req = parse_hook_request_owned(hook, body).map_err(ApiError::Invalid)?;
     let prefetch = std::mem::take(&mut req.prefetch);
     log.set_hook_instance(&req.hook_instance);
@@ -128,13 +121,7 @@ pub async fn record_feedback(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
-    state
-        .authenticate(&headers, &format!("/cds-services/{id}/feedback"), &log)
-        .await?;
-    let hook = Hook::from_service_id(&id).ok_or_else(|| ApiError::UnknownService(id.clone()))?;
-    log.set_service(hook.service_id());
-    let body = read_json(&headers, body, state.0.max_body).await?;
+    let (hook, body) = service_call(&state, &log, id, "/feedback", &headers, body).await?;
     let entries = parse_feedback(&body).map_err(ApiError::Invalid)?;
     for e in &entries {
         state
@@ -198,6 +185,27 @@ pub async fn method_not_allowed(uri: axum::http::Uri) -> ApiError {
 
 /// The body as JSON: 415 unless it says JSON, 413 past `max_body` (without reading
 /// further), 400 when it does not parse.
+/// What a hook call and a feedback call share, in the order the errors must come:
+/// unknown path shape (404), authentication against the route's own audience (401),
+/// unknown service (404), then the JSON body (415 / 413 / 400).
+async fn service_call(
+    state: &AppState,
+    log: &RequestLog,
+    id: Result<Path<String>, PathRejection>,
+    route_suffix: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Hook, Value), ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    state
+        .authenticate(headers, &format!("/cds-services/{id}{route_suffix}"), log)
+        .await?;
+    let hook = Hook::from_service_id(&id).ok_or(ApiError::UnknownService(id))?;
+    log.set_service(hook.service_id());
+    let body = read_json(headers, body, state.0.max_body).await?;
+    Ok((hook, body))
+}
+
 async fn read_json(headers: &HeaderMap, body: Body, max_body: usize) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
