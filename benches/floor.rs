@@ -16,6 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+/// Same allocator as the dvt-cds binary, so the comparison measures dvt-cds's own work
+/// rather than the allocator (with glibc malloc the floor is slower: BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Same default multi-threaded runtime as dvt-cds (one worker per core).
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -71,11 +71,8 @@ pub fn next_link(bundle: &Value) -> Option<&str> {
 }
 
 /// `Type/id` of a resource, for de-duplication (no id: `None`).
-pub fn type_and_id(resource: &Value) -> Option<(String, String)> {
-    Some((
-        resource_type(resource)?.to_owned(),
-        resource.get("id")?.as_str()?.to_owned(),
-    ))
+pub fn type_and_id(resource: &Value) -> Option<(&str, &str)> {
+    Some((resource_type(resource)?, resource.get("id")?.as_str()?))
 }
 
 /// Whether the resource names, as its `subject` (or `patient`), a Patient other than
@@ -89,13 +86,25 @@ pub fn about_other_patient(resource: &Value, patient_id: &str) -> bool {
         return false;
     };
     // `Patient/1`, `https://x/fhir/Patient/1`, `Patient/1/_history/2`.
-    let mut parts = reference.trim().split('/').collect::<Vec<_>>();
-    if let Some(pos) = parts.iter().rposition(|p| *p == "_history") {
-        parts.truncate(pos);
-    }
-    match parts.as_slice() {
-        [.., "Patient", id] => *id != patient_id,
+    let reference = reference.trim();
+    let reference = without_history(reference);
+    let mut parts = reference.rsplit('/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some("Patient")) => id != patient_id,
         _ => false,
+    }
+}
+
+/// A reference up to its last `_history` segment (the whole of it when there is none).
+fn without_history(reference: &str) -> &str {
+    let mut rest = reference;
+    loop {
+        match rest.rsplit_once('/') {
+            Some((before, "_history")) => return before,
+            Some((before, _)) => rest = before,
+            None if rest == "_history" => return "",
+            None => return reference,
+        }
     }
 }
 
@@ -117,17 +126,24 @@ pub fn before_window(resource: &Value, date_param: &str, since: DateTime<Utc>) -
 /// The latest instant of `effective[x]`, `performed[x]` or `period` (the `date`
 /// search parameter of Observation, DiagnosticReport, Procedure and Encounter).
 fn latest_of_choice(resource: &Value) -> Option<DateTime<Utc>> {
-    for prefix in ["effective", "performed"] {
-        for suffix in ["DateTime", "Instant"] {
-            if let Some(s) = resource
-                .get(format!("{prefix}{suffix}"))
-                .and_then(Value::as_str)
-            {
-                return upper_bound(s);
-            }
+    // In this order: the first element present decides.
+    const CHOICES: [(&str, bool); 6] = [
+        ("effectiveDateTime", false),
+        ("effectiveInstant", false),
+        ("effectivePeriod", true),
+        ("performedDateTime", false),
+        ("performedInstant", false),
+        ("performedPeriod", true),
+    ];
+    for (field, is_period) in CHOICES {
+        let Some(v) = resource.get(field) else {
+            continue;
+        };
+        if is_period {
+            return period_end(v);
         }
-        if let Some(p) = resource.get(format!("{prefix}Period")) {
-            return period_end(p);
+        if let Some(s) = v.as_str() {
+            return upper_bound(s);
         }
     }
     resource.get("period").and_then(period_end)

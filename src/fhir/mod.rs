@@ -274,38 +274,57 @@ pub async fn gather_owned(
     });
     let results = futures::future::try_join_all(jobs).await?;
 
+    // Judge every resource while borrowing (the de-duplication keys are the resources'
+    // own strings), then move the kept ones: no copy of any resource or key.
     let mut gathered = Gathered::default();
-    let mut seen = HashSet::new();
-    for (spec, data) in results {
-        if data.fetched {
-            gathered.fetched_keys.push(spec.key);
-        }
-        gathered.notes.extend(data.notes);
-        let since = window_start(settings, &spec, now);
-        let mut other_patient = 0;
-        for resource in data.resources {
-            if bundle::about_other_patient(&resource, &req.context.patient_id) {
-                other_patient += 1;
-                continue;
+    let mut keep: Vec<Vec<bool>> = Vec::with_capacity(results.len());
+    {
+        let total: usize = results.iter().map(|(_, d)| d.resources.len()).sum();
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(total);
+        for (spec, data) in &results {
+            let since = window_start(settings, spec, now);
+            let mut other_patient = 0;
+            let flags = data
+                .resources
+                .iter()
+                .map(|resource| {
+                    if bundle::about_other_patient(resource, &req.context.patient_id) {
+                        other_patient += 1;
+                        return false;
+                    }
+                    if let (Some(param), Some(since)) = (date_param(spec), since)
+                        && bundle::before_window(resource, param, since)
+                    {
+                        return false;
+                    }
+                    match bundle::type_and_id(resource) {
+                        Some(key) => seen.insert(key),
+                        None => true,
+                    }
+                })
+                .collect();
+            keep.push(flags);
+            if data.fetched {
+                gathered.fetched_keys.push(spec.key);
             }
-            if let (Some(param), Some(since)) = (date_param(&spec), since)
-                && bundle::before_window(&resource, param, since)
-            {
-                continue;
+            gathered.notes.extend(data.notes.iter().cloned());
+            if other_patient > 0 {
+                gathered.notes.push(format!(
+                    "{}: {other_patient} resource(s) about another patient were left out",
+                    spec.describe()
+                ));
             }
-            if let Some(key) = bundle::type_and_id(&resource)
-                && !seen.insert(key)
-            {
-                continue;
-            }
-            gathered.resources.push(resource);
         }
-        if other_patient > 0 {
-            gathered.notes.push(format!(
-                "{}: {other_patient} resource(s) about another patient were left out",
-                spec.describe()
-            ));
-        }
+    }
+    let kept = keep.iter().flatten().filter(|k| **k).count();
+    gathered.resources.reserve_exact(kept);
+    for ((_, data), flags) in results.into_iter().zip(keep) {
+        gathered.resources.extend(
+            data.resources
+                .into_iter()
+                .zip(flags)
+                .filter_map(|(resource, k)| k.then_some(resource)),
+        );
     }
     Ok(gathered)
 }

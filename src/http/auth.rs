@@ -21,6 +21,10 @@ pub const LEEWAY_SECS: u64 = 60;
 /// `kid`s must not turn us into a request amplifier.
 const REFETCH_COOLDOWN: Duration = Duration::from_secs(5);
 const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most live `jti`s remembered. Tokens live minutes, so a well-behaved EHR stays far
+/// below; past this the service refuses new tokens rather than forget one (which would
+/// let it be replayed) or grow without bound (about 100 bytes an entry: ~20 MB here).
+pub const REPLAY_CACHE_CAP: usize = 200_000;
 
 /// `--auth-config FILE` (TOML).
 #[derive(Debug, Deserialize)]
@@ -108,8 +112,8 @@ pub struct Authenticator {
     issuers: HashMap<String, Issuer>,
     /// Keys per source: the configured JWKS (by file path or URL) and listed `jku`s.
     caches: tokio::sync::Mutex<HashMap<String, KeyCache>>,
-    /// `(iss, jti)` → the time (unix s) after which the token is dead anyway.
-    seen: Mutex<HashMap<(String, String), u64>>,
+    /// `(iss, jti)` of live tokens already used.
+    seen: Mutex<ReplayCache>,
     http: reqwest::Client,
 }
 
@@ -181,7 +185,7 @@ impl Authenticator {
         Ok(Authenticator {
             issuers,
             caches: tokio::sync::Mutex::new(caches),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(ReplayCache::new(REPLAY_CACHE_CAP)),
             http,
         })
     }
@@ -285,17 +289,7 @@ impl Authenticator {
     fn check_replay(&self, iss: &str, jti: &str, exp: u64) -> Result<(), &'static str> {
         let now = jsonwebtoken::get_current_timestamp();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() > 10_000 {
-            seen.retain(|_, dead_after| *dead_after >= now);
-        }
-        let key = (iss.to_string(), jti.to_string());
-        match seen.get(&key) {
-            Some(dead_after) if *dead_after >= now => Err("jti replayed"),
-            _ => {
-                seen.insert(key, exp.saturating_add(LEEWAY_SECS));
-                Ok(())
-            }
-        }
+        seen.check(iss, jti, exp.saturating_add(LEEWAY_SECS), now)
     }
 
     /// The key `kid` from `source`: cached; refetched once when unknown.
@@ -405,4 +399,135 @@ fn decoding_key(jwk: &Jwk, alg: Algorithm) -> Result<DecodingKey, &'static str> 
         }
     }
     DecodingKey::from_jwk(jwk).map_err(|_| "key unusable")
+}
+
+/// The `jti`s of live tokens, each kept until its token is dead anyway (`exp` + leeway).
+/// A map for the lookup and a min-heap by expiry for the clean-up, so each call costs
+/// O(log n) however many tokens are live (a linear sweep over 10,000 entries was seen as
+/// a slowdown by the JWT fuzzer).
+#[derive(Debug)]
+pub struct ReplayCache {
+    live: HashMap<(String, String), u64>,
+    by_expiry: std::collections::BinaryHeap<std::cmp::Reverse<(u64, String, String)>>,
+    cap: usize,
+}
+
+impl ReplayCache {
+    pub fn new(cap: usize) -> Self {
+        ReplayCache {
+            live: HashMap::new(),
+            by_expiry: std::collections::BinaryHeap::new(),
+            cap,
+        }
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Accept `(iss, jti)` once until `dead_after` (unix s); `now` is the current time.
+    pub fn check(
+        &mut self,
+        iss: &str,
+        jti: &str,
+        dead_after: u64,
+        now: u64,
+    ) -> Result<(), &'static str> {
+        self.expire(now);
+        let key = (iss.to_string(), jti.to_string());
+        if self.live.contains_key(&key) {
+            return Err("jti replayed");
+        }
+        if dead_after < now {
+            // Already dead: the exp check refuses it before we get here; nothing to keep.
+            return Ok(());
+        }
+        if self.live.len() >= self.cap {
+            return Err("jti cache full (too many live tokens)");
+        }
+        self.by_expiry.push(std::cmp::Reverse((
+            dead_after,
+            key.0.clone(),
+            key.1.clone(),
+        )));
+        self.live.insert(key, dead_after);
+        Ok(())
+    }
+
+    /// Forget every token dead before `now`.
+    fn expire(&mut self, now: u64) {
+        while let Some(std::cmp::Reverse((dead_after, _, _))) = self.by_expiry.peek() {
+            if *dead_after >= now {
+                break;
+            }
+            if let Some(std::cmp::Reverse((_, iss, jti))) = self.by_expiry.pop() {
+                self.live.remove(&(iss, jti));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::ReplayCache;
+
+    #[test]
+    fn a_jti_is_accepted_once_while_its_token_lives() {
+        let mut c = ReplayCache::new(10);
+        assert_eq!(c.check("ehr", "a", 100, 10), Ok(()));
+        assert_eq!(c.check("ehr", "a", 100, 50), Err("jti replayed"));
+        // The same jti from another issuer is another token.
+        assert_eq!(c.check("other", "a", 100, 50), Ok(()));
+        // Still refused at its last live second, forgotten after.
+        assert_eq!(c.check("ehr", "a", 100, 100), Err("jti replayed"));
+        assert_eq!(c.check("ehr", "a", 200, 101), Ok(()));
+    }
+
+    #[test]
+    fn dead_entries_are_dropped_in_expiry_order() {
+        let mut c = ReplayCache::new(1_000);
+        for i in 0..500u64 {
+            c.check("ehr", &i.to_string(), 1_000 + (i * 7919) % 500, 0)
+                .unwrap();
+        }
+        assert_eq!(c.len(), 500);
+        c.check("ehr", "new", 5_000, 1_250).unwrap();
+        // Those dead before 1250 (expiry 1000..=1249) are gone, the rest remain.
+        assert_eq!(c.len(), 250 + 1);
+        // "0" died at 1000: usable again; "1" (expiry 1000 + 7919 % 500 = 1419) is live.
+        assert_eq!(c.check("ehr", "0", 9_999, 1_250), Ok(()));
+        assert_eq!(c.check("ehr", "1", 9_999, 1_250), Err("jti replayed"));
+    }
+
+    #[test]
+    fn a_full_cache_refuses_rather_than_forgets() {
+        let mut c = ReplayCache::new(3);
+        for jti in ["a", "b", "c"] {
+            c.check("ehr", jti, 100, 0).unwrap();
+        }
+        assert!(c.check("ehr", "d", 100, 0).is_err());
+        assert_eq!(c.check("ehr", "a", 100, 0), Err("jti replayed"));
+        // Once tokens die there is room again.
+        assert_eq!(c.check("ehr", "d", 300, 150), Ok(()));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn many_live_tokens_stay_fast() {
+        // 100,000 live tokens, then 100,000 more checks: with a linear sweep per call
+        // this is 10^10 steps and would not finish; with the heap it is instant.
+        let mut c = ReplayCache::new(1_000_000);
+        for i in 0..100_000u64 {
+            c.check("ehr", &format!("t{i}"), 10_000, 0).unwrap();
+        }
+        for i in 0..100_000u64 {
+            assert!(c.check("ehr", &format!("t{i}"), 10_000, 1).is_err());
+        }
+        assert_eq!(c.len(), 100_000);
+    }
 }
