@@ -11,6 +11,10 @@ use dvt_cds::cds_hooks::Hook;
 use dvt_cds::mappings::Mappings;
 use serde_json::{Value, json};
 
+/// The allocator the `dvt-cds` binary ships with, so the figures are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn now() -> DateTime<Utc> {
     "2026-11-20T12:00:00Z".parse().unwrap()
 }

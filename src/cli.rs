@@ -94,6 +94,15 @@ struct ServeArgs {
     /// Largest request body (e.g. 4MiB, 512KiB, 1000000).
     #[arg(long, env = "DVT_CDS_MAX_BODY", default_value = "4MiB", value_parser = parse_size)]
     max_body: usize,
+    /// Longest a client may take to send a request body, once its headers are in
+    /// (a client dribbling its body gets 408).
+    #[arg(long, env = "DVT_CDS_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    body_timeout: Duration,
+    /// Most request-body bytes held at once over all calls in flight; a call that would
+    /// pass it gets 503 with Retry-After at once (bounds memory under a flood of large
+    /// bodies; a parsed body takes about 3-6 times its size). At least --max-body.
+    #[arg(long, env = "DVT_CDS_MAX_INFLIGHT_BODY", default_value = "128MiB", value_parser = parse_size)]
+    max_inflight_body: usize,
     /// Budget for a whole hook call (e.g. 2.5s, 800ms).
     #[arg(long, env = "DVT_CDS_DEADLINE", default_value = "2.5s", value_parser = parse_duration)]
     deadline: Duration,
@@ -189,6 +198,8 @@ fn serve(a: ServeArgs) -> ExitCode {
         feedback_db: a.feedback_db,
         cors_origins: a.cors_origins,
         max_body: a.max_body,
+        body_timeout: a.body_timeout,
+        max_inflight_body: a.max_inflight_body,
         deadline: a.deadline,
         mappings_dir: a.mappings,
         fhir: FhirSettings {

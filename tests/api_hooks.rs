@@ -518,10 +518,56 @@ fn invalid_flag_values_fail_at_startup() {
         ["serve", "--dev", "--max-body", "lots"],
         ["serve", "--dev", "--public-url", "not a url"],
         ["serve", "--dev", "--log-format", "xml"],
+        ["serve", "--dev", "--body-timeout", "slowly"],
+        ["serve", "--dev", "--max-inflight-body", "plenty"],
     ] {
         let out = run(&args);
         assert!(!out.status.success(), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_body_budget_below_the_body_limit_is_refused_at_startup() {
+    let out = run(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--max-body",
+        "4MiB",
+        "--max-inflight-body",
+        "1MiB",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-inflight-body") && err.contains("--max-body"),
+        "{err}"
+    );
+}
+
+/// Every `serve` setting (from `serve --help`) is documented in README.md's
+/// configuration table and in .env.example, so the two cannot drift from the binary.
+#[test]
+fn every_serve_setting_is_documented() {
+    let out = run(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    let vars: std::collections::BTreeSet<&str> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split(['=', ']']).next())
+        .collect();
+    assert!(vars.len() >= 15, "{help}");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let example = std::fs::read_to_string(format!("{root}/.env.example")).unwrap();
+    for var in vars {
+        assert!(
+            readme.contains(&format!("`{var}`")),
+            "{var} is not in README.md"
+        );
+        assert!(example.contains(var), "{var} is not in .env.example");
     }
 }
 

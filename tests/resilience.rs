@@ -1,7 +1,8 @@
 //! Black-box fault tests of the real `dvt-cds serve` binary (loopback only): SIGKILL in
-//! the middle of a feedback stream, slowloris clients, a storm of hook calls against a
-//! FHIR server that never answers, running out of file descriptors, and SIGTERM with
-//! calls in flight. Each test bounds its own time.
+//! the middle of a feedback stream, slowloris clients (dribbled headers, dribbled
+//! bodies), bodies past the in-flight body budget, a storm of hook calls against a FHIR
+//! server that never answers, running out of file descriptors, and SIGTERM with calls in
+//! flight. Each test bounds its own time.
 
 mod common;
 mod fhir_support;
@@ -676,4 +677,217 @@ async fn sigterm_lets_in_flight_calls_finish_and_exits_0() {
         app.logs()
     );
     eprintln!("sigterm: {n} in-flight calls answered 200; exited 0 after {stopped_after:?}");
+}
+
+/// Read one HTTP/1.1 response (head and `Content-Length` body) from `rd`, then whether
+/// the server closed the connection within `close_within`.
+async fn read_response(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    close_within: Duration,
+) -> (u16, String, Value, bool) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = rd.read(&mut chunk).await.expect("read response");
+        assert!(
+            n > 0,
+            "closed before a response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().expect("status code");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = rd.read(&mut chunk).await.expect("read body");
+        assert!(n > 0, "closed inside the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body: Value = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
+    let closed = tokio::time::timeout(close_within, async {
+        loop {
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (status, head, body, closed)
+}
+
+/// A client that sends its headers at once and then dribbles its body (one byte every
+/// 100 ms, "slow POST") gets 408 with an OperationOutcome once `--body-timeout` has
+/// passed, and its connection is closed; other callers are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_dribbled_byte_by_byte_gets_408_at_the_body_timeout() {
+    let app = TestApp::spawn(&["--dev", "--body-timeout", "1500ms"]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
+    let body = serde_json::to_vec(&hook_request("patient-view")).unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut rd, mut wr) = stream.into_split();
+        let head = format!(
+            "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let body = body.clone();
+        let writer = tokio::spawn(async move {
+            wr.write_all(head.as_bytes()).await.unwrap();
+            for b in body {
+                if wr.write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let started = Instant::now();
+        slow.push(tokio::spawn(async move {
+            let answer = read_response(&mut rd, Duration::from_secs(3)).await;
+            writer.abort();
+            (answer, started.elapsed())
+        }));
+    }
+
+    // Meanwhile a normal call is answered at once.
+    let started = Instant::now();
+    let (status, _, answer) = post_json(
+        &app.url("/cds-services/dvt-patient-view"),
+        &hook_request("patient-view"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    for s in slow {
+        let ((status, head, body, closed), took) = s.await.unwrap();
+        assert_eq!(status, 408, "{head}");
+        let text = assert_operation_outcome(&body);
+        assert!(text.contains("--body-timeout"), "{text}");
+        assert_eq!(body["issue"][0]["code"], "timeout", "{body}");
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_secs(4),
+            "408 after {took:?}"
+        );
+        assert!(closed, "the connection stayed open after the 408");
+    }
+    assert!(app.logs().contains("body timeout"), "{}", app.logs());
+}
+
+/// Bodies held by calls in flight share `--max-inflight-body`: a call whose body would
+/// pass it gets 503 with Retry-After and an OperationOutcome without being read; small
+/// calls still fit; once the large call ends its share is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
+    let app = TestApp::spawn(&[
+        "--dev",
+        "--max-body",
+        "1MiB",
+        "--max-inflight-body",
+        "1MiB",
+        "--body-timeout",
+        "30s",
+    ]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
+    let url = app.url("/cds-services/dvt-patient-view");
+
+    // A call that claims 800 KiB and sends a little: it holds 800 KiB of the budget.
+    let holder = TcpStream::connect(addr).await.unwrap();
+    let (mut holder_rd, mut holder_wr) = holder.into_split();
+    holder_wr
+        .write_all(
+            format!(
+                "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
+                800 * 1024
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+
+    // A call that declares 300 KiB does not fit beside it: refused from its head, before
+    // any of its body is read (so this client sends only the head).
+    let mut refused = None;
+    for _ in 0..50 {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut rd, mut wr) = stream.into_split();
+        wr.write_all(
+            format!(
+                "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                300 * 1024
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let answer = read_response(&mut rd, Duration::from_secs(2)).await;
+        if answer.0 == 503 {
+            refused = Some(answer);
+            break;
+        }
+        // The holder's head may not have been read yet: try again shortly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, head, body, closed) = refused.expect("the 300 KiB call was never refused");
+    assert!(head.contains("retry-after: 1\r\n"), "{head}");
+    let text = assert_operation_outcome(&body);
+    assert_eq!(body["issue"][0]["code"], "throttled", "{body}");
+    assert!(text.contains("retry"), "{text}");
+    assert!(closed, "the refused call's connection stayed open");
+
+    // A small call fits in what is left.
+    let (status, _, answer) = post_json(&url, &hook_request("patient-view"), None).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // The metrics show the share held.
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let held: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dvt_cds_inflight_body_kib "))
+        .expect("gauge")
+        .parse()
+        .unwrap();
+    assert_eq!(held, 800, "{metrics}");
+
+    // The holder gives up (finishes with a short, invalid body): 400, budget released.
+    holder_wr
+        .write_all(&vec![b' '; 800 * 1024 - 1])
+        .await
+        .unwrap();
+    let (status, _, _, _) = read_response(&mut holder_rd, Duration::from_millis(10)).await;
+    assert_eq!(status, 400);
+    // Now a 300 KiB call (a valid request padded with an extension) is served.
+    let mut padded = hook_request("patient-view");
+    padded["extension"] = json!({"org.example.padding": "x".repeat(300 * 1024)});
+    let (status, _, answer) = post_json(&url, &padded, None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["cards"].is_array(), "{answer}");
+    assert!(
+        app.logs().contains("in-flight body budget"),
+        "{}",
+        app.logs()
+    );
 }

@@ -33,6 +33,10 @@ pub enum ApiError {
     TooLarge(usize),
     /// 415.
     UnsupportedMediaType,
+    /// 408: the body did not arrive within `--body-timeout`.
+    BodyTimeout(Duration),
+    /// 503 with Retry-After: the in-flight body budget (`--max-inflight-body`) is spent.
+    Busy,
     /// 503: not ready (`/readyz`); detail for the log.
     NotReady(String),
     /// 500: our fault; detail for the log.
@@ -70,7 +74,8 @@ impl ApiError {
             }
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotReady(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -154,6 +159,19 @@ impl ApiError {
                 "send the body as JSON with Content-Type: application/json".to_string(),
                 None,
             )]),
+            ApiError::BodyTimeout(d) => operation_outcome(&[(
+                "timeout",
+                format!(
+                    "the request body did not arrive within {} ms (--body-timeout)",
+                    d.as_millis()
+                ),
+                None,
+            )]),
+            ApiError::Busy => operation_outcome(&[(
+                "throttled",
+                "busy: too many large calls in flight; retry shortly".to_string(),
+                None,
+            )]),
             ApiError::NotReady(_) => operation_outcome(&[(
                 "transient",
                 "not ready: the feedback store is not usable".to_string(),
@@ -184,6 +202,8 @@ impl ApiError {
             ApiError::DeadlineExceeded(_) => "deadline exceeded".to_string(),
             ApiError::TooLarge(_) => "body too large".to_string(),
             ApiError::UnsupportedMediaType => "unsupported media type".to_string(),
+            ApiError::BodyTimeout(_) => "body timeout".to_string(),
+            ApiError::Busy => "busy: in-flight body budget spent".to_string(),
             ApiError::NotReady(d) => format!("not ready: {d}"),
             ApiError::Internal(d) => format!("internal: {d}"),
         }
@@ -205,6 +225,15 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed(allow) => {
                 resp.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Busy => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::BodyTimeout(_) => {
+                // The rest of the body may still come: do not read it as the next call.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{AppState, RequestLog};
+use super::{AppState, BodyPermit, RequestLog};
 use crate::cds_hooks::{
     Hook, discovery_document, parse_feedback, parse_hook_request_owned, prune_empty,
 };
@@ -36,7 +36,8 @@ pub async fn call_service(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (hook, body) = service_call(&state, &log, id, "", &headers, body).await?;
+    // `_permit` holds this call's share of the body budget until the answer is built.
+    let (hook, body, _permit) = service_call(&state, &log, id, "", &headers, body).await?;
     let mut req = parse_hook_request_owned(hook, body).map_err(ApiError::Invalid)?;
     let prefetch = std::mem::take(&mut req.prefetch);
     log.set_hook_instance(&req.hook_instance);
@@ -121,7 +122,7 @@ pub async fn record_feedback(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (hook, body) = service_call(&state, &log, id, "/feedback", &headers, body).await?;
+    let (hook, body, _permit) = service_call(&state, &log, id, "/feedback", &headers, body).await?;
     let entries = parse_feedback(&body).map_err(ApiError::Invalid)?;
     for e in &entries {
         state
@@ -164,7 +165,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.0.metrics.render(),
+        {
+            let mut text = state.0.metrics.render();
+            let b = &state.0.body_budget;
+            text.push_str(&format!(
+                "# HELP dvt_cds_inflight_body_kib Request-body KiB held by calls in flight (--max-inflight-body).\n\
+                 # TYPE dvt_cds_inflight_body_kib gauge\n\
+                 dvt_cds_inflight_body_kib {}\n\
+                 # HELP dvt_cds_inflight_body_limit_kib The budget of request-body KiB (--max-inflight-body).\n\
+                 # TYPE dvt_cds_inflight_body_limit_kib gauge\n\
+                 dvt_cds_inflight_body_limit_kib {}\n",
+                b.in_use_kib(),
+                b.total_kib()
+            ));
+            text
+        },
     )
         .into_response()
 }
@@ -183,11 +198,10 @@ pub async fn method_not_allowed(uri: axum::http::Uri) -> ApiError {
     ApiError::MethodNotAllowed(allow)
 }
 
-/// The body as JSON: 415 unless it says JSON, 413 past `max_body` (without reading
-/// further), 400 when it does not parse.
 /// What a hook call and a feedback call share, in the order the errors must come:
 /// unknown path shape (404), authentication against the route's own audience (401),
-/// unknown service (404), then the JSON body (415 / 413 / 400).
+/// unknown service (404), then the JSON body (415 / 413 / 503 when the in-flight body
+/// budget is spent / 408 when it does not arrive within `--body-timeout` / 400).
 async fn service_call(
     state: &AppState,
     log: &RequestLog,
@@ -195,18 +209,34 @@ async fn service_call(
     route_suffix: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Hook, Value), ApiError> {
+) -> Result<(Hook, Value, BodyPermit), ApiError> {
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
     state
         .authenticate(headers, &format!("/cds-services/{id}{route_suffix}"), log)
         .await?;
     let hook = Hook::from_service_id(&id).ok_or(ApiError::UnknownService(id))?;
     log.set_service(hook.service_id());
-    let body = read_json(headers, body, state.0.max_body).await?;
-    Ok((hook, body))
+    let mut permit = BodyPermit::default();
+    let body = tokio::time::timeout(
+        state.0.body_timeout,
+        read_json(headers, body, state.0.max_body, |read| {
+            state.0.body_budget.cover(&mut permit, read)
+        }),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout(state.0.body_timeout))??;
+    Ok((hook, body, permit))
 }
 
-async fn read_json(headers: &HeaderMap, body: Body, max_body: usize) -> Result<Value, ApiError> {
+/// The body as JSON: 415 unless it says JSON, 413 past `max_body` (without reading
+/// further), 503 when `reserve(bytes)` (the body budget) refuses the bytes about to be
+/// held, 400 when it does not parse.
+async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    max_body: usize,
+    mut reserve: impl FnMut(usize) -> bool,
+) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -229,6 +259,11 @@ async fn read_json(headers: &HeaderMap, body: Body, max_body: usize) -> Result<V
     if declared.is_some_and(|n| n > max_body as u64) {
         return Err(ApiError::TooLarge(max_body));
     }
+    if let Some(n) = declared
+        && !reserve(n as usize)
+    {
+        return Err(ApiError::Busy);
+    }
     // Sized from Content-Length so a typical body is not regrown; at most 1 MiB up
     // front, so that a client cannot make us reserve `max_body` by only claiming it.
     let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n.min(1 << 20) as usize));
@@ -238,6 +273,10 @@ async fn read_json(headers: &HeaderMap, body: Body, max_body: usize) -> Result<V
             chunk.map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
         if bytes.len() + chunk.len() > max_body {
             return Err(ApiError::TooLarge(max_body));
+        }
+        // Without Content-Length the budget is taken as the body comes.
+        if !reserve(bytes.len() + chunk.len()) {
+            return Err(ApiError::Busy);
         }
         bytes.extend_from_slice(&chunk);
     }

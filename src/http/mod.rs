@@ -6,6 +6,7 @@
 //! - [`router`]: the routes over an [`AppState`], for in-process tests.
 
 pub mod auth;
+pub mod budget;
 pub mod error;
 mod handlers;
 pub mod metrics;
@@ -27,6 +28,7 @@ use crate::feedback::{FeedbackStore, SqliteStore};
 use crate::fhir::{FhirSettings, FhirSource, HttpFhirSource};
 use crate::mappings::Mappings;
 use auth::Authenticator;
+pub use budget::{BodyBudget, BodyPermit};
 use error::{ApiError, ErrorDetail};
 use metrics::Metrics;
 
@@ -43,6 +45,10 @@ pub struct ServeConfig {
     pub feedback_db: PathBuf,
     pub cors_origins: Vec<String>,
     pub max_body: usize,
+    /// Time allowed for a request body to arrive.
+    pub body_timeout: Duration,
+    /// Budget of request-body bytes held at once by all calls (>= `max_body`).
+    pub max_inflight_body: usize,
     pub deadline: Duration,
     pub mappings_dir: Option<PathBuf>,
     pub fhir: FhirSettings,
@@ -60,6 +66,9 @@ pub struct App {
     /// Without a trailing slash; `aud` is this plus the route.
     pub public_url: String,
     pub max_body: usize,
+    pub body_timeout: Duration,
+    /// Request-body bytes held by calls in flight, in KiB permits.
+    pub body_budget: BodyBudget,
     pub deadline: Duration,
     pub cors: CorsPolicy,
 }
@@ -298,6 +307,13 @@ impl Application {
             fhir_settings.allow_anonymous = true;
         }
 
+        if config.max_inflight_body < config.max_body {
+            return Err(format!(
+                "--max-inflight-body ({} bytes) is smaller than --max-body ({} bytes): one \
+                 call of the largest allowed size could never be served",
+                config.max_inflight_body, config.max_body
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("--listen {}: {e}", config.listen))?;
@@ -337,6 +353,8 @@ impl Application {
             metrics: Metrics::default(),
             public_url,
             max_body: config.max_body,
+            body_timeout: config.body_timeout,
+            body_budget: BodyBudget::new(config.max_inflight_body),
             deadline: config.deadline,
             cors,
         };

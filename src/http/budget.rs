@@ -1,0 +1,104 @@
+//! A memory budget for request bodies: every call holds, while it runs, permits for the
+//! bytes of its body (in KiB). When a new call's body would pass the budget it is
+//! refused at once with 503 and `Retry-After` instead of being read, so a flood of large
+//! bodies cannot take the process's memory (a parsed body is several times its size).
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+/// The budget (`--max-inflight-body`).
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    permits: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+/// Permits held by one call; released when dropped.
+#[derive(Debug, Default)]
+pub struct BodyPermit {
+    held: Option<OwnedSemaphorePermit>,
+    kib: u32,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = u32::try_from(kib(bytes))
+            .unwrap_or(u32::MAX)
+            .min(Semaphore::MAX_PERMITS as u32);
+        BodyBudget {
+            permits: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// The whole budget in KiB.
+    pub fn total_kib(&self) -> u32 {
+        self.total_kib
+    }
+
+    /// KiB of the budget in use now (for metrics).
+    pub fn in_use_kib(&self) -> u32 {
+        self.total_kib - self.permits.available_permits() as u32
+    }
+
+    /// Make `permit` cover `bytes` of body; `false` when the budget has no room.
+    pub fn cover(&self, permit: &mut BodyPermit, bytes: usize) -> bool {
+        let Ok(needed) = u32::try_from(kib(bytes)) else {
+            return false;
+        };
+        if needed <= permit.kib {
+            return true;
+        }
+        let more = needed - permit.kib;
+        match self.permits.clone().try_acquire_many_owned(more) {
+            Ok(p) => {
+                match &mut permit.held {
+                    Some(h) => h.merge(p),
+                    None => permit.held = Some(p),
+                }
+                permit.kib = needed;
+                true
+            }
+            Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => false,
+        }
+    }
+}
+
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_share_the_budget_and_give_it_back() {
+        let budget = BodyBudget::new(10 * 1024);
+        let mut a = BodyPermit::default();
+        let mut b = BodyPermit::default();
+        assert!(budget.cover(&mut a, 6 * 1024));
+        assert_eq!(budget.in_use_kib(), 6);
+        // Growing a call's cover takes only the difference.
+        assert!(budget.cover(&mut a, 7 * 1024 - 100));
+        assert_eq!(budget.in_use_kib(), 7);
+        assert!(budget.cover(&mut b, 3 * 1024));
+        assert!(!budget.cover(&mut b, 3 * 1024 + 1), "past the budget");
+        assert_eq!(budget.in_use_kib(), 10);
+        drop(a);
+        assert_eq!(budget.in_use_kib(), 3);
+        assert!(budget.cover(&mut b, 9 * 1024));
+        drop(b);
+        assert_eq!(budget.in_use_kib(), 0);
+    }
+
+    #[test]
+    fn a_body_larger_than_the_budget_is_refused() {
+        let budget = BodyBudget::new(4096);
+        let mut p = BodyPermit::default();
+        assert!(!budget.cover(&mut p, 4097));
+        assert!(budget.cover(&mut p, 4096));
+        assert!(budget.cover(&mut p, 0));
+    }
+}
