@@ -42,6 +42,22 @@ impl BodyBudget {
         self.total_kib - self.permits.available_permits() as u32
     }
 
+    /// The budget's gauges, in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "# HELP dvt_cds_inflight_body_kib Request-body KiB held by calls in flight.\n\
+             # TYPE dvt_cds_inflight_body_kib gauge\n\
+             dvt_cds_inflight_body_kib {}\n\
+             # HELP dvt_cds_inflight_body_limit_kib The request-body budget in KiB (--max-inflight-body).\n\
+             # TYPE dvt_cds_inflight_body_limit_kib gauge\n\
+             dvt_cds_inflight_body_limit_kib {}\n",
+            self.in_use_kib(),
+            self.total_kib
+        );
+    }
+
     /// Make `permit` cover `bytes` of body; `false` when the budget has no room.
     pub fn cover(&self, permit: &mut BodyPermit, bytes: usize) -> bool {
         let Ok(needed) = u32::try_from(kib(bytes)) else {

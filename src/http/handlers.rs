@@ -167,17 +167,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         )],
         {
             let mut text = state.0.metrics.render();
-            let b = &state.0.body_budget;
-            text.push_str(&format!(
-                "# HELP dvt_cds_inflight_body_kib Request-body KiB held by calls in flight (--max-inflight-body).\n\
-                 # TYPE dvt_cds_inflight_body_kib gauge\n\
-                 dvt_cds_inflight_body_kib {}\n\
-                 # HELP dvt_cds_inflight_body_limit_kib The budget of request-body KiB (--max-inflight-body).\n\
-                 # TYPE dvt_cds_inflight_body_limit_kib gauge\n\
-                 dvt_cds_inflight_body_limit_kib {}\n",
-                b.in_use_kib(),
-                b.total_kib()
-            ));
+            state.0.body_budget.render_metrics(&mut text);
             text
         },
     )
