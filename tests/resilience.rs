@@ -730,7 +730,9 @@ async fn read_response(
 /// passed, and its connection is closed; other callers are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_dribbled_byte_by_byte_gets_408_at_the_body_timeout() {
-    let app = TestApp::spawn(&["--dev", "--body-timeout", "1500ms"]);
+    // The normal call below must finish well inside the body timeout, so that a call held
+    // up by the slow ones (answered only once they time out) would fail the test.
+    let app = TestApp::spawn(&["--dev", "--body-timeout", "4s"]);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
     let body = serde_json::to_vec(&hook_request("patient-view")).unwrap();
     let mut slow = Vec::new();
@@ -754,7 +756,12 @@ async fn a_body_dribbled_byte_by_byte_gets_408_at_the_body_timeout() {
         });
         let started = Instant::now();
         slow.push(tokio::spawn(async move {
-            let answer = read_response(&mut rd, Duration::from_secs(3)).await;
+            let answer = tokio::time::timeout(
+                Duration::from_secs(20),
+                read_response(&mut rd, Duration::from_secs(3)),
+            )
+            .await
+            .expect("no answer to a slow body");
             writer.abort();
             (answer, started.elapsed())
         }));
@@ -770,7 +777,7 @@ async fn a_body_dribbled_byte_by_byte_gets_408_at_the_body_timeout() {
     .await;
     assert_eq!(status, 200, "{answer}");
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
@@ -782,12 +789,28 @@ async fn a_body_dribbled_byte_by_byte_gets_408_at_the_body_timeout() {
         assert!(text.contains("--body-timeout"), "{text}");
         assert_eq!(body["issue"][0]["code"], "timeout", "{body}");
         assert!(
-            took >= Duration::from_millis(1400) && took < Duration::from_secs(4),
+            took >= Duration::from_millis(3900) && took < Duration::from_secs(9),
             "408 after {took:?}"
         );
         assert!(closed, "the connection stayed open after the 408");
     }
     assert!(app.logs().contains("body timeout"), "{}", app.logs());
+}
+
+/// `dvt_cds_inflight_body_kib` from /metrics.
+async fn inflight_kib(app: &TestApp) -> u64 {
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dvt_cds_inflight_body_kib "))
+        .unwrap_or_else(|| panic!("no gauge in {metrics}"))
+        .parse()
+        .unwrap()
 }
 
 /// Bodies held by calls in flight share `--max-inflight-body`: a call whose body would
@@ -822,31 +845,37 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
         .await
         .unwrap();
 
+    // Wait until the service holds the holder's share (its head may not be read yet).
+    let waited = Instant::now();
+    while inflight_kib(&app).await != 800 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "the 800 KiB call never took its share of the budget"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // A call that declares 300 KiB does not fit beside it: refused from its head, before
     // any of its body is read (so this client sends only the head).
-    let mut refused = None;
-    for _ in 0..50 {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let (mut rd, mut wr) = stream.into_split();
-        wr.write_all(
-            format!(
-                "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
-                 content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                300 * 1024
-            )
-            .as_bytes(),
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(
+        format!(
+            "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            300 * 1024
         )
-        .await
-        .unwrap();
-        let answer = read_response(&mut rd, Duration::from_secs(2)).await;
-        if answer.0 == 503 {
-            refused = Some(answer);
-            break;
-        }
-        // The holder's head may not have been read yet: try again shortly.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (_, head, body, closed) = refused.expect("the 300 KiB call was never refused");
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (status, head, body, closed) = tokio::time::timeout(
+        Duration::from_secs(20),
+        read_response(&mut rd, Duration::from_secs(2)),
+    )
+    .await
+    .expect("no answer to the 300 KiB call");
+    assert_eq!(status, 503, "{head}");
     assert!(head.contains("retry-after: 1\r\n"), "{head}");
     let text = assert_operation_outcome(&body);
     assert_eq!(body["issue"][0]["code"], "throttled", "{body}");
@@ -857,27 +886,20 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
     let (status, _, answer) = post_json(&url, &hook_request("patient-view"), None).await;
     assert_eq!(status, 200, "{answer}");
 
-    // The metrics show the share held.
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let held: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("dvt_cds_inflight_body_kib "))
-        .expect("gauge")
-        .parse()
-        .unwrap();
-    assert_eq!(held, 800, "{metrics}");
+    // The refused and the finished calls gave their shares back; the holder keeps its own.
+    assert_eq!(inflight_kib(&app).await, 800);
 
     // The holder gives up (finishes with a short, invalid body): 400, budget released.
     holder_wr
         .write_all(&vec![b' '; 800 * 1024 - 1])
         .await
         .unwrap();
-    let (status, _, _, _) = read_response(&mut holder_rd, Duration::from_millis(10)).await;
+    let (status, _, _, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        read_response(&mut holder_rd, Duration::from_millis(10)),
+    )
+    .await
+    .expect("no answer to the 800 KiB call");
     assert_eq!(status, 400);
     // Now a 300 KiB call (a valid request padded with an extension) is served.
     let mut padded = hook_request("patient-view");

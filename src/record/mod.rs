@@ -7,12 +7,11 @@
 //! sloppy and silently drop malformed choice elements (`fhir-notes.md`).
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use crate::mappings::{CodeSets, FxHasher, Mappings, Side};
+use crate::mappings::{CodeSets, Mappings, Side};
 
 /// A clinically relevant date (§1). Dates without a time compare by calendar day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -445,16 +444,20 @@ type Classified = (CodeSets, Option<Side>);
 /// Classifies each distinct (system, code) of a record once: records repeat a few codes
 /// (vital-sign panels, repeat prescriptions), and a classification is several hash
 /// lookups (measured: the largest share of reading after the element pass).
+///
+/// The memo's keys come from the request, so it uses std's randomly keyed SipHash, not
+/// the mappings' FxHash: FxHash collisions are easy to compute, and a record of many
+/// colliding codes would make each insert scan all the others (quadratic time).
 struct Coder<'m, 'a> {
     m: &'m Mappings,
-    memo: HashMap<(&'a str, &'a str), Classified, BuildHasherDefault<FxHasher>>,
+    memo: HashMap<(&'a str, &'a str), Classified>,
 }
 
 impl<'m, 'a> Coder<'m, 'a> {
     fn new(m: &'m Mappings) -> Self {
         Coder {
             m,
-            memo: HashMap::with_capacity_and_hasher(64, BuildHasherDefault::default()),
+            memo: HashMap::with_capacity(64),
         }
     }
 
