@@ -94,6 +94,10 @@ struct ServeArgs {
     /// Largest request body (e.g. 4MiB, 512KiB, 1000000).
     #[arg(long, env = "DVT_CDS_MAX_BODY", default_value = "4MiB", value_parser = parse_size)]
     max_body: usize,
+    /// Longest a client may take to send a request head (request line and headers), and
+    /// longest an idle keep-alive connection is kept; past it the connection is closed.
+    #[arg(long, env = "DVT_CDS_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
     /// Longest a client may take to send a request body, once its headers are in
     /// (a client dribbling its body gets 408).
     #[arg(long, env = "DVT_CDS_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -198,6 +202,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         feedback_db: a.feedback_db,
         cors_origins: a.cors_origins,
         max_body: a.max_body,
+        header_timeout: a.header_timeout,
         body_timeout: a.body_timeout,
         max_inflight_body: a.max_inflight_body,
         deadline: a.deadline,

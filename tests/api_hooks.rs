@@ -519,6 +519,7 @@ fn invalid_flag_values_fail_at_startup() {
         ["serve", "--dev", "--public-url", "not a url"],
         ["serve", "--dev", "--log-format", "xml"],
         ["serve", "--dev", "--body-timeout", "slowly"],
+        ["serve", "--dev", "--header-timeout", "0s"],
         ["serve", "--dev", "--max-inflight-body", "plenty"],
     ] {
         let out = run(&args);

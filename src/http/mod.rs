@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub feedback_db: PathBuf,
     pub cors_origins: Vec<String>,
     pub max_body: usize,
+    /// Time allowed for a request head to arrive (and for an idle keep-alive connection).
+    pub header_timeout: Duration,
     /// Time allowed for a request body to arrive.
     pub body_timeout: Duration,
     /// Budget of request-body bytes held at once by all calls (>= `max_body`).
@@ -272,6 +274,7 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     addr: SocketAddr,
+    header_timeout: Duration,
 }
 
 impl Application {
@@ -362,6 +365,7 @@ impl Application {
             listener,
             router: router(AppState(Arc::new(app))),
             addr,
+            header_timeout: config.header_timeout,
         })
     }
 
@@ -371,14 +375,18 @@ impl Application {
 
     /// Serve until SIGTERM or Ctrl-C; in-flight calls finish first.
     ///
-    /// HTTP/1.1 only, with [`HEADER_READ_TIMEOUT`] on every request head (slowloris).
+    /// HTTP/1.1 only, with `--header-timeout` (default [`HEADER_READ_TIMEOUT`]) on every
+    /// request head (slowloris).
     /// `axum::serve` cannot set that timeout, hence this accept loop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
         use hyper_util::server::conn::auto;
 
         let Application {
-            listener, router, ..
+            listener,
+            router,
+            header_timeout,
+            ..
         } = self;
         // HTTP/1 only: the header timer then runs from the first byte a connection
         // could send (auto-detection of HTTP/2 would wait for it without a bound).
@@ -386,7 +394,7 @@ impl Application {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(header_timeout);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let stop = shutdown_signal();
         tokio::pin!(stop);
@@ -425,8 +433,8 @@ impl Application {
     }
 }
 
-/// Longest a client may take to send a request head (request line and headers), and
-/// longest an idle keep-alive connection is kept. Without it a client dribbling its
+/// Default of `--header-timeout`: longest a client may take to send a request head
+/// (request line and headers), and longest an idle keep-alive connection is kept. Without it a client dribbling its
 /// headers holds a socket and a task forever (slowloris).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
