@@ -420,6 +420,27 @@ fn system_code(c: &Value) -> (Option<&str>, Option<&str>) {
 
 /// The codes of a CodeableConcept: code sets and side.
 pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side>) {
+    fold_codings(cc, |sys, code| classify_coding(m, sys, code))
+}
+
+/// One coding's code sets, and the side its code names; laterality only matters for
+/// codes the model uses.
+fn classify_coding(m: &Mappings, sys: &str, code: &str) -> Classified {
+    let these = m.classify(sys, code);
+    let side = if these.is_empty() {
+        None
+    } else {
+        m.icd_side(sys, code)
+    };
+    (these, side)
+}
+
+/// The union of `classify(system, code)` over a CodeableConcept's codings, and the first
+/// side any of them names.
+fn fold_codings<'a>(
+    cc: Option<&'a Value>,
+    mut classify: impl FnMut(&'a str, &'a str) -> Classified,
+) -> (CodeSets, Option<Side>) {
     let mut sets = CodeSets::default();
     let mut side = None;
     if let Some(codings) = cc.and_then(|c| c.get("coding")).and_then(Value::as_array) {
@@ -427,12 +448,9 @@ pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side
             let (Some(sys), Some(code)) = system_code(c) else {
                 continue;
             };
-            let these = m.classify(sys, code);
+            let (these, this_side) = classify(sys, code);
             sets = sets.union(these);
-            // Laterality only matters for codes the model uses.
-            if side.is_none() && !these.is_empty() {
-                side = m.icd_side(sys, code);
-            }
+            side = side.or(this_side);
         }
     }
     (sets, side)
@@ -463,29 +481,13 @@ impl<'m, 'a> Coder<'m, 'a> {
 
     /// [`concept_codes`], memoised.
     fn codes(&mut self, cc: Option<&'a Value>) -> (CodeSets, Option<Side>) {
-        let mut sets = CodeSets::default();
-        let mut side = None;
-        if let Some(codings) = cc.and_then(|c| c.get("coding")).and_then(Value::as_array) {
-            for c in codings {
-                let (Some(sys), Some(code)) = system_code(c) else {
-                    continue;
-                };
-                let m = self.m;
-                let (these, this_side) = *self.memo.entry((sys, code)).or_insert_with(|| {
-                    let these = m.classify(sys, code);
-                    // Laterality only matters for codes the model uses.
-                    let side = if these.is_empty() {
-                        None
-                    } else {
-                        m.icd_side(sys, code)
-                    };
-                    (these, side)
-                });
-                sets = sets.union(these);
-                side = side.or(this_side);
-            }
-        }
-        (sets, side)
+        let m = self.m;
+        fold_codings(cc, |sys, code| {
+            *self
+                .memo
+                .entry((sys, code))
+                .or_insert_with(|| classify_coding(m, sys, code))
+        })
     }
 }
 
