@@ -684,8 +684,22 @@ async fn sigterm_lets_in_flight_calls_finish_and_exits_0() {
 }
 
 /// Read one HTTP/1.1 response (head and `Content-Length` body) from `rd`, then whether
-/// the server closed the connection within `close_within`.
+/// the server closed the connection within `close_within`. Panics naming `what` if no
+/// whole response comes within 20 s.
 async fn read_response(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    close_within: Duration,
+    what: &str,
+) -> (u16, String, Value, bool) {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        read_response_unbounded(rd, close_within),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no answer to {what} within 20 s"))
+}
+
+async fn read_response_unbounded(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     close_within: Duration,
 ) -> (u16, String, Value, bool) {
@@ -760,12 +774,7 @@ async fn a_body_dribbled_byte_by_byte_gets_408_at_the_body_timeout() {
         });
         let started = Instant::now();
         slow.push(tokio::spawn(async move {
-            let answer = tokio::time::timeout(
-                Duration::from_secs(20),
-                read_response(&mut rd, Duration::from_secs(3)),
-            )
-            .await
-            .expect("no answer to a slow body");
+            let answer = read_response(&mut rd, Duration::from_secs(3), "a slow body").await;
             writer.abort();
             (answer, started.elapsed())
         }));
@@ -875,12 +884,8 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
     )
     .await
     .unwrap();
-    let (status, head, body, closed) = tokio::time::timeout(
-        Duration::from_secs(20),
-        read_response(&mut rd, Duration::from_secs(2)),
-    )
-    .await
-    .expect("no answer to the 300 KiB call");
+    let (status, head, body, closed) =
+        read_response(&mut rd, Duration::from_secs(2), "the 300 KiB call").await;
     assert_eq!(status, 503, "{head}");
     assert!(head.contains("retry-after: 1\r\n"), "{head}");
     let text = assert_operation_outcome(&body);
@@ -900,12 +905,12 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
         .write_all(&vec![b' '; 800 * 1024 - 1])
         .await
         .unwrap();
-    let (status, _, _, _) = tokio::time::timeout(
-        Duration::from_secs(20),
-        read_response(&mut holder_rd, Duration::from_millis(10)),
+    let (status, _, _, _) = read_response(
+        &mut holder_rd,
+        Duration::from_millis(10),
+        "the 800 KiB call",
     )
-    .await
-    .expect("no answer to the 800 KiB call");
+    .await;
     assert_eq!(status, 400);
     // Now a 300 KiB call (a valid request padded with an extension) is served.
     let mut padded = hook_request("patient-view");
