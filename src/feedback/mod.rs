@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rusqlite::{Connection, params};
@@ -16,6 +17,13 @@ use crate::cds_hooks::FeedbackEntry;
 pub enum StoreError {
     #[error("feedback database: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("feedback database file: {0}")]
+    File(#[from] std::io::Error),
+    #[error("feedback database did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The verdict of a write probe less than [`WRITE_PROBE_INTERVAL`] ago.
+    #[error("{0}")]
+    RecentProbe(String),
     #[error("feedback store task failed: {0}")]
     Task(String),
 }
@@ -40,7 +48,8 @@ pub trait FeedbackStore: Send + Sync {
         entries: Vec<FeedbackEntry>,
     ) -> BoxFuture<'static, Result<usize, StoreError>>;
 
-    /// Is the store usable (for `/readyz`)?
+    /// Can the store take a write now (for `/readyz`)? Cheap enough to be called on
+    /// every probe: a store may answer from a recent check.
     fn check(&self) -> BoxFuture<'static, Result<(), StoreError>>;
 }
 
@@ -49,7 +58,27 @@ pub trait FeedbackStore: Send + Sync {
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The last write probe and its verdict; an async lock so that probes arriving
+    /// together wait for one verdict instead of each taking a blocking thread.
+    probe: Arc<tokio::sync::Mutex<Option<ProbeVerdict>>>,
 }
+
+/// When the last write probe ran, and what it found (the error's text).
+struct ProbeVerdict {
+    at: Instant,
+    outcome: Result<(), String>,
+}
+
+/// `/readyz` writes to the database at most this often; calls in between get the last
+/// verdict (a probe commits, and so costs an fsync).
+pub const WRITE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the write probe waits for a lock held by another connection or process.
+const WRITE_PROBE_BUSY: Duration = Duration::from_millis(250);
+/// Longest a `/readyz` waits for the probe (e.g. behind a feedback write that is itself
+/// waiting for a lock) before it answers "not ready".
+const WRITE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a feedback write waits for a lock held by another connection or process.
+const WRITE_BUSY: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS feedback (
@@ -62,17 +91,24 @@ CREATE TABLE IF NOT EXISTS feedback (
     received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_card ON feedback(card);
+CREATE TABLE IF NOT EXISTS write_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    probed_at TEXT NOT NULL
+);
 ";
 
 impl SqliteStore {
+    /// Open (or create, readable by its owner only) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        create_owner_only(path)?;
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(WRITE_BUSY)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            probe: Arc::default(),
         })
     }
 
@@ -138,6 +174,38 @@ impl SqliteStore {
     }
 }
 
+/// Feedback is clinical data: a new database file is created `0600` before SQLite opens
+/// it. SQLite gives its `-wal` and `-shm` files the mode of the database file, so they
+/// are `0600` too. An existing file keeps its mode (the operator's choice).
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// One committed write to the `write_probe` row. A rolled-back write never reaches the
+/// disk, so it could not see a full or read-only file system; a commit does (and also a
+/// lock that another process holds on the file, waited for at most [`WRITE_PROBE_BUSY`]).
+fn probe_write(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(WRITE_PROBE_BUSY)?;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let written = conn.execute(
+        "INSERT INTO write_probe (id, probed_at) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        params![now],
+    );
+    conn.busy_timeout(WRITE_BUSY)?;
+    written?;
+    Ok(())
+}
+
 /// The same entry (same canonical JSON) for the same service gets the same key.
 fn dedup_key(service_id: &str, canonical_json: &str) -> String {
     let name = format!("{service_id}\n{canonical_json}");
@@ -159,15 +227,28 @@ impl FeedbackStore for SqliteStore {
         })
     }
 
+    /// A real write (see [`probe_write`]), at most once per [`WRITE_PROBE_INTERVAL`].
     fn check(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         let store = self.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                store.lock().query_row("SELECT 1", [], |_| Ok(()))?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+            let mut last = store.probe.lock().await;
+            if let Some(last) = last.as_ref()
+                && last.at.elapsed() < WRITE_PROBE_INTERVAL
+            {
+                return last.outcome.clone().map_err(StoreError::RecentProbe);
+            }
+            let prober = store.clone();
+            let probe = tokio::task::spawn_blocking(move || probe_write(&prober.lock()));
+            let verdict = match tokio::time::timeout(WRITE_PROBE_TIMEOUT, probe).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(join)) => Err(StoreError::Task(join.to_string())),
+                Err(_) => Err(StoreError::Timeout(WRITE_PROBE_TIMEOUT)),
+            };
+            *last = Some(ProbeVerdict {
+                at: Instant::now(),
+                outcome: verdict.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            });
+            verdict
         })
     }
 }
@@ -200,5 +281,49 @@ mod tests {
         store.export(|f| out.push(f)).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].entry["card"], "f6b95768-b1c8-40dc-8385-bf3504b82ffb");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_and_its_wal_and_shm_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        let body = serde_json::json!({"feedback": [{"card": "f6b95768-b1c8-40dc-8385-bf3504b82ffb",
+            "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]});
+        store
+            .record_blocking("dvt-patient-view", &parse_feedback(&body).unwrap())
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("f.sqlite3{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+        }
+    }
+
+    /// Another connection holding the write lock (as a second replica or a `sqlite3`
+    /// shell would) makes the probe fail; its verdict is kept for a second; once the lock
+    /// is gone the next probe passes.
+    #[tokio::test]
+    async fn the_write_probe_fails_while_the_database_is_locked_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        store.check().await.unwrap();
+
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Within the interval the last verdict stands: no write was tried.
+        store.check().await.unwrap();
+        tokio::time::sleep(WRITE_PROBE_INTERVAL).await;
+        let err = store.check().await.unwrap_err().to_string();
+        assert!(err.contains("locked"), "{err}");
+        let again = store.check().await.unwrap_err();
+        assert!(matches!(again, StoreError::RecentProbe(_)), "{again}");
+
+        holder.execute_batch("ROLLBACK").unwrap();
+        tokio::time::sleep(WRITE_PROBE_INTERVAL).await;
+        store.check().await.unwrap();
     }
 }

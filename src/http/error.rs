@@ -174,7 +174,7 @@ impl ApiError {
             )]),
             ApiError::NotReady(_) => operation_outcome(&[(
                 "transient",
-                "not ready: the feedback store is not usable".to_string(),
+                "not ready: the feedback database cannot be written (the log says why)".to_string(),
                 None,
             )]),
             ApiError::Internal(_) => operation_outcome(&[(

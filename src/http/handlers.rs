@@ -147,7 +147,8 @@ pub async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// `GET /readyz`: ready to answer calls (the feedback store is usable).
+/// `GET /readyz`: ready to answer calls (the feedback store takes a write; see
+/// `FeedbackStore::check`).
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     state
         .0
