@@ -1,8 +1,9 @@
-//! The command line: `serve`, `evaluate`, `mappings check`, `feedback export`.
+//! The command line: `serve`, `healthcheck`, `evaluate`, `mappings check`,
+//! `feedback export`.
 //! Every `serve` flag also reads an environment variable `DVT_CDS_<NAME>`; defaults are
 //! written here, beside the flags, and invalid values stop the process with a message.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Run the CDS Hooks service.
     Serve(Box<ServeArgs>),
+    /// Ask a running service on this host whether it is ready (GET /readyz): exit 0 if
+    /// it answers 200, else 1 with the reason on one line (the container health check).
+    Healthcheck(HealthcheckArgs),
     /// Assess one patient from files and print the CDS Hooks response (JSON).
     Evaluate(EvaluateArgs),
     /// The clinical mappings.
@@ -67,7 +71,11 @@ struct ServeArgs {
     /// Address to listen on (port 0: any free port).
     #[arg(long, env = "DVT_CDS_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// External base URL (JWT audience). Default: http://<listen address>.
+    /// Serve /healthz, /readyz and /metrics on this address only (not on --listen).
+    #[arg(long, env = "DVT_CDS_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// External base URL (JWT audience). Default: http://<listen address>; required with
+    /// --auth-config unless --listen is a loopback address.
     #[arg(long, env = "DVT_CDS_PUBLIC_URL", value_parser = parse_public_url)]
     public_url: Option<url::Url>,
     /// TOML file of trusted EHR issuers and their keys.
@@ -127,6 +135,20 @@ struct ServeArgs {
     fhir_allow_anonymous: bool,
 }
 
+/// The same variables as `serve`, so the check finds the service it runs beside.
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// The service's --listen (0.0.0.0 and [::] are asked on loopback).
+    #[arg(long, env = "DVT_CDS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The service's --admin-listen: when set, /readyz is asked there.
+    #[arg(long, env = "DVT_CDS_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Longest wait for the answer.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
 #[derive(Debug, Args)]
 struct EvaluateArgs {
     /// A FHIR Bundle holding the patient and their resources.
@@ -152,6 +174,7 @@ struct EvaluateArgs {
 pub fn run() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args),
+        Command::Healthcheck(args) => healthcheck(&args),
         Command::Evaluate(a) => {
             let args = crate::assessment::EvaluateArgs {
                 bundle: a.bundle,
@@ -196,6 +219,7 @@ fn serve(a: ServeArgs) -> ExitCode {
     crate::telemetry::init(a.log_format);
     let config = ServeConfig {
         listen: a.listen,
+        admin_listen: a.admin_listen,
         public_url: a.public_url,
         auth_config: a.auth_config,
         dev: a.dev,
@@ -226,11 +250,15 @@ fn serve(a: ServeArgs) -> ExitCode {
             Ok(app) => app,
             Err(e) => return fail(&e),
         };
-        // The one line black-box tests and scripts wait for (stdout; logs go to stderr).
+        // The lines black-box tests and scripts wait for (stdout; logs go to stderr):
+        // the service first, then the admin listener when there is one.
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "dvt-cds listening on http://{}", app.local_addr());
+            if let Some(admin) = app.admin_addr() {
+                let _ = writeln!(out, "dvt-cds admin listening on http://{admin}");
+            }
             let _ = out.flush();
         }
         match app.run_until_stopped().await {
@@ -238,6 +266,88 @@ fn serve(a: ServeArgs) -> ExitCode {
             Err(e) => fail(&format!("server error: {e}")),
         }
     })
+}
+
+/// Exit 0 when `/readyz` answers 200; otherwise 1 (what Docker's HEALTHCHECK expects),
+/// with one line saying why.
+fn healthcheck(a: &HealthcheckArgs) -> ExitCode {
+    let unhealthy = |why: &str| {
+        eprintln!("dvt-cds healthcheck: {why}");
+        ExitCode::from(1)
+    };
+    let url = match readyz_url(a.listen, a.admin_listen) {
+        Ok(u) => u,
+        Err(e) => return unhealthy(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return unhealthy(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(ask_ready(&url, a.timeout)) {
+        Ok(()) => {
+            println!("dvt-cds healthcheck: ready ({url})");
+            ExitCode::SUCCESS
+        }
+        Err(why) => unhealthy(&format!("{url}: {why}")),
+    }
+}
+
+/// The `/readyz` URL of a service run with these settings: on the admin listener when
+/// there is one; an unspecified address (`0.0.0.0`, `[::]`) is asked on loopback.
+fn readyz_url(listen: SocketAddr, admin_listen: Option<SocketAddr>) -> Result<String, String> {
+    let mut addr = admin_listen.unwrap_or(listen);
+    if addr.port() == 0 {
+        return Err(format!(
+            "{addr}: port 0 (any free port) cannot be asked; set the port the service \
+             listens on (--listen / --admin-listen or their variables)"
+        ));
+    }
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+        IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+        _ => {}
+    }
+    Ok(format!("http://{addr}/readyz"))
+}
+
+/// GET `url`: `Ok` on 200, else the reason in one line (the answer's first issue when
+/// it is an OperationOutcome).
+async fn ask_ready(url: &str, timeout: Duration) -> Result<(), String> {
+    // No proxy: a proxy variable in the container must not redirect a loopback probe.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client.get(url).send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("no answer within {} ms", timeout.as_millis())
+        } else {
+            // reqwest's own message only says "error sending request": the cause is
+            // at the end of the chain (e.g. "Connection refused").
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            format!("cannot connect: {cause}")
+        }
+    })?;
+    let status = resp.status();
+    if status == reqwest::StatusCode::OK {
+        return Ok(());
+    }
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let issue = body["issue"][0]["diagnostics"].as_str().unwrap_or("");
+    let line: String = format!("HTTP {status} {issue}")
+        .trim_end()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    Err(line)
 }
 
 fn export(path: &std::path::Path) -> ExitCode {
@@ -355,6 +465,30 @@ mod tests {
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("-1").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn healthcheck_asks_readyz_on_the_admin_listener_or_loopback() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let url = |l: &str, a: Option<&str>| readyz_url(addr(l), a.map(addr));
+        assert_eq!(
+            url("127.0.0.1:8080", None).unwrap(),
+            "http://127.0.0.1:8080/readyz"
+        );
+        assert_eq!(
+            url("0.0.0.0:8080", None).unwrap(),
+            "http://127.0.0.1:8080/readyz"
+        );
+        assert_eq!(url("[::]:8080", None).unwrap(), "http://[::1]:8080/readyz");
+        assert_eq!(
+            url("0.0.0.0:8080", Some("0.0.0.0:9090")).unwrap(),
+            "http://127.0.0.1:9090/readyz"
+        );
+        assert_eq!(
+            url("0.0.0.0:8080", Some("10.0.0.7:9090")).unwrap(),
+            "http://10.0.0.7:9090/readyz"
+        );
+        assert!(url("127.0.0.1:0", None).unwrap_err().contains("port 0"));
     }
 
     #[test]

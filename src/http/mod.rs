@@ -3,7 +3,8 @@
 //!
 //! - [`Application`]: build (load, open, bind), then `run_until_stopped` (graceful
 //!   shutdown on SIGTERM / Ctrl-C).
-//! - [`router`]: the routes over an [`AppState`], for in-process tests.
+//! - [`router`]: the routes over an [`AppState`] (all, or split between the service and
+//!   the `--admin-listen` listener), for in-process tests.
 
 pub mod auth;
 pub mod budget;
@@ -38,6 +39,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: on `listen`.
+    pub admin_listen: Option<SocketAddr>,
     /// External base URL; `None`: `http://<bound address>`.
     pub public_url: Option<url::Url>,
     pub auth_config: Option<PathBuf>,
@@ -152,9 +155,22 @@ impl RequestLog {
     }
 }
 
-/// The routes. CORS answers preflight on every route before auth; the outermost layer
-/// sets the request id, times the request, records metrics and logs one line.
-pub fn router(state: AppState) -> Router {
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoints {
+    /// All of them, on one listener (no `--admin-listen`).
+    All,
+    /// The CDS Hooks endpoints only (the main listener, with `--admin-listen`).
+    Service,
+    /// `/healthz`, `/readyz` and `/metrics` only (the `--admin-listen` listener).
+    /// They carry no authentication, hence the option to keep them off the public port.
+    Admin,
+}
+
+/// The routes of `endpoints`. CORS answers preflight on every route before auth; the
+/// outermost layer sets the request id, times the request, records metrics and logs one
+/// line. A path of the other listener's endpoints answers 404.
+pub fn router(state: AppState, endpoints: Endpoints) -> Router {
     let cors = match &state.0.cors {
         CorsPolicy::Any => AllowOrigin::any(),
         CorsPolicy::List(list) => AllowOrigin::list(list.clone()),
@@ -169,16 +185,27 @@ pub fn router(state: AppState) -> Router {
         ])
         .expose_headers([X_REQUEST_ID.clone()])
         .max_age(Duration::from_secs(600));
-    Router::new()
-        .route("/cds-services", get(handlers::list_services))
-        .route("/cds-services/{id}", post(handlers::call_service))
-        .route(
-            "/cds-services/{id}/feedback",
-            post(handlers::record_feedback),
-        )
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
+    let service = || {
+        Router::new()
+            .route("/cds-services", get(handlers::list_services))
+            .route("/cds-services/{id}", post(handlers::call_service))
+            .route(
+                "/cds-services/{id}/feedback",
+                post(handlers::record_feedback),
+            )
+    };
+    let admin = || {
+        Router::new()
+            .route("/healthz", get(handlers::healthz))
+            .route("/readyz", get(handlers::readyz))
+            .route("/metrics", get(handlers::metrics))
+    };
+    let routes = match endpoints {
+        Endpoints::All => service().merge(admin()),
+        Endpoints::Service => service(),
+        Endpoints::Admin => admin(),
+    };
+    routes
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(cors)
@@ -269,12 +296,53 @@ async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> R
     resp
 }
 
+/// A bound socket and the routes it serves.
+struct Listener {
+    tcp: tokio::net::TcpListener,
+    addr: SocketAddr,
+    router: Router,
+}
+
+/// Bind `addr` (given as `flag`); the error names the flag.
+async fn bind(
+    addr: SocketAddr,
+    flag: &str,
+) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{flag} {addr}: {e}"))?;
+    let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+    Ok((tcp, addr))
+}
+
 /// The service, built and bound, ready to run.
 pub struct Application {
-    listener: tokio::net::TcpListener,
-    router: Router,
-    addr: SocketAddr,
+    service: Listener,
+    /// `--admin-listen`: `/healthz`, `/readyz`, `/metrics` there and not on `service`.
+    admin: Option<Listener>,
     header_timeout: Duration,
+}
+
+/// With client authentication, a token's `aud` must be the URL the EHR calls plus the
+/// route. By default that URL is taken as `http://<listen address>`: right on loopback
+/// (a local EHR or a proxy on the same host), but on any other address (`0.0.0.0` in a
+/// container) no EHR calls that URL, and every call would get 401. Refuse to start then.
+pub fn check_public_url(
+    listen: SocketAddr,
+    public_url: Option<&url::Url>,
+    authenticated: bool,
+) -> Result<(), String> {
+    if !authenticated || public_url.is_some() || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to start: --auth-config without --public-url on the non-loopback address \
+         {listen}. A token's aud must be the URL the EHR calls plus the route, and without \
+         --public-url that URL would be taken as http://{listen}, which no EHR calls: every \
+         call would be refused (401). Pass --public-url with the external base URL, e.g. \
+         --public-url https://cds.example.org (or DVT_CDS_PUBLIC_URL), or listen on a \
+         loopback address such as 127.0.0.1."
+    ))
 }
 
 impl Application {
@@ -283,6 +351,11 @@ impl Application {
         if !config.dev && config.auth_config.is_none() {
             return Err(NO_AUTH_MESSAGE.to_string());
         }
+        check_public_url(
+            config.listen,
+            config.public_url.as_ref(),
+            config.auth_config.is_some(),
+        )?;
         let mappings = match &config.mappings_dir {
             Some(dir) => Mappings::load_dir(dir).map_err(|e| e.to_string())?,
             None => Mappings::embedded().map_err(|e| e.to_string())?,
@@ -317,10 +390,11 @@ impl Application {
                 config.max_inflight_body, config.max_body
             ));
         }
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| format!("--listen {}: {e}", config.listen))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (service_tcp, addr) = bind(config.listen, "--listen").await?;
+        let admin_tcp = match config.admin_listen {
+            Some(a) => Some(bind(a, "--admin-listen").await?),
+            None => None,
+        };
         let public_url = match &config.public_url {
             Some(u) => u.as_str().trim_end_matches('/').to_string(),
             None => format!("http://{addr}"),
@@ -339,6 +413,7 @@ impl Application {
         }
         tracing::info!(
             listen = %addr,
+            admin_listen = admin_tcp.as_ref().map(|(_, a)| a.to_string()),
             public_url = %public_url,
             issuers = auth.as_ref().map(|a| a.issuer_count()).unwrap_or(0),
             feedback_db = %config.feedback_db.display(),
@@ -361,32 +436,50 @@ impl Application {
             deadline: config.deadline,
             cors,
         };
-        Ok(Application {
-            listener,
-            router: router(AppState(Arc::new(app))),
+        let state = AppState(Arc::new(app));
+        let service_endpoints = match admin_tcp {
+            Some(_) => Endpoints::Service,
+            None => Endpoints::All,
+        };
+        let service = Listener {
+            tcp: service_tcp,
             addr,
+            router: router(state.clone(), service_endpoints),
+        };
+        let admin = admin_tcp.map(|(tcp, addr)| Listener {
+            tcp,
+            addr,
+            router: router(state, Endpoints::Admin),
+        });
+        Ok(Application {
+            service,
+            admin,
             header_timeout: config.header_timeout,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.service.addr
     }
 
-    /// Serve until SIGTERM or Ctrl-C; in-flight calls finish first.
+    /// The bound `--admin-listen` address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
+    }
+
+    /// Serve until SIGTERM or Ctrl-C; in-flight calls finish first, on both listeners.
     ///
     /// HTTP/1.1 only, with `--header-timeout` (default [`HEADER_READ_TIMEOUT`]) on every
-    /// request head (slowloris).
+    /// request head (slowloris), on both listeners.
     /// `axum::serve` cannot set that timeout, hence this accept loop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
         use hyper_util::server::conn::auto;
 
         let Application {
-            listener,
-            router,
+            service,
+            admin,
             header_timeout,
-            ..
         } = self;
         // HTTP/1 only: the header timer then runs from the first byte a connection
         // could send (auto-detection of HTTP/2 would wait for it without a bound).
@@ -398,9 +491,18 @@ impl Application {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let stop = shutdown_signal();
         tokio::pin!(stop);
+        // Without --admin-listen, the admin branch never completes.
+        let admin_ref = admin.as_ref();
+        let admin_accept = move || async move {
+            match admin_ref {
+                Some(a) => (a.tcp.accept().await, &a.router),
+                None => std::future::pending().await,
+            }
+        };
         loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+            let (accepted, router) = tokio::select! {
+                accepted = service.tcp.accept() => (accepted, &service.router),
+                accepted = admin_accept() => accepted,
                 () = &mut stop => break,
             };
             let stream = match accepted {
@@ -426,7 +528,8 @@ impl Application {
                 let _ = conn.await;
             });
         }
-        drop(listener);
+        drop(service);
+        drop(admin);
         graceful.shutdown().await;
         tracing::info!("dvt-cds stopped");
         Ok(())
@@ -472,4 +575,36 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal: finishing in-flight calls");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_needs_public_url_unless_listening_on_loopback() {
+        let url = url::Url::parse("https://cds.example.org").unwrap();
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for (listen, public_url, authenticated, ok) in [
+            ("0.0.0.0:8080", None, true, false),
+            ("[::]:8080", None, true, false),
+            ("10.1.2.3:8080", None, true, false),
+            ("0.0.0.0:8080", Some(&url), true, true),
+            ("127.0.0.1:8080", None, true, true),
+            ("[::1]:8080", None, true, true),
+            ("127.0.0.2:0", None, true, true),
+            // --dev without --auth-config: no token, no aud.
+            ("0.0.0.0:8080", None, false, true),
+        ] {
+            let r = check_public_url(addr(listen), public_url, authenticated);
+            assert_eq!(
+                r.is_ok(),
+                ok,
+                "{listen} {public_url:?} {authenticated}: {r:?}"
+            );
+            if let Err(e) = r {
+                assert!(e.contains("--public-url") && e.contains("aud"), "{e}");
+            }
+        }
+    }
 }

@@ -19,6 +19,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     stderr: Arc<Mutex<String>>,
+    /// Every line printed on stdout so far.
+    stdout: Arc<Mutex<Vec<String>>>,
     /// Keeps the feedback database (and other files) alive as long as the app.
     pub dir: Arc<tempfile::TempDir>,
 }
@@ -81,12 +83,15 @@ impl TestApp {
 
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = stdout.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
                 if let Some(base) = line.strip_prefix("dvt-cds listening on ") {
                     let _ = tx.send(base.trim().to_string());
                 }
+                lines.lock().unwrap().push(line);
             }
         });
         let base = match rx.recv_timeout(Duration::from_secs(30)) {
@@ -105,12 +110,39 @@ impl TestApp {
             child,
             base,
             stderr,
+            stdout,
             dir,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The lines printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// `http://127.0.0.1:PORT` of the `--admin-listen` listener, from its
+    /// `dvt-cds admin listening on` line (printed right after the service's line).
+    pub fn admin_base(&self) -> String {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self.stdout_lines().iter().find_map(|l| {
+                l.strip_prefix("dvt-cds admin listening on ")
+                    .map(|b| b.trim().to_string())
+            });
+            if let Some(base) = found {
+                return base;
+            }
+            assert!(
+                Instant::now() < until,
+                "no admin listening line: {:?}",
+                self.stdout_lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -142,14 +174,19 @@ impl TestApp {
             .status()
             .expect("kill");
         assert!(ok.success());
-        let until = Instant::now() + Duration::from_secs(10);
+        self.wait_for_exit(Duration::from_secs(10))
+    }
+
+    /// Wait for the process to exit (panics after `within`).
+    pub fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
+        let until = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
             assert!(
                 Instant::now() < until,
-                "dvt-cds did not exit within 10 s of SIGTERM"
+                "dvt-cds did not exit within {within:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
