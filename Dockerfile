@@ -1,5 +1,15 @@
 # syntax=docker/dockerfile:1
 # dvt-cds: multi-stage build. The release build needs about 4.5 GB of memory (fhir-sdk).
+#
+# The image runs the authenticated service. The operator provides:
+#   - /etc/dvt-cds/auth.toml: the trusted EHR issuers (README, "Security"), with the
+#     JWKS files it names, mounted read-only (e.g. -v "$PWD/auth:/etc/dvt-cds:ro");
+#   - DVT_CDS_PUBLIC_URL: the URL the EHR calls (https, at the TLS proxy), which tokens
+#     carry in `aud`. Without it the service refuses to start: on 0.0.0.0 no token's
+#     `aud` could match.
+#   - optionally a volume at /var/lib/dvt-cds to keep the feedback database.
+# Local development without an EHR: `docker run ... serve --dev` (or the compose `dev`
+# profile), never with real patient data.
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -10,19 +20,24 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/dvt-cds /usr/local/bin/dvt-cds
 
 FROM debian:bookworm-slim
-# ca-certificates: TLS to FHIR servers and JWKS; curl: the health check.
+# ca-certificates: TLS to FHIR servers and JWKS. (The health check is the binary itself.)
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home --home-dir /var/lib/dvt-cds dvt
 COPY --from=build /usr/local/bin/dvt-cds /usr/local/bin/dvt-cds
 USER dvt
 WORKDIR /var/lib/dvt-cds
-ENV DVT_CDS_FEEDBACK_DB=/var/lib/dvt-cds/feedback.sqlite3
+# Settings as variables, not CMD flags, so that `dvt-cds healthcheck` reads the same
+# DVT_CDS_LISTEN (and DVT_CDS_ADMIN_LISTEN, when the operator sets it) as `serve`.
+ENV DVT_CDS_LISTEN=0.0.0.0:8080 \
+    DVT_CDS_AUTH_CONFIG=/etc/dvt-cds/auth.toml \
+    DVT_CDS_FEEDBACK_DB=/var/lib/dvt-cds/feedback.sqlite3
+VOLUME ["/var/lib/dvt-cds"]
 EXPOSE 8080
+# GET /readyz on loopback (the admin listener when set): 0 when ready, else 1 with the
+# reason, which `docker inspect` shows.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
+    CMD ["dvt-cds", "healthcheck"]
 ENTRYPOINT ["dvt-cds"]
-# Development mode (no EHR authentication). For real use, replace with e.g.
-# ["serve", "--listen", "0.0.0.0:8080", "--auth-config", "/etc/dvt-cds/auth.toml"].
-CMD ["serve", "--dev", "--listen", "0.0.0.0:8080"]
+CMD ["serve"]
