@@ -20,7 +20,8 @@
 //! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
 //!   OperationOutcome, metrics, request ids.
-//! - [`cli`]: the command line (`serve`, `evaluate`, `mappings check`, `feedback export`).
+//! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `mappings check`,
+//!   `feedback export`).
 //! - [`telemetry`]: the log subscriber (no PHI, no secrets).
 
 pub mod assessment;

@@ -242,6 +242,23 @@ async fn the_feedback_database_is_created_owner_only() {
     }
 }
 
+/// An existing database keeps the mode the operator gave it, with a warning when other
+/// users may read it.
+#[cfg(unix)]
+#[test]
+fn an_existing_database_open_to_others_is_kept_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let db = dir.path().join("feedback.sqlite3");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let app = TestApp::spawn_in(dir, &["--dev"]);
+    let logs = app.wait_for_log("chmod 600");
+    assert!(logs.contains("chmod 600") && logs.contains("644"), "{logs}");
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+}
+
 /// Another process holding the database's write lock: `/readyz` answers 503 with an
 /// OperationOutcome and `healthcheck` exits 1 saying so; once the lock is gone both
 /// recover (within the probe interval).

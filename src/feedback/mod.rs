@@ -176,7 +176,8 @@ impl SqliteStore {
 
 /// Feedback is clinical data: a new database file is created `0600` before SQLite opens
 /// it. SQLite gives its `-wal` and `-shm` files the mode of the database file, so they
-/// are `0600` too. An existing file keeps its mode (the operator's choice).
+/// are `0600` too. An existing file keeps its mode (the operator's choice), with a
+/// warning when others may read it.
 fn create_owner_only(path: &Path) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -185,7 +186,20 @@ fn create_owner_only(path: &Path) -> std::io::Result<()> {
     match options.open(path) {
         // An empty file is an empty SQLite database.
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{mode:o}"),
+                        "the feedback database is open to other users: chmod 600 it"
+                    );
+                }
+            }
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }
