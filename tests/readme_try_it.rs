@@ -1,6 +1,7 @@
 //! README.md's "Try it" section, run as written: every `curl` in it goes to the real
 //! binary in `--dev` (only the port is changed), from the repository root as the README
-//! assumes, and must get a 2xx with the JSON the README promises. Breaking an example
+//! assumes, and must get a 2xx with the JSON the README promises; then its
+//! `feedback export` must print what the feedback example stored. Breaking an example
 //! (a wrong service, a missing file, bad quoting) fails this test.
 
 mod common;
@@ -123,9 +124,14 @@ fn every_curl_of_the_try_it_section_succeeds_as_written() {
     let port = app.port().to_string();
 
     let mut curls = 0;
+    let mut exports = 0;
     for command in shell_commands(&readme, "Try it") {
         let words = words_before_pipe(&command);
         if words.first().map(String::as_str) != Some("curl") {
+            if command.starts_with("cargo run -- feedback export") {
+                exports += 1;
+                check_export(&app);
+            }
             continue;
         }
         curls += 1;
@@ -164,4 +170,35 @@ fn every_curl_of_the_try_it_section_succeeds_as_written() {
         check_answer(&url, status, body);
     }
     assert!(curls >= 3, "only {curls} curl examples found in \"Try it\"");
+    assert_eq!(
+        exports, 1,
+        "the feedback export example is gone from \"Try it\""
+    );
+}
+
+/// `feedback export` (the README runs it with the default database path, as `serve`
+/// has) prints the feedback the examples posted, one JSON object per line.
+fn check_export(app: &TestApp) {
+    let db = app.dir.path().join("feedback.sqlite3");
+    let out = command()
+        .args(["feedback", "export", "--feedback-db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        !rows.is_empty(),
+        "nothing exported after the feedback example"
+    );
+    for row in rows {
+        assert!(
+            row["serviceId"].is_string() && row["card"].is_string(),
+            "{row}"
+        );
+    }
 }
