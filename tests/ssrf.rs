@@ -49,8 +49,9 @@ fn ssrf_table() {
     if !namespaces {
         let msg = "SKIPPED: tests/ssrf.rs ssrf_table needs `unshare -n` (root, or user \
                    namespaces) to run the SSRF table in a network namespace of its own";
-        println!("{msg}");
-        eprintln!("{msg}");
+        // Straight to the file descriptor: libtest hides what a passing test prints.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{msg}");
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "{msg}: under CI=true the SSRF table must run"
@@ -487,4 +488,43 @@ async fn table() {
     let logs = service.app.wait_for_log("egress filter");
     assert!(logs.contains("egress filter"), "{logs}");
     assert!(!logs.contains("example-patient"), "{logs}");
+}
+
+/// Outside the namespace (loopback only): an issuer that lists no FHIR server is prefetch
+/// only, says so at startup, and its call naming a loopback server makes no connection.
+#[tokio::test]
+async fn an_issuer_without_fhir_servers_is_prefetch_only() {
+    let trap = Listener::start("127.0.0.1", 0, |_| searchset(None)).await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let key = jwt::es384("ssrf-es384");
+    let config = jwt::write_auth_config(dir.path(), &[&key], &[]);
+    let service = Service {
+        app: TestApp::spawn_in(
+            dir.clone(),
+            &[
+                "--auth-config",
+                config.to_str().unwrap(),
+                "--public-url",
+                PUBLIC_URL,
+            ],
+        ),
+        key: Some(key),
+    };
+    let logs = service.app.wait_for_log("lists no fhir_servers");
+    assert!(logs.contains("only be answered from prefetch"), "{logs}");
+
+    let fhir_server = format!("http://127.0.0.1:{}/fhir", trap.port());
+    let (status, body) = service.post(&call(&fhir_server, None)).await;
+    assert_eq!(status, 412, "{body}");
+    assert!(
+        assert_operation_outcome(&body).contains(NOT_LISTED),
+        "{body}"
+    );
+    // Fully answered by its prefetch: no server needed.
+    let (status, body) = service
+        .post(&call(&fhir_server, Some(searchset(None))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(trap.count(), 0);
 }
