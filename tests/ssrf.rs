@@ -528,3 +528,36 @@ async fn an_issuer_without_fhir_servers_is_prefetch_only() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(trap.count(), 0);
 }
+
+/// A listed server that is not a plain http(s) base URL stops the process at startup,
+/// with a message naming the entry.
+#[test]
+fn a_bad_fhir_server_entry_stops_the_process() {
+    let out = common::run(&["serve", "--dev", "--fhir-server", "ftp://ehr.example/fhir"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--fhir-server") && err.contains("ftp://ehr.example/fhir"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = jwt::es384("k");
+    let config = jwt::write_auth_config(dir.path(), &[&key], &[]);
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("fhir_servers = [\"https://user:pw@ehr.example/fhir\"]\n");
+    std::fs::write(&config, toml).unwrap();
+    let out = common::run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--auth-config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fhir_servers") && err.contains("user name or password"),
+        "{err}"
+    );
+}
