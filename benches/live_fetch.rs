@@ -12,7 +12,7 @@ mod fhir_support;
 use std::time::{Duration, Instant};
 
 use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest};
-use dvt_cds::fhir::{self, FhirSettings, HttpFhirSource};
+use dvt_cds::fhir::{self, EgressPolicy, FhirSettings, HttpFhirSource, ServerBase};
 use fhir_support::synthetic;
 use fhir_support::{Behaviour, Fake, Hfs};
 use serde_json::{Map, Value, json};
@@ -31,7 +31,13 @@ async fn latency_only() {
         empty,
     ))
     .await;
-    let settings = FhirSettings::default();
+    let settings = FhirSettings {
+        egress: EgressPolicy {
+            dev: false,
+            servers: vec![ServerBase::of(&fake.base())],
+        },
+        ..FhirSettings::default()
+    };
     let source = HttpFhirSource::new(&settings);
     let mut prefetch = Map::new();
     prefetch.insert(
@@ -159,7 +165,7 @@ fn request_to(base: url::Url, patient: &str, prefetch: Map<String, Value>) -> Ho
 async fn timed(source: &HttpFhirSource, settings: &FhirSettings, req: &HookRequest) -> Duration {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let started = Instant::now();
-    let got = fhir::gather_at(source, settings, req, deadline, synthetic::now())
+    let got = fhir::gather_at(source, settings, &[], req, deadline, synthetic::now())
         .await
         .expect("gather");
     let took = started.elapsed();
@@ -178,7 +184,14 @@ async fn run() {
     hfs.load(&patient.transaction()).await;
     hfs.load(&volume(&patient.id)).await;
 
-    let settings = FhirSettings::default();
+    // hfs listed as with `--fhir-server`.
+    let settings = FhirSettings {
+        egress: EgressPolicy {
+            dev: false,
+            servers: vec![ServerBase::of(&hfs.base())],
+        },
+        ..FhirSettings::default()
+    };
     let source = HttpFhirSource::new(&settings);
     let keys: Vec<&str> = fhir::prefetch_templates(Hook::PatientView)
         .into_keys()
@@ -199,7 +212,7 @@ async fn run() {
         timed(&source, &settings, &whole).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let all = fhir::gather_at(&source, &settings, &whole, deadline, synthetic::now())
+    let all = fhir::gather_at(&source, &settings, &[], &whole, deadline, synthetic::now())
         .await
         .expect("gather");
     assert_eq!(all.fetched_keys.len(), keys.len());

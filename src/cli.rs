@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cds_hooks::Hook;
-use crate::fhir::FhirSettings;
+use crate::fhir::{EgressPolicy, FhirSettings, ServerBase};
 use crate::http::{Application, ServeConfig};
 use crate::telemetry::LogFormat;
 
@@ -130,6 +130,12 @@ struct ServeArgs {
     /// Most pages followed per FHIR search.
     #[arg(long, env = "DVT_CDS_FHIR_MAX_PAGES", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     fhir_max_pages: u16,
+    /// A FHIR server (base URL, e.g. https://ehr.example/fhir) every client may name in
+    /// fhirServer, besides its issuer's fhir_servers (repeatable; the variable takes a
+    /// comma-separated list). May be http:// or on a private address: listing is the
+    /// operator's decision.
+    #[arg(long = "fhir-server", env = "DVT_CDS_FHIR_SERVER", value_delimiter = ',', value_parser = parse_fhir_server)]
+    fhir_servers: Vec<ServerBase>,
     /// Query fhirServer without fhirAuthorization (test sandboxes; implied by --dev).
     #[arg(long, env = "DVT_CDS_FHIR_ALLOW_ANONYMOUS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     fhir_allow_anonymous: bool,
@@ -235,6 +241,10 @@ fn serve(a: ServeArgs) -> ExitCode {
             allow_anonymous: a.fhir_allow_anonymous || a.dev,
             query_timeout: a.fhir_timeout,
             max_pages: usize::from(a.fhir_max_pages),
+            egress: EgressPolicy {
+                dev: a.dev,
+                servers: a.fhir_servers,
+            },
             ..FhirSettings::default()
         },
     };
@@ -387,6 +397,10 @@ fn parse_public_url(s: &str) -> Result<url::Url, String> {
         return Err("expected a base URL without ?query or #fragment".into());
     }
     Ok(u)
+}
+
+fn parse_fhir_server(s: &str) -> Result<ServerBase, String> {
+    ServerBase::parse(s)
 }
 
 fn parse_hook(s: &str) -> Result<Hook, String> {

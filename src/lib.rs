@@ -16,7 +16,8 @@
 //! - [`card`]: `dvt-model.md` §6: the card rendered from an assessment.
 //!
 //! I/O at the edge:
-//! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest).
+//! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest),
+//!   and which FHIR servers and addresses they may reach (`fhir::egress`, pure).
 //! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
 //!   OperationOutcome, metrics, request ids.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dvt_cds::assessment::{HookInput, respond};
 use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest};
-use dvt_cds::fhir::{self, DataUnavailable, FhirSettings, Gathered, HttpFhirSource};
+use dvt_cds::fhir::{self, DataUnavailable, FhirSettings, Gathered, HttpFhirSource, ServerBase};
 use dvt_cds::mappings::Mappings;
 use fhir_support::synthetic::{self, type_ids};
 use fhir_support::{Behaviour, Fake, Hfs, free_port};
@@ -47,7 +47,9 @@ async fn gather(
 ) -> Result<Gathered, DataUnavailable> {
     let source = HttpFhirSource::new(settings);
     let deadline = tokio::time::Instant::now() + budget;
-    fhir::gather_at(&source, settings, req, deadline, synthetic::now()).await
+    // The client may query the server its request names (as an issuer listing it).
+    let listed: Vec<ServerBase> = req.fhir_server.iter().map(ServerBase::of).collect();
+    fhir::gather_at(&source, settings, &listed, req, deadline, synthetic::now()).await
 }
 
 /// What an EHR would prefetch: each template rendered for the patient, read from hfs.
@@ -254,7 +256,8 @@ async fn stopped_server_is_data_unavailable_quickly() {
         "{:?}",
         started.elapsed()
     );
-    assert!(err.reason.contains("refused"), "{err}");
+    assert_eq!(err.reason, fhir::UNREACHABLE);
+    assert_eq!(err.detail.as_deref(), Some("connection refused"));
     assert!(!err.to_string().contains(&patients[0].id), "{err}");
 }
 
@@ -271,7 +274,9 @@ async fn refused_connection_is_data_unavailable_quickly() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(err.reason, "connection refused by the FHIR server");
+    // The caller learns only that the server could not be reached; the log, why.
+    assert_eq!(err.reason, fhir::UNREACHABLE);
+    assert_eq!(err.detail.as_deref(), Some("connection refused"));
     assert!(
         err.query.contains(" search)") || err.query.contains(" read)"),
         "{err}"
@@ -317,7 +322,8 @@ async fn hanging_server_is_data_unavailable_within_the_deadline() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(err.reason, "no answer within 300 ms");
+    assert_eq!(err.reason, fhir::UNREACHABLE);
+    assert_eq!(err.detail.as_deref(), Some("no answer within 300 ms"));
 }
 
 #[tokio::test]
@@ -432,7 +438,7 @@ async fn next_link_to_another_origin_is_not_followed() {
     assert_eq!(
         got.notes,
         [
-            "conditions (Condition search): a next link to another origin than fhirServer was not followed"
+            "conditions (Condition search): a next link outside fhirServer (another origin or path) was not followed"
         ]
     );
 

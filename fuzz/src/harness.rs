@@ -744,6 +744,7 @@ fn jwt_env() -> &'static JwtEnv {
                 jwks_file: Some(jwks),
                 jwks_url: None,
                 jku: Vec::new(),
+                fhir_servers: Vec::new(),
             }],
         };
         let auth = Authenticator::from_config(file, &dir).expect("auth config");

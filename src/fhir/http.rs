@@ -1,18 +1,32 @@
 //! The live FHIR source over HTTP (reqwest, rustls).
 //!
-//! One shared `reqwest::Client` per process: connection pools and TLS sessions are
-//! reused across hook calls. It only performs GETs; what a status or body means is
-//! decided in `gather`, so fake sources and fake servers exercise the same logic.
+//! Two shared `reqwest::Client`s per process, one per [`Route`]: connection pools and
+//! TLS sessions are reused across hook calls. Servers the operator listed resolve
+//! normally; any other (allowed by `--dev`) goes through [`PublicOnly`], a DNS resolver
+//! that drops every address [`egress::classify`] does not call public, so a name cannot
+//! rebind to an internal address between check and connect (the check *is* the
+//! connect). IP literals never reach a resolver: `gather` judges them before the GET.
+//! Neither client uses a proxy (`HTTP(S)_PROXY` could send the traffic elsewhere).
+//!
+//! They only perform GETs; what a status or body means is decided in `gather`, so fake
+//! sources and fake servers exercise the same logic.
 
+use std::net::SocketAddr;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::redirect;
 
+use super::egress::{self, AddressClass, Route};
 use super::{FetchError, FetchFuture, FhirGet, FhirReply, FhirSettings, FhirSource};
 
 /// The live source over HTTP.
 #[derive(Clone)]
 pub struct HttpFhirSource {
-    client: reqwest::Client,
+    /// For servers the operator listed.
+    listed: reqwest::Client,
+    /// For the others: names resolve to public addresses only.
+    public_only: reqwest::Client,
     max_body_bytes: usize,
 }
 
@@ -24,14 +38,21 @@ impl HttpFhirSource {
     }
 
     pub fn try_new(settings: &FhirSettings) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("dvt-cds/", env!("CARGO_PKG_VERSION")))
-            .redirect(same_origin_redirects())
-            .connect_timeout(settings.query_timeout)
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("dvt-cds/", env!("CARGO_PKG_VERSION")))
+                .redirect(same_origin_redirects())
+                .connect_timeout(settings.query_timeout)
+                .no_proxy()
+        };
+        let listed = builder().build().map_err(|e| e.to_string())?;
+        let public_only = builder()
+            .dns_resolver(PublicOnly)
             .build()
             .map_err(|e| e.to_string())?;
         Ok(HttpFhirSource {
-            client,
+            listed,
+            public_only,
             max_body_bytes: settings.max_body_bytes,
         })
     }
@@ -39,15 +60,17 @@ impl HttpFhirSource {
     async fn fetch(&self, request: FhirGet<'_>) -> Result<FhirReply, FetchError> {
         // Not `fhir-sdk`'s client: it sends `fhirVersion=4.3`, which R4 servers refuse
         // (fhir-notes.md).
-        let mut builder = self
-            .client
+        let client = match request.route {
+            Route::Listed => &self.listed,
+            Route::PublicOnly => &self.public_only,
+        };
+        let mut builder = client
             .get(request.url.clone())
             .header(ACCEPT, "application/fhir+json")
             .timeout(request.timeout);
         if let Some(token) = request.bearer {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                FetchError::Other("the access token is not a valid header value".into())
-            })?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| FetchError::InvalidToken)?;
             value.set_sensitive(true);
             builder = builder.header(AUTHORIZATION, value);
         }
@@ -91,8 +114,15 @@ fn classify(error: reqwest::Error) -> FetchError {
     if error.is_timeout() {
         return FetchError::TimedOut;
     }
+    let error = error.without_url();
+    // The chain of causes, for the log: "error sending request: client error
+    // (Connect): dns error: ...". None of them holds the URL's path or query.
+    let mut detail = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<AddressRefused>() {
+            return FetchError::AddressRefused(refused.0);
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::ConnectionRefused {
                 return FetchError::Refused;
@@ -101,10 +131,50 @@ fn classify(error: reqwest::Error) -> FetchError {
                 return FetchError::TimedOut;
             }
         }
+        detail.push_str(": ");
+        detail.push_str(&e.to_string());
         source = e.source();
     }
-    if error.is_connect() {
-        return FetchError::Other("could not connect to the FHIR server".into());
-    }
-    FetchError::Other(error.without_url().to_string())
+    FetchError::Transport(detail.chars().take(300).collect())
 }
+
+/// The DNS resolver for servers nobody listed: getaddrinfo (tokio's `lookup_host`), then
+/// only public addresses are kept. Loopback, link-local (cloud metadata), RFC 1918,
+/// CGNAT, ULA and the rest are refused, so neither `localhost` nor a public name that
+/// rebinds to an internal address gets a connection.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // Port 0: reqwest puts the URL's port (or the scheme's) in.
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let refused = found
+                .iter()
+                .map(|a| egress::classify(a.ip()))
+                .find(|c| !c.is_public());
+            let public: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| egress::classify(a.ip()).is_public())
+                .collect();
+            match (public.is_empty(), refused) {
+                (true, Some(class)) => Err(Box::new(AddressRefused(class)) as _),
+                _ => Ok(Box::new(public.into_iter()) as Addrs),
+            }
+        })
+    }
+}
+
+/// A name resolved only to addresses [`PublicOnly`] refuses (of this class, the first).
+#[derive(Debug)]
+struct AddressRefused(AddressClass);
+
+impl std::fmt::Display for AddressRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: the name resolves to {}", self.0.describe())
+    }
+}
+
+impl std::error::Error for AddressRefused {}

@@ -5,11 +5,15 @@
 //! - [`prefetch`] (pure): the prefetch keys, their templates, and what to do with what
 //!   the EHR sent for each key.
 //! - [`bundle`] (pure): lenient reading of Bundles, paging links, date windows.
-//! - [`http`] (I/O): [`HttpFhirSource`], GETs over one shared `reqwest::Client`.
+//! - [`egress`] (pure): which `fhirServer` a call may name, which `next` links stay on
+//!   it, which addresses an unlisted name may resolve to (no SSRF).
+//! - [`http`] (I/O): [`HttpFhirSource`], GETs over shared `reqwest::Client`s whose DNS
+//!   resolver applies [`egress`]'s address rule.
 //! - here: [`gather`], which runs the live queries of one call concurrently under the
 //!   call's deadline, through the [`FhirSource`] trait so tests can inject faults.
 
 pub mod bundle;
+pub mod egress;
 mod http;
 pub mod prefetch;
 
@@ -23,6 +27,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
 
+pub use egress::{EgressPolicy, Route, ServerBase};
 pub use http::HttpFhirSource;
 pub use prefetch::{ContextId, Decision, FetchReason, KeyKind, KeySpec};
 
@@ -43,6 +48,8 @@ pub struct FhirSettings {
     pub windows: SearchWindows,
     /// Largest response body read (bytes); a larger one fails the query.
     pub max_body_bytes: usize,
+    /// Which servers may be queried (`--dev`, `--fhir-server`); the default allows none.
+    pub egress: EgressPolicy,
 }
 
 impl Default for FhirSettings {
@@ -54,6 +61,7 @@ impl Default for FhirSettings {
             page_size: None,
             windows: SearchWindows::default(),
             max_body_bytes: 32 * 1024 * 1024,
+            egress: EgressPolicy::default(),
         }
     }
 }
@@ -150,10 +158,18 @@ pub struct DataUnavailable {
     /// Which query failed, by prefetch key and FHIR interaction, e.g.
     /// "conditions (Condition search)" (never the patient id).
     pub query: String,
-    /// Why: "no fhirServer in the request", "connection refused by the FHIR server",
-    /// "no answer within 2000 ms", "HTTP 401 from the FHIR server", ...
+    /// Why: "no fhirServer in the request", [`UNREACHABLE`], "HTTP 401 from the FHIR
+    /// server", ...
     pub reason: String,
+    /// For the log only: what lies behind [`UNREACHABLE`] ("connection refused", "no
+    /// answer within 2000 ms", a TLS error, ...). Never the URL.
+    pub detail: Option<String>,
 }
+
+/// The one reason given to the caller for every failure to reach the FHIR server
+/// (refused, timed out, DNS, TLS, an address the egress filter refuses): telling them
+/// apart would make the service a port scanner. The log keeps the detail.
+pub const UNREACHABLE: &str = "the FHIR server could not be reached";
 
 impl fmt::Display for DataUnavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -180,8 +196,10 @@ pub struct Gathered {
 #[derive(Debug, Clone, Copy)]
 pub struct FhirGet<'a> {
     pub url: &'a Url,
-    /// The access token, sent as `Authorization: Bearer`. `gather` sets it only for
-    /// URLs on the origin of `fhirServer`.
+    /// How the server may be reached: listed (resolved normally) or public addresses only.
+    pub route: Route,
+    /// The access token, sent as `Authorization: Bearer`. `gather` asks only for URLs
+    /// under `fhirServer` (its origin and base path).
     pub bearer: Option<&'a str>,
     /// Time allowed for the whole exchange, body included.
     pub timeout: Duration,
@@ -197,10 +215,35 @@ pub struct FhirReply {
 /// A GET that produced no answer. Descriptions never hold the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchError {
+    /// Connection refused.
     Refused,
+    /// No answer within the request's timeout.
     TimedOut,
+    /// The server's name resolves only to addresses the egress filter refuses.
+    AddressRefused(egress::AddressClass),
+    /// Any other failure of the exchange: DNS, TLS, a broken HTTP answer.
+    Transport(String),
+    /// The body passed the limit (bytes).
     TooLarge(usize),
-    Other(String),
+    /// The access token cannot be sent as an HTTP header value.
+    InvalidToken,
+}
+
+impl FetchError {
+    /// What happened, for the log (`timeout`: the request's timeout).
+    fn log_detail(&self, timeout: Duration) -> String {
+        match self {
+            FetchError::Refused => "connection refused".into(),
+            FetchError::TimedOut => format!("no answer within {} ms", timeout.as_millis()),
+            FetchError::AddressRefused(class) => format!(
+                "the name resolves only to addresses the egress filter refuses ({})",
+                class.describe()
+            ),
+            FetchError::Transport(detail) => detail.clone(),
+            FetchError::TooLarge(limit) => format!("the response is larger than {limit} bytes"),
+            FetchError::InvalidToken => "the access token is not a valid header value".into(),
+        }
+    }
 }
 
 /// The future a [`FhirSource`] returns.
@@ -214,13 +257,17 @@ pub trait FhirSource: Send + Sync {
 }
 
 /// Gather the data for `req` before `deadline`, with "now" the current time.
+///
+/// `client_servers`: the FHIR servers the caller's issuer lists (`fhir_servers`), allowed
+/// besides those of `settings.egress`. Nothing is sent anywhere else.
 pub async fn gather(
     source: &dyn FhirSource,
     settings: &FhirSettings,
+    client_servers: &[ServerBase],
     req: &HookRequest,
     deadline: tokio::time::Instant,
 ) -> Result<Gathered, DataUnavailable> {
-    gather_at(source, settings, req, deadline, Utc::now()).await
+    gather_at(source, settings, client_servers, req, deadline, Utc::now()).await
 }
 
 /// [`gather`] with an explicit "now" (the request time, `dvt-model.md` §1): date
@@ -228,11 +275,22 @@ pub async fn gather(
 pub async fn gather_at(
     source: &dyn FhirSource,
     settings: &FhirSettings,
+    client_servers: &[ServerBase],
     req: &HookRequest,
     deadline: tokio::time::Instant,
     now: DateTime<Utc>,
 ) -> Result<Gathered, DataUnavailable> {
-    gather_owned(source, settings, req, req.prefetch.clone(), deadline, now).await
+    let prefetch = req.prefetch.clone();
+    gather_owned(
+        source,
+        settings,
+        client_servers,
+        req,
+        prefetch,
+        deadline,
+        now,
+    )
+    .await
 }
 
 /// [`gather_at`] with the prefetch handed over by value (taken out of the request), so
@@ -241,6 +299,7 @@ pub async fn gather_at(
 pub async fn gather_owned(
     source: &dyn FhirSource,
     settings: &FhirSettings,
+    client_servers: &[ServerBase],
     req: &HookRequest,
     prefetch: serde_json::Map<String, serde_json::Value>,
     deadline: tokio::time::Instant,
@@ -248,10 +307,18 @@ pub async fn gather_owned(
 ) -> Result<Gathered, DataUnavailable> {
     let specs = prefetch::key_specs(req.hook);
     let planned = prefetch::plan_owned(&specs, prefetch);
+    // Judged now, reported only by a key that needs the server: a call answered by its
+    // prefetch may name any fhirServer.
+    let server = req.fhir_server.as_ref().map(|url| Server {
+        url,
+        base: ServerBase::of(url),
+        access: settings.egress.check(client_servers, url),
+    });
     let live = Live {
         source,
         settings,
         req,
+        server,
         deadline,
         now,
     };
@@ -360,8 +427,26 @@ struct Live<'a> {
     source: &'a dyn FhirSource,
     settings: &'a FhirSettings,
     req: &'a HookRequest,
+    /// `fhirServer`, when the request has one.
+    server: Option<Server<'a>>,
     deadline: tokio::time::Instant,
     now: DateTime<Utc>,
+}
+
+/// A call's `fhirServer` and whether (and how) it may be queried.
+struct Server<'a> {
+    url: &'a Url,
+    /// Every GET stays under it: same origin, and its path at a segment boundary.
+    base: ServerBase,
+    access: Result<Route, egress::Refusal>,
+}
+
+/// What a GET to `fhirServer` may use.
+struct Access<'a> {
+    url: &'a Url,
+    base: &'a ServerBase,
+    route: Route,
+    bearer: Option<&'a str>,
 }
 
 impl Live<'_> {
@@ -369,30 +454,47 @@ impl Live<'_> {
         DataUnavailable {
             query: spec.describe(),
             reason: reason.into(),
+            detail: None,
         }
     }
 
-    /// `fhirServer` and the token to send there (contract.md, "Talking to the FHIR
-    /// server": anonymous only where configuration allows it).
-    fn server(&self, spec: &KeySpec) -> Result<(&Url, Option<&str>), DataUnavailable> {
-        let base = self
-            .req
-            .fhir_server
+    /// `fhirServer`, if this caller may query it (see [`egress`]), and the token to send
+    /// there (contract.md, "Talking to the FHIR server": anonymous only where
+    /// configuration allows it).
+    fn server(&self, spec: &KeySpec) -> Result<Access<'_>, DataUnavailable> {
+        let server = self
+            .server
             .as_ref()
             .ok_or_else(|| self.unavailable(spec, "no fhirServer in the request"))?;
-        match &self.req.fhir_authorization {
-            Some(auth) => Ok((base, Some(auth.access_token.as_str()))),
-            None if self.settings.allow_anonymous => Ok((base, None)),
-            None => Err(self.unavailable(
-                spec,
-                "no fhirAuthorization in the request, and anonymous FHIR queries are not allowed",
-            )),
-        }
+        let route = server
+            .access
+            .map_err(|refusal| self.unavailable(spec, refusal.to_string()))?;
+        let bearer = match &self.req.fhir_authorization {
+            Some(auth) => Some(auth.access_token.as_str()),
+            None if self.settings.allow_anonymous => None,
+            None => {
+                return Err(self.unavailable(
+                    spec,
+                    "no fhirAuthorization in the request, and anonymous FHIR queries are not allowed",
+                ));
+            }
+        };
+        Ok(Access {
+            url: server.url,
+            base: &server.base,
+            route,
+            bearer,
+        })
+    }
+
+    /// Whether `url` is under `fhirServer` (same origin and base path).
+    fn on_server(&self, url: &Url) -> bool {
+        self.server.as_ref().is_some_and(|s| s.base.contains(url))
     }
 
     /// Query a key live: a read, or a search and its pages.
     async fn fetch(&self, spec: KeySpec) -> Result<KeyData, DataUnavailable> {
-        let (base, _) = self.server(&spec)?;
+        let base = self.server(&spec)?.url;
         let mut data = KeyData {
             fetched: true,
             ..KeyData::default()
@@ -459,7 +561,7 @@ impl Live<'_> {
         resources: Vec<Value>,
         next: &str,
     ) -> Result<KeyData, DataUnavailable> {
-        let (base, _) = self.server(&spec)?;
+        let base = self.server(&spec)?.url;
         let data = KeyData {
             resources,
             fetched: true,
@@ -491,9 +593,9 @@ impl Live<'_> {
                 ));
                 return Ok(data);
             }
-            if !same_origin(&url, self.req.fhir_server.as_ref()) {
+            if !self.on_server(&url) {
                 data.notes.push(format!(
-                    "{}: a next link to another origin than fhirServer was not followed",
+                    "{}: a next link outside fhirServer (another origin or path) was not followed",
                     spec.describe()
                 ));
                 return Ok(data);
@@ -534,13 +636,10 @@ impl Live<'_> {
         url: &Url,
         is_read: bool,
     ) -> Result<Option<Value>, DataUnavailable> {
-        let (base, bearer) = self.server(spec)?;
-        // The token goes to fhirServer's origin and nowhere else.
-        if url.origin() != base.origin() {
-            return Err(self.unavailable(
-                spec,
-                "refused to send the request to another origin than fhirServer",
-            ));
+        let access = self.server(spec)?;
+        // The token goes to fhirServer and nowhere else.
+        if !access.base.contains(url) {
+            return Err(self.unavailable(spec, "refused to send the request outside fhirServer"));
         }
         let remaining = self
             .deadline
@@ -554,7 +653,8 @@ impl Live<'_> {
         let timeout = self.settings.query_timeout.min(remaining);
         let request = FhirGet {
             url,
-            bearer,
+            route: access.route,
+            bearer: access.bearer,
             timeout,
         };
         let reply = match tokio::time::timeout_at(self.deadline, self.source.get(request)).await {
@@ -562,7 +662,7 @@ impl Live<'_> {
             Ok(Err(FetchError::TimedOut)) if timeout < self.settings.query_timeout => {
                 return Err(self.unavailable(spec, "no answer before the call's deadline"));
             }
-            Ok(Err(e)) => return Err(self.unavailable(spec, fetch_reason(&e, timeout))),
+            Ok(Err(e)) => return Err(self.fetch_failed(spec, &e, timeout)),
             Ok(Ok(reply)) => reply,
         };
         match reply.status {
@@ -590,23 +690,32 @@ impl Live<'_> {
             _ => Err(self.unavailable(spec, "the response is not a FHIR resource in JSON")),
         }
     }
-}
 
-fn fetch_reason(error: &FetchError, timeout: Duration) -> String {
-    match error {
-        FetchError::Refused => "connection refused by the FHIR server".into(),
-        FetchError::TimedOut => format!("no answer within {} ms", timeout.as_millis()),
-        FetchError::TooLarge(limit) => format!("the response is larger than {limit} bytes"),
-        FetchError::Other(reason) => reason.clone(),
+    /// A GET without an answer: every failure to reach the server reads the same to the
+    /// caller ([`UNREACHABLE`]); the log gets the detail.
+    fn fetch_failed(
+        &self,
+        spec: &KeySpec,
+        error: &FetchError,
+        timeout: Duration,
+    ) -> DataUnavailable {
+        match error {
+            FetchError::TooLarge(_) | FetchError::InvalidToken => {
+                self.unavailable(spec, error.log_detail(timeout))
+            }
+            FetchError::Refused
+            | FetchError::TimedOut
+            | FetchError::AddressRefused(_)
+            | FetchError::Transport(_) => DataUnavailable {
+                detail: Some(error.log_detail(timeout)),
+                ..self.unavailable(spec, UNREACHABLE)
+            },
+        }
     }
 }
 
 fn kind_of(resource: &Value) -> &str {
     bundle::resource_type(resource).unwrap_or("non-FHIR value")
-}
-
-fn same_origin(url: &Url, base: Option<&Url>) -> bool {
-    base.is_some_and(|b| b.origin() == url.origin())
 }
 
 /// `{fhirServer}/{Type}/{id}`, the id percent-encoded as one path segment.
@@ -699,6 +808,11 @@ mod tests {
         Value::Object(m)
     }
 
+    /// The servers the test client may query: the one `request` names.
+    fn ehr() -> Vec<ServerBase> {
+        vec![ServerBase::parse("https://ehr.example/fhir").unwrap()]
+    }
+
     fn deadline() -> tokio::time::Instant {
         tokio::time::Instant::now() + Duration::from_secs(5)
     }
@@ -708,7 +822,7 @@ mod tests {
         let mut req = request(full_prefetch_except(&[]), None);
         req.fhir_server = None;
         let source = Table::default();
-        let got = gather(&source, &FhirSettings::default(), &req, deadline())
+        let got = gather(&source, &FhirSettings::default(), &ehr(), &req, deadline())
             .await
             .unwrap();
         assert_eq!(got.resources.len(), 1);
@@ -732,9 +846,16 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let got = gather_at(&source, &FhirSettings::default(), &req, deadline(), now)
-            .await
-            .unwrap();
+        let got = gather_at(
+            &source,
+            &FhirSettings::default(),
+            &ehr(),
+            &req,
+            deadline(),
+            now,
+        )
+        .await
+        .unwrap();
         assert_eq!(got.fetched_keys, ["observations"]);
         assert_eq!(got.resources.len(), 2);
         let seen = source.seen.lock().unwrap();
@@ -757,7 +878,7 @@ mod tests {
             ..Table::default()
         };
         let req = request(full_prefetch_except(&["conditions"]), Some("t"));
-        gather(&source, &FhirSettings::default(), &req, deadline())
+        gather(&source, &FhirSettings::default(), &ehr(), &req, deadline())
             .await
             .unwrap();
         let seen = source.seen.lock().unwrap();
@@ -782,6 +903,7 @@ mod tests {
         let got = gather(
             &source,
             &FhirSettings::default(),
+            &ehr(),
             &request(prefetch, Some("t")),
             deadline(),
         )
@@ -798,6 +920,7 @@ mod tests {
         let got = gather(
             &source,
             &FhirSettings::default(),
+            &ehr(),
             &request(prefetch, Some("t")),
             deadline(),
         )
@@ -823,6 +946,7 @@ mod tests {
         let got = gather(
             &source,
             &FhirSettings::default(),
+            &ehr(),
             &request(prefetch, Some("tok")),
             deadline(),
         )
@@ -845,6 +969,7 @@ mod tests {
         let got = gather(
             &source,
             &FhirSettings::default(),
+            &ehr(),
             &request(prefetch, Some("tok")),
             deadline(),
         )
@@ -862,6 +987,7 @@ mod tests {
         let err = gather(
             &Table::default(),
             &FhirSettings::default(),
+            &ehr(),
             &req,
             deadline(),
         )
@@ -874,6 +1000,7 @@ mod tests {
         let err = gather(
             &Table::default(),
             &FhirSettings::default(),
+            &ehr(),
             &req,
             deadline(),
         )
@@ -894,8 +1021,139 @@ mod tests {
             allow_anonymous: true,
             ..FhirSettings::default()
         };
-        gather(&source, &settings, &req, deadline()).await.unwrap();
+        gather(&source, &settings, &ehr(), &req, deadline())
+            .await
+            .unwrap();
         assert_eq!(source.seen.lock().unwrap()[0].1, None);
+    }
+
+    #[tokio::test]
+    async fn next_link_outside_the_base_path_is_not_followed() {
+        // Same origin, but not under /fhir: not followed (the token stays under fhirServer).
+        for next in [
+            "https://ehr.example/admin?page=2",
+            "https://ehr.example/fhirx?page=2",
+            "/fhir/../internal?page=2",
+        ] {
+            let mut prefetch = full_prefetch_except(&[]);
+            prefetch["conditions"] = searchset(&[], Some(next));
+            let source = Table::default();
+            let got = gather(
+                &source,
+                &FhirSettings::default(),
+                &ehr(),
+                &request(prefetch, Some("tok")),
+                deadline(),
+            )
+            .await
+            .unwrap();
+            assert!(source.seen.lock().unwrap().is_empty(), "{next}");
+            assert!(
+                got.notes[0].contains("outside fhirServer"),
+                "{next}: {:?}",
+                got.notes
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unlisted_server_is_never_queried() {
+        let req = request(full_prefetch_except(&["conditions"]), Some("t"));
+        let source = Table::default();
+        // Not listed for this client, nor with --fhir-server.
+        let err = gather(&source, &FhirSettings::default(), &[], &req, deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(err.query, "conditions (Condition search)");
+        assert!(
+            err.reason
+                .contains("not a FHIR server this service may query"),
+            "{err}"
+        );
+        assert!(source.seen.lock().unwrap().is_empty());
+
+        // --fhir-server lists it for every client.
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Condition?".into(),
+                200,
+                searchset(&[], None),
+            )],
+            ..Table::default()
+        };
+        let settings = FhirSettings {
+            egress: EgressPolicy {
+                dev: false,
+                servers: ehr(),
+            },
+            ..FhirSettings::default()
+        };
+        gather(&source, &settings, &[], &req, deadline())
+            .await
+            .unwrap();
+        assert_eq!(source.seen.lock().unwrap().len(), 1);
+
+        // A prefetch that answers everything needs no server, listed or not.
+        let req = request(full_prefetch_except(&[]), Some("t"));
+        gather(
+            &Table::default(),
+            &FhirSettings::default(),
+            &[],
+            &req,
+            deadline(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// A source that fails every GET the same way.
+    struct Failing(FetchError);
+
+    impl FhirSource for Failing {
+        fn get<'a>(&'a self, _: FhirGet<'a>) -> FetchFuture<'a> {
+            let e = self.0.clone();
+            Box::pin(async move { Err(e) })
+        }
+    }
+
+    #[tokio::test]
+    async fn every_failure_to_reach_the_server_reads_the_same() {
+        let req = request(full_prefetch_except(&["observations"]), Some("t"));
+        for error in [
+            FetchError::Refused,
+            FetchError::TimedOut,
+            FetchError::AddressRefused(egress::AddressClass::Loopback),
+            FetchError::Transport("dns error: no such host".into()),
+            FetchError::Transport("invalid peer certificate: UnknownIssuer".into()),
+        ] {
+            let err = gather(
+                &Failing(error.clone()),
+                &FhirSettings::default(),
+                &ehr(),
+                &req,
+                deadline(),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.reason, UNREACHABLE, "{error:?}");
+            // The log keeps what happened.
+            let detail = err.detail.unwrap_or_default();
+            assert!(
+                !detail.is_empty() && !detail.contains("p1"),
+                "{error:?}: {detail}"
+            );
+        }
+        // Not a failure to reach: said as it is.
+        let err = gather(
+            &Failing(FetchError::TooLarge(10)),
+            &FhirSettings::default(),
+            &ehr(),
+            &req,
+            deadline(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.reason.contains("larger than 10 bytes"), "{err}");
     }
 
     #[tokio::test]
@@ -917,7 +1175,7 @@ mod tests {
                 ..Table::default()
             };
             let req = request(full_prefetch_except(&["observations"]), Some("t"));
-            let err = gather(&source, &FhirSettings::default(), &req, deadline())
+            let err = gather(&source, &FhirSettings::default(), &ehr(), &req, deadline())
                 .await
                 .unwrap_err();
             assert_eq!(err.query, "observations (Observation search)");
@@ -937,7 +1195,7 @@ mod tests {
             ..Table::default()
         };
         let req = request(full_prefetch_except(&["patient"]), Some("t"));
-        let got = gather(&source, &FhirSettings::default(), &req, deadline())
+        let got = gather(&source, &FhirSettings::default(), &ehr(), &req, deadline())
             .await
             .unwrap();
         assert!(got.resources.is_empty());
@@ -972,7 +1230,9 @@ mod tests {
             max_pages: 2,
             ..FhirSettings::default()
         };
-        let got = gather(&source, &settings, &req, deadline()).await.unwrap();
+        let got = gather(&source, &settings, &ehr(), &req, deadline())
+            .await
+            .unwrap();
         assert_eq!(source.seen.lock().unwrap().len(), 2);
         assert_eq!(got.resources.len(), 3); // patient + 2 conditions
         assert!(got.notes[0].contains("more than 2 page"), "{:?}", got.notes);
@@ -1001,6 +1261,7 @@ mod tests {
         let got = gather_at(
             &Table::default(),
             &FhirSettings::default(),
+            &ehr(),
             &request(prefetch, None),
             deadline(),
             now,

@@ -8,12 +8,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
+
+use crate::fhir::ServerBase;
 
 /// Leeway for `exp` and `nbf` (clock skew between EHR and service).
 pub const LEEWAY_SECS: u64 = 60;
@@ -44,6 +46,10 @@ pub struct IssuerConfig {
     /// `jku` header values that may be followed for this issuer.
     #[serde(default)]
     pub jku: Vec<String>,
+    /// FHIR servers (base URLs) this issuer's calls may name in `fhirServer`; none:
+    /// prefetch only (besides `--fhir-server`).
+    #[serde(default)]
+    pub fhir_servers: Vec<ServerBase>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +67,7 @@ struct KeyCache {
 struct Issuer {
     source: KeySource,
     jku_allowed: Vec<String>,
+    fhir_servers: Arc<[ServerBase]>,
 }
 
 /// Why a token was refused: for the log only.
@@ -101,11 +108,14 @@ struct Claims {
     jti: Option<String>,
 }
 
-/// What a verified token tells us (for the log).
+/// What a verified token tells us: who called (for the log), and where its calls may
+/// query FHIR data.
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub iss: String,
     pub jti: String,
+    /// The issuer's `fhir_servers`.
+    pub fhir_servers: Arc<[ServerBase]>,
 }
 
 pub struct Authenticator {
@@ -169,6 +179,7 @@ impl Authenticator {
                     Issuer {
                         source,
                         jku_allowed,
+                        fhir_servers: i.fhir_servers.into(),
                     },
                 )
                 .is_some()
@@ -192,6 +203,13 @@ impl Authenticator {
 
     pub fn issuer_count(&self) -> usize {
         self.issuers.len()
+    }
+
+    /// Each issuer and the FHIR servers it lists (for the startup log).
+    pub fn fhir_servers(&self) -> impl Iterator<Item = (&str, &[ServerBase])> {
+        self.issuers
+            .iter()
+            .map(|(iss, i)| (iss.as_str(), &*i.fhir_servers))
     }
 
     /// Verify `token` for a call to `audience` (public URL + route).
@@ -282,6 +300,7 @@ impl Authenticator {
         Ok(Verified {
             iss: claims.iss,
             jti,
+            fhir_servers: issuer.fhir_servers.clone(),
         })
     }
 

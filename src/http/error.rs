@@ -198,7 +198,10 @@ impl ApiError {
             ApiError::UnknownService(_) => "unknown service".to_string(),
             ApiError::NotFound => "no such endpoint".to_string(),
             ApiError::MethodNotAllowed(_) => "method not allowed".to_string(),
-            ApiError::DataUnavailable(d) => format!("data unavailable: {}: {}", d.query, d.reason),
+            ApiError::DataUnavailable(d) => match &d.detail {
+                Some(detail) => format!("data unavailable: {}: {} ({detail})", d.query, d.reason),
+                None => format!("data unavailable: {}: {}", d.query, d.reason),
+            },
             ApiError::DeadlineExceeded(_) => "deadline exceeded".to_string(),
             ApiError::TooLarge(_) => "body too large".to_string(),
             ApiError::UnsupportedMediaType => "unsupported media type".to_string(),

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::auth::Verified;
 use super::error::ApiError;
 use super::{AppState, BodyPermit, RequestLog};
 use crate::cds_hooks::{
@@ -37,7 +38,7 @@ pub async fn call_service(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     // `_permit` holds this call's share of the body budget until the answer is built.
-    let (hook, body, _permit) = service_call(&state, &log, id, "", &headers, body).await?;
+    let (hook, body, _permit, client) = service_call(&state, &log, id, "", &headers, body).await?;
     let mut req = parse_hook_request_owned(hook, body).map_err(ApiError::Invalid)?;
     let prefetch = std::mem::take(&mut req.prefetch);
     log.set_hook_instance(&req.hook_instance);
@@ -52,6 +53,7 @@ pub async fn call_service(
         crate::fhir::gather_owned(
             state.0.fhir.as_ref(),
             &state.0.fhir_settings,
+            client.as_ref().map_or(&[], |c| &c.fhir_servers),
             &req,
             prefetch,
             deadline,
@@ -122,7 +124,8 @@ pub async fn record_feedback(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (hook, body, _permit) = service_call(&state, &log, id, "/feedback", &headers, body).await?;
+    let (hook, body, _permit, _client) =
+        service_call(&state, &log, id, "/feedback", &headers, body).await?;
     let entries = parse_feedback(&body).map_err(ApiError::Invalid)?;
     for e in &entries {
         state
@@ -193,6 +196,7 @@ pub async fn method_not_allowed(uri: axum::http::Uri) -> ApiError {
 /// unknown path shape (404), authentication against the route's own audience (401),
 /// unknown service (404), then the JSON body (415 / 413 / 503 when the in-flight body
 /// budget is spent / 408 when it does not arrive within `--body-timeout` / 400).
+/// Also returns the verified client (`None` in dev mode without auth).
 async fn service_call(
     state: &AppState,
     log: &RequestLog,
@@ -200,9 +204,9 @@ async fn service_call(
     route_suffix: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Hook, Value, BodyPermit), ApiError> {
+) -> Result<(Hook, Value, BodyPermit, Option<Verified>), ApiError> {
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
-    state
+    let client = state
         .authenticate(headers, &format!("/cds-services/{id}{route_suffix}"), log)
         .await?;
     let hook = Hook::from_service_id(&id).ok_or(ApiError::UnknownService(id))?;
@@ -216,7 +220,7 @@ async fn service_call(
     )
     .await
     .map_err(|_| ApiError::BodyTimeout(state.0.body_timeout))??;
-    Ok((hook, body, permit))
+    Ok((hook, body, permit, client))
 }
 
 /// The body as JSON: 415 unless it says JSON, 413 past `max_body` (without reading

@@ -88,16 +88,16 @@ pub enum CorsPolicy {
 pub struct AppState(pub Arc<App>);
 
 impl AppState {
-    /// Verify the client's JWT for `route` (spec "Trusting CDS Clients"). No-op in dev
+    /// Verify the client's JWT for `route` (spec "Trusting CDS Clients"). `None` in dev
     /// mode without an auth config.
     async fn authenticate(
         &self,
         headers: &HeaderMap,
         route: &str,
         log: &RequestLog,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<auth::Verified>, ApiError> {
         let Some(auth) = &self.0.auth else {
-            return Ok(());
+            return Ok(None);
         };
         let token = headers
             .get(header::AUTHORIZATION)
@@ -113,7 +113,7 @@ impl AppState {
         match auth.verify(token, &audience).await {
             Ok(v) => {
                 log.set_client(&v.iss);
-                Ok(())
+                Ok(Some(v))
             }
             Err(f) => Err(ApiError::Unauthorized(f.to_string())),
         }
@@ -381,6 +381,7 @@ impl Application {
         fhir_settings.windows = crate::fhir::SearchWindows::from_model(&mappings.model.windows);
         if config.dev {
             fhir_settings.allow_anonymous = true;
+            fhir_settings.egress.dev = true;
         }
 
         if config.max_inflight_body < config.max_body {
@@ -402,8 +403,9 @@ impl Application {
 
         if config.dev {
             tracing::warn!(
-                "DEV MODE (--dev): {}any CORS origin, FHIR queries without a token allowed. \
-                 Never use --dev with real patient data.",
+                "DEV MODE (--dev): {}any CORS origin, FHIR queries without a token allowed, \
+                 to loopback IP literals and public FHIR servers. Never use --dev with real \
+                 patient data.",
                 if auth.is_none() {
                     "NO client authentication, "
                 } else {
@@ -411,6 +413,7 @@ impl Application {
                 }
             );
         }
+        log_fhir_servers(&fhir_settings.egress, auth.as_deref());
         tracing::info!(
             listen = %addr,
             admin_listen = admin_tcp.as_ref().map(|(_, a)| a.to_string()),
@@ -533,6 +536,32 @@ impl Application {
         graceful.shutdown().await;
         tracing::info!("dvt-cds stopped");
         Ok(())
+    }
+}
+
+/// Say once at startup what the FHIR server allowlists mean: listed servers on plain
+/// http or on internal addresses (the operator's decision, made visible), and issuers
+/// whose calls can only be answered from prefetch.
+fn log_fhir_servers(egress: &crate::fhir::EgressPolicy, auth: Option<&Authenticator>) {
+    let issuers = auth.into_iter().flat_map(Authenticator::fhir_servers);
+    for (iss, servers) in issuers {
+        for server in servers {
+            if let Some(why) = server.notice() {
+                tracing::warn!(issuer = iss, fhir_server = %server, "listed FHIR server: {why}");
+            }
+        }
+        if servers.is_empty() && egress.servers.is_empty() && !egress.dev {
+            tracing::warn!(
+                issuer = iss,
+                "issuer lists no fhir_servers (and no --fhir-server is given): its calls can \
+                 only be answered from prefetch"
+            );
+        }
+    }
+    for server in &egress.servers {
+        if let Some(why) = server.notice() {
+            tracing::warn!(fhir_server = %server, "--fhir-server: {why}");
+        }
     }
 }
 
