@@ -136,6 +136,10 @@ struct ServeArgs {
     /// operator's decision.
     #[arg(long = "fhir-server", env = "DVT_CDS_FHIR_SERVER", value_delimiter = ',', value_parser = parse_fhir_server)]
     fhir_servers: Vec<ServerBase>,
+    /// Longest lifetime (exp - iat) of a client's JWT; 60 s of leeway is added (e.g. 5m,
+    /// 300s).
+    #[arg(long, env = "DVT_CDS_MAX_TOKEN_LIFETIME", default_value = "5m", value_parser = parse_duration)]
+    max_token_lifetime: Duration,
     /// Query fhirServer without fhirAuthorization (test sandboxes; implied by --dev).
     #[arg(long, env = "DVT_CDS_FHIR_ALLOW_ANONYMOUS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     fhir_allow_anonymous: bool,
@@ -247,6 +251,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             },
             ..FhirSettings::default()
         },
+        max_token_lifetime: a.max_token_lifetime,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -415,11 +420,13 @@ fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|e| format!("{e}: expected RFC 3339, e.g. 2025-03-01T09:30:00Z"))
 }
 
-/// `2.5s`, `800ms`, `2` (seconds).
+/// `2.5s`, `800ms`, `5m`, `2` (seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1.0)
     } else {
@@ -428,7 +435,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let v: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("\"{s}\": expected a duration such as 2.5s or 800ms"))?;
+        .map_err(|_| format!("\"{s}\": expected a duration such as 2.5s, 800ms or 5m"))?;
     let secs = v * scale;
     if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
         return Err(format!(
@@ -472,6 +479,8 @@ mod tests {
         assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
         assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("61m").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
         assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);

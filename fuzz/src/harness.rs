@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use dvt_cds::assessment::{HookInput, respond};
 use dvt_cds::cds_hooks::{FeedbackEntry, Hook, parse_feedback, parse_hook_request};
-use dvt_cds::http::auth::{AuthFile, Authenticator, IssuerConfig};
+use dvt_cds::http::auth::{AuthFile, AuthOptions, Authenticator, IssuerConfig};
 use dvt_cds::mappings::Mappings;
 
 /// Fuzz inputs larger than this are ignored (the HTTP layer limits bodies anyway).
@@ -747,7 +747,8 @@ fn jwt_env() -> &'static JwtEnv {
                 fhir_servers: Vec::new(),
             }],
         };
-        let auth = Authenticator::from_config(file, &dir).expect("auth config");
+        let auth =
+            Authenticator::from_config(file, &dir, &AuthOptions::default()).expect("auth config");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -916,8 +917,10 @@ pub fn jwt_structured(data: &[u8]) {
             clean = false;
         }
         6 => {
+            // Not expired, but valid for ever: refused by the lifetime bound.
             claims.insert("exp".into(), json!(u64::MAX));
             exp_ok = true;
+            clean = false;
         }
         7 => {
             claims.insert("exp".into(), json!(t0 as f64 + 300.5));
@@ -950,7 +953,9 @@ pub fn jwt_structured(data: &[u8]) {
             clean = false;
         }
         2 => {
+            // iat must be a number.
             claims.insert("iat".into(), json!("yesterday"));
+            clean = false;
         }
         _ => {
             claims.insert("iat".into(), json!(t0));
@@ -1073,7 +1078,21 @@ pub fn jwt_structured(data: &[u8]) {
             if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
                 assert!(nbf <= t1 + 60, "verified before nbf: {token}");
             }
-            assert!(claims.get("iat").is_some_and(|i| !i.is_null()));
+            let iat = claims.get("iat").and_then(Value::as_f64);
+            assert!(iat.is_some(), "verified without a numeric iat: {token}");
+            let iat = iat.unwrap_or_default();
+            assert!(
+                iat <= (t1 + 60) as f64,
+                "verified an iat in the future: {token}"
+            );
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::MAX);
+            assert!(
+                exp - iat <= 360.0,
+                "verified a token living over 5 min + leeway: {token}"
+            );
         }
         Err(e) => {
             // The replay cache refuses new tokens once it holds REPLAY_CACHE_CAP live

@@ -57,6 +57,8 @@ pub struct ServeConfig {
     pub deadline: Duration,
     pub mappings_dir: Option<PathBuf>,
     pub fhir: FhirSettings,
+    /// Longest client token lifetime (`exp - iat`) accepted, plus the leeway.
+    pub max_token_lifetime: Duration,
 }
 
 /// Shared state of every request.
@@ -361,7 +363,17 @@ impl Application {
             None => Mappings::embedded().map_err(|e| e.to_string())?,
         };
         let auth = match &config.auth_config {
-            Some(path) => Some(Arc::new(Authenticator::load(path)?)),
+            Some(path) => {
+                let options = auth::AuthOptions {
+                    dev: config.dev,
+                    max_token_lifetime: config.max_token_lifetime,
+                };
+                let auth = Authenticator::load(path, &options)?;
+                // Fetch each jwks_url now, in the background: a JWKS that is down at
+                // startup is retried (and logged), not fatal.
+                auth.start_background_refresh();
+                Some(Arc::new(auth))
+            }
             None => None,
         };
         let store = SqliteStore::open(&config.feedback_db)
