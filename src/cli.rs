@@ -420,13 +420,15 @@ fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|e| format!("{e}: expected RFC 3339, e.g. 2025-03-01T09:30:00Z"))
 }
 
-/// `2.5s`, `800ms`, `5m`, `2` (seconds).
+/// `2.5s`, `800ms`, `5m`, `1h`, `2` (seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = s.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1.0)
     } else {
@@ -480,6 +482,7 @@ mod tests {
         assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert!(parse_duration("61m").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());

@@ -68,8 +68,10 @@ fn assessment_structured_corpus_assesses_without_panic() {
 /// right audience verifies, so `jwt` (which asserts nothing verifies) panics on it.
 #[test]
 fn the_jwt_target_would_notice_a_verifying_token() {
+    // iat now: a token issued in 1970 would be refused for its lifetime (exp - iat).
+    let now = jsonwebtoken::get_current_timestamp();
     let claims = serde_json::json!({"iss": harness::ISS, "aud": harness::AUD,
-        "exp": jsonwebtoken::get_current_timestamp() + 300, "iat": 1, "jti": "regression-check"});
+        "exp": now + 300, "iat": now, "jti": "regression-check"});
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("ec-256".into());
     let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!("../fuzz/keys/ec-256.pem"))
