@@ -559,6 +559,39 @@ mod tests {
         );
     }
 
+    /// The README's sandbox entry lists the same URL as `jwks_url` and `jku`: one source,
+    /// fetched once for both kinds of token.
+    #[tokio::test]
+    async fn a_jku_equal_to_the_jwks_url_shares_its_cache() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let key = es384("k");
+        let body = json!({"keys": [key.jwk]}).to_string();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                let body = body.clone();
+                async move { body }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let cfg = format!(
+            "[[issuer]]\niss = \"https://ehr.test\"\njwks_url = \"{url}\"\njku = [\"{url}\"]\n"
+        );
+        let a = auth(&cfg, &[], true).unwrap();
+        assert_eq!(a.sources.len(), 1);
+        let aud = "https://cds.test/cds-services";
+        for jku in [Some(url.as_str()), None, Some(url.as_str())] {
+            let token = sign(&key, &claims("https://ehr.test", aud), jku);
+            assert!(a.verify(&token, aud).await.is_ok());
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn iat_and_lifetime_are_checked_after_the_signature() {
         let key = es384("k");
