@@ -4,8 +4,11 @@
 //! reused across hook calls. It only performs GETs; what a status or body means is
 //! decided in `gather`, so fake sources and fake servers exercise the same logic.
 
+use std::sync::Arc;
+
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::redirect;
+use tokio::sync::Semaphore;
 
 use super::{FetchError, FetchFuture, FhirGet, FhirReply, FhirSettings, FhirSource};
 
@@ -13,7 +16,9 @@ use super::{FetchError, FetchFuture, FhirGet, FhirReply, FhirSettings, FhirSourc
 #[derive(Clone)]
 pub struct HttpFhirSource {
     client: reqwest::Client,
-    max_body_bytes: usize,
+    /// Requests in flight over all calls (`--fhir-max-concurrent`). Waiting for a permit
+    /// counts against the call's deadline: `gather` bounds the whole GET with it.
+    in_flight: Arc<Semaphore>,
 }
 
 impl HttpFhirSource {
@@ -32,11 +37,17 @@ impl HttpFhirSource {
             .map_err(|e| e.to_string())?;
         Ok(HttpFhirSource {
             client,
-            max_body_bytes: settings.max_body_bytes,
+            in_flight: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
         })
     }
 
     async fn fetch(&self, request: FhirGet<'_>) -> Result<FhirReply, FetchError> {
+        // Never closed, so `acquire` only waits.
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| FetchError::Other("the request limiter is closed".into()))?;
         // Not `fhir-sdk`'s client: it sends `fhirVersion=4.3`, which R4 servers refuse
         // (fhir-notes.md).
         let mut builder = self
@@ -53,11 +64,15 @@ impl HttpFhirSource {
         }
         let mut response = builder.send().await.map_err(classify)?;
         let status = response.status().as_u16();
-        let mut body = Vec::new();
+        let mut body: Vec<u8> = Vec::new();
+        let mut taken = 0;
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(FetchError::TooLarge(self.max_body_bytes));
+            // The buffer's growth is taken from the call's budget before it is filled.
+            body.reserve(chunk.len());
+            if !request.budget.take(body.capacity() - taken) {
+                return Err(FetchError::TooLarge);
             }
+            taken = body.capacity();
             body.extend_from_slice(&chunk);
         }
         Ok(FhirReply { status, body })

@@ -28,7 +28,7 @@ use crate::feedback::{FeedbackStore, SqliteStore};
 use crate::fhir::{FhirSettings, FhirSource, HttpFhirSource};
 use crate::mappings::Mappings;
 use auth::Authenticator;
-pub use budget::{BodyBudget, BodyPermit};
+pub use budget::{BodyBudget, BodyPermit, Refused};
 use error::{ApiError, ErrorDetail};
 use metrics::Metrics;
 
