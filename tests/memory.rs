@@ -3,7 +3,9 @@
 //! (`VmHWM`) of that process afterwards, asserted under a stated bound, with the answer
 //! (status, OperationOutcome, time) asserted too.
 //!
-//! Each test prints one row: `| case | input | status | time | idle RSS | peak RSS |`.
+//! Each test prints one row: `| case | input | status | time | idle RSS | peak RSS |`:
+//! idle is `VmRSS` once the service is up, peak is `VmHWM` after the call; each bound is
+//! asserted on peak minus idle.
 //! `DVT_CDS_MEMORY_BIN=/path/to/dvt-cds` runs the same inputs against another build
 //! (e.g. before a change) and only prints (its answers and figures are the point);
 //! `scripts/measure-memory` runs both and prints the table of BENCHMARKS.md.
@@ -13,6 +15,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{TestApp, assert_operation_outcome, hook_request};
@@ -49,7 +52,7 @@ async fn measure(case: &str, input: &str, path: &str, body: Vec<u8>) -> (Measure
     let (bin, assert) = binary();
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let app = TestApp::spawn_bin_in(&bin, dir, &["--dev"]);
-    let idle = app.peak_rss();
+    let idle = app.rss();
     let started = Instant::now();
     let resp = common::client()
         .post(app.url(path))
@@ -74,7 +77,7 @@ async fn measure(case: &str, input: &str, path: &str, body: Vec<u8>) -> (Measure
     let peak = app.peak_rss();
     let logs = app.logs();
     println!(
-        "| {case} | {input} | {status} | {:.2} s | {:.0} MiB | {:.0} MiB |",
+        "\n| {case} | {input} | {status} | {:.2} s | {:.0} MiB | {:.0} MiB |",
         elapsed.as_secs_f64(),
         idle as f64 / MIB as f64,
         peak as f64 / MIB as f64
@@ -92,7 +95,7 @@ async fn measure(case: &str, input: &str, path: &str, body: Vec<u8>) -> (Measure
     )
 }
 
-/// Assert the peak stayed within `bound` above the idle process.
+/// Assert the peak stayed within `bound_mib` above the idle process.
 fn assert_peak(m: &Measured, bound_mib: u64) {
     assert!(
         m.peak <= m.idle + bound_mib * MIB,
@@ -177,7 +180,7 @@ async fn feedback_of_empty_objects_at_the_max_body() {
     if !binary().1 && std::env::var_os("DVT_CDS_MEMORY_ALL").is_none() {
         // Before the entry limit this took about 9 GB: run only when asked.
         println!(
-            "| feedback `[{{}},{{}},...]` | 4 MiB, 1.4 M entries | not run (DVT_CDS_MEMORY_ALL=1) | | | |"
+            "\n| feedback `[{{}},{{}},...]` | 4 MiB, 1.4 M entries | not run (DVT_CDS_MEMORY_ALL=1) | | | |"
         );
         return;
     }
@@ -367,19 +370,23 @@ async fn prefetch_with_one_long_string_at_the_max_body() {
 /// A FHIR server on loopback for the live cases: the Patient read answers a Patient;
 /// every search answers `page` (the same bytes each time) with a `next` link until
 /// `pages` pages were served for that search.
+/// Returns the base URL and the count of search pages served.
 fn fhir_server(
     page: impl Fn(Option<&str>) -> Vec<u8> + Send + Sync + 'static,
     pages: usize,
-) -> String {
+) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/fhir", listener.local_addr().unwrap());
     let page = Arc::new(page);
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
     let b = base.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let page = page.clone();
             let base = b.clone();
+            let count = count.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut first = String::new();
@@ -408,6 +415,7 @@ fn fhir_server(
                     let next = (n < pages).then(|| {
                         format!("{base}{}?page={}", path.trim_start_matches("/fhir"), n + 1)
                     });
+                    count.fetch_add(1, Ordering::Relaxed);
                     page(next.as_deref())
                 };
                 let head = format!(
@@ -419,7 +427,7 @@ fn fhir_server(
             });
         }
     });
-    base
+    (base, served)
 }
 
 /// A searchset page of `n` small Conditions about the patient, `next` linked.
@@ -445,11 +453,14 @@ fn live_call(fhir_server: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn one_fhir_page_past_the_live_budget_is_412() {
-    // 32 MiB less a little: the largest page the service read before --fhir-max-bytes.
-    let entries = (32 << 20) / 100 - 1000;
+    // The largest page the service read before --fhir-max-bytes (its per-response
+    // limit was 32 MiB).
+    let one = conditions_page(1, None).len();
+    let entry = conditions_page(2, None).len() - one;
+    let entries = ((32 << 20) - one) / entry;
     let page = Arc::new(conditions_page(entries, None));
     let size = page.len();
-    let server = fhir_server(move |_| page.as_ref().clone(), 1);
+    let (server, _) = fhir_server(move |_| page.as_ref().clone(), 1);
     let input = format!("one {:.1} MB page of small Conditions", size as f64 / 1e6);
     let (m, assert) = measure("FHIR page, large", &input, HOOK, live_call(&server)).await;
     if !assert {
@@ -469,7 +480,7 @@ async fn fhir_page_just_within_the_live_budget() {
     let n = largest_fitting(per_key, |n| conditions_page(n, None));
     let page = Arc::new(conditions_page(n, None));
     let size = page.len();
-    let server = fhir_server(move |_| page.as_ref().clone(), 1);
+    let (server, served) = fhir_server(move |_| page.as_ref().clone(), 1);
     let input = format!("8 searches x one {:.2} MB page", size as f64 / 1e6);
     let (m, assert) = measure(
         "FHIR pages, largest served",
@@ -478,6 +489,11 @@ async fn fhir_page_just_within_the_live_budget() {
         live_call(&server),
     )
     .await;
+    let served = served.load(Ordering::Relaxed);
+    println!(
+        "\n|  | (pages served: {served}; parsed cost of each: {} bytes) | | | | |",
+        expansion(&conditions_page(n, None))
+    );
     if !assert {
         return;
     }
@@ -490,7 +506,7 @@ async fn fhir_page_just_within_the_live_budget() {
 async fn many_pages_across_keys_are_cut_at_the_live_budget() {
     // Eight searches, ten pages each of 500 Conditions (50 KB, about 1 MB parsed): the
     // first pages fit the budget, the rest of it runs out on later pages.
-    let server = fhir_server(|next| conditions_page(500, next), 10);
+    let (server, served) = fhir_server(|next| conditions_page(500, next), 10);
     let (m, assert) = measure(
         "FHIR pages across keys",
         "8 searches x 10 pages x 50 KB",
@@ -498,11 +514,48 @@ async fn many_pages_across_keys_are_cut_at_the_live_budget() {
         live_call(&server),
     )
     .await;
+    let served = served.load(Ordering::Relaxed);
+    println!("\n|  | (pages served: {served} of 80) | | | | |");
     if !assert {
         return;
     }
-    // Later pages are cut with a data-quality note, as the page cap does.
+    // Later pages are cut (with a data-quality note, as the page cap does): each page
+    // costs about 1 MB parsed, so about 16 of the 80 are read.
     assert_eq!(m.status, 200, "{}", m.body);
+    assert!((8..40).contains(&served), "{served} pages served");
     assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
     assert_peak(&m, 3 * (FHIR_MAX as u64 / MIB));
+}
+
+/// Every client-chosen text in a log line is clipped: a call with a 1 MiB
+/// `hookInstance`, one with a 1 MiB `hook` and an unreadable `x-request-id` each log one
+/// line under 1 KiB, and the 400's OperationOutcome quotes the client text clipped.
+#[tokio::test]
+async fn worst_case_log_lines_are_short() {
+    let app = TestApp::spawn(&["--dev", "--log-format", "json"]);
+    let url = app.url(HOOK);
+    let huge = "h".repeat(1 << 20);
+
+    let mut answered = hook_request("patient-view");
+    answered["hookInstance"] = json!(huge);
+    let req = common::client()
+        .post(&url)
+        .header("x-request-id", "r".repeat(10_000))
+        .json(&answered);
+    let (status, _, body) = common::send(req).await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut refused = hook_request("patient-view");
+    refused["hook"] = json!(huge);
+    let (status, _, body) = common::post_json(&url, &refused, None).await;
+    assert_eq!(status, 400, "{body}");
+    let text = assert_operation_outcome(&body);
+    assert!(text.len() < 4096, "{} bytes of issues", text.len());
+
+    let logs = app.wait_for_log("\"status\":400");
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("\"request\"")).collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    for line in lines {
+        assert!(line.len() < 1024, "{} bytes: {line}", line.len());
+    }
 }
