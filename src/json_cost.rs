@@ -382,6 +382,60 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any bytes (JSON or not): no panic, the same bound whatever the chunking, and
+        /// a bound that never falls as more bytes come.
+        #[test]
+        fn any_bytes_any_chunks(text in proptest::collection::vec(
+            proptest::sample::select(b"{}[]\",:\\ 0a-.e".to_vec()), 0..300),
+            split in 0usize..300) {
+            let split = split.min(text.len());
+            let mut e = Expansion::new();
+            e.feed(&text[..split]);
+            let partial = e.bytes();
+            e.feed(&text[split..]);
+            proptest::prop_assert!(e.bytes() >= partial);
+            proptest::prop_assert_eq!(e.bytes(), expansion(&text));
+        }
+
+        /// For any JSON value, the bound covers the slots and nodes a `Value` tree has
+        /// (a floor: the allocator-counted calibration is `tests/json_cost.rs`).
+        #[test]
+        fn valid_json_is_bounded_below_by_its_node_count(v in json_value()) {
+            let text = serde_json::to_vec(&v).unwrap();
+            proptest::prop_assert!(expansion(&text) >= nodes_floor(&v));
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\\\"]{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 200, 12, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..12).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z]{0,6}", inner, 0..14)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What any `Value` tree of `v`'s shape must hold: each non-empty array's slots,
+    /// each non-empty object's leaf.
+    fn nodes_floor(v: &Value) -> usize {
+        match v {
+            Value::Array(a) if !a.is_empty() => {
+                VALUE * a.len() + a.iter().map(nodes_floor).sum::<usize>()
+            }
+            Value::Object(o) if !o.is_empty() => LEAF + o.values().map(nodes_floor).sum::<usize>(),
+            _ => 0,
+        }
+    }
+
     #[test]
     fn nesting_past_the_parsers_limit_is_not_counted() {
         let deep = "[".repeat(10_000);

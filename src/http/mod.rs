@@ -49,7 +49,8 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// Time allowed for a request body to arrive.
     pub body_timeout: Duration,
-    /// Budget of request-body bytes held at once by all calls (>= `max_body`).
+    /// Budget of memory held at once by the bodies of all calls, each counted as its
+    /// bytes plus its parsed cost (`json_cost`) (>= `max_body`).
     pub max_inflight_body: usize,
     pub deadline: Duration,
     pub mappings_dir: Option<PathBuf>,
@@ -69,7 +70,7 @@ pub struct App {
     pub public_url: String,
     pub max_body: usize,
     pub body_timeout: Duration,
-    /// Request-body bytes held by calls in flight, in KiB permits.
+    /// Request bodies (bytes and parsed cost) held by calls in flight, in KiB permits.
     pub body_budget: BodyBudget,
     pub deadline: Duration,
     pub cors: CorsPolicy,
