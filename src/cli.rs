@@ -140,6 +140,15 @@ struct ServeArgs {
     /// 300s).
     #[arg(long, env = "DVT_CDS_MAX_TOKEN_LIFETIME", default_value = "5m", value_parser = parse_duration)]
     max_token_lifetime: Duration,
+    /// Live FHIR data one hook call may read, over all its queries and pages: response
+    /// bytes plus what they cost once parsed. Past it on a query's first page the call
+    /// gets 412; later pages are left unread, with a note.
+    #[arg(long, env = "DVT_CDS_FHIR_MAX_BYTES", default_value = "16MiB", value_parser = parse_size)]
+    fhir_max_bytes: usize,
+    /// Most FHIR requests in flight at once over all calls; a request waits for a free
+    /// slot within its call's deadline.
+    #[arg(long, env = "DVT_CDS_FHIR_MAX_CONCURRENT", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    fhir_max_concurrent: u16,
     /// Query fhirServer without fhirAuthorization (test sandboxes; implied by --dev).
     #[arg(long, env = "DVT_CDS_FHIR_ALLOW_ANONYMOUS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     fhir_allow_anonymous: bool,
@@ -249,6 +258,8 @@ fn serve(a: ServeArgs) -> ExitCode {
                 dev: a.dev,
                 servers: a.fhir_servers,
             },
+            max_call_bytes: a.fhir_max_bytes,
+            max_concurrent: usize::from(a.fhir_max_concurrent),
             ..FhirSettings::default()
         },
         max_token_lifetime: a.max_token_lifetime,

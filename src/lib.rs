@@ -14,6 +14,8 @@
 //! - [`assessment`]: `dvt-model.md` §1–§5 and §7: concepts, the Wells score, the
 //!   D-dimer threshold, the decision and its modifiers.
 //! - [`card`]: `dvt-model.md` §6: the card rendered from an assessment.
+//! - [`json_cost`]: an upper bound of what a JSON text costs once parsed, read from its
+//!   bytes before parsing (the memory budgets count it).
 //!
 //! I/O at the edge:
 //! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest),
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod feedback;
 pub mod fhir;
 pub mod http;
+pub mod json_cost;
 pub mod mappings;
 pub mod record;
 pub mod telemetry;

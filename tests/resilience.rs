@@ -286,6 +286,47 @@ async fn slowloris_connections_do_not_block_callers_and_are_closed() {
     eprintln!("slowloris: slowest call {worst:?}; all 24 closed after the {timeout:?} timeout");
 }
 
+/// `--fhir-max-concurrent` holds over all calls: four live calls want 36 requests of a
+/// FHIR server that never answers; only 5 connect, the rest wait, and every call still
+/// ends in the usual deadline 412 on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_fhir_requests_wait_for_the_global_cap_within_the_deadline() {
+    let fake = Fake::start(Behaviour::Hang).await;
+    let app = TestApp::spawn(&[
+        "--dev",
+        "--deadline",
+        "2s",
+        "--fhir-timeout",
+        "30s",
+        "--fhir-max-concurrent",
+        "5",
+    ]);
+    let url = app.url("/cds-services/dvt-patient-view");
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, body) = (url.clone(), live_call(&fake.base()));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let (status, _, body) = post_json(&url, &body, None).await;
+                (status, body, started.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        fake.connection_count(),
+        5,
+        "requests in flight past the cap"
+    );
+    for c in calls {
+        let (status, body, took) = c.await.unwrap();
+        assert_eq!(status, 412, "{body}");
+        let text = assert_operation_outcome(&body);
+        assert!(text.contains("deadline"), "not a deadline 412: {text}");
+        assert!(took < Duration::from_secs(5), "a call took {took:?}");
+    }
+}
+
 /// 1,000 concurrent live calls against a FHIR server that accepts and never answers:
 /// each ends in 412 with an OperationOutcome by the deadline, discovery stays fast, no
 /// descriptor runs out, and the descriptors are released afterwards.
@@ -302,7 +343,17 @@ async fn a_thousand_calls_to_a_hanging_fhir_server_all_get_412_by_the_deadline()
     }
     let fake = Fake::start(Behaviour::Hang).await;
     // A FHIR timeout far past the deadline: only the deadline can end these calls soon.
-    let app = TestApp::spawn(&["--dev", "--deadline", "3s", "--fhir-timeout", "30s"]);
+    // No cap on outbound requests (9,000 at once are the point here; the cap has its
+    // own test, `outbound_fhir_requests_wait_for_the_global_cap_within_the_deadline`).
+    let app = TestApp::spawn(&[
+        "--dev",
+        "--deadline",
+        "3s",
+        "--fhir-timeout",
+        "30s",
+        "--fhir-max-concurrent",
+        "10000",
+    ]);
     let pid = app.child.id();
     let baseline_fds = open_fds(pid);
     let cpu_before = cpu_time(pid);
@@ -860,15 +911,21 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
         .await
         .unwrap();
 
-    // Wait until the service holds the holder's share (its head may not be read yet).
+    // Wait until the service holds the holder's share (its head may not be read yet):
+    // its 800 KiB buffer and the parsed cost of what it sent (the open `{`).
     let waited = Instant::now();
-    while inflight_kib(&app).await != 800 {
+    let held = loop {
+        let kib = inflight_kib(&app).await;
+        if kib >= 800 {
+            break kib;
+        }
         assert!(
             waited.elapsed() < Duration::from_secs(20),
             "the 800 KiB call never took its share of the budget"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    assert!(held <= 802, "{held} KiB for 800 KiB and one byte");
 
     // A call that declares 300 KiB does not fit beside it: refused from its head, before
     // any of its body is read (so this client sends only the head).
@@ -898,7 +955,7 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
     assert_eq!(status, 200, "{answer}");
 
     // The refused and the finished calls gave their shares back; the holder keeps its own.
-    assert_eq!(inflight_kib(&app).await, 800);
+    assert_eq!(inflight_kib(&app).await, held);
 
     // The holder gives up (finishes with a short, invalid body): 400, budget released.
     holder_wr

@@ -14,7 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
 use dvt_cds::assessment::{HookInput, respond};
-use dvt_cds::cds_hooks::{FeedbackEntry, Hook, parse_feedback, parse_hook_request};
+use dvt_cds::cds_hooks::{
+    FeedbackEntry, Hook, MAX_FEEDBACK_ENTRIES, parse_feedback, parse_hook_request,
+};
 use dvt_cds::http::auth::{AuthFile, AuthOptions, Authenticator, IssuerConfig};
 use dvt_cds::mappings::Mappings;
 
@@ -120,6 +122,7 @@ pub fn feedback(data: &[u8]) {
     match parse_feedback(&v) {
         Ok(entries) => {
             assert!(!entries.is_empty());
+            assert!(entries.len() <= MAX_FEEDBACK_ENTRIES);
             for e in &entries {
                 let text = serde_json::to_string(e).expect("a FeedbackEntry serialises");
                 let back: FeedbackEntry =
@@ -127,7 +130,14 @@ pub fn feedback(data: &[u8]) {
                 assert_eq!(&back, e);
             }
         }
-        Err(errs) => assert!(!errs.is_empty(), "an error without a reason"),
+        Err(errs) => {
+            assert!(!errs.is_empty(), "an error without a reason");
+            // Past the entry limit, one issue and no per-entry work.
+            let entries = v.get("feedback").and_then(|f| f.as_array()).map(Vec::len);
+            if entries.is_some_and(|n| n > MAX_FEEDBACK_ENTRIES) {
+                assert_eq!(errs.len(), 1);
+            }
+        }
     }
 }
 

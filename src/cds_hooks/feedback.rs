@@ -54,7 +54,13 @@ pub struct FeedbackEntry {
     pub outcome_timestamp: String,
 }
 
-/// Parse and validate a feedback body: `{"feedback": [ ... ]}` with at least one entry.
+/// Most feedback entries one call may carry. A user acts on one card at a time; the
+/// spec's examples send one. The limit is checked before any entry is read, so a body of
+/// thousands of entries costs no per-entry work (and no thousands of issues).
+pub const MAX_FEEDBACK_ENTRIES: usize = 100;
+
+/// Parse and validate a feedback body: `{"feedback": [ ... ]}` with 1 to
+/// [`MAX_FEEDBACK_ENTRIES`] entries.
 pub fn parse_feedback(body: &Value) -> Result<Vec<FeedbackEntry>, Vec<Invalid>> {
     let Some(obj) = body.as_object() else {
         return Err(vec![Invalid::new(
@@ -86,8 +92,18 @@ pub fn parse_feedback(body: &Value) -> Result<Vec<FeedbackEntry>, Vec<Invalid>> 
             )]);
         }
     };
+    if items.len() > MAX_FEEDBACK_ENTRIES {
+        return Err(vec![Invalid::new(
+            "feedback",
+            format!(
+                "at most {MAX_FEEDBACK_ENTRIES} feedback entries per call, got {}: send them in \
+                 several calls",
+                items.len()
+            ),
+        )]);
+    }
     let mut errs = Vec::new();
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = format!("feedback[{i}]");
         match item {
@@ -278,6 +294,27 @@ mod tests {
             parse_feedback(&overridden).unwrap()[0]
                 .override_reason
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn more_than_the_limit_is_one_issue() {
+        let entry = json!({"card": "9368d37b-283f-44a0-93ea-547cebab93ed", "outcome": "overridden",
+            "overrideReason": {"userComment": "x"}, "outcomeTimestamp": "2020-12-11T00:00:00Z"});
+        let at_limit = json!({"feedback": vec![entry.clone(); MAX_FEEDBACK_ENTRIES]});
+        assert_eq!(
+            parse_feedback(&at_limit).unwrap().len(),
+            MAX_FEEDBACK_ENTRIES
+        );
+        // Past it, even invalid entries are not read: one issue names the limit.
+        let past = json!({"feedback": vec![json!({}); MAX_FEEDBACK_ENTRIES + 1]});
+        let errs = parse_feedback(&past).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].path, "feedback");
+        assert!(
+            errs[0].message.contains("at most 100"),
+            "{}",
+            errs[0].message
         );
     }
 

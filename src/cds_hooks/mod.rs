@@ -117,7 +117,10 @@ mod json_rule;
 mod request;
 
 pub use discovery::{DiscoveryService, discovery_document};
-pub use feedback::{AcceptedSuggestion, FeedbackEntry, Outcome, OverrideReason, parse_feedback};
+pub use feedback::{
+    AcceptedSuggestion, FeedbackEntry, MAX_FEEDBACK_ENTRIES, Outcome, OverrideReason,
+    parse_feedback,
+};
 pub use json_rule::{prune_empty, violations};
 pub use request::{parse_hook_request, parse_hook_request_owned};
 

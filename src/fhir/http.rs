@@ -12,10 +12,12 @@
 //! sources and fake servers exercise the same logic.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::redirect;
+use tokio::sync::Semaphore;
 
 use super::egress::{self, AddressClass, Route};
 use super::{FetchError, FetchFuture, FhirGet, FhirReply, FhirSettings, FhirSource};
@@ -27,7 +29,9 @@ pub struct HttpFhirSource {
     listed: reqwest::Client,
     /// For the others: names resolve to public addresses only.
     public_only: reqwest::Client,
-    max_body_bytes: usize,
+    /// Requests in flight over all calls (`--fhir-max-concurrent`). Waiting for a permit
+    /// counts against the call's deadline: `gather` bounds the whole GET with it.
+    in_flight: Arc<Semaphore>,
 }
 
 impl HttpFhirSource {
@@ -53,11 +57,17 @@ impl HttpFhirSource {
         Ok(HttpFhirSource {
             listed,
             public_only,
-            max_body_bytes: settings.max_body_bytes,
+            in_flight: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
         })
     }
 
     async fn fetch(&self, request: FhirGet<'_>) -> Result<FhirReply, FetchError> {
+        // Never closed, so `acquire` only waits.
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| FetchError::Transport("the request limiter is closed".into()))?;
         // Not `fhir-sdk`'s client: it sends `fhirVersion=4.3`, which R4 servers refuse
         // (fhir-notes.md).
         let client = match request.route {
@@ -76,11 +86,15 @@ impl HttpFhirSource {
         }
         let mut response = builder.send().await.map_err(classify)?;
         let status = response.status().as_u16();
-        let mut body = Vec::new();
+        let mut body: Vec<u8> = Vec::new();
+        let mut taken = 0;
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(FetchError::TooLarge(self.max_body_bytes));
+            // The buffer's growth is taken from the call's budget before it is filled.
+            body.reserve(chunk.len());
+            if !request.budget.take(body.capacity() - taken) {
+                return Err(FetchError::TooLarge);
             }
+            taken = body.capacity();
             body.extend_from_slice(&chunk);
         }
         Ok(FhirReply { status, body })

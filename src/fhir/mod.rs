@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -46,10 +47,14 @@ pub struct FhirSettings {
     pub page_size: Option<u32>,
     /// How far back live searches reach, per resource type.
     pub windows: SearchWindows,
-    /// Largest response body read (bytes); a larger one fails the query.
-    pub max_body_bytes: usize,
     /// Which servers may be queried (`--dev`, `--fhir-server`); the default allows none.
     pub egress: EgressPolicy,
+    /// Live data one hook call may read (`--fhir-max-bytes`), over all its keys and
+    /// pages: each response's bytes as they arrive, then what it costs once parsed
+    /// ([`crate::json_cost`]). Also bounds any single response.
+    pub max_call_bytes: usize,
+    /// Most FHIR requests in flight at once over all calls (`--fhir-max-concurrent`).
+    pub max_concurrent: usize,
 }
 
 impl Default for FhirSettings {
@@ -60,8 +65,9 @@ impl Default for FhirSettings {
             max_pages: 10,
             page_size: None,
             windows: SearchWindows::default(),
-            max_body_bytes: 32 * 1024 * 1024,
             egress: EgressPolicy::default(),
+            max_call_bytes: 16 * 1024 * 1024,
+            max_concurrent: 64,
         }
     }
 }
@@ -192,6 +198,37 @@ pub struct Gathered {
     pub notes: Vec<String>,
 }
 
+/// The live-data budget of one hook call ([`FhirSettings::max_call_bytes`]), shared by
+/// its keys' concurrent queries.
+#[derive(Debug)]
+pub struct LiveBudget {
+    left: AtomicUsize,
+    total: usize,
+}
+
+impl LiveBudget {
+    pub fn new(total: usize) -> Self {
+        LiveBudget {
+            left: AtomicUsize::new(total),
+            total,
+        }
+    }
+
+    /// Take `bytes` from the budget; `false` (and nothing taken) when it has not that much left.
+    pub fn take(&self, bytes: usize) -> bool {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+
+    /// The whole budget.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
 /// One GET for a [`FhirSource`].
 #[derive(Debug, Clone, Copy)]
 pub struct FhirGet<'a> {
@@ -203,6 +240,9 @@ pub struct FhirGet<'a> {
     pub bearer: Option<&'a str>,
     /// Time allowed for the whole exchange, body included.
     pub timeout: Duration,
+    /// The call's live-data budget: the source takes the body's bytes from it as they
+    /// arrive and fails with [`FetchError::TooLarge`] when it runs out.
+    pub budget: &'a LiveBudget,
 }
 
 /// The answer to a GET, whatever its status.
@@ -223,8 +263,8 @@ pub enum FetchError {
     AddressRefused(egress::AddressClass),
     /// Any other failure of the exchange: DNS, TLS, a broken HTTP answer.
     Transport(String),
-    /// The body passed the limit (bytes).
-    TooLarge(usize),
+    /// The call's live-data budget (`--fhir-max-bytes`) ran out while the body was read.
+    TooLarge,
     /// The access token cannot be sent as an HTTP header value.
     InvalidToken,
 }
@@ -240,7 +280,7 @@ impl FetchError {
                 class.describe()
             ),
             FetchError::Transport(detail) => detail.clone(),
-            FetchError::TooLarge(limit) => format!("the response is larger than {limit} bytes"),
+            FetchError::TooLarge => "the response passed --fhir-max-bytes".into(),
             FetchError::InvalidToken => "the access token is not a valid header value".into(),
         }
     }
@@ -321,6 +361,7 @@ pub async fn gather_owned(
         server,
         deadline,
         now,
+        budget: LiveBudget::new(settings.max_call_bytes),
     };
     let jobs = planned.into_iter().map(|(spec, decision)| {
         let live = &live;
@@ -431,6 +472,16 @@ struct Live<'a> {
     server: Option<Server<'a>>,
     deadline: tokio::time::Instant,
     now: DateTime<Utc>,
+    budget: LiveBudget,
+}
+
+/// What a GET of one FHIR resource gave, when it gave an answer.
+enum Fetched {
+    Resource(Value),
+    /// A read of something that does not exist (404 / 410), like a `null` prefetch.
+    Missing,
+    /// The call's live data would pass `--fhir-max-bytes`: not read, or not parsed.
+    OverBudget,
 }
 
 /// A call's `fhirServer` and whether (and how) it may be queried.
@@ -450,6 +501,17 @@ struct Access<'a> {
 }
 
 impl Live<'_> {
+    /// The 412 of a key whose first page does not fit the call's live-data budget.
+    fn over_budget(&self, spec: &KeySpec) -> DataUnavailable {
+        self.unavailable(
+            spec,
+            format!(
+                "the FHIR data is larger than --fhir-max-bytes ({} bytes)",
+                self.budget.total()
+            ),
+        )
+    }
+
     fn unavailable(&self, spec: &KeySpec, reason: impl Into<String>) -> DataUnavailable {
         DataUnavailable {
             query: spec.describe(),
@@ -509,7 +571,12 @@ impl Live<'_> {
                     return Ok(data);
                 };
                 let url = read_url(base, spec.resource_type, id);
-                if let Some(resource) = self.get_json(&spec, &url, true).await? {
+                let resource = match self.get_json(&spec, &url, true).await? {
+                    Fetched::Resource(r) => Some(r),
+                    Fetched::Missing => None,
+                    Fetched::OverBudget => return Err(self.over_budget(&spec)),
+                };
+                if let Some(resource) = resource {
                     if bundle::resource_type(&resource) != Some(spec.resource_type) {
                         return Err(self.unavailable(
                             &spec,
@@ -600,8 +667,22 @@ impl Live<'_> {
                 ));
                 return Ok(data);
             }
-            let Some(page) = self.get_json(&spec, &url, false).await? else {
-                return Err(self.unavailable(&spec, "HTTP 404 from the FHIR server"));
+            // Past the budget, a key's first page fails the call (its data would be
+            // missing, not partial); a later one ends the key's data, as the page cap does.
+            let page = match self.get_json(&spec, &url, false).await? {
+                Fetched::Resource(page) => page,
+                Fetched::Missing => {
+                    return Err(self.unavailable(&spec, "HTTP 404 from the FHIR server"));
+                }
+                Fetched::OverBudget if read == 0 => return Err(self.over_budget(&spec)),
+                Fetched::OverBudget => {
+                    data.notes.push(format!(
+                        "{}: the live data passed --fhir-max-bytes ({} bytes); the rest was not read",
+                        spec.describe(),
+                        self.budget.total()
+                    ));
+                    return Ok(data);
+                }
             };
             if bundle::resource_type(&page) != Some("Bundle") {
                 return Err(self.unavailable(
@@ -628,14 +709,15 @@ impl Live<'_> {
         }
     }
 
-    /// GET a URL on `fhirServer` and read the body as one FHIR resource. `Ok(None)`:
-    /// a read of something that does not exist (404 / 410), like a `null` prefetch.
+    /// GET a URL on `fhirServer` and read the body as one FHIR resource. The body's
+    /// bytes and its parsed cost are taken from the call's live-data budget before it is
+    /// parsed.
     async fn get_json(
         &self,
         spec: &KeySpec,
         url: &Url,
         is_read: bool,
-    ) -> Result<Option<Value>, DataUnavailable> {
+    ) -> Result<Fetched, DataUnavailable> {
         let access = self.server(spec)?;
         // The token goes to fhirServer and nowhere else.
         if !access.base.contains(url) {
@@ -656,18 +738,20 @@ impl Live<'_> {
             route: access.route,
             bearer: access.bearer,
             timeout,
+            budget: &self.budget,
         };
         let reply = match tokio::time::timeout_at(self.deadline, self.source.get(request)).await {
             Err(_) => return Err(self.unavailable(spec, "no answer before the call's deadline")),
             Ok(Err(FetchError::TimedOut)) if timeout < self.settings.query_timeout => {
                 return Err(self.unavailable(spec, "no answer before the call's deadline"));
             }
+            Ok(Err(FetchError::TooLarge)) => return Ok(Fetched::OverBudget),
             Ok(Err(e)) => return Err(self.fetch_failed(spec, &e, timeout)),
             Ok(Ok(reply)) => reply,
         };
         match reply.status {
             200..=299 => {}
-            404 | 410 if is_read => return Ok(None),
+            404 | 410 if is_read => return Ok(Fetched::Missing),
             401 | 403 => {
                 return Err(self.unavailable(
                     spec,
@@ -685,8 +769,11 @@ impl Live<'_> {
             }
             s => return Err(self.unavailable(spec, format!("HTTP {s} from the FHIR server"))),
         }
+        if !self.budget.take(crate::json_cost::expansion(&reply.body)) {
+            return Ok(Fetched::OverBudget);
+        }
         match serde_json::from_slice::<Value>(&reply.body) {
-            Ok(v) if bundle::resource_type(&v).is_some() => Ok(Some(v)),
+            Ok(v) if bundle::resource_type(&v).is_some() => Ok(Fetched::Resource(v)),
             _ => Err(self.unavailable(spec, "the response is not a FHIR resource in JSON")),
         }
     }
@@ -700,7 +787,7 @@ impl Live<'_> {
         timeout: Duration,
     ) -> DataUnavailable {
         match error {
-            FetchError::TooLarge(_) | FetchError::InvalidToken => {
+            FetchError::TooLarge | FetchError::InvalidToken => {
                 self.unavailable(spec, error.log_detail(timeout))
             }
             FetchError::Refused
@@ -1145,7 +1232,7 @@ mod tests {
         }
         // Not a failure to reach: said as it is.
         let err = gather(
-            &Failing(FetchError::TooLarge(10)),
+            &Failing(FetchError::TooLarge),
             &FhirSettings::default(),
             &ehr(),
             &req,
@@ -1153,7 +1240,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(err.reason.contains("larger than 10 bytes"), "{err}");
+        assert!(err.reason.contains("larger than --fhir-max-bytes"), "{err}");
     }
 
     #[tokio::test]
@@ -1236,6 +1323,43 @@ mod tests {
         assert_eq!(source.seen.lock().unwrap().len(), 2);
         assert_eq!(got.resources.len(), 3); // patient + 2 conditions
         assert!(got.notes[0].contains("more than 2 page"), "{:?}", got.notes);
+    }
+
+    #[tokio::test]
+    async fn live_data_past_the_budget_is_412_on_a_first_page_and_a_note_later() {
+        let c = |id: &str| json!({"resourceType": "Condition", "id": id});
+        let big: Vec<Value> = (0..200).map(|i| c(&i.to_string())).collect();
+        let page1 = searchset(&[c("1")], Some("https://ehr.example/fhir?p=2"));
+        let page2 = searchset(&big, None);
+        let settings = |max_call_bytes| FhirSettings {
+            max_call_bytes,
+            ..FhirSettings::default()
+        };
+        let source = || Table {
+            answers: vec![
+                (
+                    "https://ehr.example/fhir/Condition?".into(),
+                    200,
+                    page1.clone(),
+                ),
+                ("https://ehr.example/fhir?p=2".into(), 200, page2.clone()),
+            ],
+            ..Table::default()
+        };
+        let req = request(full_prefetch_except(&["conditions"]), Some("t"));
+        // Room for the first page only: the second is left out, with a note.
+        let first = crate::json_cost::expansion(page1.to_string().as_bytes());
+        let got = gather(&source(), &settings(first + 100), &ehr(), &req, deadline())
+            .await
+            .unwrap();
+        assert_eq!(got.resources.len(), 2, "patient + the first page");
+        assert!(got.notes[0].contains("--fhir-max-bytes"), "{:?}", got.notes);
+        // Not even room for the first page: the call cannot be answered.
+        let err = gather(&source(), &settings(first - 1), &ehr(), &req, deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(err.query, "conditions (Condition search)");
+        assert!(err.reason.contains("larger than --fhir-max-bytes"), "{err}");
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
-//! A memory budget for request bodies: every call holds, while it runs, permits for the
-//! bytes of its body (in KiB). When a new call's body would pass the budget it is
-//! refused at once with 503 and `Retry-After` instead of being read, so a flood of large
-//! bodies cannot take the process's memory (a parsed body is several times its size).
+//! A memory budget for request bodies: every call holds, while it runs, permits (in KiB)
+//! for its body's bytes and for what the body costs once parsed, bounded from the bytes
+//! by [`crate::json_cost`] as they arrive. When a call would pass the budget it is
+//! refused at once with 503 and `Retry-After` instead of being read further, so a flood
+//! of large bodies cannot take the process's memory; a body whose cost alone passes the
+//! whole budget could never be served, and gets 413.
 
 use std::sync::Arc;
 
@@ -47,7 +49,7 @@ impl BodyBudget {
         use std::fmt::Write;
         let _ = write!(
             out,
-            "# HELP dvt_cds_inflight_body_kib Request-body KiB held by calls in flight.\n\
+            "# HELP dvt_cds_inflight_body_kib KiB held by the bodies of calls in flight (bytes and parsed cost).\n\
              # TYPE dvt_cds_inflight_body_kib gauge\n\
              dvt_cds_inflight_body_kib {}\n\
              # HELP dvt_cds_inflight_body_limit_kib The request-body budget in KiB (--max-inflight-body).\n\
@@ -58,13 +60,14 @@ impl BodyBudget {
         );
     }
 
-    /// Make `permit` cover `bytes` of body; `false` when the budget has no room.
-    pub fn cover(&self, permit: &mut BodyPermit, bytes: usize) -> bool {
-        let Ok(needed) = u32::try_from(kib(bytes)) else {
-            return false;
+    /// Make `permit` cover `bytes` (a body and its parsed cost).
+    pub fn cover(&self, permit: &mut BodyPermit, bytes: usize) -> Result<(), Refused> {
+        let needed = match u32::try_from(kib(bytes)) {
+            Ok(n) if n <= self.total_kib => n,
+            _ => return Err(Refused::NeverFits),
         };
         if needed <= permit.kib {
-            return true;
+            return Ok(());
         }
         let more = needed - permit.kib;
         match self.permits.clone().try_acquire_many_owned(more) {
@@ -74,11 +77,20 @@ impl BodyBudget {
                     None => permit.held = Some(p),
                 }
                 permit.kib = needed;
-                true
+                Ok(())
             }
-            Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => false,
+            Err(TryAcquireError::NoPermits) | Err(TryAcquireError::Closed) => Err(Refused::Busy),
         }
     }
+}
+
+/// Why [`BodyBudget::cover`] said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Calls in flight hold the budget now: retry later (503).
+    Busy,
+    /// More than the whole budget: never servable (413).
+    NeverFits,
 }
 
 fn kib(bytes: usize) -> usize {
@@ -94,17 +106,21 @@ mod tests {
         let budget = BodyBudget::new(10 * 1024);
         let mut a = BodyPermit::default();
         let mut b = BodyPermit::default();
-        assert!(budget.cover(&mut a, 6 * 1024));
+        assert!(budget.cover(&mut a, 6 * 1024).is_ok());
         assert_eq!(budget.in_use_kib(), 6);
         // Growing a call's cover takes only the difference.
-        assert!(budget.cover(&mut a, 7 * 1024 - 100));
+        assert!(budget.cover(&mut a, 7 * 1024 - 100).is_ok());
         assert_eq!(budget.in_use_kib(), 7);
-        assert!(budget.cover(&mut b, 3 * 1024));
-        assert!(!budget.cover(&mut b, 3 * 1024 + 1), "past the budget");
+        assert!(budget.cover(&mut b, 3 * 1024).is_ok());
+        assert_eq!(
+            budget.cover(&mut b, 3 * 1024 + 1),
+            Err(Refused::Busy),
+            "past the budget"
+        );
         assert_eq!(budget.in_use_kib(), 10);
         drop(a);
         assert_eq!(budget.in_use_kib(), 3);
-        assert!(budget.cover(&mut b, 9 * 1024));
+        assert!(budget.cover(&mut b, 9 * 1024).is_ok());
         drop(b);
         assert_eq!(budget.in_use_kib(), 0);
     }
@@ -113,8 +129,9 @@ mod tests {
     fn a_body_larger_than_the_budget_is_refused() {
         let budget = BodyBudget::new(4096);
         let mut p = BodyPermit::default();
-        assert!(!budget.cover(&mut p, 4097));
-        assert!(budget.cover(&mut p, 4096));
-        assert!(budget.cover(&mut p, 0));
+        assert_eq!(budget.cover(&mut p, 4097), Err(Refused::NeverFits));
+        assert_eq!(budget.cover(&mut p, usize::MAX), Err(Refused::NeverFits));
+        assert!(budget.cover(&mut p, 4096).is_ok());
+        assert!(budget.cover(&mut p, 0).is_ok());
     }
 }

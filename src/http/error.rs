@@ -31,6 +31,8 @@ pub enum ApiError {
     DeadlineExceeded(Duration),
     /// 413, with the limit in bytes.
     TooLarge(usize),
+    /// 413: the body's parsed form alone would take more than `--max-inflight-body`.
+    ParsedTooLarge,
     /// 415.
     UnsupportedMediaType,
     /// 408: the body did not arrive within `--body-timeout`.
@@ -47,19 +49,58 @@ pub enum ApiError {
 #[derive(Debug, Clone)]
 pub struct ErrorDetail(pub String);
 
-/// A FHIR OperationOutcome with one issue per entry of `(code, diagnostics, path)`.
+/// Most issues an OperationOutcome lists; past it one more issue says how many were
+/// left out. A body with thousands of problems gets a short answer, not a long one.
+pub const MAX_ISSUES: usize = 20;
+/// Longest `diagnostics` (characters): messages may quote what the client sent.
+const MAX_DIAGNOSTICS: usize = 500;
+/// Longest `expression` path (characters).
+const MAX_EXPRESSION: usize = 200;
+/// Longest error detail in the request's log line (characters): details quote the
+/// client's input (JWT claims, JSON paths), and a log line must stay one short line.
+pub const MAX_LOG_DETAIL: usize = 300;
+
+/// A FHIR OperationOutcome with one issue per entry of `(code, diagnostics, path)`:
+/// the first [`MAX_ISSUES`], then "and M more problems"; long texts clipped.
 pub fn operation_outcome(issues: &[(&str, String, Option<&str>)]) -> Value {
-    let issues: Vec<Value> = issues
-        .iter()
+    listed_outcome(
+        issues.iter().map(|(c, d, p)| (*c, d.clone(), *p)),
+        issues.len(),
+    )
+}
+
+/// [`operation_outcome`] of `total` issues, of which only the first [`MAX_ISSUES`] are
+/// taken from `issues` (and formatted).
+fn listed_outcome<'a>(
+    issues: impl Iterator<Item = (&'a str, String, Option<&'a str>)>,
+    total: usize,
+) -> Value {
+    let mut listed: Vec<Value> = issues
+        .take(MAX_ISSUES)
         .map(|(code, diagnostics, path)| {
-            let mut issue = json!({"severity": "error", "code": code, "diagnostics": diagnostics});
+            let mut issue = json!({"severity": "error", "code": code,
+                "diagnostics": clip(&diagnostics, MAX_DIAGNOSTICS)});
             if let Some(p) = path.filter(|p| !p.is_empty()) {
-                issue["expression"] = json!([p]);
+                issue["expression"] = json!([clip(p, MAX_EXPRESSION)]);
             }
             issue
         })
         .collect();
-    json!({"resourceType": "OperationOutcome", "issue": issues})
+    let more = total.saturating_sub(MAX_ISSUES);
+    if more > 0 {
+        listed.push(json!({"severity": "error", "code": "invalid", "diagnostics": format!(
+            "and {more} more problem(s): only the first {MAX_ISSUES} are listed; fix these and send again"
+        )}));
+    }
+    json!({"resourceType": "OperationOutcome", "issue": listed})
+}
+
+/// The first `max` characters of `s`, with "…" when something was cut.
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((end, _)) => format!("{}…", &s[..end]),
+    }
 }
 
 impl ApiError {
@@ -72,7 +113,7 @@ impl ApiError {
             ApiError::DataUnavailable(_) | ApiError::DeadlineExceeded(_) => {
                 StatusCode::PRECONDITION_FAILED
             }
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::ParsedTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotReady(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,18 +124,16 @@ impl ApiError {
     fn body(&self) -> Value {
         match self {
             ApiError::Invalid(list) => {
-                let issues: Vec<(&str, String, Option<&str>)> = list
-                    .iter()
-                    .map(|i| {
-                        let code = if i.message.starts_with("required") {
-                            "required"
-                        } else {
-                            "invalid"
-                        };
-                        (code, i.to_string(), Some(i.path.as_str()))
-                    })
-                    .collect();
-                operation_outcome(&issues)
+                // Only the listed issues are formatted; the rest are counted.
+                let issues = list.iter().map(|i| {
+                    let code = if i.message.starts_with("required") {
+                        "required"
+                    } else {
+                        "invalid"
+                    };
+                    (code, i.to_string(), Some(i.path.as_str()))
+                });
+                listed_outcome(issues, list.len())
             }
             ApiError::MalformedJson(e) => operation_outcome(&[(
                 "structure",
@@ -114,7 +153,7 @@ impl ApiError {
                 format!(
                     "no CDS service \"{}\": GET /cds-services lists the services (dvt-patient-view, \
                      dvt-encounter-start, dvt-order-select, dvt-order-sign)",
-                    truncate(id, 64)
+                    clip(id, 64)
                 ),
                 None,
             )]),
@@ -154,6 +193,14 @@ impl ApiError {
                 format!("the body is larger than the limit of {limit} bytes (--max-body)"),
                 None,
             )]),
+            ApiError::ParsedTooLarge => operation_outcome(&[(
+                "too-costly",
+                "the body's parsed form would take more memory than this service allows for \
+                 all calls in flight (--max-inflight-body): send less data, e.g. fewer \
+                 prefetch resources (many small JSON objects cost far more than their bytes)"
+                    .to_string(),
+                None,
+            )]),
             ApiError::UnsupportedMediaType => operation_outcome(&[(
                 "not-supported",
                 "send the body as JSON with Content-Type: application/json".to_string(),
@@ -190,8 +237,18 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             ApiError::Invalid(list) => {
-                let paths: Vec<&str> = list.iter().map(|i| i.path.as_str()).collect();
-                format!("invalid request: {}", paths.join(", "))
+                let paths: Vec<&str> = list
+                    .iter()
+                    .take(MAX_ISSUES)
+                    .map(|i| i.path.as_str())
+                    .collect();
+                let more = list.len().saturating_sub(MAX_ISSUES);
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("invalid request: {}{more}", paths.join(", "))
             }
             ApiError::MalformedJson(_) => "malformed JSON".to_string(),
             ApiError::Unauthorized(d) => format!("unauthorized: {d}"),
@@ -204,6 +261,7 @@ impl ApiError {
             },
             ApiError::DeadlineExceeded(_) => "deadline exceeded".to_string(),
             ApiError::TooLarge(_) => "body too large".to_string(),
+            ApiError::ParsedTooLarge => "body too large once parsed".to_string(),
             ApiError::UnsupportedMediaType => "unsupported media type".to_string(),
             ApiError::BodyTimeout(_) => "body timeout".to_string(),
             ApiError::Busy => "busy: in-flight body budget spent".to_string(),
@@ -211,10 +269,6 @@ impl ApiError {
             ApiError::Internal(d) => format!("internal: {d}"),
         }
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 impl IntoResponse for ApiError {
@@ -240,7 +294,46 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        resp.extensions_mut().insert(ErrorDetail(self.detail()));
+        resp.extensions_mut()
+            .insert(ErrorDetail(clip(&self.detail(), MAX_LOG_DETAIL)));
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cds_hooks::Invalid;
+
+    #[test]
+    fn many_issues_are_listed_up_to_the_cap_then_counted() {
+        let list: Vec<Invalid> = (0..1000)
+            .map(|i| Invalid::new(format!("feedback[{i}].card"), "expected a UUID"))
+            .collect();
+        let body = ApiError::Invalid(list).body();
+        let issues = body["issue"].as_array().unwrap();
+        assert_eq!(issues.len(), MAX_ISSUES + 1);
+        assert_eq!(issues[19]["expression"][0], "feedback[19].card");
+        assert!(
+            issues[20]["diagnostics"]
+                .as_str()
+                .unwrap()
+                .starts_with("and 980 more problem(s)")
+        );
+        let few = operation_outcome(&[("invalid", "x".into(), None)]);
+        assert_eq!(few["issue"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn client_text_is_clipped_in_the_answer_and_the_log() {
+        let long = "é".repeat(100_000);
+        let body = operation_outcome(&[("invalid", long.clone(), Some(&long))]);
+        let diagnostics = body["issue"][0]["diagnostics"].as_str().unwrap();
+        assert_eq!(diagnostics.chars().count(), MAX_DIAGNOSTICS + 1);
+        assert!(diagnostics.ends_with('…'));
+        let resp = ApiError::Unauthorized(format!("check=kid kid={long}")).into_response();
+        let detail = &resp.extensions().get::<ErrorDetail>().unwrap().0;
+        assert_eq!(detail.chars().count(), MAX_LOG_DETAIL + 1);
+        assert_eq!(clip("short", 10), "short");
     }
 }

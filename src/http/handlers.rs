@@ -13,10 +13,11 @@ use serde_json::{Value, json};
 
 use super::auth::Verified;
 use super::error::ApiError;
-use super::{AppState, BodyPermit, RequestLog};
+use super::{AppState, BodyPermit, Refused, RequestLog};
 use crate::cds_hooks::{
     Hook, discovery_document, parse_feedback, parse_hook_request_owned, prune_empty,
 };
+use crate::json_cost::Expansion;
 
 /// `GET /cds-services`. Spec: "Discovery".
 pub async fn list_services(
@@ -194,7 +195,8 @@ pub async fn method_not_allowed(uri: axum::http::Uri) -> ApiError {
 
 /// What a hook call and a feedback call share, in the order the errors must come:
 /// unknown path shape (404), authentication against the route's own audience (401),
-/// unknown service (404), then the JSON body (415 / 413 / 503 when the in-flight body
+/// unknown service (404), then the JSON body (415 / 413 past `--max-body` or when its
+/// parsed form alone would pass `--max-inflight-body` / 503 when the in-flight body
 /// budget is spent / 408 when it does not arrive within `--body-timeout` / 400).
 /// Also returns the verified client (`None` in dev mode without auth).
 async fn service_call(
@@ -224,13 +226,14 @@ async fn service_call(
 }
 
 /// The body as JSON: 415 unless it says JSON, 413 past `max_body` (without reading
-/// further), 503 when `reserve(bytes)` (the body budget) refuses the bytes about to be
-/// held, 400 when it does not parse.
+/// further), `reserve(bytes)` (the body budget) asked for the body's buffer plus its
+/// parsed cost ([`Expansion`]) as each chunk arrives, so its refusal (503, or 413 when
+/// it could never fit) comes before the parse; 400 when it does not parse.
 async fn read_json(
     headers: &HeaderMap,
     body: Body,
     max_body: usize,
-    mut reserve: impl FnMut(usize) -> bool,
+    mut reserve: impl FnMut(usize) -> Result<(), Refused>,
 ) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -254,14 +257,17 @@ async fn read_json(
     if declared.is_some_and(|n| n > max_body as u64) {
         return Err(ApiError::TooLarge(max_body));
     }
-    if let Some(n) = declared
-        && !reserve(n as usize)
-    {
-        return Err(ApiError::Busy);
+    let refused = |r: Refused| match r {
+        Refused::Busy => ApiError::Busy,
+        Refused::NeverFits => ApiError::ParsedTooLarge,
+    };
+    if let Some(n) = declared {
+        reserve(n as usize).map_err(refused)?;
     }
     // Sized from Content-Length so a typical body is not regrown; at most 1 MiB up
     // front, so that a client cannot make us reserve `max_body` by only claiming it.
     let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n.min(1 << 20) as usize));
+    let mut cost = Expansion::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk =
@@ -269,9 +275,29 @@ async fn read_json(
         if bytes.len() + chunk.len() > max_body {
             return Err(ApiError::TooLarge(max_body));
         }
-        // Without Content-Length the budget is taken as the body comes.
-        if !reserve(bytes.len() + chunk.len()) {
-            return Err(ApiError::Busy);
+        cost.feed(&chunk);
+        // The buffer as it will be (std's Vec grows to at least twice its capacity) and
+        // the parsed form so far.
+        let needed = bytes.len() + chunk.len();
+        let buffer = if needed > bytes.capacity() {
+            needed.max(2 * bytes.capacity())
+        } else {
+            bytes.capacity()
+        };
+        if let Err(r) = reserve(buffer + cost.bytes()) {
+            if r == Refused::NeverFits {
+                // Read the rest (at most `max_body`, dropped as it comes) so the client,
+                // still sending, reads the 413 rather than a reset connection.
+                drop(bytes);
+                let mut read = needed;
+                while let Some(Ok(chunk)) = stream.next().await {
+                    read += chunk.len();
+                    if read > max_body {
+                        break;
+                    }
+                }
+            }
+            return Err(refused(r));
         }
         bytes.extend_from_slice(&chunk);
     }

@@ -29,7 +29,7 @@ use crate::feedback::{FeedbackStore, SqliteStore};
 use crate::fhir::{FhirSettings, FhirSource, HttpFhirSource};
 use crate::mappings::Mappings;
 use auth::Authenticator;
-pub use budget::{BodyBudget, BodyPermit};
+pub use budget::{BodyBudget, BodyPermit, Refused};
 use error::{ApiError, ErrorDetail};
 use metrics::Metrics;
 
@@ -52,7 +52,8 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// Time allowed for a request body to arrive.
     pub body_timeout: Duration,
-    /// Budget of request-body bytes held at once by all calls (>= `max_body`).
+    /// Budget of memory held at once by the bodies of all calls, each counted as its
+    /// bytes plus its parsed cost (`json_cost`) (>= `max_body`).
     pub max_inflight_body: usize,
     pub deadline: Duration,
     pub mappings_dir: Option<PathBuf>,
@@ -74,7 +75,7 @@ pub struct App {
     pub public_url: String,
     pub max_body: usize,
     pub body_timeout: Duration,
-    /// Request-body bytes held by calls in flight, in KiB permits.
+    /// Request bodies (bytes and parsed cost) held by calls in flight, in KiB permits.
     pub body_budget: BodyBudget,
     pub deadline: Duration,
     pub cors: CorsPolicy,

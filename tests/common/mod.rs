@@ -27,7 +27,12 @@ pub struct TestApp {
 
 /// A command for the binary with no `DVT_CDS_*` variables inherited from the caller.
 pub fn command() -> Command {
-    let mut c = Command::new(BIN);
+    command_of(BIN)
+}
+
+/// [`command`] for another build of the binary (e.g. an older one, to compare).
+pub fn command_of(bin: &str) -> Command {
+    let mut c = Command::new(bin);
     for (k, _) in std::env::vars() {
         if k.starts_with("DVT_CDS_") {
             c.env_remove(k);
@@ -55,8 +60,13 @@ impl TestApp {
 
     /// Start in `dir` (e.g. to restart on the same feedback database).
     pub fn spawn_in(dir: Arc<tempfile::TempDir>, args: &[&str]) -> TestApp {
+        Self::spawn_bin_in(BIN, dir, args)
+    }
+
+    /// [`TestApp::spawn_in`] for another build of the binary.
+    pub fn spawn_bin_in(bin: &str, dir: Arc<tempfile::TempDir>, args: &[&str]) -> TestApp {
         let db = dir.path().join("feedback.sqlite3");
-        let mut child = command()
+        let mut child = command_of(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--feedback-db"])
             .arg(&db)
             .args(args)
@@ -147,6 +157,26 @@ impl TestApp {
 
     pub fn port(&self) -> u16 {
         self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Peak resident memory of the process so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        self.status_kib("VmHWM:") * 1024
+    }
+
+    /// Resident memory of the process now (`VmRSS`), in bytes.
+    pub fn rss(&self) -> u64 {
+        self.status_kib("VmRSS:") * 1024
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
     }
 
     /// Everything logged so far (stderr).
