@@ -14,6 +14,46 @@ const HOOKS: [&str; 4] = [
     "order-sign",
 ];
 
+/// Discovery names the mapping set that answers (`dvt-model.md` §6; README "Endpoints"):
+/// the shipped one by default, a site's own with `--mappings DIR`.
+#[tokio::test]
+async fn discovery_names_the_mapping_set() {
+    let app = TestApp::dev();
+    let (_, _, body) = get(&app.url("/cds-services"), None).await;
+    for s in body["services"].as_array().expect("services") {
+        assert_eq!(
+            s["extension"]["dvt-cds-mappings"],
+            json!({"name": "dvt-cds-default", "version": "2.0.0"}),
+            "{s}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    std::fs::create_dir_all(dir.path().join("valuesets")).unwrap();
+    for e in std::fs::read_dir(from.join("valuesets")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(
+            &p,
+            dir.path().join("valuesets").join(p.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let model = std::fs::read_to_string(from.join("model.toml"))
+        .unwrap()
+        .replace("id = \"dvt-cds-default\"", "id = \"stmary-dvt\"")
+        .replace("version = \"2.0.0\"", "version = \"2026.3\"");
+    std::fs::write(dir.path().join("model.toml"), model).unwrap();
+    let site = TestApp::spawn(&["--dev", "--mappings", dir.path().to_str().unwrap()]);
+    let (_, _, body) = get(&site.url("/cds-services"), None).await;
+    for s in body["services"].as_array().expect("services") {
+        assert_eq!(
+            s["extension"]["dvt-cds-mappings"],
+            json!({"name": "stmary-dvt", "version": "2026.3"}),
+            "{s}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn discovery_lists_the_four_services_with_prefetch() {
     let app = TestApp::dev();

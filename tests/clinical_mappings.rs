@@ -130,3 +130,109 @@ fn a_site_maps_a_local_long_haul_travel_code() {
     );
     assert_eq!(category(&r).as_deref(), Some("follow-up"));
 }
+
+/// A site's own set (`--mappings DIR`) may use the v2 format: a CPT range in `surgery`
+/// makes a knee replacement coded in CPT recent surgery, and an exclude takes one code of
+/// the range out again. The record reader sees both through the same classification.
+#[test]
+fn site_set_with_a_cpt_range_and_an_exclude_drives_the_assessment() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_shipped(dir.path());
+    let path = dir.path().join("valuesets/surgery.json");
+    let mut vs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let source = json!([{"url": "https://dvt-cds.example.org/fhir/StructureDefinition/source",
+                         "valueString": "site: CPT knee arthroplasty 27440-27447"}]);
+    vs["compose"]["include"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "extension": source, "system": "http://www.ama-assn.org/go/cpt",
+            "filter": [{"property": "code-range", "op": "=", "value": "27440-27447"}]
+        }));
+    vs["compose"]["exclude"] = json!([{
+        "extension": source, "system": "http://www.ama-assn.org/go/cpt",
+        "concept": [{"code": "27441", "display": "excluded for this test"}]
+    }]);
+    std::fs::write(&path, vs.to_string()).unwrap();
+    let m = Mappings::load_dir(dir.path()).unwrap();
+    let report = check_command(Some(dir.path())).unwrap();
+    assert!(report.contains("1 ranges   1 excluded"), "{report}");
+
+    let with = |code: &str| {
+        let surgery = procedure("s", "http://www.ama-assn.org/go/cpt", code, 10);
+        respond(
+            &m,
+            &input(Hook::PatientView),
+            &[adult(), leg_pain("p", "M79.662", 1), surgery],
+            now(),
+        )
+    };
+    for code in ["27440", "27447"] {
+        let r = with(code);
+        assert_eq!(category(&r).as_deref(), Some("dvt-evaluation"), "{code}");
+        assert_eq!(
+            strs(&ext(&r)["riskFactors"]),
+            vec!["recent-surgery"],
+            "{code}"
+        );
+    }
+    for code in ["27439", "27448", "27441"] {
+        assert_eq!(
+            category(&with(code)).as_deref(),
+            Some("follow-up"),
+            "{code}"
+        );
+    }
+    // The shipped set does not hold the range (yet): the same knee replacement is unseen.
+    let surgery = procedure("s", "http://www.ama-assn.org/go/cpt", "27447", 10);
+    let r = respond(
+        mappings(),
+        &input(Hook::PatientView),
+        &[adult(), leg_pain("p", "M79.662", 1), surgery],
+        now(),
+    );
+    assert_eq!(category(&r).as_deref(), Some("follow-up"));
+}
+
+/// A site's set names itself: its id and version reach `mappings check`, and a broken
+/// range in it is refused naming the file and the entry.
+#[test]
+fn site_set_id_and_version_and_a_broken_range_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_shipped(dir.path());
+    let model = dir.path().join("model.toml");
+    let text = std::fs::read_to_string(&model)
+        .unwrap()
+        .replace("id = \"dvt-cds-default\"", "id = \"stmary-dvt\"")
+        .replace("version = \"2.0.0\"", "version = \"2026.3\"");
+    std::fs::write(&model, text).unwrap();
+    let m = Mappings::load_dir(dir.path()).unwrap();
+    assert_eq!(
+        (m.id.as_str(), m.version.as_str()),
+        ("stmary-dvt", "2026.3")
+    );
+    let report = check_command(Some(dir.path())).unwrap();
+    assert!(
+        report.starts_with("mappings OK: stmary-dvt version 2026.3 ("),
+        "{report}"
+    );
+
+    let path = dir.path().join("valuesets/leg-cast.json");
+    let mut vs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    vs["compose"]["include"][0]["filter"] =
+        json!([{"property": "code-range", "op": "=", "value": "29405-29345"}]);
+    vs["compose"]["include"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("concept");
+    std::fs::write(&path, vs.to_string()).unwrap();
+    let msg = check_command(Some(dir.path())).unwrap_err();
+    assert!(
+        msg.contains(
+            "valuesets/leg-cast.json: compose.include[0].filter[0].value: \"29405\" comes after \"29345\""
+        ),
+        "{msg}"
+    );
+}

@@ -66,6 +66,17 @@ class IsA:
 
 
 @dataclass(frozen=True)
+class Range:
+    """CPT or ICD-10-CM codes FIRST to LAST, both included (mappings/README.md "Code
+    ranges"); `source` names where the range comes from (each range names its source)."""
+
+    system: str
+    first: str
+    last: str
+    source: str
+
+
+@dataclass(frozen=True)
 class Vsac:
     """Every code of a VSAC expansion file (optionally one system, optionally filtered)."""
 
@@ -80,6 +91,8 @@ class ValueSetSpec:
     title: str
     description: str
     parts: tuple = ()
+    # compose.exclude: IsA, Range or Explicit parts that never match, whatever `parts` say.
+    excludes: tuple = ()
 
 
 def tsv(system: str, *codes: str, spec: str = "dvt-model.md §2") -> Explicit:
@@ -550,6 +563,30 @@ class Builder:
         return f"codes.tsv: {verified}", VSAC_BASE + oid, version
 
     def build(self, spec: ValueSetSpec) -> tuple[dict, int, int]:
+        includes, n_codes, n_filters = self.render(spec.id, spec.parts)
+        excludes, _, _ = self.render(spec.id, spec.excludes)
+        vs = {
+            "resourceType": "ValueSet",
+            "id": spec.id,
+            "url": f"{BASE}/ValueSet/{spec.id}",
+            "version": "1.0.0",
+            "name": "".join(w.capitalize() for w in re.split(r"[-\s]+", spec.id)),
+            "title": spec.title,
+            "status": "active",
+            "description": spec.description,
+        }
+        if spec.parts:
+            if not includes:
+                fail(f"{spec.id}: no codes")
+            vs["compose"] = {"include": includes}
+            if excludes:
+                vs["compose"]["exclude"] = excludes
+        elif spec.excludes:
+            fail(f"{spec.id}: excludes without includes")
+        return vs, n_codes, n_filters
+
+    def render(self, spec_id: str, parts: tuple) -> tuple[list[dict], int, int]:
+        """The include (or exclude) elements of `parts`, with their code and filter counts."""
         includes: list[dict] = []
         seen: set[tuple[str, str]] = set()
         n_codes = n_filters = 0
@@ -576,8 +613,18 @@ class Builder:
                                  "system": system, "concept": fresh})
             n_codes += len(fresh)
 
-        for part in spec.parts:
-            if isinstance(part, IsA):
+        for part in parts:
+            if isinstance(part, Range):
+                if part.system not in (CPT, ICD10CM):
+                    fail(f"{spec_id}: code ranges are for CPT and ICD-10-CM only: {part!r}")
+                includes.append({
+                    "extension": source_exts(part.source, None, None),
+                    "system": part.system,
+                    "filter": [{"property": "code-range", "op": "=",
+                                "value": f"{part.first}-{part.last}"}],
+                })
+                n_filters += 1
+            elif isinstance(part, IsA):
                 includes.append({
                     "extension": source_exts(
                         f"{part.section} (ICD-10-CM {part.code} and all codes below it)", None, None),
@@ -598,7 +645,7 @@ class Builder:
                         display = SPEC_DISPLAYS.get((part.system, code)) or self.vsac_display.get(
                             (part.system, code))
                         if not display:
-                            fail(f"{spec.id}: no display for {part.system}|{code}")
+                            fail(f"{spec_id}: no display for {part.system}|{code}")
                         groups.setdefault("", []).append({"code": code, "display": display})
                 for verified, concepts in groups.items():
                     if verified:
@@ -608,7 +655,7 @@ class Builder:
             elif isinstance(part, Vsac):
                 f = self.vsac.get(part.file)
                 if f is None:
-                    fail(f"{spec.id}: missing VSAC file {part.file}")
+                    fail(f"{spec_id}: missing VSAC file {part.file}")
                 systems = part.systems or tuple(sorted({c["system"] for c in f.contains}))
                 for system in systems:
                     concepts = [{"code": c["code"], "display": c["display"]}
@@ -620,23 +667,8 @@ class Builder:
                         source += ", ICD-10-CM O-codes whose display says \"first trimester\" (dvt-model.md §4 rule 4)"
                     add_concepts(system, source, f.url, f.version, concepts)
             else:
-                fail(f"{spec.id}: unknown part {part!r}")
-
-        vs = {
-            "resourceType": "ValueSet",
-            "id": spec.id,
-            "url": f"{BASE}/ValueSet/{spec.id}",
-            "version": "1.0.0",
-            "name": "".join(w.capitalize() for w in re.split(r"[-\s]+", spec.id)),
-            "title": spec.title,
-            "status": "active",
-            "description": spec.description,
-        }
-        if spec.parts:
-            if not includes:
-                fail(f"{spec.id}: no codes")
-            vs["compose"] = {"include": includes}
-        return vs, n_codes, n_filters
+                fail(f"{spec_id}: unknown part {part!r}")
+        return includes, n_codes, n_filters
 
 
 def keep(rule: str, c: dict) -> bool:

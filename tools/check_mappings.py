@@ -144,10 +144,13 @@ def main() -> None:
                 problems.append(f"{name}: must have no compose")
         elif compose is None:
             problems.append(f"{name}: no compose")
-        if compose is not None and set(compose) != {"include"}:
-            problems.append(f"{name}: compose has {sorted(set(compose) - {'include'})}")
-        for i, inc in enumerate((compose or {}).get("include", [])):
-            where = f"{name}: include[{i}]"
+        if compose is not None and not ({"include"} <= set(compose) <= {"include", "exclude"}):
+            problems.append(f"{name}: compose has {sorted(set(compose) - {'include', 'exclude'})}")
+        parts = [("include", i, inc) for i, inc in enumerate((compose or {}).get("include", []))]
+        parts += [("exclude", i, inc) for i, inc in enumerate((compose or {}).get("exclude", []))]
+        excluded: set[str] = set()
+        for which, i, inc in parts:
+            where = f"{name}: {which}[{i}]"
             extra = set(inc) - {"extension", "system", "concept", "filter"}
             if extra:
                 problems.append(f"{where}: unexpected {sorted(extra)}")
@@ -163,10 +166,24 @@ def main() -> None:
             elif source.startswith("VSAC") and not ("source-url" in ext and "source-version" in ext):
                 problems.append(f"{where}: VSAC source without source-url/version")
             for f in inc.get("filter", []):
+                if f.get("property") == "code-range":
+                    # Checked in full by `dvt-cds mappings check`; here: the shape only.
+                    if (system not in (ICD10CM, "http://www.ama-assn.org/go/cpt")
+                            or f != {"property": "code-range", "op": "=", "value": f.get("value")}
+                            or len(inc["filter"]) != 1
+                            or str(f.get("value")).count("-") != 1):
+                        problems.append(f"{where}: bad filter {f}")
+                    continue
                 if system != ICD10CM or f != {"property": "concept", "op": "is-a",
                                               "value": f.get("value")}:
                     problems.append(f"{where}: bad filter {f}")
-                filters.append(f.get("value"))
+                if which == "exclude":
+                    excluded.add(f.get("value"))
+                else:
+                    filters.append(f.get("value"))
+            if which == "exclude":
+                excluded.update(c.get("code") for c in inc.get("concept", []))
+                continue
             concepts = inc.get("concept", [])
             if [c["code"] for c in concepts] != sorted(c["code"] for c in concepts):
                 problems.append(f"{where}: concepts not sorted by code")
@@ -187,7 +204,9 @@ def main() -> None:
             return code in plain or any(code.startswith(f) for f in filters)
 
         for code in assigned.get(vs_id, []):
-            if not covered(code):
+            if code in excluded or any(code.startswith(e) for e in excluded):
+                problems.append(f"{name}: codes.tsv code {code} assigned by the contract is excluded")
+            elif not covered(code):
                 problems.append(f"{name}: codes.tsv code {code} assigned by the contract is missing")
         for code in FORBIDDEN.get(vs_id, []):
             if covered(code):

@@ -5,6 +5,28 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Hook;
+use crate::mappings::Mappings;
+
+/// The key of our discovery extension (CDS Hooks 2.0 "Extensions": a JSON object under
+/// `extension`): which mapping set answers, in the shape of the card extension's
+/// `mappings` (`dvt-model.md` §6), so an EHR can tell which clinical knowledge it calls.
+pub const MAPPINGS_EXTENSION: &str = "dvt-cds-mappings";
+
+/// The mapping set a service answers with: `{"name": id, "version": version}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MappingSetRef {
+    pub name: String,
+    pub version: String,
+}
+
+impl MappingSetRef {
+    pub fn of(mappings: &Mappings) -> Self {
+        MappingSetRef {
+            name: mappings.id.clone(),
+            version: mappings.version.clone(),
+        }
+    }
+}
 
 /// One CDS Service as discovery describes it.
 #[derive(Debug, Clone, Serialize)]
@@ -19,6 +41,8 @@ pub struct DiscoveryService {
     pub prefetch: BTreeMap<&'static str, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage_requirements: Option<&'static str>,
+    /// `{"dvt-cds-mappings": {"name": .., "version": ..}}`.
+    pub extension: BTreeMap<&'static str, MappingSetRef>,
 }
 
 const USAGE: &str = "Send the prefetch listed here, or fhirServer with fhirAuthorization \
@@ -28,7 +52,7 @@ const USAGE: &str = "Send the prefetch listed here, or fhirServer with fhirAutho
     ES384 or RS384 by a registered issuer.";
 
 impl DiscoveryService {
-    pub fn for_hook(hook: Hook) -> Self {
+    pub fn for_hook(hook: Hook, mappings: &MappingSetRef) -> Self {
         let (title, description) = match hook {
             Hook::PatientView => (
                 "DVT assessment when a chart is opened",
@@ -63,15 +87,37 @@ impl DiscoveryService {
             description,
             prefetch: crate::fhir::prefetch_templates(hook),
             usage_requirements: Some(USAGE),
+            extension: BTreeMap::from([(MAPPINGS_EXTENSION, mappings.clone())]),
         }
     }
 }
 
-/// The body of `GET /cds-services`: the four services.
-pub fn discovery_document() -> serde_json::Value {
+/// The body of `GET /cds-services`: the four services, each naming the mapping set.
+pub fn discovery_document(mappings: &Mappings) -> serde_json::Value {
+    let set = MappingSetRef::of(mappings);
     let services: Vec<DiscoveryService> = Hook::ALL
         .into_iter()
-        .map(DiscoveryService::for_hook)
+        .map(|hook| DiscoveryService::for_hook(hook, &set))
         .collect();
     serde_json::json!({ "services": services })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_names_the_mapping_set() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        let d = discovery_document(&m);
+        let services = d["services"].as_array().expect("services");
+        assert_eq!(services.len(), 4);
+        for s in services {
+            assert_eq!(
+                s["extension"][MAPPINGS_EXTENSION],
+                serde_json::json!({"name": "dvt-cds-default", "version": "2.0.0"}),
+                "{s}"
+            );
+        }
+    }
 }

@@ -116,7 +116,7 @@ mod feedback;
 mod json_rule;
 mod request;
 
-pub use discovery::{DiscoveryService, discovery_document};
+pub use discovery::{DiscoveryService, MAPPINGS_EXTENSION, MappingSetRef, discovery_document};
 pub use feedback::{
     AcceptedSuggestion, FeedbackEntry, MAX_FEEDBACK_ENTRIES, Outcome, OverrideReason,
     parse_feedback,

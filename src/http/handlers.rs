@@ -26,7 +26,7 @@ pub async fn list_services(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.authenticate(&headers, "/cds-services", &log).await?;
-    Ok(Json(discovery_document()).into_response())
+    Ok(Json(discovery_document(&state.0.mappings)).into_response())
 }
 
 /// `POST /cds-services/{id}`. Spec: "Calling a CDS Service", "CDS Service Response".

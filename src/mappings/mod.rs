@@ -5,7 +5,10 @@
 //!
 //! Queries are fast: every (system, code) maps to a bit set of the code sets it belongs
 //! to, so one hash lookup answers all concepts at once (ICD-10-CM `is-a` is a prefix
-//! lookup on the normalised code: no dot, no surrounding whitespace, upper case).
+//! lookup on the normalised code: no dot, no surrounding whitespace, upper case). Code
+//! ranges (CPT, ICD-10-CM) are compiled into sorted disjoint segments per system, one
+//! binary search each; `compose.exclude` is a second index of the same shape, looked up
+//! only when a code matched something and its system has excludes.
 
 pub mod model;
 
@@ -208,14 +211,180 @@ fn err(file: &str, entry: impl Into<String>, problem: impl Into<String>) -> Mapp
     }
 }
 
+/// How a code system's codes are compared (`dvt-model.md` §1 "Codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum SystemKind {
+    /// Normalised (no dot, upper case); `is-a` roots and ranges cover the codes below.
+    Icd10cm,
+    /// Exact; ranges compare five-character codes (see [`cpt_order`]).
+    Cpt,
+    /// Exact only.
+    #[default]
+    Other,
+}
+
+/// One disjoint stretch of a compiled range table: codes whose order key lies in
+/// `lo..=hi` belong to the code sets `bits`.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    lo: u64,
+    hi: u64,
+    bits: u64,
+}
+
+/// The ranges of one system whose bounds are compared the same way: sorted, disjoint
+/// segments, so one binary search answers every range at once.
 #[derive(Debug, Default)]
-struct SystemIndex {
-    is_icd10cm: bool,
+struct RangeTable {
+    /// ICD-10-CM: the bounds' length (the code's first `len` characters are compared);
+    /// 0 for CPT (whole five-character codes).
+    len: usize,
+    /// Ranges as loaded (lo, hi, bits); compiled into `segments` by [`RangeTable::compile`].
+    raw: Vec<(u64, u64, u64)>,
+    segments: Vec<Segment>,
+}
+
+impl RangeTable {
+    /// Split overlapping ranges into disjoint segments, each with the union of the code
+    /// sets covering it (a few hundred ranges at most: quadratic is fine, and it runs once).
+    fn compile(&mut self) {
+        let mut cuts: Vec<u64> = self
+            .raw
+            .iter()
+            .flat_map(|&(lo, hi, _)| [lo, hi.saturating_add(1)])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        self.segments.clear();
+        for w in cuts.windows(2) {
+            let (lo, hi) = (w[0], w[1] - 1);
+            let bits = self
+                .raw
+                .iter()
+                .filter(|&&(a, b, _)| a <= lo && hi <= b)
+                .fold(0, |acc, &(_, _, bits)| acc | bits);
+            match self.segments.last_mut() {
+                Some(last) if last.bits == bits && last.hi + 1 == lo => last.hi = hi,
+                _ if bits != 0 => self.segments.push(Segment { lo, hi, bits }),
+                _ => {}
+            }
+        }
+    }
+
+    fn lookup(&self, kind: SystemKind, code: &str) -> u64 {
+        let key = match kind {
+            SystemKind::Cpt => cpt_order(code),
+            _ => code.get(..self.len).and_then(icd_order),
+        };
+        let Some(key) = key else { return 0 };
+        let i = self.segments.partition_point(|s| s.lo <= key);
+        match i.checked_sub(1).map(|i| self.segments[i]) {
+            Some(s) if key <= s.hi => s.bits,
+            _ => 0,
+        }
+    }
+}
+
+/// The codes one direction of a system's value sets names: what includes add, or what
+/// excludes take away.
+#[derive(Debug, Default)]
+struct CodeIndex {
     exact: FastMap<Box<str>, u64>,
     /// ICD-10-CM `is-a` roots, normalised.
     prefixes: FastMap<Box<str>, u64>,
     /// Bit n set: some root is n characters long (only those lengths are looked up).
     prefix_lens: u32,
+    ranges: Vec<RangeTable>,
+}
+
+impl CodeIndex {
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty() && self.ranges.is_empty()
+    }
+
+    fn add_range(&mut self, len: usize, lo: u64, hi: u64, bits: u64) {
+        let table = match self.ranges.iter().position(|t| t.len == len) {
+            Some(i) => &mut self.ranges[i],
+            None => {
+                self.ranges.push(RangeTable {
+                    len,
+                    ..RangeTable::default()
+                });
+                self.ranges.last_mut().expect("just pushed")
+            }
+        };
+        table.raw.push((lo, hi, bits));
+    }
+
+    /// `code` is trimmed, and normalised for ICD-10-CM.
+    fn lookup(&self, kind: SystemKind, code: &str) -> u64 {
+        let mut bits = self.exact.get(code).copied().unwrap_or(0);
+        if !self.prefixes.is_empty() {
+            for len in (3..=code.len()).filter(|l| self.prefix_lens & (1 << l) != 0) {
+                if let Some(b) = self.prefixes.get(&code[..len]) {
+                    bits |= b;
+                }
+            }
+        }
+        for table in &self.ranges {
+            bits |= table.lookup(kind, code);
+        }
+        bits
+    }
+}
+
+#[derive(Debug, Default)]
+struct SystemIndex {
+    kind: SystemKind,
+    include: CodeIndex,
+    /// `compose.exclude`: a code here never matches the code sets named, whatever the
+    /// includes say.
+    exclude: CodeIndex,
+}
+
+impl SystemIndex {
+    fn index_mut(&mut self, exclude: bool) -> &mut CodeIndex {
+        if exclude {
+            &mut self.exclude
+        } else {
+            &mut self.include
+        }
+    }
+}
+
+/// The order CPT ranges compare codes in, or `None` if `code` is not a CPT code. A CPT
+/// code is five characters: five digits (Category I), or four digits and a letter
+/// (Category II `0001F`, Category III `0042T`, PLA `0001U`, MAAA `0002M`). Codes of one
+/// kind compare by their number; kinds never mix, so a range of Category II codes can
+/// never take in a Category III code (`0001F`-`0015F` holds `0005F`, never `0005T`).
+fn cpt_order(code: &str) -> Option<u64> {
+    let b = code.as_bytes();
+    if b.len() != 5 || !b[..4].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let digits = |s: &[u8]| s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    match b[4] {
+        d if d.is_ascii_digit() => Some(digits(b)),
+        l if l.is_ascii_uppercase() => Some(u64::from(l - b'A' + 1) * 100_000 + digits(&b[..4])),
+        _ => None,
+    }
+}
+
+/// The order ICD-10-CM ranges compare normalised codes in: character by character,
+/// digits before letters (the tabular order: `I82.49` < `I82.4Y`). At most 12 characters
+/// (base 36 fits a u64).
+fn icd_order(code: &str) -> Option<u64> {
+    if code.is_empty() || code.len() > 12 {
+        return None;
+    }
+    code.bytes().try_fold(0u64, |n, c| {
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'Z' => c - b'A' + 10,
+            _ => return None,
+        };
+        Some(n * 36 + u64::from(v))
+    })
 }
 
 /// Per code set: where it came from and how many codes it holds (for `mappings check`).
@@ -224,11 +393,19 @@ pub struct CodeSetInfo {
     pub value_sets: Vec<String>,
     pub codes: usize,
     pub is_a_roots: usize,
+    pub ranges: usize,
+    /// Codes, roots and ranges of `compose.exclude`.
+    pub excludes: usize,
 }
 
 /// Loaded and compiled mappings. Immutable and `Send + Sync`: share it in an `Arc`.
 #[derive(Debug)]
 pub struct Mappings {
+    /// The mapping set's id (`[model] id`, e.g. `dvt-cds-default`): with `version`, what
+    /// discovery and every card name, so an answer can be traced to the knowledge behind it.
+    pub id: String,
+    /// The mapping set's version (`[model] version`).
+    pub version: String,
     pub model: Model,
     systems: Vec<SystemIndex>,
     system_ids: FastMap<Box<str>, usize>,
@@ -350,6 +527,8 @@ impl Mappings {
         }
 
         let mut m = Mappings {
+            id: model.model.id.clone(),
+            version: model.model.version.clone(),
             model,
             systems: Vec::new(),
             system_ids: FastMap::default(),
@@ -409,6 +588,16 @@ impl Mappings {
                 "not listed under [codesets] in model.toml, so it would be ignored: list it",
             ));
         }
+        for system in &mut m.systems {
+            for table in system
+                .include
+                .ranges
+                .iter_mut()
+                .chain(system.exclude.ranges.iter_mut())
+            {
+                table.compile();
+            }
+        }
         m.build_laterality(&model_file)?;
         Ok(m)
     }
@@ -418,8 +607,13 @@ impl Mappings {
             return i;
         }
         let i = self.systems.len();
+        let kind = match system {
+            ICD10CM => SystemKind::Icd10cm,
+            CPT => SystemKind::Cpt,
+            _ => SystemKind::Other,
+        };
         self.systems.push(SystemIndex {
-            is_icd10cm: system == ICD10CM,
+            kind,
             ..SystemIndex::default()
         });
         self.system_ids.insert(system.into(), i);
@@ -438,35 +632,63 @@ impl Mappings {
         vs: &ParsedValueSet,
     ) -> Result<(), MappingError> {
         for inc in &vs.includes {
-            let si = self.system_index(&inc.system);
-            let is_icd = self.systems[si].is_icd10cm;
-            for (entry, code) in &inc.codes {
-                let key = if is_icd {
-                    normalise_icd_string(code).ok_or_else(|| {
-                        err(
-                            file,
-                            entry.clone(),
-                            format!("\"{code}\" is not an ICD-10-CM code"),
-                        )
-                    })?
-                } else {
-                    code.trim().to_string()
-                };
-                *self.systems[si].exact.entry(key.into()).or_default() |= set.bit();
-                self.info[set as usize].codes += 1;
-            }
-            for (entry, root) in &inc.is_a {
-                let key = normalise_icd_string(root).ok_or_else(|| {
-                    err(
-                        file,
-                        entry.clone(),
-                        format!("\"{root}\" is not an ICD-10-CM code"),
-                    )
-                })?;
-                self.systems[si].prefix_lens |= 1 << key.len().min(31);
-                *self.systems[si].prefixes.entry(key.into()).or_default() |= set.bit();
+            self.add_part(set, file, inc, false)?;
+        }
+        for exc in &vs.excludes {
+            self.add_part(set, file, exc, true)?;
+        }
+        Ok(())
+    }
+
+    /// Add one `compose.include` (or, with `exclude`, one `compose.exclude`) to the index.
+    fn add_part(
+        &mut self,
+        set: CodeSet,
+        file: &str,
+        part: &ParsedInclude,
+        exclude: bool,
+    ) -> Result<(), MappingError> {
+        let si = self.system_index(&part.system);
+        let kind = self.systems[si].kind;
+        let icd_key = |entry: &str, code: &str| {
+            normalise_icd_string(code)
+                .ok_or_else(|| err(file, entry, format!("\"{code}\" is not an ICD-10-CM code")))
+        };
+        let mut added = 0;
+        for (entry, code) in &part.codes {
+            let key = if kind == SystemKind::Icd10cm {
+                icd_key(entry, code)?
+            } else {
+                code.trim().to_string()
+            };
+            let index = self.systems[si].index_mut(exclude);
+            *index.exact.entry(key.into()).or_default() |= set.bit();
+            added += 1;
+        }
+        if !exclude {
+            self.info[set as usize].codes += added;
+        }
+        for (entry, root) in &part.is_a {
+            let key = icd_key(entry, root)?;
+            let index = self.systems[si].index_mut(exclude);
+            index.prefix_lens |= 1 << key.len().min(31);
+            *index.prefixes.entry(key.into()).or_default() |= set.bit();
+            added += 1;
+            if !exclude {
                 self.info[set as usize].is_a_roots += 1;
             }
+        }
+        for r in &part.ranges {
+            self.systems[si]
+                .index_mut(exclude)
+                .add_range(r.len, r.lo, r.hi, set.bit());
+            added += 1;
+            if !exclude {
+                self.info[set as usize].ranges += 1;
+            }
+        }
+        if exclude {
+            self.info[set as usize].excludes += added;
         }
         Ok(())
     }
@@ -503,29 +725,29 @@ impl Mappings {
 
     /// The code sets a (system, code) pair belongs to (`dvt-model.md` §1 "Codes"):
     /// exact match after trimming; ICD-10-CM also without its dot and below an `is-a`
-    /// root.
+    /// root; CPT and ICD-10-CM within a `code-range`; never a code a value set of the
+    /// code set excludes.
     pub fn classify(&self, system: &str, code: &str) -> CodeSets {
         let Some(&si) = self.system_ids.get(trim(system)) else {
             return CodeSets::default();
         };
         let idx = &self.systems[si];
-        if !idx.is_icd10cm {
-            return CodeSets(idx.exact.get(trim(code)).copied().unwrap_or(0));
-        }
         let mut buf = [0u8; 16];
-        let Some(n) = normalise_icd(code, &mut buf) else {
-            return CodeSets::default();
+        let key = if idx.kind == SystemKind::Icd10cm {
+            let Some(n) = normalise_icd(code, &mut buf) else {
+                return CodeSets::default();
+            };
+            let Ok(norm) = std::str::from_utf8(&buf[..n]) else {
+                return CodeSets::default();
+            };
+            norm
+        } else {
+            trim(code)
         };
-        let Ok(norm) = std::str::from_utf8(&buf[..n]) else {
-            return CodeSets::default();
-        };
-        let mut bits = idx.exact.get(norm).copied().unwrap_or(0);
-        if !idx.prefixes.is_empty() {
-            for len in (3..=n).filter(|l| idx.prefix_lens & (1 << l) != 0) {
-                if let Some(b) = idx.prefixes.get(&norm[..len]) {
-                    bits |= b;
-                }
-            }
+        let mut bits = idx.include.lookup(idx.kind, key);
+        // An excluded code never matches, even where an is-a root or a range covers it.
+        if bits != 0 && !idx.exclude.is_empty() {
+            bits &= !idx.exclude.lookup(idx.kind, key);
         }
         CodeSets(bits)
     }
@@ -535,8 +757,8 @@ impl Mappings {
         if self
             .system_ids
             .get(trim(system))
-            .map(|&i| self.systems[i].is_icd10cm)
-            != Some(true)
+            .map(|&i| self.systems[i].kind)
+            != Some(SystemKind::Icd10cm)
         {
             return None;
         }
@@ -560,8 +782,8 @@ impl Mappings {
     pub fn is_icd10cm(&self, system: &str) -> bool {
         self.system_ids
             .get(trim(system))
-            .map(|&i| self.systems[i].is_icd10cm)
-            == Some(true)
+            .map(|&i| self.systems[i].kind)
+            == Some(SystemKind::Icd10cm)
     }
 
     /// Where a code set came from and how big it is.
@@ -578,18 +800,21 @@ pub fn check_command(dir: Option<&Path>) -> Result<String, String> {
         None => Mappings::embedded()?,
     };
     let mut out = format!(
-        "mappings OK: {} {} ({})\n",
+        "mappings OK: {} version {} ({}): {}\n",
+        m.id,
+        m.version,
+        dir.map_or("embedded".to_string(), |d| d.display().to_string()),
         m.model.model.name,
-        m.model.model.version,
-        dir.map_or("embedded".to_string(), |d| d.display().to_string())
     );
     for &set in CodeSet::ALL {
         let i = m.info(set);
         out.push_str(&format!(
-            "{:<34} {:>6} codes {:>3} is-a roots  from {}\n",
+            "{:<34} {:>6} codes {:>3} is-a roots {:>3} ranges {:>3} excluded  from {}\n",
             set.key(),
             i.codes,
             i.is_a_roots,
+            i.ranges,
+            i.excludes,
             i.value_sets.join(", ")
         ));
     }
@@ -598,19 +823,35 @@ pub fn check_command(dir: Option<&Path>) -> Result<String, String> {
 
 // ---- ValueSet parsing (the subset mappings-format.md allows) ----
 
+/// One `compose.include` or `compose.exclude`.
 #[derive(Debug)]
 struct ParsedInclude {
     system: String,
     /// (entry path, code)
     codes: Vec<(String, String)>,
     is_a: Vec<(String, String)>,
+    ranges: Vec<ParsedRange>,
+}
+
+/// A `code-range` filter, checked and turned into order keys ([`cpt_order`],
+/// [`icd_order`]).
+#[derive(Debug)]
+struct ParsedRange {
+    /// ICD-10-CM: the bounds' length; 0 for CPT.
+    len: usize,
+    lo: u64,
+    hi: u64,
 }
 
 #[derive(Debug)]
 struct ParsedValueSet {
     id: String,
     includes: Vec<ParsedInclude>,
+    excludes: Vec<ParsedInclude>,
 }
+
+/// The filter property of a code range (project-defined; `mappings/README.md`).
+pub const CODE_RANGE: &str = "code-range";
 
 fn non_empty_str<'a>(
     file: &str,
@@ -648,143 +889,259 @@ fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingErro
             "not read: put the codes in compose.include",
         ));
     }
-    let mut includes = Vec::new();
     let Some(compose) = obj.get("compose") else {
-        return Ok(ParsedValueSet { id, includes });
+        return Ok(ParsedValueSet {
+            id,
+            includes: Vec::new(),
+            excludes: Vec::new(),
+        });
     };
     let compose = compose
         .as_object()
         .ok_or_else(|| err(file, "compose", "must be an object"))?;
     for key in compose.keys() {
-        if key != "include" {
+        if key != "include" && key != "exclude" {
             return Err(err(
                 file,
                 format!("compose.{key}"),
-                "not supported (only compose.include: no exclude, no other elements)",
+                "not supported (only compose.include and compose.exclude)",
             ));
         }
     }
-    let incs = compose
-        .get("include")
-        .and_then(|i| i.as_array())
+    let includes = parse_parts(file, "include", compose.get("include"))?
         .ok_or_else(|| err(file, "compose.include", "must be a non-empty array"))?;
-    if incs.is_empty() {
-        return Err(err(file, "compose.include", "must not be empty"));
+    let excludes = parse_parts(file, "exclude", compose.get("exclude"))?.unwrap_or_default();
+    Ok(ParsedValueSet {
+        id,
+        includes,
+        excludes,
+    })
+}
+
+/// `compose.include` or `compose.exclude` (`which`): `None` when absent.
+fn parse_parts(
+    file: &str,
+    which: &str,
+    parts: Option<&serde_json::Value>,
+) -> Result<Option<Vec<ParsedInclude>>, MappingError> {
+    let Some(parts) = parts else {
+        return Ok(None);
+    };
+    let at = format!("compose.{which}");
+    let parts = parts
+        .as_array()
+        .ok_or_else(|| err(file, &at, "must be a non-empty array"))?;
+    if parts.is_empty() {
+        return Err(err(file, &at, "must not be empty"));
     }
-    for (i, inc) in incs.iter().enumerate() {
-        let at = format!("compose.include[{i}]");
-        let inc = inc
-            .as_object()
-            .ok_or_else(|| err(file, &at, "must be an object"))?;
-        for key in inc.keys() {
-            if !matches!(
-                key.as_str(),
-                "extension" | "system" | "version" | "concept" | "filter"
-            ) {
-                return Err(err(
-                    file,
-                    format!("{at}.{key}"),
-                    "not supported (valueSet references are not followed: list the codes)",
-                ));
-            }
-        }
-        let system = non_empty_str(file, &format!("{at}.system"), inc.get("system"))?
-            .trim()
-            .to_string();
-        let has_source = inc
-            .get("extension")
-            .and_then(|e| e.as_array())
-            .is_some_and(|exts| {
-                exts.iter().any(|e| {
-                    e.get("url").and_then(|u| u.as_str()) == Some(SOURCE_EXT)
-                        && e.get("valueString")
-                            .and_then(|s| s.as_str())
-                            .is_some_and(|s| !s.trim().is_empty())
-                })
-            });
-        if !has_source {
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| parse_part(file, &format!("{at}[{i}]"), part))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// One include or exclude: a system, a source, and either codes or filters.
+fn parse_part(
+    file: &str,
+    at: &str,
+    inc: &serde_json::Value,
+) -> Result<ParsedInclude, MappingError> {
+    let inc = inc
+        .as_object()
+        .ok_or_else(|| err(file, at, "must be an object"))?;
+    for key in inc.keys() {
+        if !matches!(
+            key.as_str(),
+            "extension" | "system" | "version" | "concept" | "filter"
+        ) {
             return Err(err(
                 file,
-                format!("{at}.extension"),
-                format!("needs a source extension ({SOURCE_EXT}) saying where the codes come from"),
+                format!("{at}.{key}"),
+                "not supported (valueSet references are not followed: list the codes)",
             ));
         }
-        let mut pi = ParsedInclude {
-            system: system.clone(),
-            codes: Vec::new(),
-            is_a: Vec::new(),
-        };
-        match (inc.get("concept"), inc.get("filter")) {
-            (Some(_), Some(_)) => {
-                return Err(err(
-                    file,
-                    &at,
-                    "has both concept and filter (FHIR allows one)",
-                ));
-            }
-            (None, None) => return Err(err(file, &at, "has neither concept nor filter")),
-            (Some(concepts), None) => {
-                let arr = concepts
-                    .as_array()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| {
-                        err(file, format!("{at}.concept"), "must be a non-empty array")
-                    })?;
-                for (j, c) in arr.iter().enumerate() {
-                    let cat = format!("{at}.concept[{j}]");
-                    let c = c
-                        .as_object()
-                        .ok_or_else(|| err(file, &cat, "must be an object"))?;
-                    for key in c.keys() {
-                        if !matches!(
-                            key.as_str(),
-                            "code" | "display" | "extension" | "designation"
-                        ) {
-                            return Err(err(file, format!("{cat}.{key}"), "not supported"));
-                        }
+    }
+    let system = non_empty_str(file, &format!("{at}.system"), inc.get("system"))?
+        .trim()
+        .to_string();
+    let has_source = inc
+        .get("extension")
+        .and_then(|e| e.as_array())
+        .is_some_and(|exts| {
+            exts.iter().any(|e| {
+                e.get("url").and_then(|u| u.as_str()) == Some(SOURCE_EXT)
+                    && e.get("valueString")
+                        .and_then(|s| s.as_str())
+                        .is_some_and(|s| !s.trim().is_empty())
+            })
+        });
+    if !has_source {
+        return Err(err(
+            file,
+            format!("{at}.extension"),
+            format!("needs a source extension ({SOURCE_EXT}) saying where the codes come from"),
+        ));
+    }
+    let mut pi = ParsedInclude {
+        system: system.clone(),
+        codes: Vec::new(),
+        is_a: Vec::new(),
+        ranges: Vec::new(),
+    };
+    match (inc.get("concept"), inc.get("filter")) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                file,
+                at,
+                "has both concept and filter (FHIR allows one)",
+            ));
+        }
+        (None, None) => return Err(err(file, at, "has neither concept nor filter")),
+        (Some(concepts), None) => {
+            let arr = concepts
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| err(file, format!("{at}.concept"), "must be a non-empty array"))?;
+            for (j, c) in arr.iter().enumerate() {
+                let cat = format!("{at}.concept[{j}]");
+                let c = c
+                    .as_object()
+                    .ok_or_else(|| err(file, &cat, "must be an object"))?;
+                for key in c.keys() {
+                    if !matches!(
+                        key.as_str(),
+                        "code" | "display" | "extension" | "designation"
+                    ) {
+                        return Err(err(file, format!("{cat}.{key}"), "not supported"));
                     }
-                    let code = non_empty_str(file, &format!("{cat}.code"), c.get("code"))?;
-                    if code.chars().any(char::is_whitespace) {
-                        return Err(err(file, format!("{cat}.code"), "contains whitespace"));
-                    }
-                    pi.codes.push((cat, code.to_string()));
                 }
+                let code = non_empty_str(file, &format!("{cat}.code"), c.get("code"))?;
+                if code.chars().any(char::is_whitespace) {
+                    return Err(err(file, format!("{cat}.code"), "contains whitespace"));
+                }
+                pi.codes.push((cat, code.to_string()));
             }
-            (None, Some(filters)) => {
-                let arr = filters
-                    .as_array()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| {
-                        err(file, format!("{at}.filter"), "must be a non-empty array")
-                    })?;
-                for (j, f) in arr.iter().enumerate() {
-                    let fat = format!("{at}.filter[{j}]");
-                    let prop = non_empty_str(file, &format!("{fat}.property"), f.get("property"))?;
-                    let op = non_empty_str(file, &format!("{fat}.op"), f.get("op"))?;
-                    let value = non_empty_str(file, &format!("{fat}.value"), f.get("value"))?;
-                    if prop != "concept" || op != "is-a" {
+        }
+        (None, Some(filters)) => {
+            let arr = filters
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| err(file, format!("{at}.filter"), "must be a non-empty array"))?;
+            for (j, f) in arr.iter().enumerate() {
+                let fat = format!("{at}.filter[{j}]");
+                let prop = non_empty_str(file, &format!("{fat}.property"), f.get("property"))?;
+                let op = non_empty_str(file, &format!("{fat}.op"), f.get("op"))?;
+                let value = non_empty_str(file, &format!("{fat}.value"), f.get("value"))?;
+                match (prop, op) {
+                    ("concept", "is-a") => {
+                        if system != ICD10CM {
+                            return Err(err(
+                                file,
+                                &fat,
+                                "is-a filters are only supported for ICD-10-CM: list the codes explicitly",
+                            ));
+                        }
+                        pi.is_a.push((fat, value.to_string()));
+                    }
+                    (CODE_RANGE, "=") => {
+                        // FHIR joins the filters of one include with AND: a range with
+                        // another filter would mean their intersection, which nobody means.
+                        if arr.len() != 1 {
+                            return Err(err(
+                                file,
+                                &fat,
+                                "a code-range filter must be its include's only filter (FHIR \
+                                 combines the filters of one include with AND): give each \
+                                 range its own include",
+                            ));
+                        }
+                        pi.ranges.push(parse_range(file, &fat, &system, value)?);
+                    }
+                    _ => {
                         return Err(err(
                             file,
                             &fat,
                             format!(
-                                "only property \"concept\" with op \"is-a\" is supported, not {prop} {op}"
+                                "only property \"concept\" with op \"is-a\", or property \
+                                 \"{CODE_RANGE}\" with op \"=\", is supported, not {prop} {op}"
                             ),
                         ));
                     }
-                    if system != ICD10CM {
-                        return Err(err(
-                            file,
-                            &fat,
-                            "is-a filters are only supported for ICD-10-CM: list the codes explicitly",
-                        ));
-                    }
-                    pi.is_a.push((fat, value.to_string()));
                 }
             }
         }
-        includes.push(pi);
     }
-    Ok(ParsedValueSet { id, includes })
+    Ok(pi)
+}
+
+/// A `code-range` value, `FIRST-LAST` (both ends included), in the order of its system:
+/// CPT by [`cpt_order`], ICD-10-CM by [`icd_order`] on bounds of one length, covering the
+/// codes below them (`D37-D44` holds `D44.9`).
+fn parse_range(
+    file: &str,
+    at: &str,
+    system: &str,
+    value: &str,
+) -> Result<ParsedRange, MappingError> {
+    let bad = |problem: String| err(file, format!("{at}.value"), problem);
+    let Some((first, last)) = value
+        .split_once('-')
+        .map(|(a, b)| (a.trim(), b.trim()))
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains('-'))
+    else {
+        return Err(bad(format!(
+            "\"{value}\" is not a range: write FIRST-LAST with one hyphen, e.g. 77261-77799"
+        )));
+    };
+    let (len, lo, hi) = match system {
+        CPT => {
+            let order = |code: &str| {
+                cpt_order(code).ok_or_else(|| {
+                    bad(format!(
+                        "\"{code}\" is not a CPT code (five characters: five digits, or four \
+                         digits and an upper-case letter such as 0001F or 0042T)"
+                    ))
+                })
+            };
+            let (lo, hi) = (order(first)?, order(last)?);
+            if lo / 100_000 != hi / 100_000 {
+                return Err(bad(format!(
+                    "\"{first}\" and \"{last}\" are different kinds of CPT code (five digits, \
+                     or four digits and the same letter): one range per kind"
+                )));
+            }
+            (0, lo, hi)
+        }
+        ICD10CM => {
+            let order = |code: &str| {
+                normalise_icd_string(code)
+                    .filter(|n| n.len() >= 3)
+                    .and_then(|n| Some((n.len(), icd_order(&n)?)))
+                    .ok_or_else(|| bad(format!("\"{code}\" is not an ICD-10-CM code")))
+            };
+            let ((len, lo), (last_len, hi)) = (order(first)?, order(last)?);
+            if len != last_len {
+                return Err(bad(format!(
+                    "\"{first}\" and \"{last}\" have different lengths: both ends of an \
+                     ICD-10-CM range name the same level (D37-D44, I82.40-I82.49)"
+                )));
+            }
+            (len, lo, hi)
+        }
+        _ => {
+            return Err(err(
+                file,
+                at,
+                "code ranges are only supported for CPT and ICD-10-CM: list the codes explicitly",
+            ));
+        }
+    };
+    if lo > hi {
+        return Err(bad(format!("\"{first}\" comes after \"{last}\"")));
+    }
+    Ok(ParsedRange { len, lo, hi })
 }
 
 #[cfg(test)]
@@ -792,20 +1149,24 @@ mod tests {
     use super::*;
 
     fn tiny_model() -> String {
+        model_with(&[(CodeSet::LegPain, "leg-pain")])
+    }
+
+    /// The shipped model.toml with every code set pointing at the value set `sets` names
+    /// for it, or at `empty`.
+    fn model_with(sets: &[(CodeSet, &str)]) -> String {
         let mut s = include_str!("../../mappings/model.toml").to_string();
-        // Point every code set at one tiny value set for these unit tests.
         let start = s.find("[codesets]").unwrap();
         let end = s.find("# Windows").unwrap();
-        let mut sets = String::from("[codesets]\n");
+        let mut table = String::from("[codesets]\n");
         for c in CodeSet::ALL {
-            let vs = if *c == CodeSet::LegPain {
-                "leg-pain"
-            } else {
-                "empty"
-            };
-            sets.push_str(&format!("{} = [\"{vs}\"]\n", c.key()));
+            let vs = sets
+                .iter()
+                .find(|(set, _)| set == c)
+                .map_or("empty", |(_, vs)| vs);
+            table.push_str(&format!("{} = [\"{vs}\"]\n", c.key()));
         }
-        s.replace_range(start..end, &sets);
+        s.replace_range(start..end, &table);
         s
     }
 
@@ -895,5 +1256,368 @@ mod tests {
         let e = Mappings::from_files("t", &f).unwrap_err();
         assert_eq!(e.entry, "[codesets] leg-pain");
         assert!(e.problem.contains("not found"));
+    }
+
+    // ---- code ranges and compose.exclude ----
+
+    const SRC: &str = r#""extension":[{"url":"https://dvt-cds.example.org/fhir/StructureDefinition/source","valueString":"t"}]"#;
+
+    /// One include (or exclude) element: `system` and either a code-range `value` or,
+    /// when `value` starts with `[`, a concept list / filter given as raw JSON.
+    fn part(system: &str, body: &str) -> String {
+        if body.starts_with('"') {
+            format!(r#"{{{SRC},"system":"{system}",{body}}}"#)
+        } else {
+            format!(
+                r#"{{{SRC},"system":"{system}","filter":[{{"property":"code-range","op":"=","value":"{body}"}}]}}"#
+            )
+        }
+    }
+
+    fn value_set(id: &str, includes: &[String], excludes: &[String]) -> String {
+        let mut compose = format!(r#""include":[{}]"#, includes.join(","));
+        if !excludes.is_empty() {
+            compose.push_str(&format!(r#","exclude":[{}]"#, excludes.join(",")));
+        }
+        format!(r#"{{"resourceType":"ValueSet","id":"{id}","url":"u","compose":{{{compose}}}}}"#)
+    }
+
+    /// A mapping set where `surgery`, `cancer` and `leg-cast` have the value sets given.
+    fn ranged(surgery: &str, cancer: &str, cast: &str) -> Result<Mappings, MappingError> {
+        Mappings::from_files(
+            "t",
+            &[
+                (
+                    "model.toml".into(),
+                    model_with(&[
+                        (CodeSet::Surgery, "surgery"),
+                        (CodeSet::Cancer, "cancer"),
+                        (CodeSet::LegCast, "leg-cast"),
+                    ]),
+                ),
+                ("valuesets/surgery.json".into(), surgery.into()),
+                ("valuesets/cancer.json".into(), cancer.into()),
+                ("valuesets/leg-cast.json".into(), cast.into()),
+                ("valuesets/empty.json".into(), EMPTY.into()),
+            ],
+        )
+    }
+
+    fn surgery_ranges() -> String {
+        value_set(
+            "surgery",
+            &[
+                part(CPT, "27440-27447"),
+                part(CPT, "0001F-0015F"),
+                part(CPT, "0042T-0045T"),
+                part(CPT, r#""concept":[{"code":"59400"}]"#),
+            ],
+            &[],
+        )
+    }
+
+    fn cancer_with_excludes() -> String {
+        value_set(
+            "cancer",
+            &[
+                part(ICD10CM, "C00-D49"),
+                part(ICD10CM, r#""concept":[{"code":"Z99.99"}]"#),
+            ],
+            &[
+                part(ICD10CM, "D37-D44"),
+                part(
+                    ICD10CM,
+                    r#""filter":[{"property":"concept","op":"is-a","value":"C44.91"}]"#,
+                ),
+                part(
+                    ICD10CM,
+                    r#""concept":[{"code":"C44.92"},{"code":"Z99.99"}]"#,
+                ),
+            ],
+        )
+    }
+
+    fn cast_overlapping() -> String {
+        value_set(
+            "leg-cast",
+            &[
+                part(CPT, "27445-27460"),
+                part(ICD10CM, r#""concept":[{"code":"D38.1"}]"#),
+            ],
+            &[],
+        )
+    }
+
+    fn shipped_like() -> Mappings {
+        ranged(
+            &surgery_ranges(),
+            &cancer_with_excludes(),
+            &cast_overlapping(),
+        )
+        .unwrap()
+    }
+
+    fn is(m: &Mappings, system: &str, code: &str, set: CodeSet) -> bool {
+        m.classify(system, code).contains(set)
+    }
+
+    #[test]
+    fn cpt_range_holds_both_edges_and_nothing_outside() {
+        let m = shipped_like();
+        for code in ["27440", "27443", "27447", " 27447 ", "59400"] {
+            assert!(is(&m, CPT, code, CodeSet::Surgery), "{code}");
+        }
+        for code in [
+            "27439", "27448", "2744", "274400", "27440.0", "59401", "", "2744X",
+        ] {
+            assert!(!is(&m, CPT, code, CodeSet::Surgery), "{code:?}");
+        }
+        // The same range under another system (or its OID) is the same system; LOINC is not.
+        assert!(is(
+            &m,
+            "urn:oid:2.16.840.1.113883.6.12",
+            "27445",
+            CodeSet::Surgery
+        ));
+        assert!(!is(&m, LOINC, "27445", CodeSet::Surgery));
+    }
+
+    #[test]
+    fn cpt_alphanumeric_ranges_compare_within_their_kind() {
+        let m = shipped_like();
+        for code in ["0001F", "0005F", "0015F", "0042T", "0045T"] {
+            assert!(is(&m, CPT, code, CodeSet::Surgery), "{code}");
+        }
+        // Just outside; another letter at an inside number; Category I at an inside number;
+        // lower case is not CPT.
+        for code in [
+            "0000F", "0016F", "0041T", "0046T", "0005T", "0043F", "0005U", "00005", "0005f",
+        ] {
+            assert!(!is(&m, CPT, code, CodeSet::Surgery), "{code}");
+        }
+        assert_eq!(cpt_order("0001F").map(|k| k / 100_000), Some(6));
+        assert!(cpt_order("99499") < cpt_order("0001F"));
+    }
+
+    #[test]
+    fn overlapping_ranges_of_two_code_sets_both_answer() {
+        let m = shipped_like();
+        let both = m.classify(CPT, "27446");
+        assert!(both.contains(CodeSet::Surgery) && both.contains(CodeSet::LegCast));
+        let one = m.classify(CPT, "27448");
+        assert!(!one.contains(CodeSet::Surgery) && one.contains(CodeSet::LegCast));
+        assert!(m.classify(CPT, "27444").contains(CodeSet::Surgery));
+        assert!(!m.classify(CPT, "27444").contains(CodeSet::LegCast));
+        assert!(m.classify(CPT, "27460").contains(CodeSet::LegCast));
+        assert!(m.classify(CPT, "27461").is_empty());
+        assert_eq!(m.info(CodeSet::Surgery).ranges, 3);
+        assert_eq!(m.info(CodeSet::Surgery).codes, 1);
+    }
+
+    #[test]
+    fn icd_range_covers_the_codes_below_its_ends() {
+        let m = shipped_like();
+        for code in [
+            "C00", "C00.0", "C50.911", "c50911", "D36.9", "D45", "D49.9", "D49",
+        ] {
+            assert!(is(&m, ICD10CM, code, CodeSet::Cancer), "{code}");
+        }
+        for code in ["B99.9", "E00", "C0", "Z85.3"] {
+            assert!(!is(&m, ICD10CM, code, CodeSet::Cancer), "{code}");
+        }
+    }
+
+    #[test]
+    fn excludes_override_ranges_is_a_and_exact_includes() {
+        let m = shipped_like();
+        // Range excluded from a range: both edges and below them; just outside stays.
+        for code in ["D37", "D37.0", "D40.10", "D44", "D44.9", "d449"] {
+            assert!(!is(&m, ICD10CM, code, CodeSet::Cancer), "{code}");
+        }
+        assert!(is(&m, ICD10CM, "D36.9", CodeSet::Cancer));
+        assert!(is(&m, ICD10CM, "D45", CodeSet::Cancer));
+        // An is-a exclude and an exact exclude; the siblings stay.
+        for code in ["C44.91", "C4491", "C44.92", " C44.92 "] {
+            assert!(!is(&m, ICD10CM, code, CodeSet::Cancer), "{code}");
+        }
+        for code in ["C44.90", "C44.99", "C44.01"] {
+            assert!(is(&m, ICD10CM, code, CodeSet::Cancer), "{code}");
+        }
+        // Exact include, exact exclude: excluded.
+        assert!(!is(&m, ICD10CM, "Z99.99", CodeSet::Cancer));
+        // An exclude takes a code out of its own code set only.
+        let d38 = m.classify(ICD10CM, "D38.1");
+        assert!(!d38.contains(CodeSet::Cancer) && d38.contains(CodeSet::LegCast));
+        assert_eq!(m.info(CodeSet::Cancer).excludes, 4);
+    }
+
+    /// (surgery value set with one broken entry, the entry named, words of the message)
+    #[test]
+    fn malformed_ranges_and_excludes_are_refused_naming_file_and_entry() {
+        let inc = |p: String| value_set("surgery", &[p], &[]);
+        let f0 = "compose.include[0].filter[0]";
+        let v0 = "compose.include[0].filter[0].value";
+        let cases: Vec<(String, &str, &str)> = vec![
+            (inc(part(CPT, "27440")), v0, "is not a range"),
+            (inc(part(CPT, "27440-")), v0, "is not a range"),
+            (inc(part(CPT, "-27447")), v0, "is not a range"),
+            (inc(part(CPT, "27440-27445-27447")), v0, "is not a range"),
+            (
+                inc(part(CPT, "2744-27447")),
+                v0,
+                "\"2744\" is not a CPT code",
+            ),
+            (inc(part(CPT, "27440-274470")), v0, "is not a CPT code"),
+            (inc(part(CPT, "0001f-0015f")), v0, "is not a CPT code"),
+            (
+                inc(part(CPT, "0001F-0015T")),
+                v0,
+                "different kinds of CPT code",
+            ),
+            (
+                inc(part(CPT, "99499-0001F")),
+                v0,
+                "different kinds of CPT code",
+            ),
+            (
+                inc(part(CPT, "27447-27440")),
+                v0,
+                "\"27447\" comes after \"27440\"",
+            ),
+            (inc(part(ICD10CM, "D37-D44.9")), v0, "different lengths"),
+            (inc(part(ICD10CM, "D4-D44")), v0, "is not an ICD-10-CM code"),
+            (inc(part(ICD10CM, "D44-D37")), v0, "comes after"),
+            (
+                inc(part(SNOMED, "100-200")),
+                f0,
+                "only supported for CPT and ICD-10-CM",
+            ),
+            (
+                inc(part(
+                    CPT,
+                    r#""filter":[{"property":"code-range","op":"is-a","value":"1-2"}]"#,
+                )),
+                f0,
+                "not code-range is-a",
+            ),
+            (
+                inc(part(
+                    ICD10CM,
+                    r#""filter":[{"property":"code-range","op":"=","value":"D37-D44"},{"property":"concept","op":"is-a","value":"D3"}]"#,
+                )),
+                f0,
+                "its include's only filter",
+            ),
+            (
+                value_set(
+                    "surgery",
+                    &[part(CPT, "27440-27447")],
+                    &[r#"{"system":"x","concept":[{"code":"1"}]}"#.into()],
+                ),
+                "compose.exclude[0].extension",
+                "needs a source extension",
+            ),
+            (
+                value_set(
+                    "surgery",
+                    &[part(CPT, "27440-27447")],
+                    &[part(CPT, "27447-27440")],
+                ),
+                "compose.exclude[0].filter[0].value",
+                "comes after",
+            ),
+            (
+                value_set("surgery", &[part(CPT, "27440-27447")], &[])
+                    .replace(r#""include":"#, r#""exclude":{},"include":"#),
+                "compose.exclude",
+                "non-empty array",
+            ),
+            (
+                value_set("surgery", &[part(CPT, "27440-27447")], &[])
+                    .replace(r#""include":"#, r#""exclude":[],"include":"#),
+                "compose.exclude",
+                "must not be empty",
+            ),
+            (
+                // FHIR: compose.include is required; an exclude alone selects nothing.
+                r#"{"resourceType":"ValueSet","id":"surgery","url":"u","compose":{"exclude":[]}}"#
+                    .into(),
+                "compose.include",
+                "must be a non-empty array",
+            ),
+        ];
+        for (surgery, entry, words) in cases {
+            let e =
+                ranged(&surgery, &cancer_with_excludes(), &cast_overlapping()).expect_err(&surgery);
+            assert_eq!(e.file, "t/valuesets/surgery.json", "{surgery}: {e}");
+            assert_eq!(e.entry, entry, "{surgery}: {e}");
+            assert!(e.problem.contains(words), "{surgery}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("t/valuesets/surgery.json: {entry}: ")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn range_table_segments_are_disjoint_and_sorted() {
+        let mut t = RangeTable {
+            raw: vec![
+                (10, 20, 1),
+                (15, 30, 2),
+                (15, 30, 4),
+                (40, 40, 1),
+                (21, 25, 1),
+            ],
+            ..RangeTable::default()
+        };
+        t.compile();
+        let got: Vec<(u64, u64, u64)> = t.segments.iter().map(|s| (s.lo, s.hi, s.bits)).collect();
+        assert_eq!(
+            got,
+            vec![(10, 14, 1), (15, 25, 7), (26, 30, 6), (40, 40, 1)]
+        );
+    }
+
+    // ---- the mapping set's id and version ----
+
+    #[test]
+    fn shipped_set_loads_with_its_id_and_version() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        assert_eq!(
+            (m.id.as_str(), m.version.as_str()),
+            ("dvt-cds-default", "2.0.0")
+        );
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let on_disk = Mappings::load_dir(&dir).expect("mappings/ on disk");
+        assert_eq!((on_disk.id, on_disk.version), (m.id, m.version));
+        let report = check_command(None).unwrap();
+        assert!(
+            report.starts_with("mappings OK: dvt-cds-default version 2.0.0 (embedded)"),
+            "{report}"
+        );
+        assert!(report.contains("ranges"), "{report}");
+    }
+
+    #[test]
+    fn bad_or_missing_set_id_is_refused_naming_the_key() {
+        let mut f = files(LEG_PAIN);
+        f[0].1 = f[0]
+            .1
+            .replace("id = \"dvt-cds-default\"", "id = \"dvt cds\"");
+        let e = Mappings::from_files("t", &f).unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.entry.as_str()),
+            ("t/model.toml", "[model] id")
+        );
+        let mut f = files(LEG_PAIN);
+        f[0].1 = f[0].1.replace("version = \"2.0.0\"", "version = \"\"");
+        let e = Mappings::from_files("t", &f).unwrap_err();
+        assert_eq!(e.entry, "[model] version");
+        let mut f = files(LEG_PAIN);
+        f[0].1 = f[0].1.replace("id = \"dvt-cds-default\"\n", "");
+        let e = Mappings::from_files("t", &f).unwrap_err();
+        assert!(e.to_string().contains("missing field `id`"), "{e}");
     }
 }

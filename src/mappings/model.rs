@@ -25,7 +25,12 @@ pub struct Model {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ModelInfo {
+    /// The mapping set's id: `dvt-cds-default` for the shipped set; a site that edits
+    /// its copy gives it its own id, so that cards and discovery say whose knowledge spoke.
+    pub id: String,
+    /// What the set is, for people.
     pub name: String,
+    /// The mapping set's version (the shipped set follows `dvt-model.md`'s version).
     pub version: String,
 }
 
@@ -176,6 +181,23 @@ impl Model {
     }
 
     fn validate(&self, file: &str) -> Result<(), MappingError> {
+        // Shown in discovery, on cards and in logs: a short token, never free text.
+        for (name, v) in [
+            ("[model] id", &self.model.id),
+            ("[model] version", &self.model.version),
+        ] {
+            let token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+');
+            if v.is_empty() || v.len() > 64 || !v.chars().all(token) {
+                return Err(err(
+                    file,
+                    name,
+                    format!(
+                        "\"{v}\" must be 1 to 64 letters, digits, '.', '-', '_' or '+' \
+                         (e.g. id = \"dvt-cds-default\", version = \"2.0.0\")"
+                    ),
+                ));
+            }
+        }
         let t = &self.thresholds;
         for (name, v) in [
             ("[thresholds] spo2-below", t.spo2_below),
