@@ -319,7 +319,8 @@ impl CodeIndex {
     /// `code` is trimmed, and normalised for ICD-10-CM.
     fn lookup(&self, kind: SystemKind, code: &str) -> u64 {
         let mut bits = self.exact.get(code).copied().unwrap_or(0);
-        if !self.prefixes.is_empty() {
+        // Roots exist for ICD-10-CM only, whose normalised codes are ASCII (safe to slice).
+        if kind == SystemKind::Icd10cm && !self.prefixes.is_empty() {
             for len in (3..=code.len()).filter(|l| self.prefix_lens & (1 << l) != 0) {
                 if let Some(b) = self.prefixes.get(&code[..len]) {
                     bits |= b;
@@ -1380,6 +1381,15 @@ mod tests {
             CodeSet::Surgery
         ));
         assert!(!is(&m, LOINC, "27445", CodeSet::Surgery));
+        // Not ASCII: no match, no panic.
+        for (system, code) in [
+            (CPT, "2744é"),
+            (CPT, "274é"),
+            (ICD10CM, "D3é"),
+            (SNOMED, "é"),
+        ] {
+            assert!(m.classify(system, code).is_empty(), "{code}");
+        }
     }
 
     #[test]
