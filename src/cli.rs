@@ -222,8 +222,14 @@ pub fn run() -> ExitCode {
 fn print_or_fail(r: Result<String, String>) -> ExitCode {
     match r {
         Ok(s) => {
-            println!("{s}");
-            ExitCode::SUCCESS
+            // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{s}").and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("writing the output: {e}")),
+            }
         }
         Err(e) => fail(&e),
     }

@@ -205,7 +205,7 @@ fn site_set_id_and_version_and_a_broken_range_are_reported() {
     let text = std::fs::read_to_string(&model)
         .unwrap()
         .replace("id = \"dvt-cds-default\"", "id = \"stmary-dvt\"")
-        .replace("version = \"2.0.0\"", "version = \"2026.3\"");
+        .replace("version = \"1.0.0\"", "version = \"2026.3\"");
     std::fs::write(&model, text).unwrap();
     let m = Mappings::load_dir(dir.path()).unwrap();
     assert_eq!(
@@ -235,4 +235,22 @@ fn site_set_id_and_version_and_a_broken_range_are_reported() {
         ),
         "{msg}"
     );
+}
+
+#[test]
+fn mappings_check_into_a_closed_pipe_exits_cleanly() {
+    // `dvt-cds mappings check | head -1`: the reader closes the pipe early. Rust ignores
+    // SIGPIPE, so a plain println! would panic ("failed printing to stdout").
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dvt-cds"))
+        .args(["mappings", "check"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -1597,14 +1597,14 @@ mod tests {
         let m = Mappings::embedded().expect("shipped mappings");
         assert_eq!(
             (m.id.as_str(), m.version.as_str()),
-            ("dvt-cds-default", "2.0.0")
+            ("dvt-cds-default", "1.0.0")
         );
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
         let on_disk = Mappings::load_dir(&dir).expect("mappings/ on disk");
         assert_eq!((on_disk.id, on_disk.version), (m.id, m.version));
         let report = check_command(None).unwrap();
         assert!(
-            report.starts_with("mappings OK: dvt-cds-default version 2.0.0 (embedded)"),
+            report.starts_with("mappings OK: dvt-cds-default version 1.0.0 (embedded)"),
             "{report}"
         );
         assert!(report.contains("ranges"), "{report}");
@@ -1622,7 +1622,7 @@ mod tests {
             ("t/model.toml", "[model] id")
         );
         let mut f = files(LEG_PAIN);
-        f[0].1 = f[0].1.replace("version = \"2.0.0\"", "version = \"\"");
+        f[0].1 = f[0].1.replace("version = \"1.0.0\"", "version = \"\"");
         let e = Mappings::from_files("t", &f).unwrap_err();
         assert_eq!(e.entry, "[model] version");
         let mut f = files(LEG_PAIN);

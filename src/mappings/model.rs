@@ -193,7 +193,7 @@ impl Model {
                     name,
                     format!(
                         "\"{v}\" must be 1 to 64 letters, digits, '.', '-', '_' or '+' \
-                         (e.g. id = \"dvt-cds-default\", version = \"2.0.0\")"
+                         (e.g. id = \"dvt-cds-default\", version = \"1.0.0\")"
                     ),
                 ));
             }
