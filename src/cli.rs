@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cds_hooks::Hook;
-use crate::fhir::{EgressPolicy, FhirSettings, ServerBase};
+use crate::fhir::{EgressPolicy, FhirSettings, LiveDataPool, ServerBase};
 use crate::http::{Application, ServeConfig};
 use crate::telemetry::LogFormat;
 
@@ -149,6 +149,11 @@ struct ServeArgs {
     /// slot within its call's deadline.
     #[arg(long, env = "DVT_CDS_FHIR_MAX_CONCURRENT", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     fhir_max_concurrent: u16,
+    /// Live FHIR data held at once by all calls in flight (bytes plus parsed cost, as
+    /// --fhir-max-bytes counts them); a call whose data does not fit gets 503 with
+    /// Retry-After. At least --fhir-max-bytes.
+    #[arg(long, env = "DVT_CDS_FHIR_MAX_INFLIGHT_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    fhir_max_inflight_bytes: usize,
     /// Query fhirServer without fhirAuthorization (test sandboxes; implied by --dev).
     #[arg(long, env = "DVT_CDS_FHIR_ALLOW_ANONYMOUS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     fhir_allow_anonymous: bool,
@@ -266,6 +271,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             },
             max_call_bytes: a.fhir_max_bytes,
             max_concurrent: usize::from(a.fhir_max_concurrent),
+            pool: LiveDataPool::new(a.fhir_max_inflight_bytes),
             ..FhirSettings::default()
         },
         max_token_lifetime: a.max_token_lifetime,

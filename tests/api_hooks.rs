@@ -588,6 +588,26 @@ fn a_body_budget_below_the_body_limit_is_refused_at_startup() {
     );
 }
 
+#[test]
+fn a_live_data_pool_below_the_call_budget_is_refused_at_startup() {
+    let out = run(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--fhir-max-bytes",
+        "16MiB",
+        "--fhir-max-inflight-bytes",
+        "8MiB",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--fhir-max-inflight-bytes") && err.contains("--fhir-max-bytes"),
+        "{err}"
+    );
+}
+
 /// Every `serve` setting (from `serve --help`) is documented in README.md's
 /// configuration table and in .env.example, so the two cannot drift from the binary.
 #[test]

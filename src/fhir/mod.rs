@@ -21,11 +21,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 pub use egress::{EgressPolicy, Route, ServerBase};
@@ -55,6 +57,9 @@ pub struct FhirSettings {
     pub max_call_bytes: usize,
     /// Most FHIR requests in flight at once over all calls (`--fhir-max-concurrent`).
     pub max_concurrent: usize,
+    /// Live data held by all calls in flight at once (`--fhir-max-inflight-bytes`):
+    /// bounds the process's memory however many calls read live data together.
+    pub pool: LiveDataPool,
 }
 
 impl Default for FhirSettings {
@@ -68,6 +73,7 @@ impl Default for FhirSettings {
             egress: EgressPolicy::default(),
             max_call_bytes: 16 * 1024 * 1024,
             max_concurrent: 64,
+            pool: LiveDataPool::new(256 * 1024 * 1024),
         }
     }
 }
@@ -170,6 +176,9 @@ pub struct DataUnavailable {
     /// For the log only: what lies behind [`UNREACHABLE`] ("connection refused", "no
     /// answer within 2000 ms", a TLS error, ...). Never the URL.
     pub detail: Option<String>,
+    /// The data could not be held because calls in flight fill the process's live-data
+    /// pool (`--fhir-max-inflight-bytes`): a transient refusal (503), not the record's.
+    pub busy: bool,
 }
 
 /// The one reason given to the caller for every failure to reach the FHIR server
@@ -198,29 +207,93 @@ pub struct Gathered {
     pub notes: Vec<String>,
 }
 
+/// The live data all calls in flight may hold at once ([`FhirSettings::pool`]), in KiB
+/// permits. Each call's [`LiveBudget`] draws from it and gives back when the call ends.
+#[derive(Debug, Clone)]
+pub struct LiveDataPool {
+    permits: Arc<Semaphore>,
+    total_kib: usize,
+}
+
+impl LiveDataPool {
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = bytes.div_ceil(1024).clamp(1, Semaphore::MAX_PERMITS);
+        LiveDataPool {
+            permits: Arc::new(Semaphore::new(total_kib)),
+            total_kib,
+        }
+    }
+
+    /// KiB held by calls in flight now (for metrics and tests).
+    pub fn in_use_kib(&self) -> usize {
+        self.total_kib - self.permits.available_permits()
+    }
+
+    /// The pool's size in KiB.
+    pub fn total_kib(&self) -> usize {
+        self.total_kib
+    }
+}
+
 /// The live-data budget of one hook call ([`FhirSettings::max_call_bytes`]), shared by
-/// its keys' concurrent queries.
+/// its keys' concurrent queries, and drawn from the process's [`LiveDataPool`].
 #[derive(Debug)]
 pub struct LiveBudget {
     left: AtomicUsize,
     total: usize,
+    pool: Arc<Semaphore>,
+    /// What this call holds of the pool, given back when the call's budget is dropped.
+    held: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Set when a take failed because the pool, not the call's own budget, was spent.
+    pool_spent: AtomicBool,
 }
 
 impl LiveBudget {
-    pub fn new(total: usize) -> Self {
+    pub fn new(total: usize, pool: &LiveDataPool) -> Self {
         LiveBudget {
             left: AtomicUsize::new(total),
             total,
+            pool: pool.permits.clone(),
+            held: Mutex::new(None),
+            pool_spent: AtomicBool::new(false),
         }
     }
 
-    /// Take `bytes` from the budget; `false` (and nothing taken) when it has not that much left.
+    /// Take `bytes` from the call's budget and the pool; `false` (and nothing taken)
+    /// when either has not that much left.
     pub fn take(&self, bytes: usize) -> bool {
-        self.left
+        let own = self
+            .left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
                 left.checked_sub(bytes)
-            })
-            .is_ok()
+            });
+        if own.is_err() {
+            return false;
+        }
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if kib == 0 {
+            return true;
+        }
+        match self.pool.clone().try_acquire_many_owned(kib) {
+            Ok(permit) => {
+                let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                match held.as_mut() {
+                    Some(h) => h.merge(permit),
+                    None => *held = Some(permit),
+                }
+                true
+            }
+            Err(_) => {
+                self.left.fetch_add(bytes, Ordering::Relaxed);
+                self.pool_spent.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Whether a refusal came from the process's pool (calls in flight), not this call.
+    pub fn pool_spent(&self) -> bool {
+        self.pool_spent.load(Ordering::Relaxed)
     }
 
     /// The whole budget.
@@ -361,7 +434,7 @@ pub async fn gather_owned(
         server,
         deadline,
         now,
-        budget: LiveBudget::new(settings.max_call_bytes),
+        budget: LiveBudget::new(settings.max_call_bytes, &settings.pool),
     };
     let jobs = planned.into_iter().map(|(spec, decision)| {
         let live = &live;
@@ -501,8 +574,19 @@ struct Access<'a> {
 }
 
 impl Live<'_> {
-    /// The 412 of a key whose first page does not fit the call's live-data budget.
+    /// The 412 of a key whose first page does not fit the call's live-data budget, or
+    /// the 503 of a call whose data does not fit the pool that calls in flight share.
     fn over_budget(&self, spec: &KeySpec) -> DataUnavailable {
+        if self.budget.pool_spent() {
+            return DataUnavailable {
+                busy: true,
+                ..self.unavailable(
+                    spec,
+                    "busy: the live FHIR data of the calls in flight fills \
+                     --fhir-max-inflight-bytes",
+                )
+            };
+        }
         self.unavailable(
             spec,
             format!(
@@ -517,6 +601,7 @@ impl Live<'_> {
             query: spec.describe(),
             reason: reason.into(),
             detail: None,
+            busy: false,
         }
     }
 
@@ -674,7 +759,11 @@ impl Live<'_> {
                 Fetched::Missing => {
                     return Err(self.unavailable(&spec, "HTTP 404 from the FHIR server"));
                 }
-                Fetched::OverBudget if read == 0 => return Err(self.over_budget(&spec)),
+                // A busy pool is transient: fail the call (503, retry) rather than
+                // answer on data cut short by other calls' load.
+                Fetched::OverBudget if read == 0 || self.budget.pool_spent() => {
+                    return Err(self.over_budget(&spec));
+                }
                 Fetched::OverBudget => {
                     data.notes.push(format!(
                         "{}: the live data passed --fhir-max-bytes ({} bytes); the rest was not read",
@@ -1323,6 +1412,45 @@ mod tests {
         assert_eq!(source.seen.lock().unwrap().len(), 2);
         assert_eq!(got.resources.len(), 3); // patient + 2 conditions
         assert!(got.notes[0].contains("more than 2 page"), "{:?}", got.notes);
+    }
+
+    #[tokio::test]
+    async fn live_data_of_calls_in_flight_share_one_pool() {
+        let c = |id: &str| json!({"resourceType": "Condition", "id": id});
+        let page = searchset(
+            &(0..50).map(|i| c(&i.to_string())).collect::<Vec<_>>(),
+            None,
+        );
+        let source = || Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Condition?".into(),
+                200,
+                page.clone(),
+            )],
+            ..Table::default()
+        };
+        let req = request(full_prefetch_except(&["conditions"]), Some("t"));
+        let settings = FhirSettings {
+            pool: LiveDataPool::new(1024 * 1024),
+            ..FhirSettings::default()
+        };
+        // Another call in flight holds most of the pool: this one is refused as busy
+        // (transient, 503), not as too large, and takes nothing from the pool.
+        let other = LiveBudget::new(settings.max_call_bytes, &settings.pool);
+        assert!(other.take(1020 * 1024));
+        let err = gather(&source(), &settings, &ehr(), &req, deadline())
+            .await
+            .unwrap_err();
+        assert!(err.busy, "{err}");
+        assert!(err.reason.contains("--fhir-max-inflight-bytes"), "{err}");
+        assert_eq!(settings.pool.in_use_kib(), 1020);
+        // Once it ends, the call is served, and gives its share back when done.
+        drop(other);
+        let got = gather(&source(), &settings, &ehr(), &req, deadline())
+            .await
+            .unwrap();
+        assert_eq!(got.resources.len(), 51, "patient + 50 conditions");
+        assert_eq!(settings.pool.in_use_kib(), 0);
     }
 
     #[tokio::test]

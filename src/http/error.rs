@@ -39,6 +39,9 @@ pub enum ApiError {
     BodyTimeout(Duration),
     /// 503 with Retry-After: the in-flight body budget (`--max-inflight-body`) is spent.
     Busy,
+    /// 503 with Retry-After: the live FHIR data of calls in flight fills
+    /// `--fhir-max-inflight-bytes`.
+    LiveDataBusy,
     /// 503: not ready (`/readyz`); detail for the log.
     NotReady(String),
     /// 500: our fault; detail for the log.
@@ -116,7 +119,9 @@ impl ApiError {
             ApiError::TooLarge(_) | ApiError::ParsedTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::NotReady(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady(_) | ApiError::Busy | ApiError::LiveDataBusy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -219,6 +224,13 @@ impl ApiError {
                 "busy: too many large calls in flight; retry shortly".to_string(),
                 None,
             )]),
+            ApiError::LiveDataBusy => operation_outcome(&[(
+                "throttled",
+                "busy: the live FHIR data of the calls in flight fills the service's \
+                 budget (--fhir-max-inflight-bytes); retry shortly"
+                    .to_string(),
+                None,
+            )]),
             ApiError::NotReady(_) => operation_outcome(&[(
                 "transient",
                 "not ready: the feedback database cannot be written (the log says why)".to_string(),
@@ -265,6 +277,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported media type".to_string(),
             ApiError::BodyTimeout(_) => "body timeout".to_string(),
             ApiError::Busy => "busy: in-flight body budget spent".to_string(),
+            ApiError::LiveDataBusy => "busy: live-data pool spent".to_string(),
             ApiError::NotReady(d) => format!("not ready: {d}"),
             ApiError::Internal(d) => format!("internal: {d}"),
         }
@@ -283,7 +296,7 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Busy => {
+            ApiError::Busy | ApiError::LiveDataBusy => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }

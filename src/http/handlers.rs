@@ -1,5 +1,6 @@
 //! The route handlers. Each names the spec section it implements.
 
+use std::fmt::Write;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
@@ -73,6 +74,9 @@ pub async fn call_service(
                 .0
                 .metrics
                 .fhir_failure(hook.service_id(), "unavailable");
+            if unavailable.busy {
+                return Err(ApiError::LiveDataBusy);
+            }
             return Err(ApiError::DataUnavailable(unavailable));
         }
         Err(_) => {
@@ -173,6 +177,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         {
             let mut text = state.0.metrics.render();
             state.0.body_budget.render_metrics(&mut text);
+            let pool = &state.0.fhir_settings.pool;
+            let _ = write!(
+                text,
+                "# HELP dvt_cds_fhir_inflight_kib KiB of live FHIR data held by calls in flight (bytes and parsed cost).\n\
+                 # TYPE dvt_cds_fhir_inflight_kib gauge\n\
+                 dvt_cds_fhir_inflight_kib {}\n\
+                 # HELP dvt_cds_fhir_inflight_limit_kib The live-data pool in KiB (--fhir-max-inflight-bytes).\n\
+                 # TYPE dvt_cds_fhir_inflight_limit_kib gauge\n\
+                 dvt_cds_fhir_inflight_limit_kib {}\n",
+                pool.in_use_kib(),
+                pool.total_kib()
+            );
             text
         },
     )

@@ -404,6 +404,14 @@ impl Application {
                 config.max_inflight_body, config.max_body
             ));
         }
+        if config.fhir.pool.total_kib() < config.fhir.max_call_bytes.div_ceil(1024) {
+            return Err(format!(
+                "--fhir-max-inflight-bytes ({} KiB) is smaller than --fhir-max-bytes ({} \
+                 bytes): one call with the most live data allowed could never be served",
+                config.fhir.pool.total_kib(),
+                config.fhir.max_call_bytes
+            ));
+        }
         let (service_tcp, addr) = bind(config.listen, "--listen").await?;
         let admin_tcp = match config.admin_listen {
             Some(a) => Some(bind(a, "--admin-listen").await?),
