@@ -328,15 +328,12 @@ async fn cors_outside_dev_allows_only_the_configured_origins() {
     }
 }
 
-#[test]
-fn a_bad_auth_config_stops_startup_with_a_message_naming_it() {
+/// `serve` with an auth config of `text` (outside `--dev`): it must refuse to start;
+/// returns what it said on stderr.
+fn refused_startup(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("auth.toml");
-    std::fs::write(
-        &cfg,
-        "[[issuer]]\niss = \"https://ehr.test\"\njwks_file = \"missing.json\"\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, text).unwrap();
     let out = run(&[
         "serve",
         "--listen",
@@ -344,8 +341,14 @@ fn a_bad_auth_config_stops_startup_with_a_message_naming_it() {
         "--auth-config",
         cfg.to_str().unwrap(),
     ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_auth_config_stops_startup_with_a_message_naming_it() {
+    let err =
+        refused_startup("[[issuer]]\niss = \"https://ehr.test\"\njwks_file = \"missing.json\"\n");
     assert!(
         err.contains("auth.toml") && err.contains("missing.json"),
         "{err}"
@@ -671,22 +674,9 @@ async fn a_sandbox_shaped_token_verifies_end_to_end_without_a_fetch() {
 
 #[test]
 fn an_http_jwks_url_outside_dev_stops_startup_naming_the_issuer_and_url() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("auth.toml");
-    std::fs::write(
-        &cfg,
+    let err = refused_startup(
         "[[issuer]]\niss = \"https://ehr.test\"\njwks_url = \"http://ehr.test/jwks\"\n",
-    )
-    .unwrap();
-    let out = run(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--auth-config",
-        cfg.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         err.contains("https://ehr.test")
             && err.contains("http://ehr.test/jwks")
