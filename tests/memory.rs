@@ -47,11 +47,17 @@ fn binary() -> (String, bool) {
     }
 }
 
-/// Start the service (`--dev`, defaults otherwise), POST `body` to `path`, read VmHWM.
+/// Start the service (`--dev`, long timeouts, defaults otherwise), POST `body` to `path`, read VmHWM.
 async fn measure(case: &str, input: &str, path: &str, body: Vec<u8>) -> (Measured, bool) {
     let (bin, assert) = binary();
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let app = TestApp::spawn_bin_in(&bin, dir, &["--dev"]);
+    // Generous timeouts: these cases measure memory, and a loaded CI machine must not
+    // turn a 32 MB page into a deadline 412 before the byte budget is reached.
+    let app = TestApp::spawn_bin_in(
+        &bin,
+        dir,
+        &["--dev", "--deadline", "60s", "--fhir-timeout", "30s"],
+    );
     let idle = app.rss();
     let started = Instant::now();
     let resp = common::client()
