@@ -381,6 +381,17 @@ fn fhir_server(
     page: impl Fn(Option<&str>) -> Vec<u8> + Send + Sync + 'static,
     pages: usize,
 ) -> (String, Arc<AtomicUsize>) {
+    fhir_server_framed(page, pages, false)
+}
+
+/// [`fhir_server`], its bodies sent with `content-length` or, when `chunked`, without
+/// a length (`transfer-encoding: chunked`, 64 KiB chunks): the reader cannot size its
+/// buffer up front and must grow it within the budget.
+fn fhir_server_framed(
+    page: impl Fn(Option<&str>) -> Vec<u8> + Send + Sync + 'static,
+    pages: usize,
+    chunked: bool,
+) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/fhir", listener.local_addr().unwrap());
     let page = Arc::new(page);
@@ -424,12 +435,23 @@ fn fhir_server(
                     count.fetch_add(1, Ordering::Relaxed);
                     page(next.as_deref())
                 };
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
+                if chunked {
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+                    let _ = stream.write_all(head.as_bytes());
+                    for part in body.chunks(64 * 1024) {
+                        let _ = stream.write_all(format!("{:x}\r\n", part.len()).as_bytes());
+                        let _ = stream.write_all(part);
+                        let _ = stream.write_all(b"\r\n");
+                    }
+                    let _ = stream.write_all(b"0\r\n\r\n");
+                } else {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&body);
+                }
             });
         }
     });
@@ -469,6 +491,34 @@ async fn one_fhir_page_past_the_live_budget_is_412() {
     let (server, _) = fhir_server(move |_| page.as_ref().clone(), 1);
     let input = format!("one {:.1} MB page of small Conditions", size as f64 / 1e6);
     let (m, assert) = measure("FHIR page, large", &input, HOOK, live_call(&server)).await;
+    if !assert {
+        return;
+    }
+    assert_eq!(m.status, 412, "{}", m.body);
+    let text = assert_operation_outcome(&m.body);
+    assert!(text.contains("--fhir-max-bytes"), "{text}");
+    assert!(m.elapsed < Duration::from_secs(10), "{:?}", m.elapsed);
+    assert_peak(&m, 3 * (FHIR_MAX as u64 / MIB));
+}
+
+/// The same page without a length: the buffer grows by doubling, each growth taken from
+/// the budget before it is allocated, so it stops at the budget.
+#[tokio::test]
+async fn one_chunked_fhir_page_past_the_live_budget_is_412() {
+    let one = conditions_page(1, None).len();
+    let entry = conditions_page(2, None).len() - one;
+    let entries = ((32 << 20) - one) / entry;
+    let page = Arc::new(conditions_page(entries, None));
+    let size = page.len();
+    let (server, _) = fhir_server_framed(move |_| page.as_ref().clone(), 1, true);
+    let input = format!("one {:.1} MB page, chunked", size as f64 / 1e6);
+    let (m, assert) = measure(
+        "FHIR page, large, chunked",
+        &input,
+        HOOK,
+        live_call(&server),
+    )
+    .await;
     if !assert {
         return;
     }

@@ -86,15 +86,26 @@ impl HttpFhirSource {
         }
         let mut response = builder.send().await.map_err(classify)?;
         let status = response.status().as_u16();
+        // The buffer is taken from the call's budget before it is allocated: all of it at
+        // once when the server says how long the body is (a body larger than what is
+        // left is refused unread), else as it grows.
         let mut body: Vec<u8> = Vec::new();
-        let mut taken = 0;
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            // The buffer's growth is taken from the call's budget before it is filled.
-            body.reserve(chunk.len());
-            if !request.budget.take(body.capacity() - taken) {
+        if let Some(declared) = response.content_length() {
+            let declared = usize::try_from(declared).unwrap_or(usize::MAX);
+            if !request.budget.take(declared) {
                 return Err(FetchError::TooLarge);
             }
-            taken = body.capacity();
+            body.reserve_exact(declared);
+        }
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            let needed = body.len() + chunk.len();
+            if needed > body.capacity() {
+                let grown = needed.max(body.capacity().saturating_mul(2));
+                if !request.budget.take(grown - body.capacity()) {
+                    return Err(FetchError::TooLarge);
+                }
+                body.reserve_exact(grown - body.len());
+            }
             body.extend_from_slice(&chunk);
         }
         Ok(FhirReply { status, body })
