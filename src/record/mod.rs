@@ -6,6 +6,8 @@
 //! Resources are not parsed through fhir-sdk types: they are strict where real data is
 //! sloppy and silently drop malformed choice elements (`fhir-notes.md`).
 
+pub mod quality;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
