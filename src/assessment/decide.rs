@@ -180,7 +180,7 @@ impl Assessment {
             &c.paralysis_or_cast,
             &c.active_cancer,
             &c.previous_vte,
-            &c.current_dvt,
+            &c.current_vte,
             &c.pregnancy,
             &c.postpartum,
             &c.estrogen_use,
@@ -196,7 +196,7 @@ impl Assessment {
         if let Some(d) = &c.d_dimer {
             out.push(Finding {
                 concept: "d-dimer",
-                evidence: vec![d.reference.clone()],
+                evidence: vec![concepts::Evidence::of(d.reference.clone())],
                 date: d.date,
                 side: None,
             });
@@ -255,7 +255,7 @@ fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
 
 /// §3: the Wells score from the record.
 fn wells(c: &Concepts) -> Wells {
-    let ev = |f: &Option<Finding>| f.as_ref().map(|f| f.evidence.clone());
+    let ev = |f: &Option<Finding>| f.as_ref().map(Finding::references);
     let coded = |id, label, e: Option<Vec<String>>| match e {
         Some(evidence) => WellsItem {
             id,
@@ -319,7 +319,7 @@ fn wells(c: &Concepts) -> Wells {
         coded(
             "previous-dvt",
             "Previously documented DVT",
-            ev(&c.previous_vte),
+            ev(&c.previous_dvt),
         ),
         // §3: an alternative diagnosis is clinician judgement: never subtracted; coded
         // alternatives are shown as its evidence.
@@ -328,7 +328,7 @@ fn wells(c: &Concepts) -> Wells {
             label: "Alternative diagnosis at least as likely as DVT",
             points: -2,
             status: WellsStatus::NotDocumented,
-            evidence: unique_refs(c.alternatives.iter().flat_map(|a| a.evidence.clone())),
+            evidence: unique_refs(c.alternatives.iter().flat_map(Finding::references)),
         },
     ];
     let documented = items
@@ -349,7 +349,7 @@ fn wells(c: &Concepts) -> Wells {
 
 /// §4 rule 1: the partial Wells PE items the record supports.
 fn wells_pe(c: &Concepts, m: &Mappings) -> Vec<WellsPeItem> {
-    let ev = |f: &Option<Finding>| f.as_ref().map(|f| f.evidence.clone()).unwrap_or_default();
+    let ev = |f: &Option<Finding>| f.as_ref().map(Finding::references).unwrap_or_default();
     let both = c.leg_pain.is_some() && c.leg_swelling.is_some();
     let hr = c
         .heart_rate
@@ -395,7 +395,7 @@ fn wells_pe(c: &Concepts, m: &Mappings) -> Vec<WellsPeItem> {
             label: "Haemoptysis",
             tenths: 10,
             present: haem.is_some(),
-            evidence: haem.map(|h| h.evidence.clone()).unwrap_or_default(),
+            evidence: haem.map(Finding::references).unwrap_or_default(),
         },
         WellsPeItem {
             label: "Active cancer",
@@ -413,7 +413,7 @@ fn left(c: &Concepts, side: Option<Side>) -> Left {
             .iter()
             .chain(c.leg_swelling.iter())
             .filter(|f| matches!(f.side, Some(Side::Left | Side::Bilateral)))
-            .flat_map(|f| f.evidence.clone()),
+            .flat_map(Finding::references),
     );
     let l = match side {
         Some(Side::Left | Side::Bilateral) => LeftItem {
@@ -441,7 +441,7 @@ fn left(c: &Concepts, side: Option<Side>) -> Left {
         Some(f) => LeftItem {
             label: "First trimester",
             status: WellsStatus::Present,
-            evidence: f.evidence.clone(),
+            evidence: f.references(),
         },
         None => LeftItem {
             label: "First trimester",
@@ -519,8 +519,8 @@ pub fn assess(
                     });
                     // The hook's Encounter may also come in a search Bundle: once only.
                     let r = f.reference();
-                    if !finding.evidence.contains(&r) {
-                        finding.evidence.push(r);
+                    if !finding.evidence.iter().any(|e| e.reference == r) {
+                        finding.evidence.push(concepts::Evidence::of(r));
                     }
                     finding.side = combine_sides(finding.side.into_iter().chain(f.side));
                 }
@@ -536,8 +536,8 @@ pub fn assess(
             date: Some(now.date_naive()),
             side: None,
         });
-        if !f.evidence.contains(r) {
-            f.evidence.insert(0, r.clone());
+        if !f.evidence.iter().any(|e| &e.reference == r) {
+            f.evidence.insert(0, concepts::Evidence::of(r.clone()));
         }
     }
     let order_index =
@@ -556,8 +556,8 @@ pub fn assess(
             .iter()
             .chain(c.leg_swelling.iter())
             .flat_map(|f| f.evidence.iter())
-            .filter(|r| r.starts_with("Condition/") || r.starts_with("Observation/"))
-            .cloned(),
+            .map(|e| e.reference.clone())
+            .filter(|r| r.starts_with("Condition/") || r.starts_with("Observation/")),
     );
     let w = wells(&c);
     let anticoagulated = c.anticoagulated.is_some();
@@ -612,7 +612,7 @@ pub fn assess(
         // §4 rule 2: out of scope (unknown age counts as adult).
         a.no_card_reason = Some("age under 18");
         return a;
-    } else if c.current_dvt.is_some() {
+    } else if c.current_vte.is_some() {
         // §4 rule 3: already diagnosed.
         a.no_card_reason = Some("DVT already diagnosed");
         return a;

@@ -12,6 +12,7 @@ use crate::assessment::{
     Assessment, Category, DDimerResult, Finding, HookInput, Suggestion, SuggestionKind,
 };
 use crate::mappings::{Mappings, OrderSpec, Side};
+use crate::record::quality::DataQualityCode;
 
 /// §6 summary: fewer than 140 characters.
 pub const SUMMARY_MAX_CHARS: usize = 139;
@@ -266,7 +267,7 @@ fn finding_line(f: &Finding) -> String {
     if let Some(d) = f.date {
         let _ = write!(s, ", {d}");
     }
-    let _ = write!(s, ": {}", refs(&f.evidence));
+    let _ = write!(s, ": {}", refs(&f.references()));
     s
 }
 
@@ -395,13 +396,15 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
     let imaging = c.dvt_imaging.as_ref();
     let imaging_line = imaging.map(|f| {
         // §7: a draft ultrasound of this order hook is being ordered, not yet done.
-        if f.evidence.first() == a.drafts.ultrasound.as_ref() && f.evidence.len() == 1 {
-            format!("Leg-vein ultrasound being ordered: {}.", refs(&f.evidence))
+        if f.evidence.first().map(|e| &e.reference) == a.drafts.ultrasound.as_ref()
+            && f.evidence.len() == 1
+        {
+            format!("Leg-vein ultrasound being ordered: {}.", refs(&f.references()))
         } else {
             format!(
                 "Leg-vein ultrasound already ordered or done{}: {}. Review it rather than ordering another.",
                 f.date.map(|x| format!(" ({x})")).unwrap_or_default(),
-                refs(&f.evidence)
+                refs(&f.references())
             )
         }
     });
@@ -517,39 +520,34 @@ fn detail(a: &Assessment, m: &Mappings) -> String {
             if n.malformed == 1 { "y" } else { "ies" }
         ));
     }
-    if n.future_dates > 0 {
-        q.push(format!(
-            "{} resource(s) with a future date: the date was ignored.",
-            n.future_dates
-        ));
-    }
-    if n.unreadable_dates > 0 {
-        q.push(format!(
-            "{} resource(s) with an unreadable date.",
-            n.unreadable_dates
-        ));
-    }
-    if c.undated > 0 {
-        q.push(format!(
-            "{} symptom record(s) without a usable date were not used.",
-            c.undated
-        ));
-    }
     if n.other_patient > 0 {
         q.push(format!(
             "{} resource(s) of another patient ignored.",
             n.other_patient
         ));
     }
-    if n.no_patient {
-        q.push("No Patient resource: age unknown.".to_string());
-    } else if n.birth_date_unreadable {
-        q.push("Patient.birthDate unreadable: age unknown.".to_string());
-    }
-    for (r, what, unit) in &c.unreadable_units {
-        q.push(format!(
-            "{what} in {r}: unit \"{unit}\" could not be read; not used."
-        ));
+    // Minimal v2 rendering of the data-quality notes; v2-decide owns the wording.
+    for note in &c.data_quality {
+        let what = match note.code {
+            DataQualityCode::UnreadableUnit => "value(s) whose unit could not be read; not used",
+            DataQualityCode::FutureDate => "resource(s) with a future date: the date was ignored",
+            DataQualityCode::UnreadableDate => "resource(s) without a usable date",
+            DataQualityCode::UnresolvedMedication => {
+                "current medication(s) whose reference could not be resolved"
+            }
+            DataQualityCode::PagingCutShort => "the record was cut short",
+            DataQualityCode::EncounterWithoutEnd => "finished encounter(s) without an end",
+            DataQualityCode::UnknownAge => "age unknown (no usable Patient.birthDate)",
+        };
+        if note.evidence.is_empty() {
+            q.push(format!("{}: {what}.", note.code.as_str()));
+        } else {
+            q.push(format!(
+                "{}: {what}: {}.",
+                note.code.as_str(),
+                note.evidence.join(", ")
+            ));
+        }
     }
     if !q.is_empty() {
         d.push_str("\n### Data quality\n\n");
@@ -642,7 +640,7 @@ fn extension(a: &Assessment) -> Value {
         .map(|f| {
             let mut o = Map::new();
             o.insert("concept".into(), json!(f.concept));
-            o.insert("evidence".into(), json!(f.evidence));
+            o.insert("evidence".into(), json!(f.references()));
             if let Some(d) = f.date {
                 o.insert("date".into(), json!(d.to_string()));
             }
