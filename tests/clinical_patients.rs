@@ -262,7 +262,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
             ],
             |r| {
@@ -303,8 +303,9 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            // v2 §2: treatment counts only with a cancer Condition (here 300 days old).
             "Z51.11 encounter reason ≤ 183 days: active cancer",
-            vec![adult(), pain(), {
+            vec![adult(), pain(), cond("ca", ICD, "C80.1", 300), {
                 let mut e = encounter("e", "AMB", 100, Some(100));
                 e["reasonCode"] = json!([{"coding": [{"system": ICD, "code": "Z51.11"}]}]);
                 e
@@ -399,7 +400,9 @@ fn cases() -> Vec<Case> {
             ],
             |r| {
                 is("follow-up")(r);
-                assert!(detail(r).contains("unit \"percent\" could not be read"));
+                // v2: one data-quality note naming the Observation (wording: the card's).
+                assert!(detail(r).contains("could not be read"));
+                assert!(detail(r).contains("Observation/s"));
             },
         ),
         case(
@@ -633,7 +636,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 d_dimer("dd", "48065-7", 100.0, "ug/L", 1),
             ],
@@ -729,7 +732,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 service_request("us", CPT, "93971", "active", 3),
             ],
@@ -744,7 +747,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 service_request("us", CPT, "93971", "active", 8),
             ],
@@ -757,7 +760,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 service_request("us", CPT, "93971", "revoked", 3),
             ],
@@ -968,7 +971,7 @@ fn cases() -> Vec<Case> {
         drafts: vec![dd_draft.clone()],
         resources: vec![
             adult(),
-            cond("ca", ICD, "C80.1", 300),
+            cond("ca", ICD, "C80.1", 100),
             cond("pa", ICD, "G81.90", 400),
         ],
         check: Box::new(|r| {
