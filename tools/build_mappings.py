@@ -1060,7 +1060,7 @@ class Builder:
             "resourceType": "ValueSet",
             "id": spec.id,
             "url": f"{BASE}/ValueSet/{spec.id}",
-            "version": "1.0.0",
+            "version": "2.0.0",
             "name": "".join(w.capitalize() for w in re.split(r"[-\s]+", spec.id)),
             "title": spec.title,
             "status": "active",
