@@ -1534,6 +1534,21 @@ mod tests {
                 },
             ),
             (
+                "unresolved reference whose display names an anticoagulant",
+                vec![med_request(
+                    "m",
+                    (
+                        "medicationReference",
+                        json!({"reference": "Medication/gone", "display": "Xarelto 20 mg"}),
+                    ),
+                )],
+                |c| {
+                    c.anticoagulated.is_some()
+                        && c.possibly_anticoagulated.is_none()
+                        && note(c, DataQualityCode::UnresolvedMedication) == ["MedicationRequest/m"]
+                },
+            ),
+            (
                 "unresolved but completed: not current",
                 vec![with(
                     med_request(
@@ -1567,15 +1582,19 @@ mod tests {
         ]);
     }
 
-    /// §1: RxNorm branded drugs (SBD) match too. Waits for v2-data's SBD codes.
+    /// §1: a branded drug (SBD) matches: by its code where the data lists it, else by the
+    /// brand name in its display (the shipped data leaves SBD codes out, README 1).
     #[test]
-    #[ignore = "the shipped anticoagulant set has no SBD code yet (v2-data): Eliquis 5 MG 1364447"]
     fn rxnorm_branded_drug_matches() {
         run(vec![(
-            "RxNorm SBD",
+            "RxNorm SBD with its display",
             vec![med_request(
                 "m",
-                ("medicationCodeableConcept", cc(RXNORM, "1364447")),
+                (
+                    "medicationCodeableConcept",
+                    json!({"coding": [{"system": RXNORM, "code": "1364447",
+                        "display": "apixaban 5 MG Oral Tablet [Eliquis]"}]}),
+                ),
             )],
             |c| c.anticoagulated.is_some(),
         )]);
