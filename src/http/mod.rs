@@ -356,6 +356,13 @@ pub fn check_public_url(
 impl Application {
     /// Load mappings and auth, open the feedback store, bind. Every error says what to fix.
     pub async fn build(config: ServeConfig) -> Result<Self, String> {
+        if config.fixed_now.is_some() && !config.dev {
+            return Err(
+                "--now (a fixed clock, for tests) is only allowed with --dev: a service \
+                 that real EHRs call must use the real time"
+                    .into(),
+            );
+        }
         if !config.dev && config.auth_config.is_none() {
             return Err(NO_AUTH_MESSAGE.to_string());
         }
@@ -402,13 +409,6 @@ impl Application {
             fhir_settings.egress.dev = true;
         }
 
-        if config.fixed_now.is_some() && !config.dev {
-            return Err(
-                "--now (a fixed clock, for tests) is only allowed with --dev: a service \
-                 that real EHRs call must use the real time"
-                    .into(),
-            );
-        }
         if config.max_inflight_body < config.max_body {
             return Err(format!(
                 "--max-inflight-body ({} bytes) is smaller than --max-body ({} bytes): one \
