@@ -95,7 +95,11 @@ pub fn evaluate_request(
     });
     answered.map_err(|e| match e {
         CallError::Invalid(list) => invalid(&list),
-        CallError::Unavailable(u) => u.explanation(),
+        CallError::Unavailable(u) => format!(
+            "{}\n  (dvt-cds evaluate makes no live FHIR query: the request's prefetch must \
+             hold every key)",
+            u.explanation()
+        ),
         CallError::DeadlineExceeded => "the request could not be evaluated in time".into(),
         CallError::Internal(e) => format!("internal error: {e}"),
     })
