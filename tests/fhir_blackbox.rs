@@ -234,6 +234,14 @@ fn prefetch_naming_a_medication(patient: &str, medication: &str) -> Map<String, 
         "patient".into(),
         json!({"resourceType": "Patient", "id": patient, "birthDate": "1958-02-11"}),
     );
+    // Right calf pain today (the service's clock is the real one).
+    prefetch.insert(
+        "conditions".into(),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource":
+            {"resourceType": "Condition", "id": "calf-pain", "subject": {"reference": format!("Patient/{patient}")},
+             "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M79.661"}]},
+             "onsetDateTime": chrono::Utc::now().date_naive().to_string()}}]}),
+    );
     prefetch.insert(
         "medicationRequests".into(),
         json!({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource":
@@ -252,7 +260,7 @@ async fn a_referenced_medication_is_read_from_the_fhir_server() {
         &json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
         "resource": {"resourceType": "Medication", "id": "apixaban-5",
             "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                 "code": "1364430", "display": "apixaban 5 MG Oral Tablet"}]}},
+                                 "code": "1364445", "display": "apixaban 5 MG Oral Tablet"}]}},
         "request": {"method": "PUT", "url": "Medication/apixaban-5"}}]}),
     )
     .await;
@@ -266,6 +274,11 @@ async fn a_referenced_medication_is_read_from_the_fhir_server() {
         ))
         .await;
     assert_eq!(status, 200, "{body}");
+    // Anticoagulated only through the Medication read from the server.
+    assert_eq!(
+        body["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
+        "{body}"
+    );
     let metrics = service.metrics().await;
     assert!(
         metrics.contains("dvt_cds_fhir_medication_reads_total{outcome=\"read\"} 1"),
@@ -289,6 +302,10 @@ async fn a_hanging_medication_read_still_answers_within_the_deadline() {
     let took = started.elapsed();
     // Answered (the reference unresolved), not 412: the read is not the call's data.
     assert_eq!(status, 200, "{body}");
+    assert_ne!(
+        body["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
+        "{body}"
+    );
     assert!(took < Duration::from_millis(1300), "{took:?}");
     assert_eq!(fake.connection_count(), 1);
     let metrics = service.metrics().await;

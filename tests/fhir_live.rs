@@ -479,7 +479,7 @@ fn on_apixaban_by_reference() -> Value {
             "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M79.661"}]},
             "onsetDateTime": synthetic::now().date_naive().to_string()})),
         entry(json!({"resourceType": "Medication", "id": "apixaban-5",
-            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1364430",
+            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1364445",
                                  "display": "apixaban 5 MG Oral Tablet"}]}})),
         entry(json!({"resourceType": "MedicationRequest", "id": "med-p1-mr", "status": "active",
             "intent": "order", "subject": subject, "authoredOn": "2026-05-01",
@@ -550,10 +550,24 @@ async fn referenced_medications_are_included_or_read_live() {
             skipped: 0
         }
     );
-    // Either way the assessment sees the same record.
+    // Either way the assessment sees the same record: calf pain in a patient on
+    // apixaban, who is anticoagulated (§2) only through the referenced Medication.
+    let card = respond_to(&pre_req, &pre.resources);
+    assert_eq!(respond_to(&live_req, &live.resources), card);
     assert_eq!(
-        respond_to(&live_req, &live.resources),
-        respond_to(&pre_req, &pre.resources)
+        card["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
+        "{card}"
+    );
+    let unread: Vec<Value> = pre
+        .resources
+        .iter()
+        .filter(|r| r["resourceType"] != "Medication")
+        .cloned()
+        .collect();
+    assert_ne!(
+        respond_to(&pre_req, &unread),
+        card,
+        "the Medication must matter"
     );
 }
 
