@@ -7,10 +7,12 @@
 //! - [`bundle`] (pure): lenient reading of Bundles, paging links, date windows.
 //! - [`egress`] (pure): which `fhirServer` a call may name, which `next` links stay on
 //!   it, which addresses an unlisted name may resolve to (no SSRF).
+//! - [`medication`] (pure): which referenced Medications a call must read live.
 //! - [`http`] (I/O): [`HttpFhirSource`], GETs over shared `reqwest::Client`s whose DNS
 //!   resolver applies [`egress`]'s address rule.
 //! - here: [`gather`], which runs the live queries of one call concurrently under the
-//!   call's deadline, through the [`FhirSource`] trait so tests can inject faults.
+//!   call's deadline, then the reads of referenced Medications, through the
+//!   [`FhirSource`] trait so tests can inject faults.
 
 pub mod bundle;
 pub mod egress;
