@@ -839,6 +839,12 @@ impl<'a> Meds<'a> {
         if let Some(m) = self.by_url.get(reference) {
             return Some(*m);
         }
+        // A Bundle's entries reach us without their fullUrl when the FHIR layer has
+        // flattened them; `urn:uuid:X` then names the Medication whose id is X (the
+        // convention of Synthea and most transaction Bundles: a UUID does not collide).
+        if let Some(uuid) = reference.strip_prefix("urn:uuid:") {
+            return self.by_id.get(uuid).copied();
+        }
         let path = reference
             .split_once("/_history/")
             .map_or(reference, |(p, _)| p);
@@ -1526,6 +1532,11 @@ mod tests {
         ] {
             assert!(meds.resolve(r).is_some(), "{r}");
         }
+        meds.by_id.insert("0f3e-11", med);
+        assert!(
+            meds.resolve("urn:uuid:0f3e-11").is_some(),
+            "flattened Bundle: by id"
+        );
         for r in ["Medication/a2", "Substance/a1", "a1", "urn:uuid:other", ""] {
             assert!(meds.resolve(r).is_none(), "{r}");
         }
