@@ -73,7 +73,8 @@ fn cases() -> Vec<Case> {
             is("follow-up")(r);
             assert_eq!(indicator(r), "info");
             assert_eq!(documented(r), 0);
-            assert_eq!(ext(r)["wells"]["possible"], 9);
+            // v2 §3: possible = documented + the 5 exam items (not-found items add nothing).
+            assert_eq!(ext(r)["wells"]["possible"], 5);
             assert_eq!(suggestion_codes(r), vec!["85379", "48065-7"]);
             assert_eq!(card(r).unwrap()["suggestions"][0]["isRecommended"], false);
             assert_eq!(ext(r)["findings"][0]["side"], "left");
@@ -324,7 +325,8 @@ fn cases() -> Vec<Case> {
             "active DVT 100 days ago counts as previous",
             vec![adult(), pain(), cond("d", ICD, "I82.402", 100)],
             |r| {
-                is("follow-up")(r);
+                // v2 §4 rule 7: previous VTE is a risk factor.
+                is("dvt-evaluation")(r);
                 assert_eq!(documented(r), 1);
                 assert!(has_finding(r, "previous-vte"));
             },
@@ -336,7 +338,10 @@ fn cases() -> Vec<Case> {
             |r| {
                 is("pe-warning-signs")(r);
                 assert_eq!(indicator(r), "critical");
-                assert_eq!(suggestion_codes(r), vec!["71275"]);
+                // v2 §4 rule 1: Wells PE 0 from the record: D-dimer first, CTPA offered.
+                assert_eq!(suggestion_codes(r), vec!["85379", "48065-7", "71275"]);
+                assert_eq!(card(r).unwrap()["suggestions"][0]["isRecommended"], true);
+                assert_eq!(card(r).unwrap()["suggestions"][1]["isRecommended"], false);
                 assert_eq!(
                     card(r).unwrap()["suggestions"][0]["actions"][0]["resource"]["priority"],
                     "stat"
@@ -399,7 +404,9 @@ fn cases() -> Vec<Case> {
             ],
             |r| {
                 is("follow-up")(r);
-                assert!(detail(r).contains("unit \"percent\" could not be read"));
+                // v2 §6: a data-quality note names the resource.
+                assert!(detail(r).contains("could not be read: not used: Observation/s"));
+                assert_eq!(ext(r)["dataQuality"][0]["code"], "unreadable-unit");
             },
         ),
         case(
@@ -685,7 +692,7 @@ fn cases() -> Vec<Case> {
         ),
         // §4 modifiers.
         case(
-            "anticoagulated: warning becomes info, no D-dimer",
+            "anticoagulated: warning stays, ultrasound instead of D-dimer",
             vec![
                 adult(),
                 pain(),
@@ -693,10 +700,12 @@ fn cases() -> Vec<Case> {
                 med_request("m", "1037045", "active"),
             ],
             |r| {
+                // v2 §4 modifier anticoagulated: the indicator stays; the ultrasound
+                // replaces rule 7's D-dimer.
                 is("dvt-evaluation")(r);
-                assert_eq!(indicator(r), "info");
+                assert_eq!(indicator(r), "warning");
                 assert_eq!(ext(r)["anticoagulated"], true);
-                assert!(suggestion_codes(r).is_empty());
+                assert_eq!(suggestion_codes(r), vec!["93971"]);
             },
         ),
         case(
@@ -985,14 +994,18 @@ fn cases() -> Vec<Case> {
         check: Box::new(|r| assert!(detail(r).contains("unreliable on anticoagulants"))),
     });
     v.push(Case {
-        name: "order-select: draft ultrasound, Wells 0, no D-dimer: consider D-dimer first",
+        name: "order-select: draft ultrasound, Wells 0, no D-dimer: a D-dimer first may spare the scan",
         hook: Hook::OrderSelect,
         encounter: None,
         drafts: vec![us_draft.clone()],
         resources: vec![adult(), pain()],
         check: Box::new(|r| {
             is("follow-up")(r);
-            assert!(detail(r).contains("consider a D-dimer first"));
+            // v2 §7: never a bare "consider a D-dimer first": the exam items are unknown.
+            assert!(detail(r).contains(
+                "if the examination keeps Wells ≤ 1, a D-dimer first may spare the scan (NICE)"
+            ));
+            assert!(!detail(r).contains("consider a D-dimer first"));
             assert!(has_finding(r, "dvt-imaging"));
         }),
     });

@@ -77,6 +77,7 @@ fn respond_to(req: &HookRequest, resources: &[Value]) -> Value {
         patient_id: req.context.patient_id.clone(),
         encounter_id: req.context.encounter_id.clone(),
         draft_orders: vec![],
+        data_quality: vec![],
     };
     respond(
         &Mappings::embedded().unwrap(),

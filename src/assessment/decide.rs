@@ -8,7 +8,8 @@ use super::HookInput;
 use super::concepts::{
     self, Concepts, DDimerKind, DDimerResult, Finding, combine_sides, unique_refs,
 };
-use crate::mappings::{CodeSet, Mappings, Side};
+use crate::mappings::{CodeSet, CodeSets, Mappings, Side};
+use crate::record::quality::{DataQualityCode, DataQualityNote};
 use crate::record::{self, DataNotes, Kind};
 
 /// The card category (§4).
@@ -56,6 +57,9 @@ impl Indicator {
 pub enum WellsStatus {
     Present,
     NotFound,
+    /// §3: coded evidence that does not meet the definition on its own (a cancer on the
+    /// problem list without activity): shown with its evidence, not counted.
+    ToConfirm,
     NotDocumented,
 }
 
@@ -64,15 +68,16 @@ impl WellsStatus {
         match self {
             WellsStatus::Present => "present",
             WellsStatus::NotFound => "not-found",
+            WellsStatus::ToConfirm => "to-confirm",
             WellsStatus::NotDocumented => "not-documented",
         }
     }
 }
 
+/// One Wells item (§3). Its label is the card's (it states windows from the mappings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WellsItem {
     pub id: &'static str,
-    pub label: &'static str,
     pub points: i32,
     pub status: WellsStatus,
     pub evidence: Vec<String>,
@@ -86,13 +91,22 @@ pub struct Wells {
     pub items: Vec<WellsItem>,
 }
 
-/// §4 rule 1: a Wells PE item the record supports (points in tenths, 15 = 1.5).
+/// §4 rule 1: a Wells PE item (points in tenths, 15 = 1.5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WellsPeItem {
-    pub label: &'static str,
+    pub id: &'static str,
     pub tenths: i32,
-    pub present: bool,
+    /// Present, not-found, or not-documented ("PE the most likely diagnosis").
+    pub status: WellsStatus,
     pub evidence: Vec<String>,
+}
+
+/// §4 rule 1: the partial Wells PE the record supports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WellsPe {
+    /// Sum of the present items, in tenths.
+    pub documented_tenths: i32,
+    pub items: Vec<WellsPeItem>,
 }
 
 /// §4 rule 4: the LEFt items.
@@ -123,11 +137,54 @@ pub struct Suggestion {
     pub is_recommended: bool,
 }
 
+/// Why a D-dimer cannot be used (§4 rule 1, modifiers; §1 possibly anticoagulated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DDimerBlock {
+    Anticoagulated,
+    PossiblyAnticoagulated,
+    Pregnancy,
+    Postpartum,
+}
+
+/// Why rule 1 recommends CT pulmonary angiography.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtpaReason {
+    /// Documented Wells PE above the threshold.
+    WellsPe,
+    /// A D-dimer cannot be used.
+    DDimerBlocked(DDimerBlock),
+    /// A positive D-dimer within the D-dimer window.
+    PositiveDDimer,
+}
+
+/// §4 rule 1 (NICE NG158 PE pathway): which test comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PePathway {
+    /// A VTE is already known: assess for progression or treatment failure; no test.
+    KnownVte,
+    Ctpa(CtpaReason),
+    /// Documented Wells PE at or below the threshold and a usable D-dimer.
+    DDimerFirst,
+}
+
+/// §7: whether a drafted order fits the pathway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathwayNote {
+    /// Ultrasound ordered with Wells ≤ 1, no D-dimer, D-dimer usable.
+    DDimerMaySpareScan,
+    /// D-dimer ordered with Wells ≥ 2.
+    DDimerCannotExclude,
+    /// D-dimer ordered while anticoagulated.
+    DDimerUnreliable,
+}
+
 /// Draft orders of an order hook (§7), by what they order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DraftOrders {
     pub ultrasound: Option<String>,
     pub d_dimer: Option<String>,
+    /// The drafted D-dimer's kind when its code says it (§5); `None`: unknown (CPT 85379).
+    pub d_dimer_kind: Option<DDimerKind>,
     pub ctpa: Option<String>,
 }
 
@@ -150,20 +207,29 @@ pub struct Assessment {
     pub no_card_reason: Option<&'static str>,
     pub concepts: Concepts,
     pub wells: Wells,
-    pub wells_pe: Vec<WellsPeItem>,
+    pub wells_pe: Option<WellsPe>,
+    pub pe_pathway: Option<PePathway>,
     pub left: Option<Left>,
     pub d_dimer: Option<DDimerJudged>,
+    /// Why a D-dimer cannot be used for this patient, if it cannot.
+    pub d_dimer_block: Option<DDimerBlock>,
+    /// Whether the D-dimer thresholds the card states are age-adjusted (§5).
+    pub age_adjusted: bool,
     pub age: Option<u32>,
     /// Side of the index presentation.
     pub side: Option<Side>,
     /// Condition / Observation references of the index presentation (suggestion reasons).
     pub index_refs: Vec<String>,
     pub drafts: DraftOrders,
+    /// The kind of the D-dimer this service suggests (from `[orders.d-dimer]` codings, §5).
+    pub suggested_d_dimer_kind: Option<DDimerKind>,
     pub suggestions: Vec<Suggestion>,
     /// §7 pathway notes.
-    pub pathway: Vec<&'static str>,
+    pub pathway: Vec<PathwayNote>,
     /// Risk factors the record supports (§2), in a fixed order.
     pub risk_factors: Vec<&'static str>,
+    /// §6 data quality: the call's notes, then the record's, then the assessment's.
+    pub data_quality: Vec<DataQualityNote>,
     pub notes: DataNotes,
     pub now: DateTime<Utc>,
 }
@@ -209,6 +275,16 @@ impl Assessment {
     pub fn anticoagulated(&self) -> bool {
         self.concepts.anticoagulated.is_some()
     }
+
+    /// §1: a current medication reference could not be resolved.
+    pub fn possibly_anticoagulated(&self) -> Option<&Finding> {
+        possibly_anticoagulated(&self.concepts)
+    }
+
+    /// §2 `current-dvt`: a known VTE (DVT or PE).
+    pub fn current_vte(&self) -> Option<&Finding> {
+        current_vte(&self.concepts)
+    }
 }
 
 fn age_at(birth: NaiveDate, now: DateTime<Utc>) -> Option<u32> {
@@ -218,6 +294,28 @@ fn age_at(birth: NaiveDate, now: DateTime<Utc>) -> Option<u32> {
         years -= 1;
     }
     u32::try_from(years).ok()
+}
+
+/// §5: a D-dimer's kind from its code sets (`None`: the code does not say, e.g. CPT 85379).
+fn d_dimer_kind(codes: CodeSets) -> Option<DDimerKind> {
+    match (
+        codes.contains(CodeSet::DDimerFeu),
+        codes.contains(CodeSet::DDimerDdu),
+    ) {
+        (true, false) => Some(DDimerKind::Feu),
+        (false, true) => Some(DDimerKind::Ddu),
+        _ => None,
+    }
+}
+
+/// §5: the kind of the D-dimer this service suggests, from the codings of `[orders.d-dimer]`
+/// (a site that suggests a DDU test gets DDU thresholds on its cards).
+fn suggested_d_dimer_kind(m: &Mappings) -> Option<DDimerKind> {
+    let mut codes = CodeSets::default();
+    for c in &m.model.orders.d_dimer.codings {
+        codes = codes.union(m.classify(&c.system, &c.code));
+    }
+    d_dimer_kind(codes)
 }
 
 /// §7: what the draft orders of an order hook order.
@@ -245,6 +343,7 @@ fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
             && d.d_dimer.is_none()
         {
             d.d_dimer = Some(reference.clone());
+            d.d_dimer_kind = d_dimer_kind(codes);
         }
         if codes.contains(CodeSet::Ctpa) && d.ctpa.is_none() {
             d.ctpa = Some(reference);
@@ -256,25 +355,22 @@ fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
 /// §3: the Wells score from the record.
 fn wells(c: &Concepts) -> Wells {
     let ev = |f: &Option<Finding>| f.as_ref().map(|f| f.evidence.clone());
-    let coded = |id, label, e: Option<Vec<String>>| match e {
+    let coded = |id, e: Option<Vec<String>>| match e {
         Some(evidence) => WellsItem {
             id,
-            label,
             points: 1,
             status: WellsStatus::Present,
             evidence,
         },
         None => WellsItem {
             id,
-            label,
             points: 1,
             status: WellsStatus::NotFound,
             evidence: vec![],
         },
     };
-    let exam = |id, label| WellsItem {
+    let exam = |id| WellsItem {
         id,
-        label,
         points: 1,
         status: WellsStatus::NotDocumented,
         evidence: vec![],
@@ -283,49 +379,32 @@ fn wells(c: &Concepts) -> Wells {
         (None, None) => None,
         (a, b) => Some(unique_refs(a.into_iter().chain(b).flatten())),
     };
+    // §3 active-cancer: a cancer on the list without activity is `to-confirm`.
+    let cancer = match (&c.active_cancer, cancer_to_confirm(c)) {
+        (Some(f), _) => coded("active-cancer", Some(f.evidence.clone())),
+        (None, Some(f)) => WellsItem {
+            id: "active-cancer",
+            points: 1,
+            status: WellsStatus::ToConfirm,
+            evidence: f.evidence.clone(),
+        },
+        (None, None) => coded("active-cancer", None),
+    };
     let items = vec![
-        coded(
-            "active-cancer",
-            "Active cancer (treatment within 6 months or palliative)",
-            ev(&c.active_cancer),
-        ),
-        coded(
-            "paralysis-or-cast",
-            "Paralysis, paresis or recent plaster cast of the leg",
-            ev(&c.paralysis_or_cast),
-        ),
-        coded(
-            "bedridden-or-surgery",
-            "Bedridden 3 days or more, or major surgery within 12 weeks",
-            bed_or_surgery,
-        ),
-        exam(
-            "deep-vein-tenderness",
-            "Localised tenderness along the deep veins",
-        ),
-        exam("entire-leg-swollen", "Entire leg swollen"),
-        exam(
-            "calf-swelling-3cm",
-            "Calf swelling 3 cm or more than the other leg",
-        ),
-        exam(
-            "pitting-oedema",
-            "Pitting oedema confined to the symptomatic leg",
-        ),
-        exam(
-            "collateral-veins",
-            "Collateral superficial veins (non-varicose)",
-        ),
-        coded(
-            "previous-dvt",
-            "Previously documented DVT",
-            ev(&c.previous_vte),
-        ),
+        cancer,
+        coded("paralysis-or-cast", ev(&c.paralysis_or_cast)),
+        coded("bedridden-or-surgery", bed_or_surgery),
+        exam("deep-vein-tenderness"),
+        exam("entire-leg-swollen"),
+        exam("calf-swelling-3cm"),
+        exam("pitting-oedema"),
+        exam("collateral-veins"),
+        // §3: previous-dvt (DVT only) is the Wells item; PE history is not.
+        coded("previous-dvt", ev(previous_dvt(c))),
         // §3: an alternative diagnosis is clinician judgement: never subtracted; coded
         // alternatives are shown as its evidence.
         WellsItem {
             id: "alternative-diagnosis",
-            label: "Alternative diagnosis at least as likely as DVT",
             points: -2,
             status: WellsStatus::NotDocumented,
             evidence: unique_refs(c.alternatives.iter().flat_map(|a| a.evidence.clone())),
@@ -336,74 +415,158 @@ fn wells(c: &Concepts) -> Wells {
         .filter(|i| i.status == WellsStatus::Present)
         .map(|i| i.points)
         .sum();
-    let missing_plus = items
+    // §3 possible: what the examination and a check of the record could add.
+    let could_add = items
         .iter()
-        .filter(|i| i.points == 1 && i.status != WellsStatus::Present)
-        .count() as i32;
+        .filter(|i| {
+            i.points > 0
+                && matches!(
+                    i.status,
+                    WellsStatus::NotDocumented | WellsStatus::ToConfirm
+                )
+        })
+        .map(|i| i.points)
+        .sum::<i32>();
     Wells {
         documented,
-        possible: documented + missing_plus,
+        possible: documented + could_add,
         items,
     }
 }
 
 /// §4 rule 1: the partial Wells PE items the record supports.
-fn wells_pe(c: &Concepts, m: &Mappings) -> Vec<WellsPeItem> {
+fn wells_pe(c: &Concepts, m: &Mappings) -> WellsPe {
     let ev = |f: &Option<Finding>| f.as_ref().map(|f| f.evidence.clone()).unwrap_or_default();
-    let both = c.leg_pain.is_some() && c.leg_swelling.is_some();
+    let item = |id, tenths, evidence: Option<Vec<String>>| match evidence {
+        Some(evidence) => WellsPeItem {
+            id,
+            tenths,
+            status: WellsStatus::Present,
+            evidence,
+        },
+        None => WellsPeItem {
+            id,
+            tenths,
+            status: WellsStatus::NotFound,
+            evidence: vec![],
+        },
+    };
+    let both = (c.leg_pain.is_some() && c.leg_swelling.is_some())
+        .then(|| unique_refs(ev(&c.leg_pain).into_iter().chain(ev(&c.leg_swelling))));
     let hr = c
         .heart_rate
         .as_ref()
-        .filter(|v| v.value > m.model.thresholds.pe_heart_rate_above);
-    let surgery_pe = c.surgery_for_pe;
-    let imm = surgery_pe || c.bedridden.is_some();
-    let mut imm_ev = ev(&c.bedridden);
-    if surgery_pe {
-        imm_ev = unique_refs(imm_ev.into_iter().chain(ev(&c.recent_surgery)));
-    }
-    let haem = c.warning_signs.iter().find(|f| f.concept == "haemoptysis");
-    vec![
+        .filter(|v| v.value > m.model.thresholds.pe_heart_rate_above)
+        .map(|v| vec![v.reference.clone()]);
+    let immobile = (c.surgery_for_pe || c.bedridden.is_some()).then(|| {
+        let mut e = ev(&c.bedridden);
+        if c.surgery_for_pe {
+            e = unique_refs(e.into_iter().chain(ev(&c.recent_surgery)));
+        }
+        e
+    });
+    let haem = c
+        .warning_signs
+        .iter()
+        .find(|f| f.concept == "haemoptysis")
+        .map(|h| h.evidence.clone());
+    let items = vec![
+        item("dvt-signs", 30, both),
+        item("heart-rate", 15, hr),
+        item("immobilisation-or-surgery", 15, immobile),
+        item(
+            "previous-vte",
+            15,
+            c.previous_vte.as_ref().map(|f| f.evidence.clone()),
+        ),
+        item("haemoptysis", 10, haem),
+        item(
+            "active-cancer",
+            10,
+            c.active_cancer.as_ref().map(|f| f.evidence.clone()),
+        ),
+        // Clinician judgement: never in coded data.
         WellsPeItem {
-            label: "Clinical signs of DVT (leg pain and swelling both documented)",
+            id: "pe-most-likely",
             tenths: 30,
-            present: both,
-            evidence: if both {
-                unique_refs(ev(&c.leg_pain).into_iter().chain(ev(&c.leg_swelling)))
-            } else {
-                vec![]
+            status: WellsStatus::NotDocumented,
+            evidence: vec![],
+        },
+    ];
+    let documented_tenths = items
+        .iter()
+        .filter(|i| i.status == WellsStatus::Present)
+        .map(|i| i.tenths)
+        .sum();
+    WellsPe {
+        documented_tenths,
+        items,
+    }
+}
+
+/// §4, §1: why a D-dimer cannot be used, the strongest reason first.
+fn d_dimer_block(c: &Concepts) -> Option<DDimerBlock> {
+    if c.anticoagulated.is_some() {
+        Some(DDimerBlock::Anticoagulated)
+    } else if possibly_anticoagulated(c).is_some() {
+        Some(DDimerBlock::PossiblyAnticoagulated)
+    } else if c.pregnancy.is_some() {
+        Some(DDimerBlock::Pregnancy)
+    } else if c.postpartum.is_some() {
+        Some(DDimerBlock::Postpartum)
+    } else {
+        None
+    }
+}
+
+/// §4 rule 1: which test comes first on the NICE NG158 PE pathway.
+fn pe_pathway(
+    known_vte: bool,
+    wells_pe_above: bool,
+    block: Option<DDimerBlock>,
+    positive_d_dimer: bool,
+) -> PePathway {
+    if known_vte {
+        PePathway::KnownVte
+    } else if wells_pe_above {
+        PePathway::Ctpa(CtpaReason::WellsPe)
+    } else if let Some(b) = block {
+        PePathway::Ctpa(CtpaReason::DDimerBlocked(b))
+    } else if positive_d_dimer {
+        PePathway::Ctpa(CtpaReason::PositiveDDimer)
+    } else {
+        PePathway::DDimerFirst
+    }
+}
+
+/// §4 rule 1 suggestions (`at-most-one`). On the D-dimer-first path CTPA is offered too,
+/// not recommended: if the clinician judges PE the most likely diagnosis, Wells PE rises by
+/// 3 and CTPA is the test. Drafted orders suppress their own suggestion (§7).
+fn pe_suggestions(p: PePathway, drafts: &DraftOrders) -> Vec<Suggestion> {
+    use dvt_fhir::DraftPriority::Stat;
+    let ctpa = |is_recommended| Suggestion {
+        kind: SuggestionKind::Ctpa,
+        priority: Stat,
+        is_recommended,
+    };
+    let mut s = match p {
+        PePathway::KnownVte => vec![],
+        PePathway::Ctpa(_) => vec![ctpa(true)],
+        PePathway::DDimerFirst => vec![
+            Suggestion {
+                kind: SuggestionKind::DDimer,
+                priority: Stat,
+                is_recommended: true,
             },
-        },
-        WellsPeItem {
-            label: "Heart rate over 100 /min",
-            tenths: 15,
-            present: hr.is_some(),
-            evidence: hr.map(|v| vec![v.reference.clone()]).unwrap_or_default(),
-        },
-        WellsPeItem {
-            label: "Surgery within 4 weeks or bedridden 3 days or more",
-            tenths: 15,
-            present: imm,
-            evidence: if imm { imm_ev } else { vec![] },
-        },
-        WellsPeItem {
-            label: "Previous DVT or PE",
-            tenths: 15,
-            present: c.previous_vte.is_some(),
-            evidence: ev(&c.previous_vte),
-        },
-        WellsPeItem {
-            label: "Haemoptysis",
-            tenths: 10,
-            present: haem.is_some(),
-            evidence: haem.map(|h| h.evidence.clone()).unwrap_or_default(),
-        },
-        WellsPeItem {
-            label: "Active cancer",
-            tenths: 10,
-            present: c.active_cancer.is_some(),
-            evidence: ev(&c.active_cancer),
-        },
-    ]
+            ctpa(false),
+        ],
+    };
+    s.retain(|x| match x.kind {
+        SuggestionKind::Ctpa => drafts.ctpa.is_none(),
+        SuggestionKind::DDimer => drafts.d_dimer.is_none(),
+        SuggestionKind::Ultrasound => true,
+    });
+    s
 }
 
 /// §4 rule 4: the LEFt items (left leg, calf circumference, first trimester).
@@ -489,6 +652,121 @@ fn judge(m: &Mappings, d: &concepts::DDimer, age: Option<u32>, age_adjusted: boo
     }
 }
 
+// Adapters to the Concepts shape of v2-record (replaced when it lands).
+fn cancer_to_confirm(_c: &Concepts) -> Option<&Finding> {
+    None
+}
+fn previous_dvt(c: &Concepts) -> &Option<Finding> {
+    &c.previous_vte
+}
+fn possibly_anticoagulated(_c: &Concepts) -> Option<&Finding> {
+    None
+}
+fn current_vte(c: &Concepts) -> Option<&Finding> {
+    c.current_dvt.as_ref()
+}
+fn deceased(_c: &Concepts) -> bool {
+    false
+}
+fn record_quality(c: &Concepts, n: &DataNotes) -> Vec<DataQualityNote> {
+    let mut out: Vec<DataQualityNote> = c
+        .unreadable_units
+        .iter()
+        .map(|(r, _, _)| DataQualityNote {
+            code: DataQualityCode::UnreadableUnit,
+            evidence: vec![r.clone()],
+        })
+        .collect();
+    if n.future_dates > 0 {
+        out.push(DataQualityNote {
+            code: DataQualityCode::FutureDate,
+            evidence: vec![],
+        });
+    }
+    if n.unreadable_dates > 0 || c.undated > 0 {
+        out.push(DataQualityNote {
+            code: DataQualityCode::UnreadableDate,
+            evidence: vec![],
+        });
+    }
+    out
+}
+
+/// §4 rules 6–8 (Wells ≤ 1 from the record, not pregnant).
+fn low_wells_category(c: &Concepts, d_dimer: Option<DDimerResult>) -> Category {
+    // §4 rule 7 risk factors: the article's, and Wells's active cancer and previous VTE.
+    let risk = c.recent_surgery.is_some()
+        || c.bedridden.is_some()
+        || c.paralysis_or_cast.is_some()
+        || c.long_haul_travel.is_some()
+        || c.active_cancer.is_some()
+        || c.previous_vte.is_some();
+    // §4 rule 6: a negative D-dimer is not used on (possible) anticoagulation: unreliable.
+    let usable = c.anticoagulated.is_none() && possibly_anticoagulated(c).is_none();
+    if d_dimer == Some(DDimerResult::Negative) && usable {
+        Category::DvtUnlikely
+    } else if risk {
+        Category::DvtEvaluation
+    } else {
+        Category::FollowUp
+    }
+}
+
+/// §4 rules 4–8 suggestions, before the modifiers.
+fn dvt_suggestions(
+    category: Category,
+    anticoagulated: bool,
+    positive_d_dimer: bool,
+) -> Vec<Suggestion> {
+    use SuggestionKind::{DDimer, Ultrasound};
+    use dvt_fhir::DraftPriority::{Routine, Urgent};
+    let ultrasound = Suggestion {
+        kind: Ultrasound,
+        priority: Urgent,
+        is_recommended: true,
+    };
+    match category {
+        Category::PeWarningSigns | Category::DvtUnlikely => vec![],
+        Category::Pregnancy | Category::DvtLikely => vec![ultrasound],
+        // §4 rule 7; modifier anticoagulated: the ultrasound replaces the D-dimer.
+        Category::DvtEvaluation if positive_d_dimer || anticoagulated => vec![ultrasound],
+        Category::DvtEvaluation => vec![Suggestion {
+            kind: DDimer,
+            priority: Urgent,
+            is_recommended: true,
+        }],
+        Category::FollowUp => vec![Suggestion {
+            kind: DDimer,
+            priority: Routine,
+            is_recommended: false,
+        }],
+    }
+}
+
+/// §7: does a drafted order fit the pathway?
+fn pathway_notes(a: &Assessment, likely_at: i32) -> Vec<PathwayNote> {
+    let mut out = Vec::new();
+    let low = a.wells.documented < likely_at;
+    if a.drafts.ultrasound.is_some()
+        && low
+        && a.d_dimer.is_none()
+        && a.d_dimer_block.is_none()
+        && matches!(
+            a.category,
+            Some(Category::DvtEvaluation | Category::FollowUp)
+        )
+    {
+        out.push(PathwayNote::DDimerMaySpareScan);
+    }
+    if a.drafts.d_dimer.is_some() && !low {
+        out.push(PathwayNote::DDimerCannotExclude);
+    }
+    if a.drafts.d_dimer.is_some() && a.anticoagulated() {
+        out.push(PathwayNote::DDimerUnreliable);
+    }
+    out
+}
+
 /// Assess one hook call (§1–§5, §7).
 pub fn assess(
     m: &Mappings,
@@ -560,7 +838,6 @@ pub fn assess(
             .cloned(),
     );
     let w = wells(&c);
-    let anticoagulated = c.anticoagulated.is_some();
     let mut risk_factors = Vec::new();
     for (f, name) in [
         (&c.recent_surgery, "recent-surgery"),
@@ -577,46 +854,70 @@ pub fn assess(
             risk_factors.push(name);
         }
     }
+    // §6 data quality: the call's notes, the record's, then an unknown age (§4 rule 2, §5).
+    let mut data_quality: Vec<DataQualityNote> = record_quality(&c, &rec.notes);
+    if age.is_none()
+        && !data_quality
+            .iter()
+            .any(|n| n.code == DataQualityCode::UnknownAge)
+    {
+        data_quality.push(DataQualityNote {
+            code: DataQualityCode::UnknownAge,
+            evidence: vec![],
+        });
+    }
 
     let mut a = Assessment {
         category: None,
         indicator: Indicator::Info,
         no_card_reason: None,
-        wells_pe: vec![],
+        wells_pe: None,
+        pe_pathway: None,
         left: None,
         d_dimer: None,
+        d_dimer_block: d_dimer_block(&c),
+        age_adjusted: false,
         age,
         side,
         index_refs,
         drafts,
+        suggested_d_dimer_kind: suggested_d_dimer_kind(m),
         suggestions: vec![],
         pathway: vec![],
         risk_factors,
+        data_quality,
         notes: rec.notes.clone(),
         now,
         wells: w,
         concepts: c,
     };
 
+    // §1, §4: a deceased patient gets no card; this check comes before every rule.
+    if deceased(&a.concepts) {
+        a.no_card_reason = Some("deceased");
+        return a;
+    }
     // §4: nothing fires without an index presentation.
     if !index {
         a.no_card_reason = Some("no index presentation");
         return a;
     }
     let c = &a.concepts;
-    let likely_at = m.model.thresholds.wells_likely_at_least;
+    let t = &m.model.thresholds;
+    let likely_at = t.wells_likely_at_least;
+    let pregnant = c.pregnancy.is_some() || c.postpartum.is_some();
     let category = if !c.warning_signs.is_empty() {
-        // §4 rule 1: any age, even anticoagulated or with a known DVT.
+        // §4 rule 1: any age, even anticoagulated or with a known VTE.
         Category::PeWarningSigns
-    } else if age.is_some_and(|x| x < m.model.thresholds.adult_age) {
+    } else if age.is_some_and(|x| x < t.adult_age) {
         // §4 rule 2: out of scope (unknown age counts as adult).
         a.no_card_reason = Some("age under 18");
         return a;
-    } else if c.current_dvt.is_some() {
-        // §4 rule 3: already diagnosed.
-        a.no_card_reason = Some("DVT already diagnosed");
+    } else if current_vte(c).is_some() {
+        // §4 rule 3: a current DVT or PE: already diagnosed.
+        a.no_card_reason = Some("VTE already diagnosed");
         return a;
-    } else if c.pregnancy.is_some() || c.postpartum.is_some() {
+    } else if pregnant {
         Category::Pregnancy // §4 rule 4
     } else if a.wells.documented >= likely_at {
         Category::DvtLikely // §4 rule 5
@@ -624,104 +925,64 @@ pub fn assess(
         Category::DvtUnlikely // placeholder: rules 6-8 below
     };
 
-    // §5: age-adjusted thresholds only in the Wells ≤ 1 categories (not in pregnancy).
-    let age_adjusted = a.wells.documented < likely_at && category != Category::Pregnancy;
+    // §5: age-adjusted thresholds for Wells DVT ≤ 1 and for a documented Wells PE ≤ 4;
+    // not in pregnancy.
+    let wells_pe = (category == Category::PeWarningSigns).then(|| wells_pe(c, m));
+    let pe_above = wells_pe
+        .as_ref()
+        .is_some_and(|p| f64::from(p.documented_tenths) > t.wells_pe_likely_above * 10.0);
+    let age_adjusted = !pregnant
+        && match category {
+            Category::PeWarningSigns => !pe_above,
+            _ => a.wells.documented < likely_at,
+        };
+    a.age_adjusted = age_adjusted;
     a.d_dimer = c.d_dimer.as_ref().map(|d| judge(m, d, age, age_adjusted));
     let dd_result = a.d_dimer.as_ref().map(|d| d.result);
+    let positive_dd = dd_result == Some(DDimerResult::Positive);
 
     let category = if category == Category::DvtUnlikely {
-        let article_risk = c.recent_surgery.is_some()
-            || c.bedridden.is_some()
-            || c.paralysis_or_cast.is_some()
-            || c.long_haul_travel.is_some();
-        // §4 rule 6 (a negative D-dimer is not used while anticoagulated: unreliable).
-        if dd_result == Some(DDimerResult::Negative) && !anticoagulated {
-            Category::DvtUnlikely
-        } else if article_risk {
-            Category::DvtEvaluation // §4 rule 7
-        } else {
-            Category::FollowUp // §4 rule 8
-        }
+        low_wells_category(c, dd_result)
     } else {
         category
     };
     a.category = Some(category);
+    // §4: every indicator stays as the rule set it (anticoagulated too: a clot on
+    // anticoagulation is a prophylaxis or treatment failure, still urgent).
     a.indicator = match category {
         Category::PeWarningSigns => Indicator::Critical,
         Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation => Indicator::Warning,
         Category::DvtUnlikely | Category::FollowUp => Indicator::Info,
     };
-    // §4 modifier anticoagulated: a warning becomes info; critical stays critical.
-    if anticoagulated && a.indicator == Indicator::Warning {
-        a.indicator = Indicator::Info;
-    }
-    if category == Category::PeWarningSigns {
-        a.wells_pe = wells_pe(c, m);
-    }
     if category == Category::Pregnancy {
-        a.left = Some(left(c, a.side));
+        a.left = c.pregnancy.is_some().then(|| left(c, a.side));
     }
 
-    use SuggestionKind::{Ctpa, DDimer, Ultrasound};
-    use dvt_fhir::DraftPriority::{Routine, Stat, Urgent};
-    let positive_dd = dd_result == Some(DDimerResult::Positive);
-    let mut s: Vec<Suggestion> = match category {
-        Category::PeWarningSigns => vec![Suggestion {
-            kind: Ctpa,
-            priority: Stat,
-            is_recommended: true,
-        }],
-        Category::Pregnancy | Category::DvtLikely => {
-            vec![Suggestion {
-                kind: Ultrasound,
-                priority: Urgent,
-                is_recommended: true,
-            }]
-        }
-        Category::DvtUnlikely => vec![],
-        Category::DvtEvaluation if positive_dd => {
-            vec![Suggestion {
-                kind: Ultrasound,
-                priority: Urgent,
-                is_recommended: true,
-            }]
-        }
-        Category::DvtEvaluation => vec![Suggestion {
-            kind: DDimer,
-            priority: Urgent,
-            is_recommended: true,
-        }],
-        Category::FollowUp => vec![Suggestion {
-            kind: DDimer,
-            priority: Routine,
-            is_recommended: false,
-        }],
-    };
-    // §4 modifiers: no D-dimer when anticoagulated or already drafted (§7); no ultrasound
-    // when leg-vein imaging is ordered or done within 7 days; no CTPA already drafted.
     let imaging = c.dvt_imaging.is_some();
+    let mut s = match &wells_pe {
+        Some(_) => {
+            let p = pe_pathway(
+                current_vte(c).is_some(),
+                pe_above,
+                a.d_dimer_block,
+                positive_dd,
+            );
+            a.pe_pathway = Some(p);
+            pe_suggestions(p, &a.drafts)
+        }
+        None => dvt_suggestions(category, a.anticoagulated(), positive_dd),
+    };
+    a.wells_pe = wells_pe;
+    // §4 modifiers: no D-dimer when it cannot be used (anticoagulated, possibly
+    // anticoagulated, pregnant) or is already drafted (§7); no ultrasound when leg-vein
+    // imaging is ordered or done within the window.
+    let dd_blocked = a.d_dimer_block.is_some();
     s.retain(|x| match x.kind {
-        DDimer => !anticoagulated && a.drafts.d_dimer.is_none(),
-        Ultrasound => !imaging,
-        Ctpa => a.drafts.ctpa.is_none(),
+        SuggestionKind::DDimer => !dd_blocked && a.drafts.d_dimer.is_none(),
+        SuggestionKind::Ultrasound => !imaging,
+        SuggestionKind::Ctpa => a.drafts.ctpa.is_none(),
     });
     a.suggestions = s;
-
-    // §7: does the drafted order fit the pathway?
-    if a.drafts.ultrasound.is_some()
-        && a.wells.documented < likely_at
-        && a.d_dimer.is_none()
-        && !anticoagulated
-        && matches!(category, Category::DvtEvaluation | Category::FollowUp)
-    {
-        a.pathway.push("Ultrasound ordered with Wells 1 or less from the record and no D-dimer in the last 3 days: consider a D-dimer first.");
-    }
-    if a.drafts.d_dimer.is_some() && a.wells.documented >= likely_at {
-        a.pathway
-            .push("A D-dimer alone cannot exclude DVT here: ultrasound is the first test.");
-    }
-    if a.drafts.d_dimer.is_some() && anticoagulated {
-        a.pathway.push("D-dimer is unreliable on anticoagulants.");
-    }
+    a.pathway = pathway_notes(&a, likely_at);
     a
 }

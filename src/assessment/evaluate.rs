@@ -101,6 +101,7 @@ pub fn from_bundle(v: &Value, args: &EvaluateArgs) -> Result<(HookInput, Vec<Val
         patient_id,
         encounter_id: None,
         draft_orders: vec![],
+        data_quality: vec![],
     };
     Ok((input, resources))
 }
@@ -174,6 +175,7 @@ pub fn from_request_owned(
         patient_id,
         encounter_id,
         draft_orders,
+        data_quality: vec![],
     };
     Ok((input, resources))
 }

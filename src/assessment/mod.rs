@@ -13,11 +13,13 @@ use chrono::{DateTime, Utc};
 
 use crate::cds_hooks::Hook;
 use crate::mappings::Mappings;
+use crate::record::quality::DataQualityNote;
 
 pub use concepts::{Concepts, DDimer, DDimerKind, DDimerResult, Finding};
 pub use decide::{
-    Assessment, Category, Indicator, Left, LeftItem, Suggestion, SuggestionKind, Wells, WellsItem,
-    WellsPeItem, WellsStatus, assess,
+    Assessment, Category, CtpaReason, DDimerBlock, DraftOrders, Indicator, Left, LeftItem,
+    PathwayNote, PePathway, Suggestion, SuggestionKind, Wells, WellsItem, WellsPe, WellsPeItem,
+    WellsStatus, assess,
 };
 pub use evaluate::{EvaluateArgs, evaluate_command};
 
@@ -30,6 +32,9 @@ pub struct HookInput {
     pub encounter_id: Option<String>,
     /// Resources of `context.draftOrders` (order hooks, §7).
     pub draft_orders: Vec<serde_json::Value>,
+    /// What the FHIR layer could not see (e.g. paging cut short): the card shows these
+    /// before the record's own notes (§6).
+    pub data_quality: Vec<DataQualityNote>,
 }
 
 /// Evaluate a hook call: the CDS Hooks response body (`{"cards": [...]}`, at most one card).

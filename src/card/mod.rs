@@ -2,16 +2,16 @@
 //!
 //! Every statement in the detail points to the resource it came from; the
 //! `dvt-assessment` extension is the machine-readable twin of the detail.
+//!
+//! - [`text`]: the words (summary, detail, labels), every number from the mappings.
 
-use std::fmt::Write as _;
+pub mod text;
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::assessment::{
-    Assessment, Category, DDimerResult, Finding, HookInput, Suggestion, SuggestionKind,
-};
-use crate::mappings::{Mappings, OrderSpec, Side};
+use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind};
+use crate::mappings::{Mappings, OrderSpec};
 
 /// §6 summary: fewer than 140 characters.
 pub const SUMMARY_MAX_CHARS: usize = 139;
@@ -33,82 +33,6 @@ pub fn card_uuid(hook_instance: &str, category: Category) -> String {
     .to_string()
 }
 
-fn label(concept: &str) -> &'static str {
-    match concept {
-        "leg-pain" => "Calf or lower-leg pain",
-        "leg-swelling" => "Leg swelling or oedema",
-        "recent-surgery" => "Major surgery within 12 weeks",
-        "bedridden" => "Bedridden 3 days or more",
-        "paralysis-or-cast" => "Paralysis, paresis or recent leg cast",
-        "active-cancer" => "Active cancer",
-        "previous-vte" => "Previous DVT or PE",
-        "current-dvt" => "DVT already diagnosed (within 90 days)",
-        "pregnancy" => "Pregnant",
-        "postpartum" => "Within 6 weeks after delivery",
-        "estrogen-use" => "Oestrogen or hormonal contraception",
-        "anticoagulated" => "Currently anticoagulated",
-        "long-haul-travel" => "Long-haul travel within 8 weeks",
-        "dyspnoea" => "Breathlessness",
-        "chest-pain" => "Chest pain",
-        "cough" => "Cough",
-        "haemoptysis" => "Coughing up blood",
-        "syncope" => "Fainting",
-        "dizziness" => "Dizziness or light-headedness",
-        "hypoxaemia" => "Oxygen saturation below 95 %",
-        "tachycardia" => "Heart rate 100 /min or more",
-        "dvt-imaging" => "Leg-vein ultrasound ordered or done",
-        "baker-cyst" => "Baker cyst",
-        "calf-muscle-strain" => "Calf muscle strain or tear",
-        "knee-ligament-or-meniscus-injury" => "Knee ligament or meniscus injury",
-        "nerve-compression" => "Nerve compression (sciatica, radiculopathy)",
-        "arterial-disease" => "Peripheral arterial disease",
-        "superficial-thrombophlebitis" => "Superficial thrombophlebitis",
-        "cellulitis" => "Cellulitis or another local cause",
-        _ => "Finding",
-    }
-}
-
-fn short(concept: &str) -> &'static str {
-    match concept {
-        "recent-surgery" => "recent surgery",
-        "bedridden" => "bed rest",
-        "paralysis-or-cast" => "paralysis or leg cast",
-        "long-haul-travel" => "long-haul travel",
-        "dyspnoea" => "breathlessness",
-        "chest-pain" => "chest pain",
-        "cough" => "cough",
-        "haemoptysis" => "haemoptysis",
-        "syncope" => "syncope",
-        "dizziness" => "dizziness",
-        "hypoxaemia" => "low SpO2",
-        "baker-cyst" => "Baker cyst",
-        "calf-muscle-strain" => "calf muscle strain",
-        "knee-ligament-or-meniscus-injury" => "knee ligament/meniscus injury",
-        "nerve-compression" => "nerve compression",
-        "arterial-disease" => "arterial disease",
-        "superficial-thrombophlebitis" => "superficial thrombophlebitis",
-        "cellulitis" => "cellulitis",
-        _ => "",
-    }
-}
-
-fn side_prefix(side: Option<Side>) -> &'static str {
-    match side {
-        Some(Side::Left) => "left ",
-        Some(Side::Right) => "right ",
-        Some(Side::Bilateral) => "bilateral ",
-        None => "",
-    }
-}
-
-fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e12 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
 fn json_num(v: f64) -> Value {
     if v.fract() == 0.0 && v.abs() < 1e12 {
         json!(v as i64)
@@ -128,438 +52,6 @@ fn fit(s: String) -> String {
     out
 }
 
-fn threshold_text(a: &Assessment, m: &Mappings) -> String {
-    // The suggested D-dimer is FEU (LOINC 48065-7): §5 FEU threshold.
-    let t = m.model.thresholds.d_dimer_feu.threshold(a.age, true);
-    match a.age {
-        Some(age) if age > m.model.thresholds.d_dimer_feu.age_limit => {
-            format!("{} µg/L FEU, age-adjusted for {age} years", fmt_num(t))
-        }
-        _ => format!("{} µg/L FEU", fmt_num(t)),
-    }
-}
-
-fn summary(a: &Assessment, m: &Mappings) -> String {
-    let c = &a.concepts;
-    let cat = a.category.unwrap_or(Category::FollowUp);
-    let n = a.wells.documented;
-    let leg = side_prefix(a.side);
-    let imaging_date = c
-        .dvt_imaging
-        .as_ref()
-        .map(|f| f.date.map(|d| format!(" ({d})")).unwrap_or_default());
-    let s = match cat {
-        Category::PeWarningSigns => {
-            let signs: Vec<&str> = c
-                .warning_signs
-                .iter()
-                .take(2)
-                .map(|f| short(f.concept))
-                .collect();
-            format!(
-                "PE warning signs ({}) with {leg}leg symptoms: assess now; consider CT pulmonary angiography.",
-                signs.join(", ")
-            )
-        }
-        Category::Pregnancy => {
-            let who = if c.pregnancy.is_some() {
-                "Pregnant"
-            } else {
-                "Postpartum"
-            };
-            match imaging_date {
-                Some(d) => format!(
-                    "{who}, {leg}leg symptoms: possible DVT. Leg-vein ultrasound already ordered or done{d}."
-                ),
-                None => format!(
-                    "{who}, {leg}leg symptoms: possible DVT. Compression duplex ultrasound (urgent)."
-                ),
-            }
-        }
-        Category::DvtLikely => match imaging_date {
-            Some(d) => format!(
-                "Possible {leg}DVT: Wells {n} from the record (likely). Ultrasound already ordered or done{d}: review it."
-            ),
-            None => format!(
-                "Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein ultrasound within 4 h."
-            ),
-        },
-        Category::DvtUnlikely => {
-            format!(
-                "DVT unlikely: Wells {n} from the record and a negative D-dimer. Consider other causes of the leg symptoms."
-            )
-        }
-        Category::DvtEvaluation => {
-            let risk = a
-                .risk_factors
-                .iter()
-                .find(|r| {
-                    matches!(
-                        **r,
-                        "recent-surgery" | "bedridden" | "paralysis-or-cast" | "long-haul-travel"
-                    )
-                })
-                .map(|r| short(r))
-                .unwrap_or("a risk factor");
-            let positive = a
-                .d_dimer
-                .as_ref()
-                .is_some_and(|d| d.result == DDimerResult::Positive);
-            if positive {
-                match imaging_date {
-                    Some(d) => format!(
-                        "Possible {leg}DVT ({risk}), D-dimer positive. Ultrasound already ordered or done{d}."
-                    ),
-                    None => format!(
-                        "Possible {leg}DVT ({risk}), D-dimer positive: leg-vein ultrasound."
-                    ),
-                }
-            } else if a.anticoagulated() {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n}; on anticoagulation, D-dimer unreliable: clinical review."
-                )
-            } else {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.",
-                    threshold_text(a, m)
-                )
-            }
-        }
-        Category::FollowUp => {
-            let what = match (c.leg_pain.is_some(), c.leg_swelling.is_some()) {
-                (true, false) => "pain",
-                (false, true) => "swelling",
-                (true, true) => "symptoms",
-                // §7: only a drafted VTE test made this an index presentation.
-                (false, false) => "",
-            };
-            let head = if what.is_empty() {
-                "DVT suspected (order)".to_string()
-            } else {
-                let mut h = format!("{leg}leg {what}");
-                h[..1].make_ascii_uppercase();
-                h
-            };
-            match c.alternatives.first() {
-                Some(alt) => format!(
-                    "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
-                    short(alt.concept)
-                ),
-                None => format!(
-                    "{head}: Wells {n} from the record; no surgery, immobility or travel found. Examine; safety-net advice."
-                ),
-            }
-        }
-    };
-    fit(s)
-}
-
-fn refs(evidence: &[String]) -> String {
-    evidence.join(", ")
-}
-
-fn finding_line(f: &Finding) -> String {
-    let mut s = format!("- **{}**", label(f.concept));
-    if let Some(side) = f.side {
-        let _ = write!(s, " ({})", side.as_str());
-    }
-    if let Some(d) = f.date {
-        let _ = write!(s, ", {d}");
-    }
-    let _ = write!(s, ": {}", refs(&f.evidence));
-    s
-}
-
-fn points(tenths: i32) -> String {
-    if tenths % 10 == 0 {
-        format!("{}", tenths / 10)
-    } else {
-        format!("{}.{}", tenths / 10, tenths % 10)
-    }
-}
-
-fn detail(a: &Assessment, m: &Mappings) -> String {
-    let c = &a.concepts;
-    let cat = a.category.unwrap_or(Category::FollowUp);
-    let mut d = String::new();
-
-    // 1. Why this card.
-    d.push_str("### Why this card\n\n");
-    for f in a.findings().iter().filter(|f| f.concept != "d-dimer") {
-        d.push_str(&finding_line(f));
-        d.push('\n');
-    }
-    if let Some(r) = &a.drafts.d_dimer {
-        let _ = writeln!(d, "- **D-dimer being ordered**: {r}");
-    }
-    if let Some(r) = &a.drafts.ctpa {
-        let _ = writeln!(d, "- **CT pulmonary angiography being ordered**: {r}");
-    }
-    if let Some(dd) = &a.d_dimer {
-        let value = match (dd.d.raw_value, &dd.d.raw_unit) {
-            (Some(v), Some(u)) => format!(
-                "{}{} {u}",
-                dd.d.comparator.as_deref().unwrap_or(""),
-                fmt_num(v)
-            ),
-            (Some(v), None) => format!("{} (no unit)", fmt_num(v)),
-            _ => "no value".to_string(),
-        };
-        let date = dd.d.date.map(|x| format!(", {x}")).unwrap_or_default();
-        let _ = writeln!(
-            d,
-            "- **D-dimer ({})** {value}{date}: {}, threshold {} µg/L{}: {}",
-            dd.d.kind.as_str(),
-            dd.result.as_str(),
-            fmt_num(dd.threshold),
-            if dd.age_adjusted && a.age.is_some_and(|x| x > 50) {
-                " (age-adjusted)"
-            } else {
-                ""
-            },
-            dd.d.reference
-        );
-    }
-    match a.age {
-        Some(age) => {
-            let _ = writeln!(d, "- Age {age} years (Patient.birthDate).");
-        }
-        None => {
-            d.push_str("- Age unknown (no readable Patient.birthDate): assessed as an adult.\n")
-        }
-    }
-
-    // 2. The score table.
-    if let Some(left) = &a.left {
-        let _ = write!(
-            d,
-            "\n### LEFt items (Wells is not validated in pregnancy): {} from the record\n\n| Item | Points | Status | Evidence |\n|---|---|---|---|\n",
-            left.documented
-        );
-        for i in &left.items {
-            let _ = writeln!(
-                d,
-                "| {} | 1 | {} | {} |",
-                i.label,
-                i.status.as_str(),
-                refs(&i.evidence)
-            );
-        }
-    } else {
-        let _ = write!(
-            d,
-            "\n### Wells score for DVT (2003): {} from the record, up to {} after examination\n\n| Item | Points | Status | Evidence |\n|---|---|---|---|\n",
-            a.wells.documented, a.wells.possible
-        );
-        for i in &a.wells.items {
-            let _ = writeln!(
-                d,
-                "| {} | {} | {} | {} |",
-                i.label,
-                i.points,
-                i.status.as_str(),
-                refs(&i.evidence)
-            );
-        }
-        d.push_str(
-            "\nExamination items are not held in coded data: examine the leg and add them.\n",
-        );
-    }
-    if cat == Category::PeWarningSigns {
-        let total: i32 = a
-            .wells_pe
-            .iter()
-            .filter(|i| i.present)
-            .map(|i| i.tenths)
-            .sum();
-        let _ = write!(
-            d,
-            "\n### Wells PE items the record supports: {}\n\n| Item | Points | Status | Evidence |\n|---|---|---|---|\n",
-            points(total)
-        );
-        for i in &a.wells_pe {
-            let status = if i.present { "present" } else { "not-found" };
-            let _ = writeln!(
-                d,
-                "| {} | {} | {status} | {} |",
-                i.label,
-                points(i.tenths),
-                refs(&i.evidence)
-            );
-        }
-        d.push_str("| PE the most likely diagnosis | 3 | not-documented | |\n");
-    }
-
-    // 3. The next step.
-    d.push_str("\n### Next step\n\n");
-    let imaging = c.dvt_imaging.as_ref();
-    let imaging_line = imaging.map(|f| {
-        // §7: a draft ultrasound of this order hook is being ordered, not yet done.
-        if f.evidence.first() == a.drafts.ultrasound.as_ref() && f.evidence.len() == 1 {
-            format!("Leg-vein ultrasound being ordered: {}.", refs(&f.evidence))
-        } else {
-            format!(
-                "Leg-vein ultrasound already ordered or done{}: {}. Review it rather than ordering another.",
-                f.date.map(|x| format!(" ({x})")).unwrap_or_default(),
-                refs(&f.evidence)
-            )
-        }
-    });
-    match cat {
-        Category::PeWarningSigns => {
-            d.push_str("Warning signs of pulmonary embolism: assess the patient now. Consider CT pulmonary angiography (stat). ");
-            d.push_str("In pregnancy or when contrast is contraindicated, V/Q scanning may be preferred per local protocol. ");
-            d.push_str("This applies even when anticoagulated or when a DVT is already known.\n");
-        }
-        Category::Pregnancy => {
-            d.push_str(
-                "Pregnancy or the postpartum period: the Wells score is not validated here. ",
-            );
-            match &imaging_line {
-                Some(l) => d.push_str(l),
-                None => d.push_str("Compression duplex ultrasound of the leg veins (urgent)."),
-            }
-            d.push_str(" A D-dimer is not suggested (not reliable in pregnancy).\n");
-        }
-        Category::DvtLikely => {
-            match &imaging_line {
-                Some(l) => d.push_str(l),
-                None => d.push_str("DVT likely (Wells 2 or more): proximal leg-vein ultrasound with the result within 4 hours."),
-            }
-            d.push_str(" If the scan cannot be done within 4 hours, NICE advises a D-dimer and interim anticoagulation. A negative D-dimer does not set aside DVT here.\n");
-        }
-        Category::DvtUnlikely => {
-            d.push_str("Wells 1 or less from the record and a negative D-dimer: DVT is unlikely. Consider the other causes below. Complete the examination: exam findings can raise the Wells score.\n");
-        }
-        Category::DvtEvaluation => {
-            let positive = a
-                .d_dimer
-                .as_ref()
-                .is_some_and(|x| x.result == DDimerResult::Positive);
-            if positive {
-                match &imaging_line {
-                    Some(l) => d.push_str(l),
-                    None => d.push_str(
-                        "D-dimer positive with Wells 1 or less: proximal leg-vein ultrasound.",
-                    ),
-                }
-            } else if a.anticoagulated() {
-                d.push_str("A risk factor for DVT with Wells 1 or less, but the patient is anticoagulated: a D-dimer is unreliable and is not suggested. If DVT is still suspected after examination, imaging is the test.");
-            } else if a.drafts.d_dimer.is_some() {
-                let _ = write!(
-                    d,
-                    "D-dimer being ordered: positive at {}.",
-                    threshold_text(a, m)
-                );
-            } else {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells 1 or less: D-dimer, positive at {} (age-adjusted: {} × age above {} years). If positive, leg-vein ultrasound.",
-                    threshold_text(a, m),
-                    fmt_num(m.model.thresholds.d_dimer_feu.per_year_of_age),
-                    m.model.thresholds.d_dimer_feu.age_limit
-                );
-            }
-            d.push('\n');
-        }
-        Category::FollowUp => {
-            d.push_str("None of the article's risk factors (recent surgery, bed rest, paralysis or leg cast, long-haul travel) was found in the record. Examine the leg: if DVT is still suspected after the examination, ");
-            if a.anticoagulated() {
-                d.push_str("imaging is the test (a D-dimer is unreliable on anticoagulants).");
-            } else {
-                let _ = write!(
-                    d,
-                    "a D-dimer (positive at {}) can be ordered.",
-                    threshold_text(a, m)
-                );
-            }
-            d.push('\n');
-        }
-    }
-    if a.anticoagulated() {
-        d.push_str(
-            "\nThe patient is anticoagulated: a D-dimer is unreliable and is not suggested.\n",
-        );
-    }
-    if !matches!(
-        cat,
-        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
-    ) && let Some(l) = &imaging_line
-    {
-        let _ = writeln!(d, "\n{l}");
-    }
-    for p in &a.pathway {
-        let _ = writeln!(d, "\n**Order check:** {p}");
-    }
-
-    // 4. Other causes.
-    d.push_str("\n### Other causes to consider\n\n");
-    d.push_str("Baker cyst, calf muscle strain or tear, knee ligament (PCL) or meniscus injury, nerve compression (sciatica), peripheral arterial disease, superficial thrombophlebitis, cellulitis.\n");
-    if !c.alternatives.is_empty() {
-        d.push_str("\nCoded in the record (possible Wells −2 evidence; the clinician decides, it is not subtracted):\n\n");
-        for f in &c.alternatives {
-            d.push_str(&finding_line(f));
-            d.push('\n');
-        }
-    }
-
-    // 5. When to seek immediate care.
-    d.push_str("\n### When to seek immediate care\n\n");
-    d.push_str("Come back at once for pain that is sudden, severe, worsening or persistent, difficulty walking, or breathlessness, chest pain, coughing (especially blood), fainting or dizziness: these can be signs of a pulmonary embolism.\n");
-
-    // What the service could not see (§1 data quality).
-    let mut q: Vec<String> = Vec::new();
-    let n = &a.notes;
-    if n.malformed > 0 {
-        q.push(format!(
-            "{} malformed entr{} skipped.",
-            n.malformed,
-            if n.malformed == 1 { "y" } else { "ies" }
-        ));
-    }
-    if n.future_dates > 0 {
-        q.push(format!(
-            "{} resource(s) with a future date: the date was ignored.",
-            n.future_dates
-        ));
-    }
-    if n.unreadable_dates > 0 {
-        q.push(format!(
-            "{} resource(s) with an unreadable date.",
-            n.unreadable_dates
-        ));
-    }
-    if c.undated > 0 {
-        q.push(format!(
-            "{} symptom record(s) without a usable date were not used.",
-            c.undated
-        ));
-    }
-    if n.other_patient > 0 {
-        q.push(format!(
-            "{} resource(s) of another patient ignored.",
-            n.other_patient
-        ));
-    }
-    if n.no_patient {
-        q.push("No Patient resource: age unknown.".to_string());
-    } else if n.birth_date_unreadable {
-        q.push("Patient.birthDate unreadable: age unknown.".to_string());
-    }
-    for (r, what, unit) in &c.unreadable_units {
-        q.push(format!(
-            "{what} in {r}: unit \"{unit}\" could not be read; not used."
-        ));
-    }
-    if !q.is_empty() {
-        d.push_str("\n### Data quality\n\n");
-        for line in q {
-            let _ = writeln!(d, "- {line}");
-        }
-    }
-    d
-}
-
 fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -> Option<Value> {
     let dd_label;
     let (spec, label): (&OrderSpec, &str) = match s.kind {
@@ -570,7 +62,10 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
         SuggestionKind::Ctpa => (&m.model.orders.ctpa, "Order CT pulmonary angiography"),
         SuggestionKind::DDimer => {
             // §4 rule 7: the threshold written out.
-            dd_label = format!("Order a D-dimer (positive at {})", threshold_text(a, m));
+            dd_label = format!(
+                "Order a D-dimer (positive at {})",
+                text::threshold_text(a, m, a.suggested_d_dimer_kind)
+            );
             (&m.model.orders.d_dimer, dd_label.as_str())
         }
     };
@@ -619,7 +114,7 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
     }))
 }
 
-fn extension(a: &Assessment) -> Value {
+fn extension(m: &Mappings, input: &HookInput, a: &Assessment) -> Value {
     let cat = a.category.map(|c| c.as_str()).unwrap_or("");
     let items: Vec<Value> = a
         .wells
@@ -697,6 +192,40 @@ fn extension(a: &Assessment) -> Value {
         o.insert("result".into(), json!(dd.result.as_str()));
         ext.insert("dDimer".into(), Value::Object(o));
     }
+    if let Some(pe) = &a.wells_pe {
+        let items: Vec<Value> = pe
+            .items
+            .iter()
+            .map(|i| {
+                let mut o = Map::new();
+                o.insert("id".into(), json!(i.id));
+                o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
+                o.insert("status".into(), json!(i.status.as_str()));
+                if !i.evidence.is_empty() {
+                    o.insert("evidence".into(), json!(i.evidence));
+                }
+                Value::Object(o)
+            })
+            .collect();
+        ext.insert(
+            "wellsPe".into(),
+            json!({"documented": json_num(f64::from(pe.documented_tenths) / 10.0), "items": items}),
+        );
+    }
+    // §6: the call's notes first (e.g. paging cut short), then the record's.
+    let quality: Vec<Value> = input
+        .data_quality
+        .iter()
+        .chain(a.data_quality.iter())
+        .map(|n| json!({"code": n.code.as_str(), "evidence": n.evidence}))
+        .collect();
+    if !quality.is_empty() {
+        ext.insert("dataQuality".into(), Value::Array(quality));
+    }
+    ext.insert(
+        "mappings".into(),
+        json!({"name": m.id, "version": m.version}),
+    );
     json!({ "dvt-assessment": ext })
 }
 
@@ -708,9 +237,9 @@ pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> 
         "uuid".into(),
         json!(card_uuid(&input.hook_instance, category)),
     );
-    card.insert("summary".into(), json!(summary(a, m)));
+    card.insert("summary".into(), json!(fit(text::summary(a, m))));
     card.insert("indicator".into(), json!(a.indicator.as_str()));
-    card.insert("detail".into(), json!(detail(a, m)));
+    card.insert("detail".into(), json!(text::detail(a, m)));
     let src = &m.model.source;
     card.insert(
         "source".into(),
@@ -745,7 +274,7 @@ pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> 
             .collect();
         card.insert("links".into(), Value::Array(links));
     }
-    card.insert("extension".into(), extension(a));
+    card.insert("extension".into(), extension(m, input, a));
     Some(Value::Object(card))
 }
 
