@@ -23,7 +23,7 @@ async fn discovery_names_the_mapping_set() {
     for s in body["services"].as_array().expect("services") {
         assert_eq!(
             s["extension"]["dvt-cds-mappings"],
-            json!({"name": "dvt-cds-default", "version": "1.0.0"}),
+            json!({"name": "dvt-cds-default", "version": "2.0.0"}),
             "{s}"
         );
     }
@@ -41,7 +41,7 @@ async fn discovery_names_the_mapping_set() {
     let model = std::fs::read_to_string(from.join("model.toml"))
         .unwrap()
         .replace("id = \"dvt-cds-default\"", "id = \"stmary-dvt\"")
-        .replace("version = \"1.0.0\"", "version = \"2026.3\"");
+        .replace("version = \"2.0.0\"", "version = \"2026.3\"");
     std::fs::write(dir.path().join("model.toml"), model).unwrap();
     let site = TestApp::spawn(&["--dev", "--mappings", dir.path().to_str().unwrap()]);
     let (_, _, body) = get(&site.url("/cds-services"), None).await;

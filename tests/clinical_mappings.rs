@@ -205,7 +205,7 @@ fn site_set_id_and_version_and_a_broken_range_are_reported() {
     let text = std::fs::read_to_string(&model)
         .unwrap()
         .replace("id = \"dvt-cds-default\"", "id = \"stmary-dvt\"")
-        .replace("version = \"1.0.0\"", "version = \"2026.3\"");
+        .replace("version = \"2.0.0\"", "version = \"2026.3\"");
     std::fs::write(&model, text).unwrap();
     let m = Mappings::load_dir(dir.path()).unwrap();
     assert_eq!(

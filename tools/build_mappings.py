@@ -41,7 +41,61 @@ SPEC_DISPLAYS = {
     (CPT, "29355"): "Application of long leg cast (thigh to toes); walker or ambulatory type",
     (CPT, "29425"): "Application of short leg cast (below knee to toes); walking or ambulatory type",
     (LOINC, "59410-1"): "Oxygen saturation in Arterial blood by Pulse oximetry --on room air",
+    (ICD10CM, "O80"): "Encounter for full-term uncomplicated delivery",
+    (ICD10CM, "R05.1"): "Acute cough",
+    (ICD10CM, "R05.2"): "Subacute cough",
+    (ICD10CM, "R05.3"): "Chronic cough",
+    (ICD10CM, "R05.9"): "Cough, unspecified",
+    (ICD10CM, "Z86.718"): "Personal history of other venous thrombosis and embolism",
+    (ICD10CM, "Z86.711"): "Personal history of pulmonary embolism",
+    (CPT, "59400"): "Routine obstetric care including antepartum care, vaginal delivery (with or "
+                    "without episiotomy, and/or forceps) and postpartum care",
+    (CPT, "59409"): "Vaginal delivery only (with or without episiotomy and/or forceps)",
+    (CPT, "59410"): "Vaginal delivery only (with or without episiotomy and/or forceps); including "
+                    "postpartum care",
+    (CPT, "59510"): "Routine obstetric care including antepartum care, cesarean delivery, and "
+                    "postpartum care",
+    (CPT, "59514"): "Cesarean delivery only",
+    (CPT, "59515"): "Cesarean delivery only; including postpartum care",
+    (CPT, "59610"): "Routine obstetric care including antepartum care, vaginal delivery (with or "
+                    "without episiotomy, and/or forceps) and postpartum care, after previous "
+                    "cesarean delivery",
+    (CPT, "59612"): "Vaginal delivery only, after previous cesarean delivery (with or without "
+                    "episiotomy and/or forceps)",
+    (CPT, "59614"): "Vaginal delivery only, after previous cesarean delivery (with or without "
+                    "episiotomy and/or forceps); including postpartum care",
+    (CPT, "59618"): "Routine obstetric care including antepartum care, cesarean delivery, and "
+                    "postpartum care, following attempted vaginal delivery after previous "
+                    "cesarean delivery",
+    (CPT, "59620"): "Cesarean delivery only, following attempted vaginal delivery after previous "
+                    "cesarean delivery",
+    (CPT, "59622"): "Cesarean delivery only, following attempted vaginal delivery after previous "
+                    "cesarean delivery; including postpartum care",
 }
+
+# The leg and pelvic deep-vein SNOMED CT codes of the VSAC Venous Thromboembolism expansion
+# (dvt-model.md §2 previous-dvt). Left out as not a leg or pelvic deep vein: vena cava and
+# trunk (195437003, 281595001, 312584000, 50817002, 83938003), unspecified vein (234049002,
+# 429098002), and the unspecified lower-limb phlebitis codes that may be superficial
+# (312588002 Phlebitis of lower limb vein, 46253008 Thrombophlebitis of lower extremities),
+# as the spec leaves out their ICD-10-CM twins I80.3 and I80.9.
+VTE_DVT_SNOMED = (
+    "128053003", "128055005", "132251000119101", "132291000119106", "132301000119107",
+    "134399007", "16750002", "1748006", "195405004", "195410000", "195411001", "195421009",
+    "195422002", "195423007", "195425000", "195426004", "195427008", "213220000",
+    "234044007", "25114006", "31295000", "35979000", "40198004", "404223003", "427775006",
+    "427776007", "42861008", "444325005", "52496006", "95448006", "95449003",
+)
+# Its pulmonary codes (dvt-model.md §2 previous-vte: "the pulmonary codes of the VSAC set").
+VTE_PE_SNOMED = (
+    "1001000119102", "11029002", "194883006", "233935004", "233936003", "441746000",
+    "57834008", "59282003", "64662007", "69357003", "74315008", "77892009", "83727005",
+)
+
+# dvt-model.md §2 active-cancer: "never the basal- and squamous-cell skin codes, i.e. C44
+# subcodes whose character after the site digit is 1 or 2". C44.X (X = site 0-9), then 1
+# (basal cell) or 2 (squamous cell): each root covers the codes below it (C44.1121, C44.311).
+C44_BCC_SCC = tuple(f"C44.{site}{kind}" for site in range(10) for kind in (1, 2))
 
 
 # --- the parts a value set is assembled from -------------------------------------------
@@ -82,7 +136,10 @@ class Vsac:
 
     file: str
     systems: tuple[str, ...] = ()
-    keep: str = "all"  # "all" | "no-z85" | "first-trimester-o"
+    keep: str = "all"  # "all" | "no-z85" | "first-trimester-o" | "listed"
+    # keep="listed": only these codes (each must be in the file), described by `what`.
+    codes: tuple[str, ...] = ()
+    what: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,10 +176,52 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "leg-swelling",
         "Swelling or oedema of a lower limb",
         "dvt-model.md §2 `leg-swelling`: swelling or oedema of a lower limb, the other index "
-        "presentation (§2, §4). codes.tsv also lists M79.89 (Other specified soft tissue "
-        "disorders) under leg swelling; §2 does not name it and it is not specific to "
-        "swelling, so it is deliberately left out.",
-        (IsA("R22.4"), IsA("R60.0"), tsv(SNOMED, "102572006", "80068009", "271809000")),
+        "presentation (§2, §4). R60.0 and SNOMED 80068009 name no limb: they are in "
+        "`leg-swelling-unsited`; M79.89 counts only with a leg bodySite "
+        "(`leg-site-only-swelling`).",
+        (IsA("R22.4"), tsv(SNOMED, "102572006", "271809000", "449614009", "449615005")),
+    ),
+    ValueSetSpec(
+        "leg-swelling-unsited",
+        "Swelling that names no limb",
+        "dvt-model.md §2 `leg-swelling`: R60.0 (Localized edema) and SNOMED 80068009 (Swelling "
+        "of limb) count as leg swelling unless a bodySite names a site that is not a leg.",
+        (tsv(ICD10CM, "R60.0"), tsv(SNOMED, "80068009")),
+    ),
+    ValueSetSpec(
+        "leg-site-only-swelling",
+        "Soft-tissue disorder that is leg swelling only at a leg site",
+        "dvt-model.md §2 `leg-swelling`: M79.89 (Other specified soft tissue disorders) counts "
+        "only with a leg bodySite (`leg-site`).",
+        (tsv(ICD10CM, "M79.89"),),
+    ),
+    ValueSetSpec(
+        "generic-pain",
+        "Pain (generic finding)",
+        "dvt-model.md §1 Generic finding + body site: SNOMED 22253000 Pain is `leg-pain` when "
+        "its bodySite is a leg structure (`leg-site`), and nothing otherwise.",
+        (tsv(SNOMED, "22253000", spec="dvt-model.md §1"),),
+    ),
+    ValueSetSpec(
+        "generic-swelling",
+        "Swelling or oedema (generic finding)",
+        "dvt-model.md §1 Generic finding + body site: SNOMED 65124004 Swelling and 267038008 "
+        "Edema are `leg-swelling` when their bodySite is a leg structure (`leg-site`), and "
+        "nothing otherwise.",
+        (tsv(SNOMED, "65124004", "267038008", spec="dvt-model.md §1"),),
+    ),
+    ValueSetSpec(
+        "leg-site",
+        "Leg body structures",
+        "dvt-model.md §1 and §2: bodySite codes of a lower leg, calf or leg structure (the leg "
+        "structures of codes.tsv), which make a generic finding or M79.89 a leg finding.",
+        (tsv(SNOMED, "32696007", "48979004"),),
+    ),
+    ValueSetSpec(
+        "upper-limb-site",
+        "Upper limb body structures",
+        "dvt-model.md §2 `dvt-imaging`: CPT 93970 / 93971 do not count when a bodySite or "
+        "reason names an upper limb. Codes follow in a later build.",
     ),
     ValueSetSpec(
         "surgery",
@@ -174,66 +273,125 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "dvt-model.md §2 `active-cancer`: malignant disease (an active Condition), Wells item "
         "`active-cancer` (§3) and a Wells PE item (§4 rule 1). The VSAC Cancer expansion plus "
         "codes.tsv's active-cancer codes. Personal-history codes (Z85.-) are never part of it: "
-        "a past cancer is not active. Treatment encounters (Z51.0, Z51.11) are in "
-        "`cancer-treatment`.",
+        "a past cancer is not active. Never the basal- and squamous-cell skin cancers (C44 "
+        "subcodes whose character after the site digit is 1 or 2, which ISTH excludes) nor "
+        "the neoplasms of uncertain or unspecified behaviour (D37-D44, D48, D49): these are "
+        "compose.exclude entries, so no value set a site adds can bring them back. Treatment "
+        "and palliative care are in `cancer-treatment` and `palliative-care`.",
         (
             Vsac("cancer.json", keep="no-z85"),
             tsv(SNOMED, "363346000"),
             tsv(ICD10CM, "C80.1", "C79.9"),
         ),
+        (
+            *(IsA(c, "dvt-model.md §2 active-cancer (basal / squamous cell skin, ISTH)")
+              for c in C44_BCC_SCC),
+            Range(ICD10CM, "D37", "D44", "dvt-model.md §2 active-cancer (uncertain behaviour)"),
+            IsA("D48", "dvt-model.md §2 active-cancer (uncertain behaviour)"),
+            IsA("D49", "dvt-model.md §2 active-cancer (unspecified behaviour)"),
+            IsA("Z85", "dvt-model.md §2 active-cancer (never Z85.- history)"),
+        ),
+    ),
+    ValueSetSpec(
+        "metastatic-cancer",
+        "Metastatic cancer",
+        "dvt-model.md §2 `active-cancer`: metastatic disease (C77-C79) counts as active "
+        "without more evidence (when the Condition is active).",
+        (Range(ICD10CM, "C77", "C79", "dvt-model.md §2 active-cancer (metastatic C77-C79)"),),
+    ),
+    ValueSetSpec(
+        "haematological-cancer",
+        "Haematological malignancy",
+        "dvt-model.md §2 `active-cancer`: a haematological malignancy (C81-C96, D45-D47) "
+        "counts as active without more evidence (when the Condition is active).",
+        (
+            Range(ICD10CM, "C81", "C96", "dvt-model.md §2 active-cancer (haematological C81-C96)"),
+            Range(ICD10CM, "D45", "D47", "dvt-model.md §2 active-cancer (haematological D45-D47)"),
+        ),
     ),
     ValueSetSpec(
         "cancer-treatment",
         "Cancer treatment encounter",
-        "dvt-model.md §2 `active-cancer` (treatment part): an encounter for chemotherapy or "
-        "radiotherapy in the last 183 days (Condition or Encounter reason), Wells item "
-        "`active-cancer` (§3).",
-        (tsv(ICD10CM, "Z51.0", "Z51.11"),),
+        "dvt-model.md §2 `active-cancer` (treatment part): chemotherapy, immunotherapy or "
+        "radiotherapy in the last 183 days (Procedure, Condition or Encounter reason), which "
+        "makes a cancer on the list active (Wells item `active-cancer`, §3).",
+        (
+            tsv(ICD10CM, "Z51.0", "Z51.11", "Z51.12"),
+            tsv(SNOMED, "367336001", "108290001", "33195004"),
+            Range(CPT, "77261", "77799", "dvt-model.md §2 active-cancer; AMA CPT, Radiation "
+                  "Oncology 77261-77799"),
+            Range(CPT, "96401", "96549", "dvt-model.md §2 active-cancer; AMA CPT, Chemotherapy "
+                  "and Other Highly Complex Drug or Highly Complex Biologic Agent "
+                  "Administration 96401-96549"),
+        ),
     ),
     ValueSetSpec(
-        "vte",
-        "Deep vein thrombosis or pulmonary embolism",
-        "dvt-model.md §2 `previous-vte`: a documented DVT or PE (including DVT of pregnancy and "
-        "the puerperium), counted when recorded > 90 days ago or no longer active; Wells item "
-        "`previous-dvt` (§3) and a Wells PE item (§4 rule 1). codes.tsv's chronic-DVT and PE "
-        "rows are covered by the I82.5 and I26 filters.",
+        "palliative-care",
+        "Palliative care",
+        "dvt-model.md §2 `active-cancer`: palliative care in the last 183 days makes a cancer "
+        "on the list active.",
+        (tsv(ICD10CM, "Z51.5"), tsv(SNOMED, "103735009")),
+    ),
+    ValueSetSpec(
+        "antineoplastic",
+        "Antineoplastic medication",
+        "dvt-model.md §2 `active-cancer`: a MedicationRequest for an antineoplastic in the "
+        "last 183 days makes a cancer on the list active. Curated RxNorm codes follow in a "
+        "later build; meanwhile the names of [medication-names] antineoplastic match.",
+    ),
+    ValueSetSpec(
+        "dvt",
+        "Deep vein thrombosis of the leg or pelvis",
+        "dvt-model.md §2 `previous-dvt` / `current-dvt`: a DVT Condition (including DVT of "
+        "pregnancy and the puerperium). Recorded > 90 days ago or not active it is a previous "
+        "DVT (Wells item `previous-dvt`, §3); active and recorded ≤ 90 days ago a current VTE "
+        "(§4 rule 3) unless it is also in `dvt-chronic`. Not I80.3, I80.9, I82.220, I82.290, "
+        "I82.890, I82.90, nor the VSAC set's vena cava, trunk or pulmonary codes.",
         (
             IsA("I82.4"),
             IsA("I82.5"),
-            IsA("I26"),
+            IsA("I80.1"),
+            IsA("I80.2"),
             IsA("O22.3"),
             tsv(ICD10CM, "O87.1"),
-            IsA("O88.2"),
-            tsv(
-                SNOMED,
-                "128053003",
-                "404223003",
-                "444325005",
-                "213220000",
-                "134399007",
-                "59282003",
-                "233935004",
-            ),
-        ),
-    ),
-    ValueSetSpec(
-        "vte-history",
-        "Personal history of DVT or PE",
-        "dvt-model.md §2 `previous-vte`: a personal-history code for DVT or PE, counted at any "
-        "time; Wells item `previous-dvt` (§3). codes.tsv's Z86.72 (history of "
-        "thrombophlebitis) is not a DVT or PE and is deliberately left out.",
-        (tsv(ICD10CM, "Z86.718", "Z86.711"), tsv(SNOMED, "161508001", "161512007")),
-    ),
-    ValueSetSpec(
-        "acute-dvt",
-        "Acute deep vein thrombosis of the leg",
-        "dvt-model.md §2 `current-dvt`: an acute DVT of the lower limb already diagnosed "
-        "(active, recorded ≤ 90 days ago); §4 rule 3 then gives no card. Chronic DVT (I82.5-) "
-        "and PE are not a current DVT and are left out.",
-        (
-            IsA("I82.4"),
             tsv(SNOMED, "128053003", "404223003", "444325005", "213220000", "134399007"),
+            Vsac("venous-thromboembolism-proximal.json", (SNOMED,), keep="listed",
+                 codes=VTE_DVT_SNOMED, what="its leg and pelvic deep-vein codes"),
         ),
+    ),
+    ValueSetSpec(
+        "dvt-chronic",
+        "Chronic deep vein thrombosis of the leg",
+        "dvt-model.md §2 `previous-dvt`: chronic DVT (I82.5-) is always history, never a "
+        "current VTE.",
+        (IsA("I82.5"),),
+    ),
+    ValueSetSpec(
+        "pe",
+        "Pulmonary embolism",
+        "dvt-model.md §2 `previous-vte` / `current-dvt`: a PE Condition. Recorded > 90 days "
+        "ago or not active it is a previous VTE (rule 7, Wells PE); active and recorded "
+        "≤ 90 days ago a current VTE (§4 rule 3).",
+        (
+            IsA("I26"),
+            IsA("O88.2"),
+            tsv(SNOMED, "59282003", "233935004"),
+            Vsac("venous-thromboembolism-proximal.json", (SNOMED,), keep="listed",
+                 codes=VTE_PE_SNOMED, what="its pulmonary codes"),
+        ),
+    ),
+    ValueSetSpec(
+        "dvt-history",
+        "Personal history of DVT",
+        "dvt-model.md §2 `previous-dvt`: a personal-history code for DVT, counted at any time. "
+        "codes.tsv's Z86.72 (history of thrombophlebitis) is not a DVT and is left out.",
+        (tsv(ICD10CM, "Z86.718"), tsv(SNOMED, "161508001")),
+    ),
+    ValueSetSpec(
+        "pe-history",
+        "Personal history of PE",
+        "dvt-model.md §2 `previous-vte`: a personal-history code for PE, counted at any time.",
+        (tsv(ICD10CM, "Z86.711"), tsv(SNOMED, "161512007")),
     ),
     ValueSetSpec(
         "pregnancy",
@@ -278,17 +436,43 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "Delivery procedure",
         "dvt-model.md §2 `postpartum` (and `pregnancy`: a delivery ends it): a delivery "
         "procedure, ≤ 42 days ago meaning postpartum; §4 rule 4. The VSAC Delivery Procedures "
-        "expansion (SNOMED CT and ICD-10-PCS).",
-        (Vsac("delivery-procedures.json"),),
+        "expansion (SNOMED CT and ICD-10-PCS), SNOMED 386216000 (Human parturition, as "
+        "Synthea records a birth) and 85548006 (episiotomy), and the CPT codes of a birth "
+        "(not 59412, 59425, 59426, 59430: these are not births).",
+        (
+            Vsac("delivery-procedures.json"),
+            tsv(SNOMED, "386216000", "85548006"),
+            tsv(CPT, "59400", "59409", "59410", "59510", "59514", "59515", "59610", "59612",
+                "59614", "59618", "59620", "59622"),
+        ),
     ),
     ValueSetSpec(
         "postpartum",
         "Postpartum state or puerperal complication",
-        "dvt-model.md §2 `postpartum`: the postpartum state or a complication of the "
-        "puerperium, ≤ 42 days; §4 rule 4. codes.tsv's Z39.2 (routine postpartum follow-up) "
-        "is not named by §2 and is deliberately left out; its O90.89 and O87.1 rows are "
-        "covered by the O90 and O87 filters.",
-        (tsv(SNOMED, "86569001"), IsA("O87"), IsA("O90")),
+        "dvt-model.md §2 `postpartum`: the postpartum state, a delivery outcome, postpartum "
+        "care or a complication of the puerperium, ≤ 42 days; §4 rule 4. codes.tsv's O90.89, "
+        "O87.1 and Z39.2 rows are covered by the O90, O87 and Z39 filters.",
+        (tsv(SNOMED, "86569001"), tsv(ICD10CM, "O80"), IsA("O87"), IsA("O90"), IsA("Z37"),
+         IsA("Z39")),
+    ),
+    ValueSetSpec(
+        "pregnancy-loss",
+        "Pregnancy loss",
+        "dvt-model.md §2 `pregnancy`: a pregnancy loss ends the pregnancy: O00-O06 and O08, "
+        "not O07 (failed attempted termination) nor O02.81 (inappropriate change in "
+        "quantitative hCG in early pregnancy, not a loss).",
+        (
+            Range(ICD10CM, "O00", "O06", "dvt-model.md §2 pregnancy (pregnancy loss O00-O06)"),
+            IsA("O08"),
+        ),
+        (IsA("O02.81", "dvt-model.md §2 pregnancy (not O02.81)"),),
+    ),
+    ValueSetSpec(
+        "hcg",
+        "Qualitative hCG (pregnancy test)",
+        "dvt-model.md §2 `pregnancy`: a qualitative hCG whose value is positive "
+        "([record] positive-values) is pregnancy evidence; a negative one ends it.",
+        (tsv(LOINC, "2106-3", "2118-8"),),
     ),
     ValueSetSpec(
         "estrogen",
@@ -323,20 +507,22 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "dyspnoea",
         "Dyspnoea",
         "dvt-model.md §2 `dyspnoea`: shortness of breath, a PE warning sign (§4 rule 1, ≤ 3 days).",
-        (IsA("R06.0"), tsv(SNOMED, "267036007")),
+        (IsA("R06.0"), tsv(SNOMED, "267036007", "60845006")),
     ),
     ValueSetSpec(
         "chest-pain",
         "Chest pain",
         "dvt-model.md §2 `chest-pain`: chest pain, a PE warning sign (§4 rule 1, ≤ 3 days).",
-        (tsv(ICD10CM, "R07.1", "R07.89", "R07.9"), tsv(SNOMED, "29857009")),
+        (tsv(ICD10CM, "R07.1", "R07.81", "R07.89", "R07.9"), tsv(SNOMED, "29857009")),
     ),
     ValueSetSpec(
         "cough",
         "Cough",
-        "dvt-model.md §2 `cough`: cough, a PE warning sign (§4 rule 1, ≤ 3 days); R05 and the "
-        "codes below it.",
-        (IsA("R05"), tsv(SNOMED, "49727002")),
+        "dvt-model.md §2 `cough`: the article's sudden cough, a PE warning sign (§4 rule 1, "
+        "≤ 3 days): R05 (that code only), R05.1 (acute), R05.9 (unspecified); never R05.2 "
+        "(subacute) or R05.3 (chronic), which are excluded.",
+        (tsv(ICD10CM, "R05", "R05.1", "R05.9"), tsv(SNOMED, "49727002")),
+        (tsv(ICD10CM, "R05.2", "R05.3", spec="dvt-model.md §2 cough (never subacute or chronic)"),),
     ),
     ValueSetSpec(
         "haemoptysis",
@@ -364,6 +550,21 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "dvt-model.md §2 `hypoxaemia`: the latest oxygen saturation (≤ 1 day); below 95 % it "
         "is a PE warning sign (§4 rule 1). 59410-1 (on room air) is named by §2 only.",
         (tsv(LOINC, "59408-5", "2708-6", "59410-1"),),
+    ),
+    ValueSetSpec(
+        "hypoxaemia",
+        "Hypoxaemia (coded)",
+        "dvt-model.md §2 `hypoxaemia`: an active Condition R09.02 (≤ 3 days) is hypoxaemia, "
+        "as an SpO2 below 95 % is.",
+        (tsv(ICD10CM, "R09.02"),),
+    ),
+    ValueSetSpec(
+        "symptom-question",
+        "Observation whose value is the symptom",
+        "dvt-model.md §1 Symptom Observations: an Observation with one of these codes (Symptom, "
+        "Chief complaint) whose valueCodeableConcept is a symptom concept is that symptom, "
+        "present.",
+        (tsv(LOINC, "75325-1", "8661-1", spec="dvt-model.md §1"),),
     ),
     ValueSetSpec(
         "heart-rate",
@@ -657,11 +858,19 @@ class Builder:
                 if f is None:
                     fail(f"{spec_id}: missing VSAC file {part.file}")
                 systems = part.systems or tuple(sorted({c["system"] for c in f.contains}))
+                if part.keep == "listed":
+                    present = {c["code"] for c in f.contains if c["system"] in systems}
+                    missing = sorted(set(part.codes) - present)
+                    if missing:
+                        fail(f"{spec_id}: not in {part.file}: {', '.join(missing)}")
                 for system in systems:
                     concepts = [{"code": c["code"], "display": c["display"]}
-                                for c in f.contains if c["system"] == system and keep(part.keep, c)]
+                                for c in f.contains if c["system"] == system and keep(part.keep, c)
+                                and (part.keep != "listed" or c["code"] in part.codes)]
                     source = f"VSAC expansion: {f.title} ({f.oid}), valuesets/{f.name}"
-                    if part.keep == "no-z85":
+                    if part.keep == "listed":
+                        source += f", {part.what} (dvt-model.md §2)"
+                    elif part.keep == "no-z85":
                         source += ", without Z85.- (personal history)"
                     elif part.keep == "first-trimester-o":
                         source += ", ICD-10-CM O-codes whose display says \"first trimester\" (dvt-model.md §4 rule 4)"
@@ -672,7 +881,7 @@ class Builder:
 
 
 def keep(rule: str, c: dict) -> bool:
-    if rule == "all":
+    if rule in ("all", "listed"):
         return True
     if rule == "no-z85":
         return not c["code"].startswith("Z85")

@@ -85,10 +85,10 @@ impl Default for FhirSettings {
 /// the search too; `Default` equals what the shipped mappings give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchWindows {
-    /// Pregnancy status evidence ≤ 280 days (also symptoms ≤ 14, vitals ≤ 1,
+    /// Pregnancy status evidence ≤ 294 days (also symptoms ≤ 14, vitals ≤ 1,
     /// D-dimer ≤ 3, alternatives ≤ 30).
     pub observations: Option<u32>,
-    /// A delivery since the pregnancy evidence (≤ 280 days; surgery and casts ≤ 84,
+    /// A delivery since the pregnancy evidence (≤ 294 days; surgery and casts ≤ 84,
     /// delivery ≤ 42).
     pub procedures: Option<u32>,
     /// Cancer-treatment encounters Z51.- ≤ 183 days (inpatient stays ≤ 28 days).
@@ -102,8 +102,8 @@ pub struct SearchWindows {
 impl Default for SearchWindows {
     fn default() -> Self {
         SearchWindows {
-            observations: Some(280),
-            procedures: Some(280),
+            observations: Some(294),
+            procedures: Some(294),
             encounters: Some(183),
             service_requests: Some(7),
             diagnostic_reports: Some(7),
@@ -137,7 +137,7 @@ impl SearchWindows {
                 w.pe_surgery,
             ]),
             // Cancer-treatment encounters, inpatient stays (ongoing ones overlap any range).
-            encounters: max(&[w.cancer_treatment, w.bedridden_stay_ended]),
+            encounters: max(&[w.cancer_activity, w.bedridden_stay_ended]),
             service_requests: Some(w.dvt_imaging),
             diagnostic_reports: Some(w.dvt_imaging),
         }

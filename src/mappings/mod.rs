@@ -96,9 +96,11 @@ code_sets! {
     LegCast => "leg-cast",
     Cancer => "cancer",
     CancerTreatment => "cancer-treatment",
-    Vte => "vte",
-    VteHistory => "vte-history",
-    AcuteDvt => "acute-dvt",
+    Dvt => "dvt",
+    DvtChronic => "dvt-chronic",
+    Pe => "pe",
+    DvtHistory => "dvt-history",
+    PeHistory => "pe-history",
     Pregnancy => "pregnancy",
     FirstTrimester => "first-trimester",
     Delivery => "delivery",
@@ -128,7 +130,27 @@ code_sets! {
     ArterialDisease => "arterial-disease",
     SuperficialThrombophlebitis => "superficial-thrombophlebitis",
     Cellulitis => "cellulitis",
+    LegSwellingUnsited => "leg-swelling-unsited",
+    LegSiteOnlySwelling => "leg-site-only-swelling",
+    GenericPain => "generic-pain",
+    GenericSwelling => "generic-swelling",
+    LegSite => "leg-site",
+    UpperLimbSite => "upper-limb-site",
+    MetastaticCancer => "metastatic-cancer",
+    HaematologicalCancer => "haematological-cancer",
+    PalliativeCare => "palliative-care",
+    Antineoplastic => "antineoplastic",
+    PregnancyLoss => "pregnancy-loss",
+    Hcg => "hcg",
+    Hypoxaemia => "hypoxaemia",
+    SymptomQuestion => "symptom-question",
 }
+
+// CodeSets is a u64 bit set: one bit per code set.
+const _: () = assert!(
+    CodeSet::ALL.len() <= 64,
+    "CodeSets holds at most 64 code sets"
+);
 
 impl CodeSet {
     fn bit(self) -> u64 {
@@ -413,6 +435,8 @@ pub struct Mappings {
     info: Vec<CodeSetInfo>,
     laterality: FastMap<Box<str>, Side>,
     body_sites: FastMap<Box<str>, Side>,
+    /// `[medication-names]`, lower case, with the code set each name stands for.
+    medication_names: Vec<(String, CodeSet)>,
 }
 
 /// `str::trim`, with a fast path for the usual case (nothing to trim): `trim` decodes
@@ -536,6 +560,7 @@ impl Mappings {
             info: vec![CodeSetInfo::default(); CodeSet::ALL.len()],
             laterality: FastMap::default(),
             body_sites: FastMap::default(),
+            medication_names: Vec::new(),
         };
         let mut used: HashSet<&str> = HashSet::new();
         for &set in CodeSet::ALL {
@@ -600,7 +625,25 @@ impl Mappings {
             }
         }
         m.build_laterality(&model_file)?;
+        m.build_medication_names(&model_file)?;
         Ok(m)
+    }
+
+    /// `[medication-names]`: each key a code set, each name a non-empty word or phrase.
+    fn build_medication_names(&mut self, model_file: &str) -> Result<(), MappingError> {
+        for (key, names) in &self.model.medication_names {
+            let entry = format!("[medication-names] {key}");
+            let set = CodeSet::from_key(key)
+                .ok_or_else(|| err(model_file, &entry, "unknown code set"))?;
+            for name in names {
+                let name = name.trim();
+                if name.is_empty() {
+                    return Err(err(model_file, &entry, "a name is empty"));
+                }
+                self.medication_names.push((name.to_lowercase(), set));
+            }
+        }
+        Ok(())
     }
 
     fn system_index(&mut self, system: &str) -> usize {
@@ -779,6 +822,21 @@ impl Mappings {
         self.body_sites.get(trim(code)).copied()
     }
 
+    /// The medication code sets whose generic or brand names (`[medication-names]`) occur
+    /// in `text` as whole words, ignoring case (`dvt-model.md` §1 Medications: a medication
+    /// known only by text or display). "Eliquis 5 mg" names apixaban's set; "Xareltox"
+    /// names nothing.
+    pub fn medication_name_sets(&self, text: &str) -> CodeSets {
+        let text = text.to_lowercase();
+        let mut sets = CodeSets::default();
+        for (name, set) in &self.medication_names {
+            if !sets.contains(*set) && contains_word(&text, name) {
+                sets.insert(*set);
+            }
+        }
+        sets
+    }
+
     /// Is this system ICD-10-CM (or one of its aliases)?
     pub fn is_icd10cm(&self, system: &str) -> bool {
         self.system_ids
@@ -791,6 +849,15 @@ impl Mappings {
     pub fn info(&self, set: CodeSet) -> &CodeSetInfo {
         &self.info[set as usize]
     }
+}
+
+/// Does `word` occur in `text` with no letter or digit right before or after it?
+fn contains_word(text: &str, word: &str) -> bool {
+    let is_word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(word).any(|(i, w)| {
+        !is_word_char(text[..i].chars().next_back())
+            && !is_word_char(text[i + w.len()..].chars().next())
+    })
 }
 
 /// `dvt-cds mappings check [DIR]`: the report to print (each code set with its code
@@ -1597,17 +1664,73 @@ mod tests {
         let m = Mappings::embedded().expect("shipped mappings");
         assert_eq!(
             (m.id.as_str(), m.version.as_str()),
-            ("dvt-cds-default", "1.0.0")
+            ("dvt-cds-default", "2.0.0")
         );
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
         let on_disk = Mappings::load_dir(&dir).expect("mappings/ on disk");
         assert_eq!((on_disk.id, on_disk.version), (m.id, m.version));
         let report = check_command(None).unwrap();
         assert!(
-            report.starts_with("mappings OK: dvt-cds-default version 1.0.0 (embedded)"),
+            report.starts_with("mappings OK: dvt-cds-default version 2.0.0 (embedded)"),
             "{report}"
         );
         assert!(report.contains("ranges"), "{report}");
+    }
+
+    #[test]
+    fn medication_names_match_whole_words_in_any_case() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        let anticoagulant = |t: &str| m.medication_name_sets(t).contains(CodeSet::Anticoagulant);
+        for text in [
+            "Eliquis 5 mg tablet",
+            "APIXABAN",
+            "warfarin sodium 5 MG",
+            "(Xarelto)",
+        ] {
+            assert!(anticoagulant(text), "{text}");
+        }
+        for text in ["Xareltox", "preapixaban", "", "aspirin 81 mg"] {
+            assert!(!anticoagulant(text), "{text}");
+        }
+        assert!(
+            m.medication_name_sets("tamoxifen 20 mg")
+                .contains(CodeSet::Antineoplastic)
+        );
+        assert!(
+            m.medication_name_sets("Ethinyl Estradiol / Levonorgestrel")
+                .contains(CodeSet::Estrogen)
+        );
+        let mut f = files(LEG_PAIN);
+        f[0].1 = f[0].1.replace(
+            "[medication-names]\n",
+            "[medication-names]\nno-such-set = [\"x\"]\n",
+        );
+        let e = Mappings::from_files("t", &f).unwrap_err();
+        assert_eq!(e.entry, "[medication-names] no-such-set");
+    }
+
+    #[test]
+    fn version_2_model_values_are_read() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        assert_eq!(m.model.windows.pregnancy_evidence, 294);
+        assert_eq!(m.model.windows.cancer_activity, 183);
+        let r = &m.model.record;
+        assert!(r.absent_values.iter().any(|c| c.matches(LOINC, "LA32-8")));
+        assert!(
+            r.absent_values
+                .iter()
+                .any(|c| c.matches(SNOMED, "410594000"))
+        );
+        assert_eq!(
+            r.absent_words,
+            ["no", "none", "negative", "absent", "denies"]
+        );
+        assert!(
+            r.positive_values
+                .iter()
+                .any(|c| c.matches(SNOMED, "10828004"))
+        );
+        assert_eq!(m.model.source.article_reviewer, "Tina M. St. John, MD");
     }
 
     #[test]
@@ -1622,7 +1745,7 @@ mod tests {
             ("t/model.toml", "[model] id")
         );
         let mut f = files(LEG_PAIN);
-        f[0].1 = f[0].1.replace("version = \"1.0.0\"", "version = \"\"");
+        f[0].1 = f[0].1.replace("version = \"2.0.0\"", "version = \"\"");
         let e = Mappings::from_files("t", &f).unwrap_err();
         assert_eq!(e.entry, "[model] version");
         let mut f = files(LEG_PAIN);
