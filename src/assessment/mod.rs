@@ -3,11 +3,9 @@
 //! - [`concepts`]: §2 concepts derived from the record.
 //! - [`assess`]: §3 Wells, §4 decision and modifiers, §5 D-dimer, §7 order hooks.
 //! - [`respond`]: the CDS Hooks response body (rendered by [`crate::card`]).
-//! - [`evaluate_command`]: `dvt-cds evaluate` (reads the input files it is given).
 
 pub mod concepts;
 mod decide;
-pub mod evaluate;
 
 use chrono::{DateTime, Utc};
 
@@ -21,7 +19,6 @@ pub use decide::{
     PathwayNote, PePathway, Suggestion, SuggestionKind, Wells, WellsItem, WellsPe, WellsPeItem,
     WellsStatus, assess,
 };
-pub use evaluate::{EvaluateArgs, evaluate_command};
 
 /// What the assessment needs to know about the call itself.
 #[derive(Debug, Clone)]
@@ -32,8 +29,8 @@ pub struct HookInput {
     pub encounter_id: Option<String>,
     /// Resources of `context.draftOrders` (order hooks, §7).
     pub draft_orders: Vec<serde_json::Value>,
-    /// What the FHIR layer could not see (e.g. paging cut short): the card shows these
-    /// before the record's own notes (§6).
+    /// What the FHIR layer could not read for this call (e.g. paging cut short, §6):
+    /// shown on the card before the record's own notes.
     pub data_quality: Vec<DataQualityNote>,
 }
 

@@ -49,13 +49,16 @@ pub fn tenths(t: i32) -> String {
 
 /// §2 `active-cancer` window (onset, treatment and palliative care).
 fn cancer_window(m: &Mappings) -> u32 {
-    m.model.windows.cancer_treatment
+    m.model.windows.cancer_activity
 }
 
 /// §6: the article, cited by title and reviewer.
 pub fn article(m: &Mappings) -> String {
-    let _ = m;
-    "\"Causes of Pain at the Top of the Calf\", reviewed by Tina M. St. John, MD".to_string()
+    let s = &m.model.source;
+    format!(
+        "\"{}\", reviewed by {}",
+        s.article_title, s.article_reviewer
+    )
 }
 
 /// The highest Wells score of the "unlikely" level (`wells-likely-at-least` − 1).

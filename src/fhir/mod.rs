@@ -35,6 +35,7 @@ pub use http::HttpFhirSource;
 pub use prefetch::{ContextId, Decision, FetchReason, KeyKind, KeySpec};
 
 use crate::cds_hooks::{Hook, HookRequest};
+use crate::record::quality::{DataQualityCode, DataQualityNote};
 
 /// Settings for live queries (flags of `dvt-cds serve`).
 #[derive(Debug, Clone)]
@@ -194,6 +195,17 @@ impl fmt::Display for DataUnavailable {
 
 impl std::error::Error for DataUnavailable {}
 
+impl DataUnavailable {
+    /// What the caller is told (the 412's diagnostics, and `dvt-cds evaluate`'s message).
+    pub fn explanation(&self) -> String {
+        format!(
+            "the FHIR data this service needs is not available: {} ({}). Send it in \
+             prefetch, or send fhirServer and fhirAuthorization so the service can query it",
+            self.query, self.reason
+        )
+    }
+}
+
 /// What the call will be assessed on.
 #[derive(Debug, Default)]
 pub struct Gathered {
@@ -205,6 +217,9 @@ pub struct Gathered {
     /// What was not read, e.g. pages beyond the cap or a `next` link to another
     /// origin (no patient data: safe to log and to show on a card).
     pub notes: Vec<String>,
+    /// The same, for the card (`dvt-model.md` §6): one `PagingCutShort` per search whose
+    /// paging stopped before its last page, its evidence the search (key and type).
+    pub data_quality: Vec<DataQualityNote>,
 }
 
 /// The live data all calls in flight may hold at once ([`FhirSettings::pool`]), in KiB
@@ -489,6 +504,12 @@ pub async fn gather_owned(
                 gathered.fetched_keys.push(spec.key);
             }
             gathered.notes.extend(data.notes.iter().cloned());
+            if data.cut_short {
+                gathered.data_quality.push(DataQualityNote {
+                    code: DataQualityCode::PagingCutShort,
+                    evidence: vec![spec.describe()],
+                });
+            }
             if other_patient > 0 {
                 gathered.notes.push(format!(
                     "{}: {other_patient} resource(s) about another patient were left out",
@@ -534,6 +555,8 @@ struct KeyData {
     resources: Vec<Value>,
     fetched: bool,
     notes: Vec<String>,
+    /// Paging stopped before the last page (cap, budget, or a next link not followed).
+    cut_short: bool,
 }
 
 /// The live side of one call.
@@ -718,6 +741,7 @@ impl Live<'_> {
             resources,
             fetched: true,
             notes: Vec::new(),
+            cut_short: false,
         };
         match Url::options().base_url(Some(base)).parse(next) {
             Ok(url) => self.pages(spec, data, url, 1).await,
@@ -743,6 +767,7 @@ impl Live<'_> {
                     spec.describe(),
                     self.settings.max_pages
                 ));
+                data.cut_short = true;
                 return Ok(data);
             }
             if !self.on_server(&url) {
@@ -750,6 +775,7 @@ impl Live<'_> {
                     "{}: a next link outside fhirServer (another origin or path) was not followed",
                     spec.describe()
                 ));
+                data.cut_short = true;
                 return Ok(data);
             }
             // Past the budget, a key's first page fails the call (its data would be
@@ -770,6 +796,7 @@ impl Live<'_> {
                         spec.describe(),
                         self.budget.total()
                     ));
+                    data.cut_short = true;
                     return Ok(data);
                 }
             };
@@ -1229,6 +1256,11 @@ mod tests {
                 "{next}: {:?}",
                 got.notes
             );
+            assert_eq!(
+                got.data_quality[0].code,
+                DataQualityCode::PagingCutShort,
+                "{next}"
+            );
         }
     }
 
@@ -1412,6 +1444,14 @@ mod tests {
         assert_eq!(source.seen.lock().unwrap().len(), 2);
         assert_eq!(got.resources.len(), 3); // patient + 2 conditions
         assert!(got.notes[0].contains("more than 2 page"), "{:?}", got.notes);
+        // The card hears of it too.
+        assert_eq!(
+            got.data_quality,
+            [DataQualityNote {
+                code: DataQualityCode::PagingCutShort,
+                evidence: vec!["conditions (Condition search)".into()],
+            }]
+        );
     }
 
     #[tokio::test]
@@ -1482,6 +1522,8 @@ mod tests {
             .unwrap();
         assert_eq!(got.resources.len(), 2, "patient + the first page");
         assert!(got.notes[0].contains("--fhir-max-bytes"), "{:?}", got.notes);
+        assert_eq!(got.data_quality.len(), 1);
+        assert_eq!(got.data_quality[0].code, DataQualityCode::PagingCutShort);
         // Not even room for the first page: the call cannot be answered.
         let err = gather(&source(), &settings(first - 1), &ehr(), &req, deadline())
             .await
@@ -1527,6 +1569,8 @@ mod tests {
             .collect();
         assert_eq!(ids, ["p1", "old-vte", "mine"]);
         assert_eq!(got.notes.len(), 1);
+        // Another patient's data left out is not paging cut short.
+        assert!(got.data_quality.is_empty(), "{:?}", got.data_quality);
     }
 
     #[test]
