@@ -986,3 +986,484 @@ pub fn assess(
     a.pathway = pathway_notes(&a, likely_at);
     a
 }
+
+#[cfg(test)]
+mod tests {
+    //! Table-driven tests of the spec v2 decisions (§3, §4, §5, §7) on small records.
+    use super::*;
+    use crate::cds_hooks::Hook;
+    use serde_json::json;
+    use std::sync::OnceLock;
+
+    const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+    const SCT: &str = "http://snomed.info/sct";
+    const LOINC: &str = "http://loinc.org";
+    const CPT: &str = "http://www.ama-assn.org/go/cpt";
+    const RX: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+
+    fn m() -> &'static Mappings {
+        static M: OnceLock<Mappings> = OnceLock::new();
+        M.get_or_init(|| Mappings::embedded().expect("shipped mappings"))
+    }
+    fn now() -> DateTime<Utc> {
+        "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+    fn day(n: i64) -> String {
+        (now() - chrono::Duration::days(n)).date_naive().to_string()
+    }
+    fn patient(age: i32) -> Value {
+        json!({"resourceType": "Patient", "id": "p", "birthDate": format!("{}-06-01", 2026 - age)})
+    }
+    fn cond(id: &str, system: &str, code: &str, days: i64) -> Value {
+        json!({"resourceType": "Condition", "id": id,
+               "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+               "code": {"coding": [{"system": system, "code": code}]},
+               "subject": {"reference": "Patient/p"}, "onsetDateTime": day(days)})
+    }
+    fn obs_qty(id: &str, code: &str, value: f64, unit: &str, days: i64) -> Value {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+               "code": {"coding": [{"system": LOINC, "code": code}]},
+               "subject": {"reference": "Patient/p"}, "effectiveDateTime": day(days),
+               "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+    }
+    fn procedure(id: &str, days: i64) -> Value {
+        json!({"resourceType": "Procedure", "id": id, "status": "completed",
+               "code": {"coding": [{"system": SCT, "code": "10002003"}]},
+               "subject": {"reference": "Patient/p"}, "performedDateTime": day(days)})
+    }
+    fn anticoagulant() -> Value {
+        json!({"resourceType": "MedicationRequest", "id": "ac", "status": "active", "intent": "order",
+               "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1037045"}]},
+               "subject": {"reference": "Patient/p"}, "authoredOn": day(20)})
+    }
+    fn draft(id: &str, system: &str, code: &str) -> Value {
+        json!({"resourceType": "ServiceRequest", "id": id, "status": "draft", "intent": "proposal",
+               "code": {"coding": [{"system": system, "code": code}]},
+               "subject": {"reference": "Patient/p"}})
+    }
+    fn pain() -> Value {
+        cond("pain", ICD, "M79.662", 2)
+    }
+    fn swelling() -> Value {
+        cond("sw", ICD, "R22.42", 2)
+    }
+    fn heart_rate(v: f64) -> Value {
+        obs_qty("hr", "8867-4", v, "/min", 0)
+    }
+    fn sob() -> Value {
+        cond("sob", ICD, "R06.02", 1)
+    }
+    fn input(hook: Hook, drafts: Vec<Value>) -> HookInput {
+        HookInput {
+            hook,
+            hook_instance: "t".into(),
+            patient_id: "p".into(),
+            encounter_id: None,
+            draft_orders: drafts,
+            data_quality: vec![],
+        }
+    }
+    fn run(resources: Vec<Value>) -> Assessment {
+        assess(m(), &input(Hook::PatientView, vec![]), &resources, now())
+    }
+    fn run_order(resources: Vec<Value>, drafts: Vec<Value>) -> Assessment {
+        assess(m(), &input(Hook::OrderSign, drafts), &resources, now())
+    }
+    fn kinds(a: &Assessment) -> Vec<(SuggestionKind, bool)> {
+        a.suggestions
+            .iter()
+            .map(|s| (s.kind, s.is_recommended))
+            .collect()
+    }
+
+    use SuggestionKind::{Ctpa, DDimer, Ultrasound};
+
+    #[test]
+    fn rule1_ctpa_or_d_dimer_by_wells_pe_and_d_dimer_use() {
+        // (name, resources, drafts, pathway, suggestions (kind, recommended))
+        type Case = (
+            &'static str,
+            Vec<Value>,
+            Vec<Value>,
+            PePathway,
+            Vec<(SuggestionKind, bool)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "Wells PE 4 (signs 3 + haemoptysis 1): D-dimer first",
+                vec![patient(40), pain(), swelling(), cond("h", ICD, "R04.2", 1)],
+                vec![],
+                PePathway::DDimerFirst,
+                vec![(DDimer, true), (Ctpa, false)],
+            ),
+            (
+                "Wells PE 4.5 (signs 3 + heart rate 1.5): CTPA",
+                vec![patient(40), pain(), swelling(), heart_rate(110.0), sob()],
+                vec![],
+                PePathway::Ctpa(CtpaReason::WellsPe),
+                vec![(Ctpa, true)],
+            ),
+            (
+                "heart rate exactly 100 is not > 100: Wells PE 3, D-dimer",
+                vec![patient(40), pain(), swelling(), heart_rate(100.0), sob()],
+                vec![],
+                PePathway::DDimerFirst,
+                vec![(DDimer, true), (Ctpa, false)],
+            ),
+            (
+                "anticoagulated: CTPA, no D-dimer",
+                vec![patient(40), pain(), sob(), anticoagulant()],
+                vec![],
+                PePathway::Ctpa(CtpaReason::DDimerBlocked(DDimerBlock::Anticoagulated)),
+                vec![(Ctpa, true)],
+            ),
+            (
+                "pregnant: CTPA, no D-dimer",
+                vec![patient(30), pain(), sob(), cond("preg", ICD, "Z33.1", 40)],
+                vec![],
+                PePathway::Ctpa(CtpaReason::DDimerBlocked(DDimerBlock::Pregnancy)),
+                vec![(Ctpa, true)],
+            ),
+            (
+                "postpartum: CTPA, no D-dimer",
+                vec![patient(30), pain(), sob(), cond("pp", ICD, "O80", 10)],
+                vec![],
+                PePathway::Ctpa(CtpaReason::DDimerBlocked(DDimerBlock::Postpartum)),
+                vec![(Ctpa, true)],
+            ),
+            (
+                "positive D-dimer within 3 days: CTPA",
+                vec![
+                    patient(40),
+                    pain(),
+                    sob(),
+                    obs_qty("dd", "48065-7", 900.0, "ug/L", 1),
+                ],
+                vec![],
+                PePathway::Ctpa(CtpaReason::PositiveDDimer),
+                vec![(Ctpa, true)],
+            ),
+            (
+                "negative D-dimer: still D-dimer first (the clinician may repeat or go on)",
+                vec![
+                    patient(40),
+                    pain(),
+                    sob(),
+                    obs_qty("dd", "48065-7", 300.0, "ug/L", 1),
+                ],
+                vec![],
+                PePathway::DDimerFirst,
+                vec![(DDimer, true), (Ctpa, false)],
+            ),
+            (
+                "drafted CTPA suppresses the CTPA suggestion",
+                vec![patient(40), pain(), swelling(), heart_rate(120.0), sob()],
+                vec![draft("ct", CPT, "71275")],
+                PePathway::Ctpa(CtpaReason::WellsPe),
+                vec![],
+            ),
+            (
+                "drafted D-dimer suppresses the D-dimer suggestion only",
+                vec![patient(40), pain(), sob()],
+                vec![draft("dd", CPT, "85379")],
+                PePathway::DDimerFirst,
+                vec![(Ctpa, false)],
+            ),
+            (
+                "known VTE: neither test",
+                vec![patient(40), pain(), sob(), cond("dvt", ICD, "I82.402", 10)],
+                vec![],
+                PePathway::KnownVte,
+                vec![],
+            ),
+        ];
+        for (name, resources, drafts, pathway, want) in cases {
+            let a = if drafts.is_empty() {
+                run(resources)
+            } else {
+                run_order(resources, drafts)
+            };
+            assert_eq!(a.category, Some(Category::PeWarningSigns), "{name}");
+            assert_eq!(a.indicator, Indicator::Critical, "{name}");
+            assert_eq!(a.pe_pathway, Some(pathway), "{name}");
+            assert_eq!(kinds(&a), want, "{name}");
+            assert!(
+                a.suggestions
+                    .iter()
+                    .all(|s| s.priority == dvt_fhir::DraftPriority::Stat),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn wells_pe_items_and_total() {
+        let a = run(vec![
+            patient(40),
+            pain(),
+            swelling(),
+            heart_rate(101.0),
+            procedure("s", 20),
+            cond("h", ICD, "R04.2", 1),
+            cond("ca", ICD, "C78.00", 30),
+        ]);
+        let pe = a.wells_pe.as_ref().unwrap();
+        let present: Vec<(&str, i32)> = pe
+            .items
+            .iter()
+            .filter(|i| i.status == WellsStatus::Present)
+            .map(|i| (i.id, i.tenths))
+            .collect();
+        assert_eq!(
+            present,
+            vec![
+                ("dvt-signs", 30),
+                ("heart-rate", 15),
+                ("immobilisation-or-surgery", 15),
+                ("haemoptysis", 10),
+                ("active-cancer", 10),
+            ]
+        );
+        assert_eq!(pe.documented_tenths, 80);
+        let judged = pe.items.iter().find(|i| i.id == "pe-most-likely").unwrap();
+        assert_eq!(judged.status, WellsStatus::NotDocumented);
+        // Surgery 30 days ago is outside the Wells PE 28 days: the item needs bed rest.
+        let a = run(vec![patient(40), pain(), sob(), procedure("s", 30)]);
+        let pe = a.wells_pe.unwrap();
+        assert_eq!(pe.documented_tenths, 0);
+    }
+
+    #[test]
+    fn rules_2_3_and_6_to_8() {
+        type Case = (&'static str, Vec<Value>, Option<Category>, Vec<(SuggestionKind, bool)>);
+        let cases: Vec<Case> = vec![
+            ("child: no card", vec![patient(12), pain()], None, vec![]),
+            (
+                "current DVT: no card",
+                vec![patient(40), pain(), cond("dvt", ICD, "I82.402", 10)],
+                None,
+                vec![],
+            ),
+            (
+                "current PE: no card (rule 3 covers any VTE)",
+                vec![patient(40), pain(), cond("pe", ICD, "I26.99", 10)],
+                None,
+                vec![],
+            ),
+            (
+                "negative D-dimer, Wells 0: dvt-unlikely",
+                vec![patient(40), pain(), obs_qty("dd", "48065-7", 300.0, "ug/L", 1)],
+                Some(Category::DvtUnlikely),
+                vec![],
+            ),
+            (
+                "negative D-dimer but anticoagulated: not dvt-unlikely",
+                vec![
+                    patient(40),
+                    pain(),
+                    anticoagulant(),
+                    obs_qty("dd", "48065-7", 300.0, "ug/L", 1),
+                ],
+                Some(Category::FollowUp),
+                vec![],
+            ),
+            (
+                "rule 7 from active cancer (metastatic)",
+                vec![patient(40), pain(), cond("ca", ICD, "C78.00", 400)],
+                Some(Category::DvtEvaluation),
+                vec![(DDimer, true)],
+            ),
+            (
+                "rule 7 from a PE history (previous VTE)",
+                vec![patient(40), pain(), cond("pe", ICD, "Z86.711", 400)],
+                Some(Category::DvtEvaluation),
+                vec![(DDimer, true)],
+            ),
+            (
+                "rule 7 anticoagulated: ultrasound replaces the D-dimer, warning kept",
+                vec![patient(40), pain(), procedure("s", 10), anticoagulant()],
+                Some(Category::DvtEvaluation),
+                vec![(Ultrasound, true)],
+            ),
+            (
+                "rule 7 positive D-dimer: ultrasound",
+                vec![
+                    patient(40),
+                    pain(),
+                    procedure("s", 10),
+                    obs_qty("dd", "48065-7", 900.0, "ug/L", 1),
+                ],
+                Some(Category::DvtEvaluation),
+                vec![(Ultrasound, true)],
+            ),
+            (
+                "rule 5 anticoagulated stays a warning with the ultrasound",
+                vec![
+                    patient(40),
+                    pain(),
+                    procedure("s", 10),
+                    cond("ca", ICD, "C78.00", 30),
+                    anticoagulant(),
+                ],
+                Some(Category::DvtLikely),
+                vec![(Ultrasound, true)],
+            ),
+            (
+                "rule 5 with a prior positive D-dimer: ultrasound stays",
+                vec![
+                    patient(40),
+                    pain(),
+                    procedure("s", 10),
+                    cond("ca", ICD, "C78.00", 30),
+                    obs_qty("dd", "48065-7", 900.0, "ug/L", 1),
+                ],
+                Some(Category::DvtLikely),
+                vec![(Ultrasound, true)],
+            ),
+            (
+                "rule 8: D-dimer not recommended",
+                vec![patient(40), pain()],
+                Some(Category::FollowUp),
+                vec![(DDimer, false)],
+            ),
+            (
+                "rule 8 anticoagulated: no D-dimer",
+                vec![patient(40), pain(), anticoagulant()],
+                Some(Category::FollowUp),
+                vec![],
+            ),
+        ];
+        for (name, resources, category, want) in cases {
+            let a = run(resources);
+            assert_eq!(a.category, category, "{name}");
+            assert_eq!(kinds(&a), want, "{name}");
+            if category == Some(Category::DvtEvaluation) || category == Some(Category::DvtLikely) {
+                assert_eq!(a.indicator, Indicator::Warning, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn wells_possible_counts_exam_items_only() {
+        let a = run(vec![patient(40), pain(), procedure("s", 10)]);
+        assert_eq!(a.wells.documented, 1);
+        // 1 documented + 5 exam items; the not-found coded items add nothing.
+        assert_eq!(a.wells.possible, 6);
+        let prev = a.wells.items.iter().find(|i| i.id == "previous-dvt").unwrap();
+        assert_eq!(prev.status, WellsStatus::NotFound);
+    }
+
+    #[test]
+    fn a_pe_history_is_not_the_wells_dvt_item() {
+        let a = run(vec![patient(40), pain(), cond("pe", ICD, "Z86.711", 400)]);
+        let prev = a.wells.items.iter().find(|i| i.id == "previous-dvt").unwrap();
+        assert_eq!(prev.status, WellsStatus::NotFound);
+        assert_eq!(a.wells.documented, 0);
+        let a = run(vec![patient(40), pain(), cond("d", ICD, "Z86.718", 400)]);
+        let prev = a.wells.items.iter().find(|i| i.id == "previous-dvt").unwrap();
+        assert_eq!(prev.status, WellsStatus::Present);
+    }
+
+    #[test]
+    fn d_dimer_kind_of_drafts_and_suggestions() {
+        let cases = [
+            (CPT, "85379", None),
+            (LOINC, "48065-7", Some(DDimerKind::Feu)),
+            (LOINC, "48066-5", Some(DDimerKind::Ddu)),
+        ];
+        for (system, code, kind) in cases {
+            let a = run_order(vec![patient(40), pain()], vec![draft("dd", system, code)]);
+            assert_eq!(a.drafts.d_dimer_kind, kind, "{code}");
+        }
+        // The shipped D-dimer order is coded LOINC 48065-7: FEU.
+        assert_eq!(suggested_d_dimer_kind(m()), Some(DDimerKind::Feu));
+    }
+
+    #[test]
+    fn order_fit_notes() {
+        type Case = (&'static str, Vec<Value>, Vec<Value>, Vec<PathwayNote>);
+        let cases: Vec<Case> = vec![
+            (
+                "ultrasound, Wells 0, no D-dimer",
+                vec![patient(40), pain()],
+                vec![draft("us", CPT, "93971")],
+                vec![PathwayNote::DDimerMaySpareScan],
+            ),
+            (
+                "ultrasound while anticoagulated: no note",
+                vec![patient(40), pain(), anticoagulant()],
+                vec![draft("us", CPT, "93971")],
+                vec![],
+            ),
+            (
+                "ultrasound with a D-dimer in the window: no note",
+                vec![
+                    patient(40),
+                    pain(),
+                    procedure("s", 10),
+                    obs_qty("dd", "48065-7", 900.0, "ug/L", 1),
+                ],
+                vec![draft("us", CPT, "93971")],
+                vec![],
+            ),
+            (
+                "D-dimer with Wells 2",
+                vec![patient(40), pain(), procedure("s", 10), cond("ca", ICD, "C78.00", 30)],
+                vec![draft("dd", CPT, "85379")],
+                vec![PathwayNote::DDimerCannotExclude],
+            ),
+            (
+                "D-dimer while anticoagulated",
+                vec![patient(40), pain(), anticoagulant()],
+                vec![draft("dd", CPT, "85379")],
+                vec![PathwayNote::DDimerUnreliable],
+            ),
+        ];
+        for (name, resources, drafts, want) in cases {
+            let a = run_order(resources, drafts);
+            assert_eq!(a.pathway, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_age_is_a_data_quality_note_and_fixed_thresholds() {
+        let a = run(vec![
+            json!({"resourceType": "Patient", "id": "p"}),
+            pain(),
+            procedure("s", 10),
+            obs_qty("dd", "48065-7", 600.0, "ug/L", 1),
+        ]);
+        assert!(
+            a.data_quality
+                .iter()
+                .any(|n| n.code == DataQualityCode::UnknownAge)
+        );
+        let dd = a.d_dimer.unwrap();
+        assert_eq!(dd.threshold, 500.0);
+        assert_eq!(dd.result, DDimerResult::Positive);
+    }
+
+    #[test]
+    fn pe_pathway_precedence() {
+        use DDimerBlock::*;
+        let cases = [
+            ((true, true, Some(Anticoagulated), true), PePathway::KnownVte),
+            (
+                (false, true, Some(Anticoagulated), true),
+                PePathway::Ctpa(CtpaReason::WellsPe),
+            ),
+            (
+                (false, false, Some(PossiblyAnticoagulated), false),
+                PePathway::Ctpa(CtpaReason::DDimerBlocked(PossiblyAnticoagulated)),
+            ),
+            (
+                (false, false, None, true),
+                PePathway::Ctpa(CtpaReason::PositiveDDimer),
+            ),
+            ((false, false, None, false), PePathway::DDimerFirst),
+        ];
+        for ((known, above, block, positive), want) in cases {
+            assert_eq!(pe_pathway(known, above, block, positive), want);
+        }
+    }
+}
