@@ -855,7 +855,8 @@ pub fn assess(
         }
     }
     // §6 data quality: the call's notes, the record's, then an unknown age (§4 rule 2, §5).
-    let mut data_quality: Vec<DataQualityNote> = record_quality(&c, &rec.notes);
+    let mut data_quality: Vec<DataQualityNote> = input.data_quality.clone();
+    data_quality.extend(record_quality(&c, &rec.notes));
     if age.is_none()
         && !data_quality
             .iter()
@@ -1235,7 +1236,12 @@ mod tests {
 
     #[test]
     fn rules_2_3_and_6_to_8() {
-        type Case = (&'static str, Vec<Value>, Option<Category>, Vec<(SuggestionKind, bool)>);
+        type Case = (
+            &'static str,
+            Vec<Value>,
+            Option<Category>,
+            Vec<(SuggestionKind, bool)>,
+        );
         let cases: Vec<Case> = vec![
             ("child: no card", vec![patient(12), pain()], None, vec![]),
             (
@@ -1252,7 +1258,11 @@ mod tests {
             ),
             (
                 "negative D-dimer, Wells 0: dvt-unlikely",
-                vec![patient(40), pain(), obs_qty("dd", "48065-7", 300.0, "ug/L", 1)],
+                vec![
+                    patient(40),
+                    pain(),
+                    obs_qty("dd", "48065-7", 300.0, "ug/L", 1),
+                ],
                 Some(Category::DvtUnlikely),
                 vec![],
             ),
@@ -1349,18 +1359,33 @@ mod tests {
         assert_eq!(a.wells.documented, 1);
         // 1 documented + 5 exam items; the not-found coded items add nothing.
         assert_eq!(a.wells.possible, 6);
-        let prev = a.wells.items.iter().find(|i| i.id == "previous-dvt").unwrap();
+        let prev = a
+            .wells
+            .items
+            .iter()
+            .find(|i| i.id == "previous-dvt")
+            .unwrap();
         assert_eq!(prev.status, WellsStatus::NotFound);
     }
 
     #[test]
     fn a_pe_history_is_not_the_wells_dvt_item() {
         let a = run(vec![patient(40), pain(), cond("pe", ICD, "Z86.711", 400)]);
-        let prev = a.wells.items.iter().find(|i| i.id == "previous-dvt").unwrap();
+        let prev = a
+            .wells
+            .items
+            .iter()
+            .find(|i| i.id == "previous-dvt")
+            .unwrap();
         assert_eq!(prev.status, WellsStatus::NotFound);
         assert_eq!(a.wells.documented, 0);
         let a = run(vec![patient(40), pain(), cond("d", ICD, "Z86.718", 400)]);
-        let prev = a.wells.items.iter().find(|i| i.id == "previous-dvt").unwrap();
+        let prev = a
+            .wells
+            .items
+            .iter()
+            .find(|i| i.id == "previous-dvt")
+            .unwrap();
         assert_eq!(prev.status, WellsStatus::Present);
     }
 
@@ -1408,7 +1433,12 @@ mod tests {
             ),
             (
                 "D-dimer with Wells 2",
-                vec![patient(40), pain(), procedure("s", 10), cond("ca", ICD, "C78.00", 30)],
+                vec![
+                    patient(40),
+                    pain(),
+                    procedure("s", 10),
+                    cond("ca", ICD, "C78.00", 30),
+                ],
                 vec![draft("dd", CPT, "85379")],
                 vec![PathwayNote::DDimerCannotExclude],
             ),
@@ -1447,7 +1477,10 @@ mod tests {
     fn pe_pathway_precedence() {
         use DDimerBlock::*;
         let cases = [
-            ((true, true, Some(Anticoagulated), true), PePathway::KnownVte),
+            (
+                (true, true, Some(Anticoagulated), true),
+                PePathway::KnownVte,
+            ),
             (
                 (false, true, Some(Anticoagulated), true),
                 PePathway::Ctpa(CtpaReason::WellsPe),

@@ -114,7 +114,7 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
     }))
 }
 
-fn extension(m: &Mappings, input: &HookInput, a: &Assessment) -> Value {
+fn extension(m: &Mappings, a: &Assessment) -> Value {
     let cat = a.category.map(|c| c.as_str()).unwrap_or("");
     let items: Vec<Value> = a
         .wells
@@ -213,10 +213,9 @@ fn extension(m: &Mappings, input: &HookInput, a: &Assessment) -> Value {
         );
     }
     // §6: the call's notes first (e.g. paging cut short), then the record's.
-    let quality: Vec<Value> = input
+    let quality: Vec<Value> = a
         .data_quality
         .iter()
-        .chain(a.data_quality.iter())
         .map(|n| json!({"code": n.code.as_str(), "evidence": n.evidence}))
         .collect();
     if !quality.is_empty() {
@@ -246,7 +245,7 @@ pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> 
         json!({
             "label": src.label,
             "url": src.url,
-            "topic": {"system": src.topic_system, "code": category.as_str(), "display": topic_display(category)},
+            "topic": {"system": src.topic_system, "code": category.as_str(), "display": topic_display(m, category)},
         }),
     );
     let suggestions: Vec<Value> = a
@@ -274,24 +273,92 @@ pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> 
             .collect();
         card.insert("links".into(), Value::Array(links));
     }
-    card.insert("extension".into(), extension(m, input, a));
+    card.insert("extension".into(), extension(m, a));
     Some(Value::Object(card))
 }
 
-fn topic_display(c: Category) -> &'static str {
+/// `source.topic` display: the category in words (its Wells level from the mappings).
+fn topic_display(m: &Mappings, c: Category) -> String {
+    let likely = m.model.thresholds.wells_likely_at_least;
     match c {
-        Category::PeWarningSigns => "Leg symptoms with pulmonary embolism warning signs",
-        Category::Pregnancy => "Possible DVT in pregnancy or postpartum",
-        Category::DvtLikely => "DVT likely (Wells 2 or more)",
-        Category::DvtUnlikely => "DVT unlikely (Wells 1 or less, negative D-dimer)",
-        Category::DvtEvaluation => "Possible DVT with a risk factor: D-dimer first",
-        Category::FollowUp => "Leg symptoms without DVT risk factors: follow-up",
+        Category::PeWarningSigns => "Leg symptoms with pulmonary embolism warning signs".into(),
+        Category::Pregnancy => "Possible DVT in pregnancy or postpartum".into(),
+        Category::DvtLikely => format!("DVT likely (Wells {likely} or more)"),
+        Category::DvtUnlikely => format!(
+            "DVT unlikely (Wells {} or less, negative D-dimer)",
+            likely - 1
+        ),
+        Category::DvtEvaluation => "Possible DVT with a risk factor: D-dimer first".into(),
+        Category::FollowUp => "Leg symptoms without DVT risk factors: follow-up".into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assessment::respond;
+    use crate::cds_hooks::Hook;
+    use crate::record::quality::{DataQualityCode, DataQualityNote};
+    use chrono::{DateTime, Utc};
+    use std::sync::OnceLock;
+
+    const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+    const LOINC: &str = "http://loinc.org";
+    const CPT: &str = "http://www.ama-assn.org/go/cpt";
+    const SCT: &str = "http://snomed.info/sct";
+
+    fn shipped() -> &'static Mappings {
+        static M: OnceLock<Mappings> = OnceLock::new();
+        M.get_or_init(|| Mappings::embedded().expect("shipped mappings"))
+    }
+    fn now() -> DateTime<Utc> {
+        "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+    fn day(n: i64) -> String {
+        (now() - chrono::Duration::days(n)).date_naive().to_string()
+    }
+    fn patient(age: Option<i32>) -> Value {
+        let mut p = json!({"resourceType": "Patient", "id": "p"});
+        if let Some(a) = age {
+            p["birthDate"] = json!(format!("{}-06-01", 2026 - a));
+        }
+        p
+    }
+    fn cond(id: &str, code: &str, days: i64) -> Value {
+        json!({"resourceType": "Condition", "id": id,
+               "code": {"coding": [{"system": ICD, "code": code}]},
+               "subject": {"reference": "Patient/p"}, "onsetDateTime": day(days)})
+    }
+    fn procedure(id: &str, days: i64) -> Value {
+        json!({"resourceType": "Procedure", "id": id, "status": "completed",
+               "code": {"coding": [{"system": SCT, "code": "10002003"}]},
+               "subject": {"reference": "Patient/p"}, "performedDateTime": day(days)})
+    }
+    fn draft(system: &str, code: &str) -> Value {
+        json!({"resourceType": "ServiceRequest", "id": "draft", "status": "draft", "intent": "proposal",
+               "code": {"coding": [{"system": system, "code": code}]},
+               "subject": {"reference": "Patient/p"}})
+    }
+    fn input(hook: Hook, drafts: Vec<Value>) -> HookInput {
+        HookInput {
+            hook,
+            hook_instance: "t".into(),
+            patient_id: "p".into(),
+            encounter_id: None,
+            draft_orders: drafts,
+            data_quality: vec![],
+        }
+    }
+    fn card_with(m: &Mappings, i: &HookInput, resources: &[Value]) -> Value {
+        let r = respond(m, i, resources, now());
+        r["cards"][0].clone()
+    }
+    fn card(resources: &[Value]) -> Value {
+        card_with(shipped(), &input(Hook::PatientView, vec![]), resources)
+    }
+    fn detail(c: &Value) -> String {
+        c["detail"].as_str().unwrap_or_default().to_string()
+    }
 
     #[test]
     fn fit_cuts_long_summaries_to_139_chars() {
@@ -306,5 +373,234 @@ mod tests {
         assert_eq!(a, card_uuid("i1", Category::DvtLikely));
         assert_ne!(a, card_uuid("i2", Category::DvtLikely));
         assert_ne!(a, card_uuid("i1", Category::FollowUp));
+    }
+
+    #[test]
+    fn windows_are_said_as_a_clinician_says_them() {
+        for (days, want) in [
+            (183, "6 months"),
+            (365, "12 months"),
+            (84, "12 weeks"),
+            (28, "4 weeks"),
+            (42, "6 weeks"),
+            (294, "42 weeks"),
+            (90, "90 days"),
+            (14, "14 days"),
+            (3, "3 days"),
+            (1, "1 day"),
+        ] {
+            assert_eq!(text::days_text(days), want);
+        }
+    }
+
+    /// §6: a site that changes a window or a threshold gets a card that states its values.
+    #[test]
+    fn card_states_the_loaded_mappings_values() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let mut files: Vec<(String, String)> = vec![];
+        for e in std::fs::read_dir(root.join("valuesets")).unwrap() {
+            let p = e.unwrap().path();
+            let name = format!("valuesets/{}", p.file_name().unwrap().to_string_lossy());
+            files.push((name, std::fs::read_to_string(&p).unwrap()));
+        }
+        let model = std::fs::read_to_string(root.join("model.toml")).unwrap();
+        let edits = [
+            ("recent-surgery = 84", "recent-surgery = 70"),
+            ("cancer-activity = 183", "cancer-activity = 365"),
+            ("ultrasound-within-hours = 4", "ultrasound-within-hours = 6"),
+            ("base = 500.0", "base = 450.0"),
+        ];
+        let mut changed = model.clone();
+        for (from, to) in edits {
+            assert!(changed.contains(from), "model.toml lacks {from}");
+            changed = changed.replacen(from, to, 1);
+        }
+        files.push(("model.toml".into(), changed));
+        let site = Mappings::from_files("site", &files).expect("edited set loads");
+        let i = input(Hook::PatientView, vec![]);
+        let pain = cond("pain", "M79.662", 2);
+
+        // dvt-likely: surgery window, ultrasound hours.
+        let c = card_with(
+            &site,
+            &i,
+            &[
+                patient(Some(40)),
+                pain.clone(),
+                procedure("s", 60),
+                cond("ca", "C78.00", 30),
+            ],
+        );
+        let d = detail(&c);
+        assert!(d.contains("major surgery within 10 weeks"), "{d}");
+        assert!(d.contains("within 12 months or palliative"), "{d}");
+        assert!(d.contains("within 6 hours"), "{d}");
+        assert!(c["summary"].as_str().unwrap().contains("within 6 h."));
+        assert!(!d.contains("12 weeks") && !d.contains("4 hours"), "{d}");
+
+        // dvt-evaluation: the FEU threshold.
+        let c = card_with(&site, &i, &[patient(Some(40)), pain, procedure("s", 60)]);
+        assert!(
+            c["summary"].as_str().unwrap().contains("450 µg/L FEU"),
+            "{c}"
+        );
+        assert!(!detail(&c).contains("500 µg/L FEU"));
+    }
+
+    #[test]
+    fn thresholds_are_stated_in_the_tested_kind() {
+        let pain = cond("pain", "M79.662", 2);
+        let risk = procedure("s", 10);
+        // (draft coding, must contain, must not contain)
+        let cases = [
+            (
+                (LOINC, "48066-5"),
+                vec!["300 µg/L DDU (age-adjusted: 5 × 60 years)"],
+                vec!["FEU"],
+            ),
+            (
+                (LOINC, "48065-7"),
+                vec!["600 µg/L FEU (age-adjusted: 10 × 60 years)"],
+                vec!["DDU"],
+            ),
+            ((CPT, "85379"), vec!["600 µg/L FEU", "300 µg/L DDU"], vec![]),
+        ];
+        for ((system, code), yes, no) in cases {
+            let i = input(Hook::OrderSelect, vec![draft(system, code)]);
+            let c = card_with(
+                shipped(),
+                &i,
+                &[patient(Some(60)), pain.clone(), risk.clone()],
+            );
+            let next = detail(&c);
+            let next = next
+                .split("### Next step")
+                .nth(1)
+                .unwrap()
+                .split("###")
+                .next()
+                .unwrap();
+            for y in yes {
+                assert!(next.contains(y), "{code}: {next}");
+            }
+            for n in no {
+                assert!(!next.contains(n), "{code}: {next}");
+            }
+        }
+        // Age unknown: fixed thresholds, said in data quality.
+        let c = card(&[patient(None), pain, risk]);
+        let d = detail(&c);
+        assert!(c["summary"].as_str().unwrap().contains("500 µg/L FEU"));
+        assert!(d.contains("fixed: age unknown"), "{d}");
+        assert!(d.contains("### Data quality"), "{d}");
+        assert_eq!(
+            c["extension"]["dvt-assessment"]["dataQuality"][0]["code"],
+            "unknown-age"
+        );
+    }
+
+    #[test]
+    fn rule1_summary_names_signs_and_the_real_trigger() {
+        let sob = cond("sob", "R06.02", 1);
+        let pain = cond("pain", "M79.662", 2);
+        // (drafts, resources, summary contains, summary must not contain)
+        let cases: Vec<(Vec<Value>, Vec<Value>, &str, &str)> = vec![
+            (
+                vec![],
+                vec![patient(Some(40)), pain.clone(), sob.clone()],
+                "(breathlessness) with left leg symptoms",
+                "CTPA being ordered",
+            ),
+            (
+                vec![draft(CPT, "71275")],
+                vec![patient(Some(40)), sob.clone()],
+                "with a drafted CTPA",
+                "leg symptoms",
+            ),
+            (
+                vec![draft(CPT, "85379")],
+                vec![patient(Some(40)), sob.clone()],
+                "with a drafted D-dimer",
+                "leg symptoms",
+            ),
+            (
+                vec![],
+                vec![
+                    patient(Some(40)),
+                    pain.clone(),
+                    sob.clone(),
+                    cond("dvt", "I82.402", 10),
+                ],
+                "known VTE: assess for progression or treatment failure",
+                "CTPA",
+            ),
+        ];
+        for (drafts, resources, yes, no) in cases {
+            let hook = if drafts.is_empty() {
+                Hook::PatientView
+            } else {
+                Hook::OrderSign
+            };
+            let c = card_with(shipped(), &input(hook, drafts), &resources);
+            let s = c["summary"].as_str().unwrap();
+            assert!(s.contains(yes), "{s}");
+            assert!(!s.contains(no), "{s}");
+            assert!(s.chars().count() <= SUMMARY_MAX_CHARS);
+            let ext = &c["extension"]["dvt-assessment"];
+            assert!(
+                ext["wellsPe"]["items"].as_array().unwrap().len() == 7,
+                "{ext}"
+            );
+        }
+        // The D-dimer path says what a positive result and clinical judgement lead to.
+        let c = card(&[patient(Some(40)), pain, sob]);
+        let d = detail(&c);
+        assert!(d.contains("a positive D-dimer leads to CTPA; if PE is judged the most likely diagnosis, Wells PE rises by 3: CTPA"), "{d}");
+        assert!(d.contains("V/Q"));
+        assert_eq!(c["extension"]["dvt-assessment"]["wellsPe"]["documented"], 0);
+    }
+
+    #[test]
+    fn card_cites_the_article_and_keeps_advice_levels_apart() {
+        let c = card(&[patient(Some(40)), cond("pain", "M79.662", 2)]);
+        let d = detail(&c);
+        assert!(d.contains(
+            "\"Causes of Pain at the Top of the Calf\", reviewed by Tina M. St. John, MD"
+        ));
+        assert!(d.contains("NICE NG158"));
+        let soon = d.find("**See a doctor soon**").unwrap();
+        let now = d.find("**Seek immediate care**").unwrap();
+        let added = d.find("**Added from the guidelines**").unwrap();
+        assert!(soon < now && now < added);
+        assert!(d.contains("Advise the patient to see a doctor soon"));
+        assert!(d.contains("Advise the patient to seek immediate care"));
+        // Clinician-addressed: no "come back" addressed to the patient.
+        assert!(!d.contains("Come back"));
+        let ext = &c["extension"]["dvt-assessment"];
+        assert_eq!(ext["mappings"]["name"], "dvt-cds-default");
+        assert_eq!(ext["mappings"]["version"], shipped().version.as_str());
+    }
+
+    #[test]
+    fn data_quality_lists_the_calls_notes_first() {
+        let mut i = input(Hook::PatientView, vec![]);
+        i.data_quality = vec![DataQualityNote {
+            code: DataQualityCode::PagingCutShort,
+            evidence: vec![],
+        }];
+        let c = card_with(shipped(), &i, &[patient(None), cond("pain", "M79.662", 2)]);
+        let codes: Vec<&str> = c["extension"]["dvt-assessment"]["dataQuality"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, vec!["paging-cut-short", "unknown-age"]);
+        let d = detail(&c);
+        let q = d.split("### Data quality").nth(1).unwrap();
+        assert!(
+            q.find("paging").unwrap() < q.find("age unknown").unwrap(),
+            "{q}"
+        );
     }
 }
