@@ -64,7 +64,7 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
             // §4 rule 7: the threshold written out.
             dd_label = format!(
                 "Order a D-dimer (positive at {})",
-                text::threshold_text(a, m, a.suggested_d_dimer_kind)
+                text::short_threshold(a, m, a.suggested_d_dimer_kind)
             );
             (&m.model.orders.d_dimer, dd_label.as_str())
         }
@@ -455,12 +455,12 @@ mod tests {
         let cases = [
             (
                 (LOINC, "48066-5"),
-                vec!["300 µg/L DDU (age-adjusted: 5 × 60 years)"],
+                vec!["300 µg/L DDU (5 × 60 years, age-adjusted)"],
                 vec!["FEU"],
             ),
             (
                 (LOINC, "48065-7"),
-                vec!["600 µg/L FEU (age-adjusted: 10 × 60 years)"],
+                vec!["600 µg/L FEU (10 × 60 years, age-adjusted)"],
                 vec!["DDU"],
             ),
             ((CPT, "85379"), vec!["600 µg/L FEU", "300 µg/L DDU"], vec![]),

@@ -223,27 +223,29 @@ pub fn evidence_text(evidence: &[String]) -> String {
 /// §5: the threshold(s) stated for a D-dimer test of `kind` (`None`: the kind is unknown,
 /// both are written out). Never a FEU threshold for a DDU test.
 pub fn threshold_text(a: &Assessment, m: &Mappings, kind: Option<DDimerKind>) -> String {
-    let one = |k: DDimerKind| {
+    let t = &m.model.thresholds;
+    let how = |k: DDimerKind| {
         let t = match k {
-            DDimerKind::Feu => &m.model.thresholds.d_dimer_feu,
-            DDimerKind::Ddu => &m.model.thresholds.d_dimer_ddu,
+            DDimerKind::Feu => &t.d_dimer_feu,
+            DDimerKind::Ddu => &t.d_dimer_ddu,
         };
-        let v = t.threshold(a.age, a.age_adjusted);
-        let how = match a.age {
+        match a.age {
             Some(age) if a.age_adjusted && age > t.age_limit => {
-                format!(" (age-adjusted: {} × {age} years)", num(t.per_year_of_age))
+                format!("{} × {age} years, age-adjusted", num(t.per_year_of_age))
             }
-            None => " (fixed: age unknown)".to_string(),
-            _ => String::new(),
-        };
-        format!("{} µg/L {}{how}", num(v), k.as_str())
+            Some(age) if a.age_adjusted => format!("age {age}, {} or under", t.age_limit),
+            Some(_) => "not age-adjusted here".to_string(),
+            None => "fixed: age unknown".to_string(),
+        }
     };
     match kind {
-        Some(k) => one(k),
+        Some(k) => format!("{} ({})", short_threshold(a, m, Some(k)), how(k)),
         None => format!(
-            "{} for a FEU test, {} for a DDU test",
-            one(DDimerKind::Feu),
-            one(DDimerKind::Ddu)
+            "{} ({}) or {} ({}), by the kind the laboratory reports",
+            short_threshold(a, m, Some(DDimerKind::Feu)),
+            how(DDimerKind::Feu),
+            short_threshold(a, m, Some(DDimerKind::Ddu)),
+            how(DDimerKind::Ddu)
         ),
     }
 }
@@ -410,7 +412,7 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
 }
 
 /// The threshold for a summary: the value and kind only.
-fn short_threshold(a: &Assessment, m: &Mappings, kind: Option<DDimerKind>) -> String {
+pub fn short_threshold(a: &Assessment, m: &Mappings, kind: Option<DDimerKind>) -> String {
     let one = |k: DDimerKind| {
         let t = match k {
             DDimerKind::Feu => &m.model.thresholds.d_dimer_feu,
