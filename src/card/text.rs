@@ -272,11 +272,22 @@ fn positive_d_dimer(a: &Assessment) -> bool {
         .is_some_and(|d| d.result == DDimerResult::Positive)
 }
 
-fn imaging_date(a: &Assessment) -> Option<String> {
-    a.concepts
-        .dvt_imaging
-        .as_ref()
-        .map(|f| f.date.map(|d| format!(" ({d})")).unwrap_or_default())
+/// The leg-vein imaging for a summary: being ordered (this order hook's draft only), or
+/// already ordered or done, with its date.
+fn imaging_phrase(a: &Assessment) -> Option<String> {
+    let f = a.concepts.dvt_imaging.as_ref()?;
+    if draft_only(a, f) {
+        return Some("ultrasound being ordered".into());
+    }
+    Some(format!(
+        "ultrasound already ordered or done{}",
+        f.date.map(|d| format!(" ({d})")).unwrap_or_default()
+    ))
+}
+
+/// §7: the imaging evidence is only the draft ultrasound of this order hook.
+fn draft_only(a: &Assessment, f: &Finding) -> bool {
+    f.evidence.len() == 1 && f.evidence.first() == a.drafts.ultrasound.as_ref()
 }
 
 /// §6 summary (the caller cuts it to 139 characters as a last guard; it is written to fit).
@@ -328,20 +339,17 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
             } else {
                 "Postpartum"
             };
-            match imaging_date(a) {
-                Some(d) => format!(
-                    "{who}, {}: possible DVT. Leg-vein ultrasound already ordered or done{d}.",
-                    trigger(a)
-                ),
+            match imaging_phrase(a) {
+                Some(i) => format!("{who}, {}: possible DVT. Leg-vein {i}.", trigger(a)),
                 None => format!(
                     "{who}, {}: possible DVT. Compression duplex ultrasound (urgent).",
                     trigger(a)
                 ),
             }
         }
-        Category::DvtLikely => match imaging_date(a) {
-            Some(d) => format!(
-                "Possible {leg}DVT: Wells {n} from the record (likely). Ultrasound already ordered or done{d}: review it."
+        Category::DvtLikely => match imaging_phrase(a) {
+            Some(i) => format!(
+                "Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein {i}: the first test."
             ),
             None => format!(
                 "Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein ultrasound within {hours} h."
@@ -358,10 +366,8 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
                 .map(|r| short(r))
                 .find(|s| !s.is_empty())
                 .unwrap_or("a risk factor");
-            let ultrasound = match imaging_date(a) {
-                Some(d) => format!("ultrasound already ordered or done{d}"),
-                None => "leg-vein ultrasound (urgent)".into(),
-            };
+            let ultrasound =
+                imaging_phrase(a).unwrap_or_else(|| "leg-vein ultrasound (urgent)".into());
             if positive_d_dimer(a) {
                 format!("Possible {leg}DVT ({risk}), D-dimer positive: {ultrasound}.")
             } else if a.d_dimer_block == Some(DDimerBlock::Anticoagulated) {
@@ -622,20 +628,18 @@ fn scores(d: &mut String, a: &Assessment, m: &Mappings) {
 fn imaging_line(a: &Assessment) -> Option<String> {
     let f = a.concepts.dvt_imaging.as_ref()?;
     // §7: a draft ultrasound of this order hook is being ordered, not yet done.
-    Some(
-        if f.evidence.first() == a.drafts.ultrasound.as_ref() && f.evidence.len() == 1 {
-            format!(
-                "Leg-vein ultrasound being ordered: {}.",
-                evidence_text(&f.evidence)
-            )
-        } else {
-            format!(
-                "Leg-vein ultrasound already ordered or done{}: {}. Review it rather than ordering another.",
-                f.date.map(|x| format!(" ({x})")).unwrap_or_default(),
-                evidence_text(&f.evidence)
-            )
-        },
-    )
+    Some(if draft_only(a, f) {
+        format!(
+            "Leg-vein ultrasound being ordered: {}.",
+            evidence_text(&f.evidence)
+        )
+    } else {
+        format!(
+            "Leg-vein ultrasound already ordered or done{}: {}. Review it rather than ordering another.",
+            f.date.map(|x| format!(" ({x})")).unwrap_or_default(),
+            evidence_text(&f.evidence)
+        )
+    })
 }
 
 fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
