@@ -20,7 +20,7 @@ pub fn days_text(days: u32) -> String {
     let months = (d / 30.44).round();
     if days >= 150 && (months * 30.44 - d).abs() <= 2.0 {
         format!("{months} months")
-    } else if days >= 28 && days % 7 == 0 {
+    } else if days >= 28 && days.is_multiple_of(7) {
         format!("{} weeks", days / 7)
     } else if days == 1 {
         "1 day".to_string()
