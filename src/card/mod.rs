@@ -10,6 +10,7 @@ pub mod text;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::assessment::concepts::Evidence;
 use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind};
 use crate::mappings::{Mappings, OrderSpec};
 
@@ -31,6 +32,11 @@ pub fn card_uuid(hook_instance: &str, category: Category) -> String {
         format!("{hook_instance}\n{}", category.as_str()).as_bytes(),
     )
     .to_string()
+}
+
+/// The extension's evidence: references only (§6).
+fn references(evidence: &[Evidence]) -> Vec<&str> {
+    evidence.iter().map(|e| e.reference.as_str()).collect()
 }
 
 fn json_num(v: f64) -> Value {
@@ -126,7 +132,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
             o.insert("points".into(), json!(i.points));
             o.insert("status".into(), json!(i.status.as_str()));
             if !i.evidence.is_empty() {
-                o.insert("evidence".into(), json!(i.evidence));
+                o.insert("evidence".into(), json!(references(&i.evidence)));
             }
             Value::Object(o)
         })
@@ -137,7 +143,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
         .map(|f| {
             let mut o = Map::new();
             o.insert("concept".into(), json!(f.concept));
-            o.insert("evidence".into(), json!(f.evidence));
+            o.insert("evidence".into(), json!(references(&f.evidence)));
             if let Some(d) = f.date {
                 o.insert("date".into(), json!(d.to_string()));
             }
@@ -202,7 +208,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
                 o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
                 o.insert("status".into(), json!(i.status.as_str()));
                 if !i.evidence.is_empty() {
-                    o.insert("evidence".into(), json!(i.evidence));
+                    o.insert("evidence".into(), json!(references(&i.evidence)));
                 }
                 Value::Object(o)
             })

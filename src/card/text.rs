@@ -5,6 +5,8 @@
 
 use std::fmt::Write as _;
 
+use crate::assessment::concepts::Evidence;
+
 use crate::assessment::{
     Assessment, Category, CtpaReason, DDimerBlock, DDimerKind, DDimerResult, Finding, PathwayNote,
     PePathway, WellsStatus,
@@ -215,9 +217,19 @@ fn side_prefix(side: Option<Side>) -> &'static str {
     }
 }
 
-/// Evidence as the card shows it: what the record calls it and its reference.
-pub fn evidence_text(evidence: &[String]) -> String {
-    evidence.join(", ")
+/// Evidence as the card shows it: what the record calls it, its date as written, and its
+/// reference ("Malignant neoplasm of breast, 2026-01-05 (Condition/7)").
+pub fn evidence_text(evidence: &[Evidence]) -> String {
+    evidence
+        .iter()
+        .map(|e| match (&e.name, &e.date) {
+            (Some(n), Some(d)) => format!("{n}, {d} ({})", e.reference),
+            (Some(n), None) => format!("{n} ({})", e.reference),
+            (None, Some(d)) => format!("{}, {d}", e.reference),
+            (None, None) => e.reference.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// §5: the threshold(s) stated for a D-dimer test of `kind` (`None`: the kind is unknown,
@@ -287,7 +299,8 @@ fn imaging_phrase(a: &Assessment) -> Option<String> {
 
 /// §7: the imaging evidence is only the draft ultrasound of this order hook.
 fn draft_only(a: &Assessment, f: &Finding) -> bool {
-    f.evidence.len() == 1 && f.evidence.first() == a.drafts.ultrasound.as_ref()
+    f.evidence.len() == 1
+        && f.evidence.first().map(|e| &e.reference) == a.drafts.ultrasound.as_ref()
 }
 
 /// §6 summary (the caller cuts it to 139 characters as a last guard; it is written to fit).
@@ -441,7 +454,10 @@ fn finding_line(m: &Mappings, f: &Finding) -> String {
     if let Some(side) = f.side {
         let _ = write!(s, " ({})", side.as_str());
     }
-    if let Some(d) = f.date {
+    // The evidence carries its own dates as written; a finding without one shows its own.
+    if let Some(d) = f.date
+        && f.evidence.iter().all(|e| e.date.is_none())
+    {
         let _ = write!(s, ", {d}");
     }
     let _ = write!(s, ": {}", evidence_text(&f.evidence));
@@ -512,6 +528,21 @@ fn why(d: &mut String, a: &Assessment, m: &Mappings) {
     for f in a.findings().iter().filter(|f| f.concept != "d-dimer") {
         d.push_str(&finding_line(m, f));
         d.push('\n');
+    }
+    if let Some(f) = &a.concepts.cancer_to_confirm {
+        let _ = writeln!(
+            d,
+            "- **Cancer** ({}): {}",
+            cancer_to_confirm_text(m),
+            evidence_text(&f.evidence)
+        );
+    }
+    if let Some(f) = a.possibly_anticoagulated() {
+        let _ = writeln!(
+            d,
+            "- **Possibly anticoagulated** (a current medication could not be identified): {}",
+            evidence_text(&f.evidence)
+        );
     }
     if let Some(r) = &a.drafts.d_dimer {
         let _ = writeln!(d, "- **D-dimer being ordered**: {r}");
@@ -816,13 +847,7 @@ fn pe_next_step(d: &mut String, a: &Assessment, m: &Mappings) {
         Some(PePathway::KnownVte) => {
             let known = a.current_vte();
             let what = known
-                .map(|f| {
-                    format!(
-                        "{}{}",
-                        evidence_text(&f.evidence),
-                        f.date.map(|x| format!(", {x}")).unwrap_or_default()
-                    )
-                })
+                .map(|f| evidence_text(&f.evidence))
                 .unwrap_or_default();
             let _ = writeln!(
                 d,

@@ -1065,7 +1065,7 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(
             seen[0].0,
-            "https://ehr.example/fhir/Observation?patient=p1&_count=1000&date=ge2025-05-26T00%3A00%3A00Z"
+            "https://ehr.example/fhir/Observation?patient=p1&_count=1000&date=ge2025-05-12T00%3A00%3A00Z"
         );
         assert_eq!(seen[0].1.as_deref(), Some("secret"));
     }

@@ -1866,6 +1866,8 @@ mod tests {
             // §1 medications: RxNorm at IN and clinical-drug level; Synthea's codes.
             (RXNORM, "1364430", &[Anticoagulant], &[]),
             (RXNORM, "11289", &[Anticoagulant], &[]),
+            (RXNORM, "321208", &[Anticoagulant], &[]), // fondaparinux (IN)
+            (RXNORM, "1546356", &[], &[Anticoagulant]), // dabigatran IN: one source only
             (RXNORM, "855332", &[Anticoagulant], &[]),
             (RXNORM, "854235", &[], &[Anticoagulant]), // enoxaparin 40 mg: prophylaxis
             (RXNORM, "748856", &[Estrogen], &[]),

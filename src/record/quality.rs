@@ -43,9 +43,76 @@ pub struct DataQualityNote {
     pub evidence: Vec<String>,
 }
 
+/// Adds `evidence` to the note of `code` (one note per code, each reference once;
+/// an empty `evidence` only makes sure the note exists). Notes stay in code order.
+pub fn note(notes: &mut Vec<DataQualityNote>, code: DataQualityCode, evidence: Option<String>) {
+    let i = match notes.iter().position(|n| n.code == code) {
+        Some(i) => i,
+        None => {
+            let at = notes.partition_point(|n| n.code < code);
+            notes.insert(
+                at,
+                DataQualityNote {
+                    code,
+                    evidence: vec![],
+                },
+            );
+            at
+        }
+    };
+    if let Some(r) = evidence
+        && !notes[i].evidence.contains(&r)
+    {
+        notes[i].evidence.push(r);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_merge_by_code_in_code_order_each_reference_once() {
+        let mut n = Vec::new();
+        note(
+            &mut n,
+            DataQualityCode::FutureDate,
+            Some("Condition/1".into()),
+        );
+        note(
+            &mut n,
+            DataQualityCode::UnreadableUnit,
+            Some("Observation/2".into()),
+        );
+        note(
+            &mut n,
+            DataQualityCode::FutureDate,
+            Some("Condition/1".into()),
+        );
+        note(
+            &mut n,
+            DataQualityCode::FutureDate,
+            Some("Condition/3".into()),
+        );
+        note(&mut n, DataQualityCode::UnknownAge, None);
+        assert_eq!(
+            n,
+            vec![
+                DataQualityNote {
+                    code: DataQualityCode::UnreadableUnit,
+                    evidence: vec!["Observation/2".into()]
+                },
+                DataQualityNote {
+                    code: DataQualityCode::FutureDate,
+                    evidence: vec!["Condition/1".into(), "Condition/3".into()]
+                },
+                DataQualityNote {
+                    code: DataQualityCode::UnknownAge,
+                    evidence: vec![]
+                },
+            ]
+        );
+    }
 
     #[test]
     fn codes_are_distinct_kebab_case() {
