@@ -97,7 +97,7 @@ pub fn concept_label(m: &Mappings, concept: &str) -> String {
             "Active cancer (activity within {} or palliative)",
             days_text(cancer_window(m))
         ),
-        "previous-dvt" => "Previous DVT".into(),
+        "previous-dvt" => "Previous DVT (also a previous VTE)".into(),
         "previous-vte" => "Previous DVT or PE".into(),
         "current-vte" | "current-dvt" => format!(
             "Known VTE (DVT or PE recorded within {})",
@@ -340,8 +340,13 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
                 }
                 _ => "assess now; D-dimer (stat), CTPA if positive".into(),
             };
+            let sep = if a.pe_pathway == Some(PePathway::KnownVte) {
+                "; "
+            } else {
+                ": "
+            };
             format!(
-                "PE warning signs ({}{more}) with {}: {next}.",
+                "PE warning signs ({}{more}) with {}{sep}{next}.",
                 signs.join(", "),
                 trigger(a)
             )
@@ -525,7 +530,19 @@ pub fn detail(a: &Assessment, m: &Mappings) -> String {
 
 fn why(d: &mut String, a: &Assessment, m: &Mappings) {
     d.push_str("### Why this card\n\n");
-    for f in a.findings().iter().filter(|f| f.concept != "d-dimer") {
+    // A previous VTE that is the previous DVT itself is said once.
+    let same_history = |f: &Finding| {
+        f.concept == "previous-vte"
+            && a.concepts
+                .previous_dvt
+                .as_ref()
+                .is_some_and(|p| p.evidence == f.evidence)
+    };
+    for f in a
+        .findings()
+        .iter()
+        .filter(|f| f.concept != "d-dimer" && !same_history(f))
+    {
         d.push_str(&finding_line(m, f));
         d.push('\n');
     }
@@ -739,11 +756,11 @@ fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
             } else if a.anticoagulated() {
                 let _ = write!(
                     d,
-                    "A risk factor for DVT with Wells ≤ {low}, on anticoagulation: a D-dimer is unreliable; "
+                    "A risk factor for DVT with Wells ≤ {low}, on anticoagulation: a D-dimer is unreliable. "
                 );
                 match &imaging {
                     Some(l) => d.push_str(l),
-                    None => d.push_str("leg-vein ultrasound (urgent) instead."),
+                    None => d.push_str("Leg-vein ultrasound (urgent) instead."),
                 }
             } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
                 let _ = write!(
@@ -891,6 +908,13 @@ fn pe_next_step(d: &mut String, a: &Assessment, m: &Mappings) {
                 tenths(pe),
                 threshold_text(a, m, kind)
             );
+            if let Some(r) = &a.drafts.ctpa {
+                let _ = writeln!(
+                    d,
+                    "\n**Order check:** CT pulmonary angiography being ordered ({r}) with Wells PE {} from the record: NICE tests a D-dimer first unless PE is judged the most likely diagnosis.",
+                    tenths(pe)
+                );
+            }
         }
     }
     d.push_str("\nPregnancy or a contrast contraindication may call for V/Q scanning instead of CTPA (local protocol).\n");
