@@ -245,19 +245,21 @@ pub fn threshold_text(a: &Assessment, m: &Mappings, kind: Option<DDimerKind>) ->
             Some(age) if a.age_adjusted && age > t.age_limit => {
                 format!("{} × {age} years, age-adjusted", num(t.per_year_of_age))
             }
-            Some(age) if a.age_adjusted => format!("age {age}, {} or under", t.age_limit),
-            Some(_) => "not age-adjusted here".to_string(),
+            // Age 50 or under, or a pathway without age adjustment: the base threshold.
+            Some(_) => String::new(),
             None => "fixed: age unknown".to_string(),
         }
     };
+    let with = |k: DDimerKind| match how(k) {
+        h if h.is_empty() => short_threshold(a, m, Some(k)),
+        h => format!("{} ({h})", short_threshold(a, m, Some(k))),
+    };
     match kind {
-        Some(k) => format!("{} ({})", short_threshold(a, m, Some(k)), how(k)),
+        Some(k) => with(k),
         None => format!(
-            "{} ({}) or {} ({}), by the kind the laboratory reports",
-            short_threshold(a, m, Some(DDimerKind::Feu)),
-            how(DDimerKind::Feu),
-            short_threshold(a, m, Some(DDimerKind::Ddu)),
-            how(DDimerKind::Ddu)
+            "{} or {}, by the kind the laboratory reports",
+            with(DDimerKind::Feu),
+            with(DDimerKind::Ddu)
         ),
     }
 }
@@ -800,7 +802,7 @@ fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
                     };
                     let _ = write!(
                         d,
-                        "a D-dimer (positive at {}) can be ordered.",
+                        "a D-dimer can be ordered: positive at {}.",
                         threshold_text(a, m, kind)
                     );
                 }
