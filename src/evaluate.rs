@@ -95,7 +95,11 @@ pub fn evaluate_request(
     });
     answered.map_err(|e| match e {
         CallError::Invalid(list) => invalid(&list),
-        CallError::Unavailable(u) => u.explanation(),
+        CallError::Unavailable(u) => format!(
+            "{}\n  (dvt-cds evaluate makes no live FHIR query: the request's prefetch must \
+             hold every key)",
+            u.explanation()
+        ),
         CallError::DeadlineExceeded => "the request could not be evaluated in time".into(),
         CallError::Internal(e) => format!("internal error: {e}"),
     })
@@ -217,4 +221,38 @@ pub fn from_bundle(v: &Value, args: &EvaluateArgs) -> Result<(HookInput, Vec<Val
         data_quality: vec![],
     };
     Ok((input, resources))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_hook_is_the_requests_unless_given() {
+        let mut body = json!({"hook": "order-select"});
+        assert_eq!(request_hook(None, &mut body), Ok(Hook::OrderSelect));
+        // Given: it replaces the request's, so the validator checks the rest against it.
+        assert_eq!(
+            request_hook(Some(Hook::OrderSign), &mut body),
+            Ok(Hook::OrderSign)
+        );
+        assert_eq!(body["hook"], "order-sign");
+        let cases = [
+            (json!({}), "hook: required"),
+            (json!({"hook": 3}), "hook: not a string"),
+            (
+                json!({"hook": "medication-prescribe"}),
+                "not a hook dvt-cds answers",
+            ),
+        ];
+        for (mut body, expected) in cases {
+            let e = request_hook(None, &mut body).unwrap_err();
+            assert!(e.contains(expected) && e.contains("--hook"), "{body}: {e}");
+        }
+        // Not an object: left to the validator, which says what it is.
+        let m = Mappings::embedded().unwrap();
+        let e = evaluate_request(&m, None, json!([1]), Utc::now()).unwrap_err();
+        assert!(e.contains("expected a JSON object"), "{e}");
+    }
 }

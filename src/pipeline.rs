@@ -133,3 +133,95 @@ fn respond(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::{FetchError, FetchFuture, FhirGet};
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    struct NoServer;
+
+    impl FhirSource for NoServer {
+        fn get<'a>(&'a self, _: FhirGet<'a>) -> FetchFuture<'a> {
+            Box::pin(async { Err(FetchError::Refused) })
+        }
+    }
+
+    /// Records the steps it is told of.
+    #[derive(Default)]
+    struct Steps(Mutex<Vec<String>>);
+
+    impl Watch for Steps {
+        fn validated(&self, req: &HookRequest) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("validated {}", req.hook_instance));
+        }
+        fn gathered(&self, _: f64, outcome: Gather<'_>) {
+            let what = match outcome {
+                Gather::Done(g) => format!("gathered {}", g.resources.len()),
+                Gather::Unavailable(u) => format!("unavailable {}", u.query),
+                Gather::DeadlineExceeded => "deadline".into(),
+            };
+            self.0.lock().unwrap().push(what);
+        }
+    }
+
+    fn body(prefetch: Value) -> Value {
+        json!({"hook": "patient-view", "hookInstance": "h1",
+               "context": {"userId": "Practitioner/1", "patientId": "p1"},
+               "prefetch": prefetch})
+    }
+
+    #[tokio::test]
+    async fn each_step_is_watched_and_refusals_stop_early() {
+        let mappings = Mappings::embedded().unwrap();
+        let settings = FhirSettings::default();
+        let env = CallEnv {
+            mappings: &mappings,
+            source: &NoServer,
+            settings: &settings,
+            client_servers: &[],
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(5),
+            now: Utc::now(),
+        };
+        let mut full = serde_json::Map::new();
+        for (key, _) in crate::fhir::prefetch_templates(Hook::PatientView) {
+            full.insert(key.into(), Value::Null);
+        }
+        full.insert(
+            "patient".into(),
+            json!({"resourceType": "Patient", "id": "p1"}),
+        );
+
+        let steps = Steps::default();
+        let r = answer(
+            &env,
+            Hook::PatientView,
+            body(Value::Object(full.clone())),
+            &steps,
+        )
+        .await;
+        assert_eq!(r.unwrap(), json!({"cards": []}));
+        assert_eq!(*steps.0.lock().unwrap(), ["validated h1", "gathered 1"]);
+
+        // A key missing and no server to ask: 412, after validation.
+        full.remove("conditions");
+        let steps = Steps::default();
+        let r = answer(&env, Hook::PatientView, body(Value::Object(full)), &steps).await;
+        assert!(matches!(r, Err(CallError::Unavailable(_))), "{r:?}");
+        assert_eq!(
+            *steps.0.lock().unwrap(),
+            ["validated h1", "unavailable conditions (Condition search)"]
+        );
+
+        // Invalid: nothing gathered.
+        let steps = Steps::default();
+        let r = answer(&env, Hook::OrderSign, body(json!({})), &steps).await;
+        assert!(matches!(r, Err(CallError::Invalid(_))), "{r:?}");
+        assert!(steps.0.lock().unwrap().is_empty());
+    }
+}

@@ -98,6 +98,17 @@ async fn discovery_lists_the_four_services_with_prefetch() {
             s["prefetch"]["patient"], "Patient/{{context.patientId}}",
             "{s}"
         );
+        // The Medications a medicationReference names come with the search (§1).
+        assert_eq!(
+            s["prefetch"]["medicationRequests"],
+            "MedicationRequest?patient={{context.patientId}}&_count=200&_include=MedicationRequest:medication",
+            "{s}"
+        );
+        assert_eq!(
+            s["prefetch"]["medicationStatements"],
+            "MedicationStatement?patient={{context.patientId}}&_count=200&_include=MedicationStatement:medication",
+            "{s}"
+        );
     }
     let es = services
         .iter()

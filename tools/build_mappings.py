@@ -119,6 +119,46 @@ ANTICOAGULANT_INGREDIENTS_SOURCE = (
     "ingredient list and at least one other list, public code corpus, checked 2026-12-02)"
 )
 
+# Branded clinical drugs (SBD) of the DOACs and warfarin: from a public RxNorm SCD/SBD table
+# of anticoagulants whose every clinical-drug (SCD) code there equals the VSAC Anticoagulant
+# Therapy expansion's (checked 2026-12-02), one of them (1114202) also in a second list.
+ANTICOAGULANT_BRANDED = (
+    ("1364441", "apixaban 2.5 MG Oral Tablet [Eliquis]"),
+    ("1364447", "apixaban 5 MG Oral Tablet [Eliquis]"),
+    ("1114202", "rivaroxaban 10 MG Oral Tablet [Xarelto]"),
+    ("1232084", "rivaroxaban 15 MG Oral Tablet [Xarelto]"),
+    ("1232088", "rivaroxaban 20 MG Oral Tablet [Xarelto]"),
+    ("2059017", "rivaroxaban 2.5 MG Oral Tablet [Xarelto]"),
+    ("1037181", "dabigatran etexilate 75 MG Oral Capsule [Pradaxa]"),
+    ("1723478", "dabigatran etexilate 110 MG Oral Capsule [Pradaxa]"),
+    ("1037049", "dabigatran etexilate 150 MG Oral Capsule [Pradaxa]"),
+    ("1599549", "edoxaban 15 MG Oral Tablet [Savaysa]"),
+    ("1599553", "edoxaban 30 MG Oral Tablet [Savaysa]"),
+    ("1599557", "edoxaban 60 MG Oral Tablet [Savaysa]"),
+    ("855290", "warfarin sodium 1 MG Oral Tablet [Coumadin]"),
+    ("855304", "warfarin sodium 2 MG Oral Tablet [Coumadin]"),
+    ("855314", "warfarin sodium 2.5 MG Oral Tablet [Coumadin]"),
+    ("855320", "warfarin sodium 3 MG Oral Tablet [Coumadin]"),
+    ("855326", "warfarin sodium 4 MG Oral Tablet [Coumadin]"),
+    ("855334", "warfarin sodium 5 MG Oral Tablet [Coumadin]"),
+    ("855340", "warfarin sodium 6 MG Oral Tablet [Coumadin]"),
+    ("855346", "warfarin sodium 7.5 MG Oral Tablet [Coumadin]"),
+    ("855298", "warfarin sodium 10 MG Oral Tablet [Coumadin]"),
+    ("855292", "warfarin sodium 1 MG Oral Tablet [Jantoven]"),
+    ("855306", "warfarin sodium 2 MG Oral Tablet [Jantoven]"),
+    ("855316", "warfarin sodium 2.5 MG Oral Tablet [Jantoven]"),
+    ("855322", "warfarin sodium 3 MG Oral Tablet [Jantoven]"),
+    ("855328", "warfarin sodium 4 MG Oral Tablet [Jantoven]"),
+    ("855336", "warfarin sodium 5 MG Oral Tablet [Jantoven]"),
+    ("855342", "warfarin sodium 6 MG Oral Tablet [Jantoven]"),
+    ("855348", "warfarin sodium 7.5 MG Oral Tablet [Jantoven]"),
+    ("855300", "warfarin sodium 10 MG Oral Tablet [Jantoven]"),
+)
+ANTICOAGULANT_BRANDED_SOURCE = (
+    "public RxNorm SCD/SBD table of anticoagulants (public code corpus, checked "
+    "2026-12-02), whose SCD codes all equal the VSAC Anticoagulant Therapy expansion's"
+)
+
 # dvt-model.md §2 recent-surgery: "a CPT code of major surgery (at least joint replacement,
 # hip / femur / tibia fracture fixation, spine, abdominal, pelvic, thoracic, cardiac and
 # intracranial procedures; each range in mappings/ names its source)". Each range is a
@@ -782,6 +822,7 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
             Vsac("anticoagulant-therapy.json", (RXNORM,)),
             tsv(ICD10CM, "Z79.01"),
             Listed(RXNORM, ANTICOAGULANT_INGREDIENTS, ANTICOAGULANT_INGREDIENTS_SOURCE),
+            Listed(RXNORM, ANTICOAGULANT_BRANDED, ANTICOAGULANT_BRANDED_SOURCE),
             Listed(RXNORM, (
                 ("1361048", "heparin sodium, porcine 100 UNT/ML Injectable Solution"),
                 ("1361226", "heparin sodium, porcine 1000 UNT/ML Injectable Solution"),

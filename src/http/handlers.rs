@@ -99,6 +99,7 @@ impl Watch for Measured<'_> {
                 for key in &g.fetched_keys {
                     metrics.fhir_live_query(key);
                 }
+                metrics.fhir_medication_reads(&g.medication_reads);
             }
             Gather::Unavailable(_) => metrics.fhir_failure(service, "unavailable"),
             Gather::DeadlineExceeded => metrics.fhir_failure(service, "deadline"),

@@ -1867,6 +1867,7 @@ mod tests {
             (RXNORM, "1364430", &[Anticoagulant], &[]),
             (RXNORM, "11289", &[Anticoagulant], &[]),
             (RXNORM, "321208", &[Anticoagulant], &[]), // fondaparinux (IN)
+            (RXNORM, "1364447", &[Anticoagulant], &[]), // apixaban 5 mg [Eliquis] (SBD)
             (RXNORM, "1546356", &[], &[Anticoagulant]), // dabigatran IN: one source only
             (RXNORM, "855332", &[Anticoagulant], &[]),
             (RXNORM, "854235", &[], &[Anticoagulant]), // enoxaparin 40 mg: prophylaxis
