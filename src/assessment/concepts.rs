@@ -1009,3 +1009,1324 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
     c.data_quality = dq;
     c
 }
+
+#[cfg(test)]
+mod tests {
+    //! Table-driven checks of every v2 line of `dvt-model.md` §1 and §2 (§8) that lives
+    //! here, each window tested on both sides of its edge.
+    use std::sync::OnceLock;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::mappings::{CPT, ICD10CM as ICD, LOINC, RXNORM, SNOMED};
+
+    fn m() -> &'static Mappings {
+        static M: OnceLock<Mappings> = OnceLock::new();
+        M.get_or_init(|| Mappings::embedded().expect("shipped mappings"))
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+
+    /// The calendar day `n` days before now.
+    fn day(n: i64) -> String {
+        (now().date_naive() - chrono::Duration::days(n)).to_string()
+    }
+
+    fn patient() -> Value {
+        json!({"resourceType": "Patient", "id": "p", "birthDate": "1980-05-01"})
+    }
+
+    fn cc(system: &str, code: &str) -> Value {
+        json!({"coding": [{"system": system, "code": code}]})
+    }
+
+    fn cond(id: &str, system: &str, code: &str, onset: &str) -> Value {
+        json!({"resourceType": "Condition", "id": id, "code": cc(system, code),
+               "onsetDateTime": onset, "subject": {"reference": "Patient/p"}})
+    }
+
+    fn obs(id: &str, system: &str, code: &str, when: &str) -> Value {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+               "code": cc(system, code), "effectiveDateTime": when})
+    }
+
+    fn procedure(id: &str, system: &str, code: &str, when: &str) -> Value {
+        json!({"resourceType": "Procedure", "id": id, "status": "completed",
+               "code": cc(system, code), "performedDateTime": when})
+    }
+
+    fn with(mut v: Value, key: &str, value: Value) -> Value {
+        v[key] = value;
+        v
+    }
+
+    fn derive_all(resources: Vec<Value>) -> Concepts {
+        let mut all = vec![patient()];
+        all.extend(resources);
+        let rec = crate::record::read(m(), "p", &all, now());
+        derive(m(), &rec, now())
+    }
+
+    fn refs(f: &Option<Finding>) -> Vec<String> {
+        f.as_ref().map(Finding::references).unwrap_or_default()
+    }
+
+    fn note(c: &Concepts, code: DataQualityCode) -> Vec<String> {
+        c.data_quality
+            .iter()
+            .find(|n| n.code == code)
+            .map(|n| n.evidence.clone())
+            .unwrap_or_default()
+    }
+
+    type Check = fn(&Concepts) -> bool;
+
+    /// Each case: what it shows, the resources, what must hold.
+    fn run(cases: Vec<(&str, Vec<Value>, Check)>) {
+        let mut failed = Vec::new();
+        for (name, resources, check) in cases {
+            let c = derive_all(resources);
+            if !check(&c) {
+                failed.push(format!("{name}: {c:#?}"));
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+    }
+
+    #[test]
+    fn partial_dates_raise_when_any_part_is_in_the_window_and_suppress_only_when_whole() {
+        run(vec![
+            // §1: a complaint with onset 2026-11 is recent on 2026-11-20.
+            (
+                "pain onset this month",
+                vec![cond("a", ICD, "M79.662", "2026-11")],
+                |c| c.leg_pain.is_some(),
+            ),
+            (
+                "pain onset last year's month",
+                vec![cond("a", ICD, "M79.662", "2025-11")],
+                |c| c.leg_pain.is_none(),
+            ),
+            // Onset 2019 recorded today is not recent: the interval ends by recordedDate.
+            (
+                "onset 2019 recorded today",
+                vec![with(
+                    cond("a", ICD, "M79.662", "2019"),
+                    "recordedDate",
+                    json!(day(0)),
+                )],
+                |c| c.leg_pain.is_none(),
+            ),
+            // Onset 2026 recorded 2026-01-10: the interval ends 2026-01-10, not recent.
+            (
+                "onset this year recorded in January",
+                vec![with(
+                    cond("a", ICD, "M79.662", "2026"),
+                    "recordedDate",
+                    json!("2026-01-10"),
+                )],
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "onset this year, no recordedDate",
+                vec![cond("a", ICD, "M79.662", "2026")],
+                |c| c.leg_pain.is_some(),
+            ),
+            // The card shows the date as written.
+            (
+                "date as written",
+                vec![cond("a", ICD, "M79.662", "2026-11")],
+                |c| c.leg_pain.as_ref().unwrap().evidence[0].date.as_deref() == Some("2026-11"),
+            ),
+            // current-dvt suppresses: the whole interval must be within 90 days.
+            (
+                "DVT onset 2026 (partly older than 90 d)",
+                vec![cond("d", ICD, "I82.402", "2026")],
+                |c| c.current_vte.is_none() && c.previous_dvt.is_some(),
+            ),
+            (
+                "DVT onset 2026-11 (wholly within 90 d)",
+                vec![cond("d", ICD, "I82.402", "2026-11")],
+                |c| c.current_vte.is_some() && c.previous_dvt.is_none(),
+            ),
+            // dvt-imaging suppresses: the whole interval within 7 days.
+            (
+                "ultrasound 2026-11 (partly older than 7 d)",
+                vec![
+                    json!({"resourceType": "ServiceRequest", "id": "u", "status": "active",
+                    "code": cc(CPT, "93971"), "authoredOn": "2026-11"}),
+                ],
+                |c| c.dvt_imaging.is_none(),
+            ),
+            (
+                "ultrasound on a day within 7 d",
+                vec![
+                    json!({"resourceType": "ServiceRequest", "id": "u", "status": "active",
+                    "code": cc(CPT, "93971"), "authoredOn": day(7)}),
+                ],
+                |c| c.dvt_imaging.is_some(),
+            ),
+            (
+                "ultrasound of an upper limb",
+                vec![
+                    json!({"resourceType": "ServiceRequest", "id": "u", "status": "active",
+                    "code": cc(CPT, "93971"), "authoredOn": day(1),
+                    "bodySite": [cc(SNOMED, "53120007")]}),
+                ],
+                |c| c.dvt_imaging.is_none(),
+            ),
+            // A whole interval in the future is ignored and noted.
+            (
+                "future year",
+                vec![cond("a", ICD, "M79.662", "2027")],
+                |c| c.leg_pain.is_none() && note(c, DataQualityCode::FutureDate) == ["Condition/a"],
+            ),
+            (
+                "future day",
+                vec![cond("a", ICD, "M79.662", "2026-11-21")],
+                |c| c.leg_pain.is_none() && note(c, DataQualityCode::FutureDate) == ["Condition/a"],
+            ),
+            (
+                "unreadable date",
+                vec![cond("a", ICD, "M79.662", "last week")],
+                |c| {
+                    c.leg_pain.is_none()
+                        && note(c, DataQualityCode::UnreadableDate) == ["Condition/a"]
+                },
+            ),
+        ]);
+    }
+
+    #[test]
+    fn clinically_relevant_date_per_resource_type() {
+        run(vec![
+            // Procedure: performedPeriod.end, else start.
+            (
+                "procedure period ends within 84 d",
+                vec![
+                    json!({"resourceType": "Procedure", "id": "s", "status": "completed",
+                    "code": cc(CPT, "27447"),
+                    "performedPeriod": {"start": day(90), "end": day(84)}}),
+                ],
+                |c| c.recent_surgery.is_some(),
+            ),
+            (
+                "procedure period ends 85 d ago",
+                vec![
+                    json!({"resourceType": "Procedure", "id": "s", "status": "completed",
+                    "code": cc(CPT, "27447"),
+                    "performedPeriod": {"start": day(90), "end": day(85)}}),
+                ],
+                |c| c.recent_surgery.is_none(),
+            ),
+            // Observation: effectiveInstant, else issued.
+            (
+                "observation instant",
+                vec![
+                    json!({"resourceType": "Observation", "id": "o", "status": "final",
+                    "code": cc(SNOMED, "300954003"), "effectiveInstant": "2026-11-19T08:00:00Z"}),
+                ],
+                |c| c.leg_pain.is_some(),
+            ),
+            (
+                "observation issued",
+                vec![
+                    json!({"resourceType": "Observation", "id": "o", "status": "final",
+                    "code": cc(SNOMED, "300954003"), "issued": "2026-11-19T08:00:00Z"}),
+                ],
+                |c| c.leg_pain.is_some(),
+            ),
+            // DiagnosticReport: effective, else issued.
+            (
+                "report issued",
+                vec![
+                    json!({"resourceType": "DiagnosticReport", "id": "r", "status": "final",
+                    "code": cc(CPT, "93971"), "issued": "2026-11-19T08:00:00Z"}),
+                ],
+                |c| c.dvt_imaging.is_some(),
+            ),
+            // Condition: onset Age is ignored, recordedDate then.
+            (
+                "onsetAge, recordedDate within 14 d",
+                vec![
+                    json!({"resourceType": "Condition", "id": "a", "code": cc(ICD, "M79.662"),
+                    "onsetAge": {"value": 40}, "recordedDate": day(2)}),
+                ],
+                |c| c.leg_pain.is_some(),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn abatement_and_status_end_a_condition() {
+        run(vec![
+            (
+                "abated yesterday",
+                vec![with(
+                    cond("d", ICD, "I82.402", &day(30)),
+                    "abatementDateTime",
+                    json!(day(1)),
+                )],
+                |c| c.current_vte.is_none() && c.previous_dvt.is_some(),
+            ),
+            (
+                "abatement in the future",
+                vec![with(
+                    cond("d", ICD, "I82.402", &day(30)),
+                    "abatementDateTime",
+                    json!("2027-01-01"),
+                )],
+                |c| c.current_vte.is_some(),
+            ),
+            (
+                "abatement string",
+                vec![with(
+                    cond("d", ICD, "I82.402", &day(30)),
+                    "abatementString",
+                    json!("resolved"),
+                )],
+                |c| c.current_vte.is_none(),
+            ),
+            (
+                "resolved",
+                vec![with(
+                    cond("d", ICD, "I82.402", &day(30)),
+                    "clinicalStatus",
+                    cc(
+                        "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "resolved",
+                    ),
+                )],
+                |c| c.current_vte.is_none() && c.previous_dvt.is_some(),
+            ),
+        ]);
+    }
+
+    fn stay(id: &str, status: Option<&str>, start: &str, end: Option<&str>) -> Value {
+        let mut e = json!({"resourceType": "Encounter", "id": id,
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+            "period": {"start": start}});
+        if let Some(s) = status {
+            e["status"] = json!(s);
+        }
+        if let Some(end) = end {
+            e["period"]["end"] = json!(end);
+        }
+        e
+    }
+
+    #[test]
+    fn encounter_status_decides_ongoing() {
+        run(vec![
+            (
+                "in-progress 5 days",
+                vec![stay("e", Some("in-progress"), &day(5), None)],
+                |c| c.bedridden.is_some(),
+            ),
+            (
+                "arrived 5 days",
+                vec![stay("e", Some("arrived"), &day(5), None)],
+                |c| c.bedridden.is_some(),
+            ),
+            (
+                "no status, no end",
+                vec![stay("e", None, &day(5), None)],
+                |c| c.bedridden.is_some(),
+            ),
+            // Finished without an end: ended at its start (a zero-day stay), noted.
+            (
+                "finished without end",
+                vec![stay("e", Some("finished"), &day(5), None)],
+                |c| {
+                    c.bedridden.is_none()
+                        && note(c, DataQualityCode::EncounterWithoutEnd) == ["Encounter/e"]
+                },
+            ),
+            (
+                "finished with a future end",
+                vec![stay("e", Some("finished"), &day(5), Some("2026-12-30"))],
+                |c| {
+                    c.bedridden.is_none()
+                        && !note(c, DataQualityCode::EncounterWithoutEnd).is_empty()
+                },
+            ),
+            (
+                "cancelled",
+                vec![stay("e", Some("cancelled"), &day(10), None)],
+                |c| c.bedridden.is_none(),
+            ),
+            (
+                "finished 3 days, ended 28 d ago",
+                vec![stay("e", Some("finished"), &day(31), Some(&day(28)))],
+                |c| c.bedridden.is_some(),
+            ),
+            (
+                "finished 3 days, ended 29 d ago",
+                vec![stay("e", Some("finished"), &day(32), Some(&day(29)))],
+                |c| c.bedridden.is_none(),
+            ),
+            (
+                "finished 2 days",
+                vec![stay("e", Some("finished"), &day(12), Some(&day(10)))],
+                |c| c.bedridden.is_none(),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn deceased_patient() {
+        for (p, dead) in [
+            (
+                json!({"resourceType": "Patient", "id": "p", "deceasedBoolean": true}),
+                true,
+            ),
+            (
+                json!({"resourceType": "Patient", "id": "p", "deceasedBoolean": false}),
+                false,
+            ),
+            (
+                json!({"resourceType": "Patient", "id": "p", "deceasedDateTime": day(3)}),
+                true,
+            ),
+            (
+                json!({"resourceType": "Patient", "id": "p", "deceasedDateTime": "2027-02-01"}),
+                false,
+            ),
+            (json!({"resourceType": "Patient", "id": "p"}), false),
+        ] {
+            let all = vec![p.clone()];
+            let rec = crate::record::read(m(), "p", &all, now());
+            let c = derive(m(), &rec, now());
+            assert_eq!(c.deceased, dead, "{p}");
+            // No birthDate: unknown age, noted.
+            assert_eq!(note(&c, DataQualityCode::UnknownAge), ["Patient/p"]);
+        }
+    }
+
+    fn med_request(id: &str, medication: (&str, Value)) -> Value {
+        let mut r = json!({"resourceType": "MedicationRequest", "id": id, "status": "active",
+            "intent": "order", "authoredOn": day(10), "subject": {"reference": "Patient/p"}});
+        r[medication.0] = medication.1;
+        r
+    }
+
+    fn medication(id: &str, code: Value) -> Value {
+        json!({"resourceType": "Medication", "id": id, "code": code})
+    }
+
+    #[test]
+    fn medications_by_code_reference_and_name() {
+        run(vec![
+            (
+                "RxNorm IN",
+                vec![med_request(
+                    "m",
+                    ("medicationCodeableConcept", cc(RXNORM, "1364430")),
+                )],
+                |c| c.anticoagulated.is_some(),
+            ),
+            (
+                "RxNorm SCD",
+                vec![med_request(
+                    "m",
+                    ("medicationCodeableConcept", cc(RXNORM, "1364445")),
+                )],
+                |c| c.anticoagulated.is_some(),
+            ),
+            (
+                "text only",
+                vec![med_request(
+                    "m",
+                    (
+                        "medicationCodeableConcept",
+                        json!({"text": "Eliquis 5 mg twice daily"}),
+                    ),
+                )],
+                |c| {
+                    c.anticoagulated.as_ref().unwrap().evidence[0]
+                        .name
+                        .as_deref()
+                        == Some("Eliquis 5 mg twice daily")
+                },
+            ),
+            (
+                "display only",
+                vec![med_request(
+                    "m",
+                    (
+                        "medicationCodeableConcept",
+                        json!({"coding": [{"display": "warfarin sodium 5 MG"}]}),
+                    ),
+                )],
+                |c| c.anticoagulated.is_some(),
+            ),
+            (
+                "contained #id",
+                vec![with(
+                    med_request("m", ("medicationReference", json!({"reference": "#med1"}))),
+                    "contained",
+                    json!([{"resourceType": "Medication", "id": "med1", "code": cc(RXNORM, "1364430")}]),
+                )],
+                |c| c.anticoagulated.is_some() && c.possibly_anticoagulated.is_none(),
+            ),
+            (
+                "Medication/id in the list",
+                vec![
+                    med_request(
+                        "m",
+                        ("medicationReference", json!({"reference": "Medication/a1"})),
+                    ),
+                    medication(
+                        "a1",
+                        json!({"text": "apixaban", "coding": [{"system": RXNORM, "code": "1364430", "display": "apixaban"}]}),
+                    ),
+                ],
+                |c| {
+                    c.anticoagulated.as_ref().unwrap().evidence[0]
+                        .name
+                        .as_deref()
+                        == Some("apixaban")
+                        && c.data_quality
+                            .iter()
+                            .all(|n| n.code != DataQualityCode::UnresolvedMedication)
+                },
+            ),
+            (
+                "full URL reference",
+                vec![
+                    med_request(
+                        "m",
+                        (
+                            "medicationReference",
+                            json!({"reference": "https://ehr.example/fhir/Medication/a1/_history/3"}),
+                        ),
+                    ),
+                    medication("a1", cc(RXNORM, "1364430")),
+                ],
+                |c| c.anticoagulated.is_some(),
+            ),
+            (
+                "urn:uuid fullUrl in a Bundle",
+                vec![
+                    json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+                        {"fullUrl": "urn:uuid:0f3e", "resource": {"resourceType": "Medication", "code": cc(RXNORM, "1364430")}},
+                        {"resource": med_request("m", ("medicationReference", json!({"reference": "urn:uuid:0f3e"})))},
+                    ]}),
+                ],
+                |c| c.anticoagulated.is_some(),
+            ),
+            (
+                "unresolved current reference",
+                vec![med_request(
+                    "m",
+                    (
+                        "medicationReference",
+                        json!({"reference": "Medication/gone"}),
+                    ),
+                )],
+                |c| {
+                    c.anticoagulated.is_none()
+                        && refs(&c.possibly_anticoagulated) == ["MedicationRequest/m"]
+                        && note(c, DataQualityCode::UnresolvedMedication) == ["MedicationRequest/m"]
+                },
+            ),
+            (
+                "unresolved reference whose display names an anticoagulant",
+                vec![med_request(
+                    "m",
+                    (
+                        "medicationReference",
+                        json!({"reference": "Medication/gone", "display": "Xarelto 20 mg"}),
+                    ),
+                )],
+                |c| {
+                    c.anticoagulated.is_some()
+                        && c.possibly_anticoagulated.is_none()
+                        && note(c, DataQualityCode::UnresolvedMedication) == ["MedicationRequest/m"]
+                },
+            ),
+            (
+                "unresolved but completed: not current",
+                vec![with(
+                    med_request(
+                        "m",
+                        (
+                            "medicationReference",
+                            json!({"reference": "Medication/gone"}),
+                        ),
+                    ),
+                    "status",
+                    json!("completed"),
+                )],
+                |c| c.possibly_anticoagulated.is_none() && c.data_quality.is_empty(),
+            ),
+            (
+                "MedicationStatement",
+                vec![
+                    json!({"resourceType": "MedicationStatement", "id": "s", "status": "active",
+                    "medicationCodeableConcept": cc(RXNORM, "11289"), "effectiveDateTime": day(40)}),
+                ],
+                |c| c.anticoagulated.is_some(),
+            ),
+            (
+                "code with surrounding whitespace",
+                vec![med_request(
+                    "m",
+                    ("medicationCodeableConcept", cc(RXNORM, " 1364430 ")),
+                )],
+                |c| c.anticoagulated.is_some(),
+            ),
+        ]);
+    }
+
+    /// §1: a branded drug (SBD) matches: by its code where the data lists it, else by the
+    /// brand name in its display (the shipped data leaves SBD codes out, README 1).
+    #[test]
+    fn rxnorm_branded_drug_matches() {
+        run(vec![(
+            "RxNorm SBD with its display",
+            vec![med_request(
+                "m",
+                (
+                    "medicationCodeableConcept",
+                    json!({"coding": [{"system": RXNORM, "code": "1364447",
+                        "display": "apixaban 5 MG Oral Tablet [Eliquis]"}]}),
+                ),
+            )],
+            |c| c.anticoagulated.is_some(),
+        )]);
+    }
+
+    #[test]
+    fn symptom_observation_negative_answers() {
+        let absent = |value: (&str, Value)| {
+            vec![with(
+                obs("o", SNOMED, "300954003", &day(1)),
+                value.0,
+                value.1,
+            )]
+        };
+        run(vec![
+            (
+                "valueBoolean false",
+                absent(("valueBoolean", json!(false))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "valueBoolean true",
+                absent(("valueBoolean", json!(true))),
+                |c| c.leg_pain.is_some(),
+            ),
+            (
+                "SNOMED 2667000",
+                absent(("valueCodeableConcept", cc(SNOMED, "2667000"))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "SNOMED 260385009",
+                absent(("valueCodeableConcept", cc(SNOMED, "260385009"))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "SNOMED 373067005",
+                absent(("valueCodeableConcept", cc(SNOMED, "373067005"))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "SNOMED 410594000",
+                absent(("valueCodeableConcept", cc(SNOMED, "410594000"))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "LOINC LA32-8",
+                absent(("valueCodeableConcept", cc(LOINC, "LA32-8"))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "LOINC LA6577-6",
+                absent(("valueCodeableConcept", cc(LOINC, "LA6577-6"))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "LOINC LA33-6 (Yes)",
+                absent(("valueCodeableConcept", cc(LOINC, "LA33-6"))),
+                |c| c.leg_pain.is_some(),
+            ),
+            ("string no", absent(("valueString", json!("no"))), |c| {
+                c.leg_pain.is_none()
+            }),
+            ("string None", absent(("valueString", json!("None"))), |c| {
+                c.leg_pain.is_none()
+            }),
+            (
+                "string NEGATIVE",
+                absent(("valueString", json!("NEGATIVE"))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "string absent",
+                absent(("valueString", json!(" absent "))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "string Denies.",
+                absent(("valueString", json!("Denies."))),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "string severe",
+                absent(("valueString", json!("severe"))),
+                |c| c.leg_pain.is_some(),
+            ),
+            (
+                "interpretation NEG",
+                absent((
+                    "interpretation",
+                    json!([cc(
+                        "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                        "NEG"
+                    )]),
+                )),
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "dataAbsentReason",
+                absent((
+                    "dataAbsentReason",
+                    cc(
+                        "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                        "unknown",
+                    ),
+                )),
+                |c| c.leg_pain.is_none(),
+            ),
+            // §1: the symptom as the VALUE of a Symptom / Chief complaint Observation.
+            (
+                "75325-1 with value 300954003",
+                vec![with(
+                    obs("o", LOINC, "75325-1", &day(1)),
+                    "valueCodeableConcept",
+                    cc(SNOMED, "300954003"),
+                )],
+                |c| c.leg_pain.is_some(),
+            ),
+            (
+                "8661-1 with value dyspnoea",
+                vec![with(
+                    obs("o", LOINC, "8661-1", &day(1)),
+                    "valueCodeableConcept",
+                    cc(SNOMED, "267036007"),
+                )],
+                |c| c.warning_signs.iter().any(|f| f.concept == "dyspnoea"),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn generic_findings_and_body_sites() {
+        let site = |code: &str| json!([cc(SNOMED, code)]);
+        run(vec![
+            (
+                "pain + right lower leg",
+                vec![with(
+                    cond("a", SNOMED, "22253000", &day(1)),
+                    "bodySite",
+                    site("32696007"),
+                )],
+                |c| {
+                    c.leg_pain
+                        .as_ref()
+                        .is_some_and(|f| f.side == Some(Side::Right))
+                },
+            ),
+            (
+                "swelling + left lower leg",
+                vec![with(
+                    cond("a", SNOMED, "65124004", &day(1)),
+                    "bodySite",
+                    site("48979004"),
+                )],
+                |c| {
+                    c.leg_swelling
+                        .as_ref()
+                        .is_some_and(|f| f.side == Some(Side::Left))
+                },
+            ),
+            (
+                "oedema + left lower leg (Observation, single bodySite)",
+                vec![with(
+                    obs("a", SNOMED, "267038008", &day(1)),
+                    "bodySite",
+                    cc(SNOMED, "48979004"),
+                )],
+                |c| c.leg_swelling.is_some(),
+            ),
+            (
+                "pain + arm",
+                vec![with(
+                    cond("a", SNOMED, "22253000", &day(1)),
+                    "bodySite",
+                    site("53120007"),
+                )],
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "pain without site",
+                vec![cond("a", SNOMED, "22253000", &day(1))],
+                |c| c.leg_pain.is_none(),
+            ),
+            (
+                "R60.0 without site",
+                vec![cond("a", ICD, "R60.0", &day(1))],
+                |c| c.leg_swelling.is_some(),
+            ),
+            (
+                "80068009 without site",
+                vec![cond("a", SNOMED, "80068009", &day(1))],
+                |c| c.leg_swelling.is_some(),
+            ),
+            (
+                "R60.0 on an arm",
+                vec![with(
+                    cond("a", ICD, "R60.0", &day(1)),
+                    "bodySite",
+                    site("53120007"),
+                )],
+                |c| c.leg_swelling.is_none(),
+            ),
+            (
+                "R60.0 with only a laterality qualifier",
+                vec![with(
+                    cond("a", ICD, "R60.0", &day(1)),
+                    "bodySite",
+                    site("7771000"),
+                )],
+                |c| {
+                    c.leg_swelling
+                        .as_ref()
+                        .is_some_and(|f| f.side == Some(Side::Left))
+                },
+            ),
+            (
+                "M79.89 without site",
+                vec![cond("a", ICD, "M79.89", &day(1))],
+                |c| c.leg_swelling.is_none(),
+            ),
+            (
+                "M79.89 on a leg",
+                vec![with(
+                    cond("a", ICD, "M79.89", &day(1)),
+                    "bodySite",
+                    site("32696007"),
+                )],
+                |c| c.leg_swelling.is_some(),
+            ),
+            (
+                "449614009",
+                vec![cond("a", SNOMED, "449614009", &day(1))],
+                |c| c.leg_swelling.is_some(),
+            ),
+            (
+                "449615005",
+                vec![cond("a", SNOMED, "449615005", &day(1))],
+                |c| c.leg_swelling.is_some(),
+            ),
+            (
+                "laterality qualifier 51440002 in the codings",
+                vec![with(
+                    cond("a", SNOMED, "300954003", &day(1)),
+                    "bodySite",
+                    json!([{"coding": [{"system": SNOMED, "code": "53840002"}, {"system": SNOMED, "code": "51440002"}]}]),
+                )],
+                |c| {
+                    c.leg_pain
+                        .as_ref()
+                        .is_some_and(|f| f.side == Some(Side::Bilateral))
+                },
+            ),
+            (
+                "laterality extension",
+                vec![with(
+                    cond("a", SNOMED, "300954003", &day(1)),
+                    "bodySite",
+                    json!([{"coding": [{"system": SNOMED, "code": "53840002"}],
+                        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/bodySite-laterality",
+                            "valueCodeableConcept": cc(SNOMED, "24028007")}]}]),
+                )],
+                |c| {
+                    c.leg_pain
+                        .as_ref()
+                        .is_some_and(|f| f.side == Some(Side::Right))
+                },
+            ),
+        ]);
+    }
+
+    fn quantity_obs(id: &str, code: &str, when: &str, value: f64, unit: &str) -> Value {
+        with(
+            obs(id, LOINC, code, when),
+            "valueQuantity",
+            json!({"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}),
+        )
+    }
+
+    #[test]
+    fn newest_readable_vital_wins_and_unreadable_ones_are_noted() {
+        let t = |h: i64| (now() - chrono::Duration::hours(h)).to_rfc3339();
+        run(vec![
+            (
+                "newer unreadable SpO2 never hides an older readable one",
+                vec![
+                    quantity_obs("old", "59408-5", &t(5), 91.0, "%"),
+                    quantity_obs("new", "59408-5", &t(1), 0.9, "percent"),
+                ],
+                |c| {
+                    c.spo2
+                        .as_ref()
+                        .is_some_and(|v| v.reference == "Observation/old")
+                        && c.warning_signs.iter().any(|f| f.concept == "hypoxaemia")
+                        && note(c, DataQualityCode::UnreadableUnit) == ["Observation/new"]
+                },
+            ),
+            (
+                "heart rate {beats}/min in a panel component",
+                vec![with(
+                    obs("vs", LOINC, "85353-1", &t(2)),
+                    "component",
+                    json!([
+                        {"code": cc(LOINC, "8867-4"), "valueQuantity": {"value": 120, "code": "{beats}/min", "system": "http://unitsofmeasure.org"}}
+                    ]),
+                )],
+                |c| c.tachycardia.is_some(),
+            ),
+            (
+                "heart rate unit BPM is not UCUM",
+                vec![quantity_obs("h", "8867-4", &t(2), 120.0, "BPM")],
+                |c| {
+                    c.tachycardia.is_none()
+                        && note(c, DataQualityCode::UnreadableUnit) == ["Observation/h"]
+                },
+            ),
+            (
+                "coded hypoxaemia R09.02 within 3 d",
+                vec![cond("h", ICD, "R09.02", &day(3))],
+                |c| c.warning_signs.iter().any(|f| f.concept == "hypoxaemia"),
+            ),
+            (
+                "coded hypoxaemia R09.02 4 d ago",
+                vec![cond("h", ICD, "R09.02", &day(4))],
+                |c| c.warning_signs.iter().all(|f| f.concept != "hypoxaemia"),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn d_dimer_unit_spellings() {
+        // (unit, code, expected µg/L for a value of 1)
+        let cases: &[(&str, &str, Option<f64>)] = &[
+            ("ug/L", "48065-7", Some(1.0)),
+            ("ng/mL", "48065-7", Some(1.0)),
+            ("ng/ml", "48065-7", Some(1.0)),
+            ("mg/L", "48065-7", Some(1000.0)),
+            ("mg/l", "48065-7", Some(1000.0)),
+            ("ug/mL", "48065-7", Some(1000.0)),
+            ("ug/ml", "48065-7", Some(1000.0)),
+            ("µg/L", "48065-7", Some(1.0)),
+            ("mcg/mL", "48065-7", Some(1000.0)),
+            ("ng/mL FEU", "48065-7", Some(1.0)),
+            ("ug/mL{FEU}", "48065-7", Some(1000.0)),
+            ("ng/mL DDU", "48066-5", Some(1.0)),
+            ("ng/mL{DDU}", "48066-5", Some(1.0)),
+            // Contradictions and unknown units: uninterpretable.
+            ("ng/mL DDU", "48065-7", None),
+            ("ng/mL{FEU}", "48066-5", None),
+            ("NG/ML", "48065-7", None),
+            ("mg/dL", "48065-7", None),
+            ("ug/L{FEU}{DDU}", "48065-7", None),
+        ];
+        for &(unit, code, want) in cases {
+            let c = derive_all(vec![quantity_obs("dd", code, &day(1), 1.0, unit)]);
+            let d = c.d_dimer.clone().expect("a D-dimer");
+            assert_eq!(d.value_ugl, want, "{unit} on {code}");
+            assert_eq!(
+                note(&c, DataQualityCode::UnreadableUnit).is_empty(),
+                want.is_some(),
+                "{unit} on {code}"
+            );
+        }
+        // The newest readable one is used; a newer unreadable one is noted.
+        let c = derive_all(vec![
+            quantity_obs("old", "48065-7", &day(2), 700.0, "ng/mL"),
+            quantity_obs("new", "48065-7", &day(1), 1.0, "mmol/L"),
+        ]);
+        assert_eq!(c.d_dimer.as_ref().unwrap().reference, "Observation/old");
+        assert_eq!(
+            note(&c, DataQualityCode::UnreadableUnit),
+            ["Observation/new"]
+        );
+    }
+
+    #[test]
+    fn active_cancer_needs_activity_within_183_days() {
+        let old_cancer = || cond("ca", ICD, "C50.911", &day(400));
+        run(vec![
+            ("old cancer alone: to confirm", vec![old_cancer()], |c| {
+                c.active_cancer.is_none() && refs(&c.cancer_to_confirm) == ["Condition/ca"]
+            }),
+            (
+                "onset 183 d",
+                vec![cond("ca", ICD, "C50.911", &day(183))],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "onset 184 d",
+                vec![cond("ca", ICD, "C50.911", &day(184))],
+                |c| c.active_cancer.is_none() && c.cancer_to_confirm.is_some(),
+            ),
+            (
+                "recordedDate counts only when onset is absent",
+                vec![
+                    json!({"resourceType": "Condition", "id": "ca", "code": cc(ICD, "C50.911"),
+                    "onsetString": "years ago", "recordedDate": day(10)}),
+                ],
+                |c| c.active_cancer.is_none() && c.cancer_to_confirm.is_some(),
+            ),
+            (
+                "no onset: recordedDate 10 d",
+                vec![
+                    json!({"resourceType": "Condition", "id": "ca", "code": cc(ICD, "C50.911"),
+                    "recordedDate": day(10)}),
+                ],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "metastatic counts without more",
+                vec![cond("ca", ICD, "C78.00", &day(900))],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "haematological counts without more",
+                vec![cond("ca", ICD, "C91.10", &day(900))],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "Z85 history never",
+                vec![cond("ca", ICD, "Z85.3", &day(10))],
+                |c| c.active_cancer.is_none() && c.cancer_to_confirm.is_none(),
+            ),
+            (
+                "C44 squamous never",
+                vec![cond("ca", ICD, "C44.92", &day(10))],
+                |c| c.active_cancer.is_none() && c.cancer_to_confirm.is_none(),
+            ),
+            (
+                "D48 uncertain never",
+                vec![cond("ca", ICD, "D48.5", &day(10))],
+                |c| c.active_cancer.is_none() && c.cancer_to_confirm.is_none(),
+            ),
+            (
+                "chemo procedure 183 d",
+                vec![old_cancer(), procedure("t", SNOMED, "367336001", &day(183))],
+                |c| refs(&c.active_cancer) == ["Procedure/t", "Condition/ca"],
+            ),
+            (
+                "chemo procedure 184 d",
+                vec![old_cancer(), procedure("t", SNOMED, "367336001", &day(184))],
+                |c| c.active_cancer.is_none(),
+            ),
+            (
+                "radiotherapy CPT",
+                vec![old_cancer(), procedure("t", CPT, "77300", &day(20))],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "Z51.12 Condition",
+                vec![old_cancer(), cond("z", ICD, "Z51.12", &day(20))],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "Z51.11 Encounter reason",
+                vec![
+                    old_cancer(),
+                    json!({"resourceType": "Encounter", "id": "e", "status": "finished",
+                    "class": {"code": "AMB"}, "reasonCode": [cc(ICD, "Z51.11")],
+                    "period": {"start": day(30), "end": day(30)}}),
+                ],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "palliative care 183 d",
+                vec![old_cancer(), cond("z", ICD, "Z51.5", &day(183))],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "palliative care 184 d",
+                vec![old_cancer(), cond("z", ICD, "Z51.5", &day(184))],
+                |c| c.active_cancer.is_none(),
+            ),
+            (
+                "antineoplastic MedicationRequest (completed)",
+                vec![
+                    old_cancer(),
+                    with(
+                        med_request("t", ("medicationCodeableConcept", cc(RXNORM, "4179"))),
+                        "status",
+                        json!("completed"),
+                    ),
+                ],
+                |c| c.active_cancer.is_some(),
+            ),
+            (
+                "treatment without a cancer Condition: to confirm",
+                vec![cond("z", ICD, "Z51.11", &day(20))],
+                |c| c.active_cancer.is_none() && refs(&c.cancer_to_confirm) == ["Condition/z"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn previous_and_current_vte() {
+        run(vec![
+            (
+                "DVT 90 d: current",
+                vec![cond("d", ICD, "I82.402", &day(90))],
+                |c| c.current_vte.is_some() && c.previous_dvt.is_none() && c.previous_vte.is_none(),
+            ),
+            (
+                "DVT 91 d: previous",
+                vec![cond("d", ICD, "I82.402", &day(91))],
+                |c| c.current_vte.is_none() && c.previous_dvt.is_some() && c.previous_vte.is_some(),
+            ),
+            (
+                "chronic DVT recent: history only",
+                vec![cond("d", ICD, "I82.502", &day(5))],
+                |c| c.current_vte.is_none() && c.previous_dvt.is_some(),
+            ),
+            (
+                "I80.1 femoral DVT recent: current",
+                vec![cond("d", ICD, "I80.12", &day(5))],
+                |c| c.current_vte.is_some(),
+            ),
+            (
+                "PE recent: current, not previous DVT",
+                vec![cond("p", ICD, "I26.99", &day(5))],
+                |c| c.current_vte.is_some() && c.previous_dvt.is_none(),
+            ),
+            (
+                "PE old: previous VTE only",
+                vec![cond("p", ICD, "I26.99", &day(400))],
+                |c| c.previous_vte.is_some() && c.previous_dvt.is_none() && c.current_vte.is_none(),
+            ),
+            ("Z86.718", vec![cond("h", ICD, "Z86.718", &day(5))], |c| {
+                c.previous_dvt.is_some() && c.previous_vte.is_some()
+            }),
+            ("Z86.711", vec![cond("h", ICD, "Z86.711", &day(5))], |c| {
+                c.previous_dvt.is_none() && c.previous_vte.is_some()
+            }),
+            (
+                "SNOMED 128053003 recent",
+                vec![cond("d", SNOMED, "128053003", &day(5))],
+                |c| c.current_vte.is_some(),
+            ),
+            (
+                "superficial I80.0 is not DVT",
+                vec![cond("d", ICD, "I80.02", &day(5))],
+                |c| c.current_vte.is_none() && c.previous_dvt.is_none(),
+            ),
+        ]);
+    }
+
+    fn status_obs(id: &str, when: &str, value: &str) -> Value {
+        with(
+            obs(id, LOINC, "82810-3", when),
+            "valueCodeableConcept",
+            cc(SNOMED, value),
+        )
+    }
+
+    #[test]
+    fn pregnancy_and_postpartum_windows() {
+        run(vec![
+            (
+                "pregnant 294 d",
+                vec![status_obs("s", &day(294), "77386006")],
+                |c| c.pregnancy.is_some(),
+            ),
+            (
+                "pregnant 295 d",
+                vec![status_obs("s", &day(295), "77386006")],
+                |c| c.pregnancy.is_none(),
+            ),
+            (
+                "later not-pregnant ends it",
+                vec![
+                    status_obs("s", &day(50), "77386006"),
+                    status_obs("n", &day(10), "60001007"),
+                ],
+                |c| c.pregnancy.is_none(),
+            ),
+            (
+                "earlier not-pregnant does not",
+                vec![
+                    status_obs("s", &day(10), "77386006"),
+                    status_obs("n", &day(50), "60001007"),
+                ],
+                |c| c.pregnancy.is_some(),
+            ),
+            (
+                "positive hCG",
+                vec![with(
+                    obs("h", LOINC, "2106-3", &day(20)),
+                    "valueCodeableConcept",
+                    cc(SNOMED, "10828004"),
+                )],
+                |c| c.pregnancy.is_some(),
+            ),
+            (
+                "negative hCG after a positive one",
+                vec![
+                    with(
+                        obs("h", LOINC, "2106-3", &day(20)),
+                        "valueCodeableConcept",
+                        cc(SNOMED, "10828004"),
+                    ),
+                    with(
+                        obs("n", LOINC, "2106-3", &day(5)),
+                        "valueCodeableConcept",
+                        cc(LOINC, "LA6577-6"),
+                    ),
+                ],
+                |c| c.pregnancy.is_none(),
+            ),
+            (
+                "active pregnancy Condition ended by a later loss",
+                vec![
+                    cond("p", SNOMED, "72892002", &day(60)),
+                    cond("l", ICD, "O03.9", &day(10)),
+                ],
+                |c| c.pregnancy.is_none(),
+            ),
+            (
+                "active pregnancy Condition",
+                vec![cond("p", SNOMED, "72892002", &day(60))],
+                |c| c.pregnancy.is_some(),
+            ),
+            (
+                "ended by a later Synthea birth (386216000)",
+                vec![
+                    cond("p", SNOMED, "72892002", &day(60)),
+                    procedure("b", SNOMED, "386216000", &day(10)),
+                ],
+                |c| c.pregnancy.is_none() && c.postpartum.is_some(),
+            ),
+            (
+                "delivery 42 d",
+                vec![procedure("b", SNOMED, "386216000", &day(42))],
+                |c| c.postpartum.is_some(),
+            ),
+            (
+                "delivery 43 d",
+                vec![procedure("b", SNOMED, "386216000", &day(43))],
+                |c| c.postpartum.is_none(),
+            ),
+            (
+                "episiotomy 85548006",
+                vec![procedure("b", SNOMED, "85548006", &day(3))],
+                |c| c.postpartum.is_some(),
+            ),
+            (
+                "CPT 59400",
+                vec![procedure("b", CPT, "59400", &day(3))],
+                |c| c.postpartum.is_some(),
+            ),
+            (
+                "CPT 59425 is not a birth",
+                vec![procedure("b", CPT, "59425", &day(3))],
+                |c| c.postpartum.is_none(),
+            ),
+            ("O80 Condition", vec![cond("o", ICD, "O80", &day(3))], |c| {
+                c.postpartum.is_some()
+            }),
+            (
+                "Z37.0 Condition",
+                vec![cond("o", ICD, "Z37.0", &day(3))],
+                |c| c.postpartum.is_some(),
+            ),
+            (
+                "Z39.2 Condition 43 d",
+                vec![cond("o", ICD, "Z39.2", &day(43))],
+                |c| c.postpartum.is_none(),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn rows_of_section_2() {
+        run(vec![
+            (
+                "CPT knee replacement 84 d",
+                vec![procedure("s", CPT, "27447", &day(84))],
+                |c| c.recent_surgery.is_some(),
+            ),
+            (
+                "CPT knee replacement 85 d",
+                vec![procedure("s", CPT, "27447", &day(85))],
+                |c| c.recent_surgery.is_none(),
+            ),
+            (
+                "cough R05 exact",
+                vec![cond("c", ICD, "R05", &day(1))],
+                |c| c.warning_signs.iter().any(|f| f.concept == "cough"),
+            ),
+            (
+                "chronic cough R05.3",
+                vec![cond("c", ICD, "R05.3", &day(1))],
+                |c| c.warning_signs.is_empty(),
+            ),
+            (
+                "pleuritic chest pain R07.81",
+                vec![cond("c", ICD, "R07.81", &day(1))],
+                |c| c.warning_signs.iter().any(|f| f.concept == "chest-pain"),
+            ),
+            (
+                "exertional dyspnoea 60845006",
+                vec![cond("c", SNOMED, "60845006", &day(1))],
+                |c| c.warning_signs.iter().any(|f| f.concept == "dyspnoea"),
+            ),
+            (
+                "ICD-10-CM without its dot",
+                vec![cond("a", ICD, "M79662", &day(1))],
+                |c| c.leg_pain.is_some(),
+            ),
+            (
+                "code with whitespace",
+                vec![cond("a", ICD, " M79.662 ", &day(1))],
+                |c| c.leg_pain.is_some(),
+            ),
+            (
+                "evidence name: matched coding's display",
+                vec![
+                    json!({"resourceType": "Condition", "id": "a", "onsetDateTime": day(1),
+                    "code": {"text": "calf pain", "coding": [
+                        {"system": "http://local", "code": "x", "display": "local"},
+                        {"system": ICD, "code": "M79.662", "display": "Pain in left lower leg"}]}}),
+                ],
+                |c| {
+                    c.leg_pain.as_ref().unwrap().evidence[0].name.as_deref()
+                        == Some("Pain in left lower leg")
+                },
+            ),
+            (
+                "evidence name: text when the matched coding has no display",
+                vec![
+                    json!({"resourceType": "Condition", "id": "a", "onsetDateTime": day(1),
+                    "code": {"text": "calf pain", "coding": [{"system": ICD, "code": "M79.662"}]}}),
+                ],
+                |c| c.leg_pain.as_ref().unwrap().evidence[0].name.as_deref() == Some("calf pain"),
+            ),
+        ]);
+    }
+}

@@ -81,7 +81,7 @@ impl<'a> When<'a> {
         self
     }
 
-    /// Days from `t` to now: calendar days for a date, whole 24 h spans... measured exactly.
+    /// Is `t` at most `days` before now (a date: calendar days; an instant: N × 24 h)?
     fn age_ok(&self, t: DateTime<Utc>, now: DateTime<Utc>, days: u32) -> bool {
         if self.date_only {
             (now.date_naive() - t.date_naive()).num_days() <= i64::from(days)
@@ -1460,5 +1460,74 @@ mod tests {
         assert!(parse_when("2026-13-01").is_none());
         assert!(parse_when("yesterday").is_none());
         assert!(parse_when("2026-11").unwrap().date_only);
+    }
+
+    #[test]
+    fn partial_dates_are_intervals_clipped_by_recorded_date_and_now() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // (written, first day, last day before clipping)
+        for (s, first, last) in [
+            ("2026", "2026-01-01", "2026-12-31"),
+            ("2024-02", "2024-02-01", "2024-02-29"),
+            ("2026-12", "2026-12-01", "2026-12-31"),
+            ("2026-11-05", "2026-11-05", "2026-11-05"),
+        ] {
+            let w = parse_when(s).unwrap();
+            assert_eq!((w.date(), w.last_date()), (day(first), day(last)), "{s}");
+            assert_eq!(w.written, s);
+        }
+        assert!(parse_when("2026-13").is_none());
+        // Never after now; never after recordedDate; never before its own start.
+        let w = parse_when("2026").unwrap().clipped(None, now());
+        assert_eq!(w.end, now());
+        let rec = parse_when("2026-03-02").unwrap();
+        let w = parse_when("2026").unwrap().clipped(Some(rec), now());
+        assert_eq!(w.last_date(), day("2026-03-02"));
+        let w = parse_when("2026-11")
+            .unwrap()
+            .clipped(Some(parse_when("2020").unwrap()), now());
+        assert_eq!(w.end, w.start);
+        // A month partly in the future is not a future date; a later year is.
+        assert!(!parse_when("2026-11").unwrap().is_future(now()));
+        assert!(parse_when("2027").unwrap().is_future(now()));
+    }
+
+    #[test]
+    fn raising_windows_take_any_part_suppressing_windows_the_whole() {
+        // Now 2026-11-20; 14 days reach back to 2026-11-06.
+        let w = parse_when("2026-11").unwrap().clipped(None, now());
+        assert!(w.within_days(now(), 14));
+        assert!(!w.wholly_within_days(now(), 14));
+        assert!(w.wholly_within_days(now(), 19));
+        assert!(!w.wholly_within_days(now(), 18));
+        let w = parse_when("2026-10").unwrap().clipped(None, now());
+        assert!(!w.within_days(now(), 19));
+        assert!(w.within_days(now(), 20));
+        // An instant: both agree.
+        let t = parse_when("2026-11-06T12:00:00Z").unwrap();
+        assert!(t.within_days(now(), 14) && t.wholly_within_days(now(), 14));
+    }
+
+    #[test]
+    fn medication_references_resolve_by_id_path_and_full_url() {
+        let mut meds = Meds::default();
+        let med = Med {
+            codes: CodeSets::default(),
+            name: Some("x"),
+        };
+        meds.by_id.insert("a1", med);
+        meds.by_url.insert("urn:uuid:0f3e", med);
+        for r in [
+            "Medication/a1",
+            " Medication/a1 ",
+            "https://ehr.example/fhir/Medication/a1",
+            "https://ehr.example/fhir/Medication/a1/_history/2",
+            "urn:uuid:0f3e",
+        ] {
+            assert!(meds.resolve(r).is_some(), "{r}");
+        }
+        for r in ["Medication/a2", "Substance/a1", "a1", "urn:uuid:other", ""] {
+            assert!(meds.resolve(r).is_none(), "{r}");
+        }
     }
 }
