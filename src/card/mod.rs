@@ -588,6 +588,49 @@ mod tests {
     }
 
     #[test]
+    fn rule5_drops_interim_anticoagulation_when_anticoagulated() {
+        let pain = cond("pain", "M79.662", 2);
+        let base = vec![
+            patient(Some(40)),
+            pain,
+            procedure("s", 10),
+            cond("ca", "C78.00", 30),
+        ];
+        let sentence = "If the scan cannot be done within 4 h, NICE advises a D-dimer and interim anticoagulation.";
+        let c = card(&base);
+        assert!(detail(&c).contains(sentence));
+        let mut anticoagulated = base.clone();
+        anticoagulated.push(json!({"resourceType": "MedicationRequest", "id": "ac", "status": "active",
+            "intent": "order", "subject": {"reference": "Patient/p"}, "authoredOn": day(20),
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1037045"}]}}));
+        let c = card(&anticoagulated);
+        assert_eq!(c["indicator"], "warning");
+        assert!(
+            !detail(&c).contains("interim anticoagulation"),
+            "{}",
+            detail(&c)
+        );
+    }
+
+    #[test]
+    fn evidence_says_what_the_record_calls_it() {
+        let mut ca = cond("ca", "C78.00", 30);
+        ca["code"]["coding"][0]["display"] = json!("Secondary malignant neoplasm of lung");
+        let c = card(&[patient(Some(40)), cond("pain", "M79.662", 2), ca]);
+        let d = detail(&c);
+        assert!(
+            d.contains(&format!(
+                "Secondary malignant neoplasm of lung, {} (Condition/ca)",
+                day(30)
+            )),
+            "{d}"
+        );
+        // The extension keeps references only.
+        let items = &c["extension"]["dvt-assessment"]["wells"]["items"];
+        assert_eq!(items[0]["evidence"][0], "Condition/ca");
+    }
+
+    #[test]
     fn data_quality_lists_the_calls_notes_first() {
         let mut i = input(Hook::PatientView, vec![]);
         i.data_quality = vec![DataQualityNote {

@@ -322,7 +322,7 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
                 .collect();
             let more = c.warning_signs.len().saturating_sub(2);
             let more = if more > 0 {
-                format!(" +{more}")
+                format!(" and {more} more")
             } else {
                 String::new()
             };
