@@ -630,6 +630,49 @@ mod tests {
         assert_eq!(items[0]["evidence"][0], "Condition/ca");
     }
 
+    /// §6: summaries are written to fit 139 characters (never cut) in the longest cases.
+    #[test]
+    fn longest_summaries_fit_without_cutting() {
+        let signs: Vec<Value> = ["R06.02", "R07.89", "R05", "R04.2", "R55", "R42", "R09.02"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| cond(&format!("s{i}"), c, 0))
+            .collect();
+        let mut pe = vec![
+            patient(None),
+            cond("l", "M79.661", 2),
+            cond("r", "M79.662", 2),
+        ];
+        pe.extend(signs);
+        let low = vec![
+            patient(Some(90)),
+            cond("l", "M79.661", 2),
+            cond("r", "R22.42", 2),
+            json!({"resourceType": "Encounter", "id": "stay", "status": "finished",
+                   "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                   "subject": {"reference": "Patient/p"},
+                   "period": {"start": day(12), "end": day(6)}}),
+        ];
+        for hook_drafts in [
+            vec![],
+            vec![draft(CPT, "85379")],
+            vec![draft(CPT, "71275")],
+            vec![draft(CPT, "93971")],
+        ] {
+            for resources in [&pe, &low] {
+                let hook = if hook_drafts.is_empty() {
+                    Hook::PatientView
+                } else {
+                    Hook::OrderSign
+                };
+                let c = card_with(shipped(), &input(hook, hook_drafts.clone()), resources);
+                let s = c["summary"].as_str().unwrap();
+                assert!(!s.ends_with('…'), "cut: {s}");
+                assert!(s.chars().count() <= SUMMARY_MAX_CHARS, "{s}");
+            }
+        }
+    }
+
     #[test]
     fn data_quality_lists_the_calls_notes_first() {
         let mut i = input(Hook::PatientView, vec![]);
