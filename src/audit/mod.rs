@@ -130,8 +130,9 @@ struct Context<'a> {
     secret: &'a IdSecret,
 }
 
-/// The call the service would get for this patient: the hook, the patient, no encounter
-/// and no drafted orders.
+/// The call the service would get for this patient: the hook, the patient, no encounter,
+/// no drafted orders, and nothing the FHIR layer failed to read (the files are the whole
+/// record).
 fn hook_input(hook: Hook, patient_id: &str) -> HookInput {
     HookInput {
         hook,
@@ -140,6 +141,7 @@ fn hook_input(hook: Hook, patient_id: &str) -> HookInput {
         patient_id: patient_id.to_string(),
         encounter_id: None,
         draft_orders: vec![],
+        data_quality: vec![],
     }
 }
 
