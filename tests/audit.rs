@@ -483,19 +483,16 @@ fn with_calf_pain_every_living_adult_gets_a_card_and_the_counts_match_evaluate()
     let evaluated = evaluate_all(&pop.patients);
 
     // The clinical expectation, from the Bundles alone: a card for every living adult
-    // without a current VTE (rule 3); none for a child (no complaint) or the dead (rule 2).
-    // Checked last, all at once, so that a failure lists every patient it concerns.
+    // without a current VTE (rule 3); none for a child (no complaint added). The dead:
+    // `with_calf_pain_the_dead_get_no_card`. Checked last, all at once, so that a
+    // failure lists every patient it concerns.
     let mut wrong = Vec::new();
     for (p, e) in pop.patients.iter().zip(&evaluated) {
-        let living_adult = p.adult && !p.deceased;
-        if living_adult && !p.current_vte && e.category.is_none() {
+        if p.adult && !p.deceased && !p.current_vte && e.category.is_none() {
             wrong.push(format!("no card for living adult {}", p.id));
         }
-        if !living_adult && let Some(c) = &e.category {
-            wrong.push(format!(
-                "a {c} card for {} (adult {}, deceased {})",
-                p.id, p.adult, p.deceased
-            ));
+        if let (false, Some(c)) = (p.adult, &e.category) {
+            wrong.push(format!("a {c} card for child {}", p.id));
         }
     }
 
@@ -587,6 +584,47 @@ fn with_calf_pain_every_living_adult_gets_a_card_and_the_counts_match_evaluate()
         "{} patients:\n{}",
         wrong.len(),
         wrong.join("\n")
+    );
+}
+
+/// Rule 2 (`dvt-model.md` §1 Deceased): calf pain on a dead patient's record gives no
+/// card; the csv row of each patient the test reads as deceased says `none`.
+#[test]
+fn with_calf_pain_the_dead_get_no_card() {
+    let pop = population();
+    let csv = audit(&pop.bundles(), &["--format", "csv"]);
+    let secret = dvt_cds::audit::pseudonym::IdSecret::from_text(SECRET).unwrap();
+    let category: HashMap<&str, &str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            (cols[0], cols[2])
+        })
+        .collect();
+    let dead: Vec<&Known> = pop
+        .patients
+        .iter()
+        .filter(|p| p.adult && p.deceased)
+        .collect();
+    assert!(
+        dead.len() >= 10,
+        "the population has {} dead adults",
+        dead.len()
+    );
+    let carded: Vec<String> = dead
+        .iter()
+        .filter_map(|p| {
+            let c = category[dvt_cds::audit::pseudonym::pseudonym(&secret, &p.id).as_str()];
+            (c != "none").then(|| format!("a {c} card for {}", p.id))
+        })
+        .collect();
+    assert!(
+        carded.is_empty(),
+        "{} of {} dead adults:\n{}",
+        carded.len(),
+        dead.len(),
+        carded.join("\n")
     );
 }
 
