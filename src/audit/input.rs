@@ -25,6 +25,14 @@ impl Unreadable {
     }
 }
 
+/// How the report names a file: its file name (the directory is the one given).
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 /// The two layouts `audit` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -29,7 +29,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::assessment::{HookInput, respond};
 use crate::cds_hooks::Hook;
 use crate::mappings::Mappings;
-use input::{InputKind, Inventory, PatientResources, Unreadable};
+use input::{InputKind, Inventory, PatientResources, Unreadable, file_name};
 use ndjson::BulkIndex;
 use pseudonym::{IdSecret, SecretOrigin, pseudonym};
 use report::{CSV_HEADER, CardDigest, PatientOutcome, Report, RunInfo, Tally, csv_row};
@@ -113,13 +113,6 @@ impl Source {
                 }),
         }
     }
-}
-
-fn file_name(p: &std::path::Path) -> String {
-    p.file_name().map_or_else(
-        || p.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }
 
 /// What the workers share.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::input::{PatientResources, Unreadable};
+use super::input::{PatientResources, Unreadable, file_name};
 
 /// Where one line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +72,10 @@ impl BulkIndex {
         };
         for (i, path) in files.iter().enumerate() {
             if let Err(e) = index.index_file(i as u32, path) {
-                index
-                    .unreadable
-                    .push(Unreadable::new(display(path), format!("cannot read: {e}")));
+                index.unreadable.push(Unreadable::new(
+                    file_name(path),
+                    format!("cannot read: {e}"),
+                ));
             }
         }
         index
@@ -100,7 +101,7 @@ impl BulkIndex {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let here = || format!("{} line {number}", display(path));
+            let here = || format!("{} line {number}", file_name(path));
             if n > MAX_LINE {
                 self.unreadable
                     .push(Unreadable::new(here(), "line longer than 4 GiB"));
@@ -223,23 +224,16 @@ impl OpenFiles {
         let file = match self.open.entry(at.file) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                File::open(path).map_err(|e| format!("{}: cannot reopen: {e}", display(path)))?,
+                File::open(path).map_err(|e| format!("{}: cannot reopen: {e}", file_name(path)))?,
             ),
         };
         let mut buf = vec![0u8; at.len as usize];
         file.seek(SeekFrom::Start(at.offset))
             .and_then(|_| file.read_exact(&mut buf))
-            .map_err(|e| format!("{}: cannot read back: {e}", display(path)))?;
+            .map_err(|e| format!("{}: cannot read back: {e}", file_name(path)))?;
         serde_json::from_slice(&buf)
-            .map_err(|_| format!("{}: changed while the audit ran", display(path)))
+            .map_err(|_| format!("{}: changed while the audit ran", file_name(path)))
     }
-}
-
-fn display(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }
 
 /// serde_json's error kinds in words (the message itself could quote the line's content).
