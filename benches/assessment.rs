@@ -6,8 +6,9 @@ use std::hint::black_box;
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use dvt_cds::assessment::{HookInput, assess, evaluate::from_request_owned, respond};
+use dvt_cds::assessment::{HookInput, assess};
 use dvt_cds::cds_hooks::Hook;
+use dvt_cds::evaluate::evaluate_request;
 use dvt_cds::mappings::Mappings;
 use serde_json::{Value, json};
 
@@ -73,19 +74,28 @@ fn record() -> Vec<Value> {
     r
 }
 
+/// A patient-view request whose prefetch holds the record under the service's keys.
 fn request_bytes(resources: &[Value]) -> Vec<u8> {
-    let entries: Vec<Value> = resources[1..]
-        .iter()
-        .map(|r| json!({"resource": r}))
-        .collect();
+    let mut prefetch = serde_json::Map::new();
+    for (key, template) in dvt_cds::fhir::prefetch_templates(Hook::PatientView) {
+        let rt = template.split(['/', '?']).next().unwrap_or_default();
+        let value = if rt == "Patient" {
+            resources[0].clone()
+        } else {
+            let entries: Vec<Value> = resources[1..]
+                .iter()
+                .filter(|r| r["resourceType"] == rt)
+                .map(|r| json!({"resource": r}))
+                .collect();
+            json!({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+        };
+        prefetch.insert(key.to_string(), value);
+    }
     serde_json::to_vec(&json!({
         "hook": "patient-view",
         "hookInstance": "bench-1",
         "context": {"userId": "Practitioner/1", "patientId": "p1"},
-        "prefetch": {
-            "patient": resources[0],
-            "records": {"resourceType": "Bundle", "type": "searchset", "entry": entries}
-        }
+        "prefetch": prefetch
     }))
     .unwrap()
 }
@@ -101,14 +111,14 @@ fn bench(c: &mut Criterion) {
         patient_id: "p1".into(),
         encounter_id: None,
         draft_orders: vec![],
+        data_quality: vec![],
     };
     // "now" is an input like the resources: read once, outside the timed loops.
     let now = now();
     c.bench_function("json bytes to response json (500 resources)", |b| {
         b.iter(|| {
             let v: Value = serde_json::from_slice(black_box(&bytes)).unwrap();
-            let (input, res) = from_request_owned(v, None).unwrap();
-            let out = respond(&m, &input, &res, now);
+            let out = evaluate_request(&m, None, v, now).unwrap();
             black_box(serde_json::to_vec(&out).unwrap())
         })
     });

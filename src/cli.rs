@@ -157,6 +157,11 @@ struct ServeArgs {
     /// Query fhirServer without fhirAuthorization (test sandboxes; implied by --dev).
     #[arg(long, env = "DVT_CDS_FHIR_ALLOW_ANONYMOUS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     fhir_allow_anonymous: bool,
+    /// Tests only, with --dev: assess every call at this time (RFC 3339) instead of the
+    /// clock, so a served answer can be compared with `evaluate --now`. Hidden from
+    /// --help and without a variable: a deployed service never has it.
+    #[arg(long, hide = true, value_parser = parse_now)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The same variables as `serve`, so the check finds the service it runs beside.
@@ -184,9 +189,10 @@ struct EvaluateArgs {
     /// Which patient, when the bundle holds several.
     #[arg(long)]
     patient: Option<String>,
-    /// The hook.
-    #[arg(long, default_value = "patient-view", value_parser = parse_hook)]
-    hook: Hook,
+    /// The hook. With --request: replaces the request's own hook (default: the
+    /// request's). With --bundle: default patient-view.
+    #[arg(long, value_parser = parse_hook)]
+    hook: Option<Hook>,
     /// "Now" for the assessment (RFC 3339); default: the current time.
     #[arg(long, value_parser = parse_now)]
     now: Option<chrono::DateTime<chrono::Utc>>,
@@ -200,15 +206,15 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Evaluate(a) => {
-            let args = crate::assessment::EvaluateArgs {
+            let args = crate::evaluate::EvaluateArgs {
                 bundle: a.bundle,
                 request: a.request,
                 patient: a.patient,
-                hook: Some(a.hook),
+                hook: a.hook,
                 now: a.now,
                 mappings_dir: a.mappings,
             };
-            match crate::assessment::evaluate_command(&args) {
+            match crate::evaluate::evaluate_command(&args) {
                 Ok(v) => print_or_fail(serde_json::to_string_pretty(&v).map_err(|e| e.to_string())),
                 Err(e) => fail(&e),
             }
@@ -275,6 +281,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             ..FhirSettings::default()
         },
         max_token_lifetime: a.max_token_lifetime,
+        fixed_now: a.now,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

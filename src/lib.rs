@@ -20,6 +20,10 @@
 //! I/O at the edge:
 //! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest),
 //!   and which FHIR servers and addresses they may reach (`fhir::egress`, pure).
+//! - [`pipeline`]: one hook call from its JSON body to its response (validate, gather,
+//!   assess, render); the service and `dvt-cds evaluate` both run it.
+//! - [`evaluate`]: `dvt-cds evaluate`, offline: a request through [`pipeline`], or a
+//!   Bundle straight to the assessment (reads only the files it is given).
 //! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
 //!   OperationOutcome, metrics, request ids.
@@ -31,10 +35,12 @@ pub mod assessment;
 pub mod card;
 pub mod cds_hooks;
 pub mod cli;
+pub mod evaluate;
 pub mod feedback;
 pub mod fhir;
 pub mod http;
 pub mod json_cost;
 pub mod mappings;
+pub mod pipeline;
 pub mod record;
 pub mod telemetry;

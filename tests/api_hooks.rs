@@ -23,7 +23,7 @@ async fn discovery_names_the_mapping_set() {
     for s in body["services"].as_array().expect("services") {
         assert_eq!(
             s["extension"]["dvt-cds-mappings"],
-            json!({"name": "dvt-cds-default", "version": "1.0.0"}),
+            json!({"name": "dvt-cds-default", "version": "2.0.0"}),
             "{s}"
         );
     }
@@ -41,7 +41,7 @@ async fn discovery_names_the_mapping_set() {
     let model = std::fs::read_to_string(from.join("model.toml"))
         .unwrap()
         .replace("id = \"dvt-cds-default\"", "id = \"stmary-dvt\"")
-        .replace("version = \"1.0.0\"", "version = \"2026.3\"");
+        .replace("version = \"2.0.0\"", "version = \"2026.3\"");
     std::fs::write(dir.path().join("model.toml"), model).unwrap();
     let site = TestApp::spawn(&["--dev", "--mappings", dir.path().to_str().unwrap()]);
     let (_, _, body) = get(&site.url("/cds-services"), None).await;
@@ -96,6 +96,17 @@ async fn discovery_lists_the_four_services_with_prefetch() {
         );
         assert_eq!(
             s["prefetch"]["patient"], "Patient/{{context.patientId}}",
+            "{s}"
+        );
+        // The Medications a medicationReference names come with the search (§1).
+        assert_eq!(
+            s["prefetch"]["medicationRequests"],
+            "MedicationRequest?patient={{context.patientId}}&_count=200&_include=MedicationRequest:medication",
+            "{s}"
+        );
+        assert_eq!(
+            s["prefetch"]["medicationStatements"],
+            "MedicationStatement?patient={{context.patientId}}&_count=200&_include=MedicationStatement:medication",
             "{s}"
         );
     }

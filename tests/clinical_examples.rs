@@ -7,7 +7,7 @@ mod clinical_common;
 use std::path::Path;
 
 use clinical_common::{mappings, now};
-use dvt_cds::assessment::{evaluate::from_request, respond};
+use dvt_cds::evaluate::evaluate_request;
 use serde_json::Value;
 
 fn examples() -> Vec<(String, Value)> {
@@ -31,8 +31,9 @@ fn every_example_request_gives_its_example_response() {
     let all = examples();
     assert!(all.len() >= 8, "{} examples", all.len());
     for (stem, req) in all {
-        let (input, resources) = from_request(&req, None).unwrap();
-        let got = respond(mappings(), &input, &resources, now());
+        // The service's pipeline, offline (what `dvt-cds evaluate --request` runs).
+        let got = evaluate_request(mappings(), None, req, now())
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
         let path = dir.join(format!("{stem}.response.json"));
         if std::env::var_os("UPDATE_EXAMPLES").is_some() {
             std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
@@ -52,8 +53,7 @@ fn examples_cover_every_hook_and_category() {
     let mut categories = std::collections::BTreeSet::new();
     for (stem, req) in examples() {
         hooks.insert(req["hook"].as_str().unwrap().to_string());
-        let (input, resources) = from_request(&req, None).unwrap();
-        let got = respond(mappings(), &input, &resources, now());
+        let got = evaluate_request(mappings(), None, req.clone(), now()).unwrap();
         match got["cards"].as_array().unwrap().first() {
             Some(c) => {
                 let cat = c["extension"]["dvt-assessment"]["category"]
@@ -94,8 +94,8 @@ fn examples_cover_every_hook_and_category() {
     }
 }
 
-fn evaluate_args() -> dvt_cds::assessment::EvaluateArgs {
-    dvt_cds::assessment::EvaluateArgs {
+fn evaluate_args() -> dvt_cds::evaluate::EvaluateArgs {
+    dvt_cds::evaluate::EvaluateArgs {
         now: Some(now()),
         ..Default::default()
     }
@@ -106,7 +106,7 @@ fn evaluate_reads_a_request_file_like_the_service() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cds-hooks/examples");
     let mut args = evaluate_args();
     args.request = Some(dir.join("pregnancy.request.json"));
-    let got = dvt_cds::assessment::evaluate_command(&args).unwrap();
+    let got = dvt_cds::evaluate::evaluate_command(&args).unwrap();
     let want: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("pregnancy.response.json")).unwrap(),
     )
@@ -136,16 +136,16 @@ fn evaluate_reads_a_bundle_and_picks_the_patient() {
     .unwrap();
     let mut args = evaluate_args();
     args.bundle = Some(path.clone());
-    let e = dvt_cds::assessment::evaluate_command(&args).unwrap_err();
+    let e = dvt_cds::evaluate::evaluate_command(&args).unwrap_err();
     assert!(e.contains("--patient"), "{e}");
     args.patient = Some("a".into());
-    let r = dvt_cds::assessment::evaluate_command(&args).unwrap();
+    let r = dvt_cds::evaluate::evaluate_command(&args).unwrap();
     assert_eq!(
         r["cards"][0]["extension"]["dvt-assessment"]["category"],
         "follow-up"
     );
     args.patient = Some("b".into());
-    let r = dvt_cds::assessment::evaluate_command(&args).unwrap();
+    let r = dvt_cds::evaluate::evaluate_command(&args).unwrap();
     assert_eq!(r, serde_json::json!({"cards": []}));
 }
 
@@ -157,21 +157,21 @@ fn evaluate_refuses_unreadable_input_with_a_message() {
     let mut args = evaluate_args();
     args.request = Some(path.clone());
     assert!(
-        dvt_cds::assessment::evaluate_command(&args)
+        dvt_cds::evaluate::evaluate_command(&args)
             .unwrap_err()
             .contains("not valid JSON")
     );
     args.request = None;
     args.bundle = Some(tmp.path().join("missing.json"));
     assert!(
-        dvt_cds::assessment::evaluate_command(&args)
+        dvt_cds::evaluate::evaluate_command(&args)
             .unwrap_err()
             .contains("cannot read")
     );
     std::fs::write(&path, r#"{"resourceType": "Patient", "id": "p"}"#).unwrap();
     args.bundle = Some(path);
     assert!(
-        dvt_cds::assessment::evaluate_command(&args)
+        dvt_cds::evaluate::evaluate_command(&args)
             .unwrap_err()
             .contains("not a FHIR Bundle")
     );

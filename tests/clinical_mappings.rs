@@ -28,8 +28,9 @@ fn shipped_mappings_load_with_every_code_set() {
         let info = m.info(set);
         assert!(!info.value_sets.is_empty(), "{}", set.key());
         if set != CodeSet::LongHaulTravel {
+            // Version 2 has code sets made of ranges only (metastatic-cancer C77-C79).
             assert!(
-                info.codes + info.is_a_roots > 0,
+                info.codes + info.is_a_roots + info.ranges > 0,
                 "{} has no codes",
                 set.key()
             );
@@ -157,7 +158,12 @@ fn site_set_with_a_cpt_range_and_an_exclude_drives_the_assessment() {
     std::fs::write(&path, vs.to_string()).unwrap();
     let m = Mappings::load_dir(dir.path()).unwrap();
     let report = check_command(Some(dir.path())).unwrap();
-    assert!(report.contains("1 ranges   1 excluded"), "{report}");
+    // The shipped surgery set has its own CPT ranges (spec v2 §2); the site adds one more.
+    let shipped_ranges = mappings().info(dvt_cds::mappings::CodeSet::Surgery).ranges;
+    assert!(
+        report.contains(&format!("{:>3} ranges   1 excluded", shipped_ranges + 1)),
+        "{report}"
+    );
 
     let with = |code: &str| {
         let surgery = procedure("s", "http://www.ama-assn.org/go/cpt", code, 10);
@@ -184,15 +190,18 @@ fn site_set_with_a_cpt_range_and_an_exclude_drives_the_assessment() {
             "{code}"
         );
     }
-    // The shipped set does not hold the range (yet): the same knee replacement is unseen.
-    let surgery = procedure("s", "http://www.ama-assn.org/go/cpt", "27447", 10);
-    let r = respond(
-        mappings(),
-        &input(Hook::PatientView),
-        &[adult(), leg_pain("p", "M79.662", 1), surgery],
-        now(),
-    );
-    assert_eq!(category(&r).as_deref(), Some("follow-up"));
+    // Version 2 ships the knee-arthroplasty range (§2 recent-surgery): the shipped set
+    // sees the same knee replacement, and 27441 too (the exclude was the site's only).
+    for code in ["27447", "27441"] {
+        let surgery = procedure("s", "http://www.ama-assn.org/go/cpt", code, 10);
+        let r = respond(
+            mappings(),
+            &input(Hook::PatientView),
+            &[adult(), leg_pain("p", "M79.662", 1), surgery],
+            now(),
+        );
+        assert_eq!(category(&r).as_deref(), Some("dvt-evaluation"), "{code}");
+    }
 }
 
 /// A site's set names itself: its id and version reach `mappings check`, and a broken
@@ -205,7 +214,7 @@ fn site_set_id_and_version_and_a_broken_range_are_reported() {
     let text = std::fs::read_to_string(&model)
         .unwrap()
         .replace("id = \"dvt-cds-default\"", "id = \"stmary-dvt\"")
-        .replace("version = \"1.0.0\"", "version = \"2026.3\"");
+        .replace("version = \"2.0.0\"", "version = \"2026.3\"");
     std::fs::write(&model, text).unwrap();
     let m = Mappings::load_dir(dir.path()).unwrap();
     assert_eq!(

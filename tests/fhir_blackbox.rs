@@ -207,3 +207,110 @@ async fn refused_token_gives_412() {
     assert_eq!(status, 412, "{body}");
     assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
 }
+
+impl Service {
+    /// The service's `GET /metrics` text.
+    async fn metrics(&self) -> String {
+        reqwest::get(self.base.join("metrics").unwrap())
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// A full prefetch for `patient` whose MedicationRequest names `Medication/{medication}`
+/// without including it (an EHR that ignores `_include`).
+fn prefetch_naming_a_medication(patient: &str, medication: &str) -> Map<String, Value> {
+    let mut prefetch = Map::new();
+    for (key, _) in dvt_cds::fhir::prefetch_templates(dvt_cds::cds_hooks::Hook::PatientView) {
+        prefetch.insert(
+            key.into(),
+            json!({"resourceType": "Bundle", "type": "searchset"}),
+        );
+    }
+    prefetch.insert(
+        "patient".into(),
+        json!({"resourceType": "Patient", "id": patient, "birthDate": "1958-02-11"}),
+    );
+    // Right calf pain today (the service's clock is the real one).
+    prefetch.insert(
+        "conditions".into(),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource":
+            {"resourceType": "Condition", "id": "calf-pain", "subject": {"reference": format!("Patient/{patient}")},
+             "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M79.661"}]},
+             "onsetDateTime": chrono::Utc::now().date_naive().to_string()}}]}),
+    );
+    prefetch.insert(
+        "medicationRequests".into(),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource":
+            {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+             "subject": {"reference": format!("Patient/{patient}")},
+             "medicationReference": {"reference": format!("Medication/{medication}")}}}]}),
+    );
+    prefetch
+}
+
+#[tokio::test]
+#[ignore = "needs the Helios FHIR server: run scripts/test"]
+async fn a_referenced_medication_is_read_from_the_fhir_server() {
+    let hfs = Hfs::start(50).await;
+    hfs.load(
+        &json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "resource": {"resourceType": "Medication", "id": "apixaban-5",
+            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                 "code": "1364445", "display": "apixaban 5 MG Oral Tablet"}]}},
+        "request": {"method": "PUT", "url": "Medication/apixaban-5"}}]}),
+    )
+    .await;
+    let service = Service::start("2s");
+    let (status, body) = service
+        .call(&hook_call(
+            &hfs.base(),
+            "p1",
+            "d9c5b0a8-0000-4000-8000-000000000104",
+            Some(prefetch_naming_a_medication("p1", "apixaban-5")),
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Anticoagulated only through the Medication read from the server.
+    assert_eq!(
+        body["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
+        "{body}"
+    );
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.contains("dvt_cds_fhir_medication_reads_total{outcome=\"read\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_medication_read_still_answers_within_the_deadline() {
+    let fake = Fake::start(Behaviour::Hang).await;
+    let service = Service::start("800ms");
+    let started = Instant::now();
+    let (status, body) = service
+        .call(&hook_call(
+            &fake.base(),
+            "p1",
+            "d9c5b0a8-0000-4000-8000-000000000105",
+            Some(prefetch_naming_a_medication("p1", "m1")),
+        ))
+        .await;
+    let took = started.elapsed();
+    // Answered (the reference unresolved), not 412: the read is not the call's data.
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(
+        body["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
+        "{body}"
+    );
+    assert!(took < Duration::from_millis(1300), "{took:?}");
+    assert_eq!(fake.connection_count(), 1);
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.contains("dvt_cds_fhir_medication_reads_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+}

@@ -77,6 +77,7 @@ fn respond_to(req: &HookRequest, resources: &[Value]) -> Value {
         patient_id: req.context.patient_id.clone(),
         encounter_id: req.context.encounter_id.clone(),
         draft_orders: vec![],
+        data_quality: vec![],
     };
     respond(
         &Mappings::embedded().unwrap(),
@@ -457,4 +458,195 @@ async fn next_link_to_another_origin_is_not_followed() {
         "the token must not leave fhirServer"
     );
     assert_eq!(fhir_server.connection_count(), 1);
+}
+
+/// A patient whose anticoagulant is a MedicationRequest (and a MedicationStatement)
+/// naming a Medication on the server (`dvt-model.md` §1 "Medications").
+fn on_apixaban_by_reference() -> Value {
+    let entry = |r: Value| {
+        let url = format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap(),
+            r["id"].as_str().unwrap()
+        );
+        json!({"resource": r, "request": {"method": "PUT", "url": url}})
+    };
+    let subject = json!({"reference": "Patient/med-p1"});
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        entry(json!({"resourceType": "Patient", "id": "med-p1", "gender": "female", "birthDate": "1958-02-11"})),
+        entry(json!({"resourceType": "Condition", "id": "med-p1-calf-pain", "subject": subject,
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M79.661"}]},
+            "onsetDateTime": synthetic::now().date_naive().to_string()})),
+        entry(json!({"resourceType": "Medication", "id": "apixaban-5",
+            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1364445",
+                                 "display": "apixaban 5 MG Oral Tablet"}]}})),
+        entry(json!({"resourceType": "MedicationRequest", "id": "med-p1-mr", "status": "active",
+            "intent": "order", "subject": subject, "authoredOn": "2026-05-01",
+            "medicationReference": {"reference": "Medication/apixaban-5"}})),
+        entry(json!({"resourceType": "MedicationStatement", "id": "med-p1-ms", "status": "active",
+            "subject": subject, "effectiveDateTime": "2026-05-01",
+            "medicationReference": {"reference": "Medication/apixaban-5"}})),
+    ]})
+}
+
+fn medication_ids(resources: &[Value]) -> Vec<&str> {
+    resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Medication")
+        .filter_map(|r| r["id"].as_str())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the Helios FHIR server: run scripts/test"]
+async fn referenced_medications_are_included_or_read_live() {
+    let hfs = Hfs::start(50).await;
+    hfs.load(&on_apixaban_by_reference()).await;
+    let settings = FhirSettings::default();
+
+    // Live searches: the Medication comes with them (`_include`), no read needed.
+    let live_req = request(Hook::PatientView, hfs.base(), "med-p1", Map::new());
+    let live = gather(&settings, &live_req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(medication_ids(&live.resources), ["apixaban-5"]);
+    assert_eq!(live.medication_reads, fhir::MedicationReads::default());
+
+    // The templates' prefetch holds it too (search.mode include).
+    let prefetch = prefetch_from(&hfs, Hook::PatientView, "med-p1", None).await;
+    let included = &prefetch["medicationRequests"]["entry"];
+    assert!(
+        included
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["search"]["mode"] == "include" && e["resource"]["id"] == "apixaban-5"),
+        "{included}"
+    );
+
+    // An EHR that prefetches without the `_include`: the Medication is read live.
+    let mut prefetch = prefetch;
+    prefetch.insert(
+        "medicationRequests".into(),
+        hfs.get("MedicationRequest?patient=med-p1&_count=200").await,
+    );
+    prefetch.insert(
+        "medicationStatements".into(),
+        hfs.get("MedicationStatement?patient=med-p1&_count=200")
+            .await,
+    );
+    let pre_req = request(Hook::PatientView, hfs.base(), "med-p1", prefetch);
+    let pre = gather(&settings, &pre_req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(pre.fetched_keys.is_empty(), "{:?}", pre.fetched_keys);
+    assert_eq!(medication_ids(&pre.resources), ["apixaban-5"]);
+    assert_eq!(
+        pre.medication_reads,
+        fhir::MedicationReads {
+            read: 1,
+            failed: 0,
+            skipped: 0
+        }
+    );
+    // Either way the assessment sees the same record: calf pain in a patient on
+    // apixaban, who is anticoagulated (§2) only through the referenced Medication.
+    let card = respond_to(&pre_req, &pre.resources);
+    assert_eq!(respond_to(&live_req, &live.resources), card);
+    assert_eq!(
+        card["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
+        "{card}"
+    );
+    let unread: Vec<Value> = pre
+        .resources
+        .iter()
+        .filter(|r| r["resourceType"] != "Medication")
+        .cloned()
+        .collect();
+    assert_ne!(
+        respond_to(&pre_req, &unread),
+        card,
+        "the Medication must matter"
+    );
+}
+
+/// A full prefetch whose one MedicationRequest names `Medication/m1`, not included.
+fn prefetch_with_unresolved_reference() -> Map<String, Value> {
+    let mut prefetch = Map::new();
+    for (key, _) in fhir::prefetch_templates(Hook::PatientView) {
+        prefetch.insert(
+            key.into(),
+            json!({"resourceType": "Bundle", "type": "searchset"}),
+        );
+    }
+    prefetch.insert(
+        "patient".into(),
+        json!({"resourceType": "Patient", "id": "p1"}),
+    );
+    prefetch.insert(
+        "medicationRequests".into(),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource":
+            {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+             "subject": {"reference": "Patient/p1"},
+             "medicationReference": {"reference": "Medication/m1"}}}]}),
+    );
+    prefetch
+}
+
+#[tokio::test]
+async fn a_failing_or_hanging_medication_read_leaves_the_reference_unresolved() {
+    let unresolved = fhir::MedicationReads {
+        read: 0,
+        failed: 1,
+        skipped: 0,
+    };
+    let fake = Fake::start(Behaviour::Answer(
+        500,
+        "application/fhir+json",
+        json!({"resourceType": "OperationOutcome"}).to_string(),
+    ))
+    .await;
+    let req = request(
+        Hook::PatientView,
+        fake.base(),
+        "p1",
+        prefetch_with_unresolved_reference(),
+    );
+    let got = gather(&FhirSettings::default(), &req, Duration::from_secs(5))
+        .await
+        .expect("a failed Medication read is not an error of the call");
+    assert_eq!(got.medication_reads, unresolved);
+    assert!(medication_ids(&got.resources).is_empty());
+    let requests = fake.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].starts_with("GET /fhir/Medication/m1 "),
+        "{}",
+        requests[0]
+    );
+
+    // A server that never answers: the gathering ends by its deadline (600 ms after
+    // the HTTP client is built), with an answer.
+    let fake = Fake::start(Behaviour::Hang).await;
+    let req = request(
+        Hook::PatientView,
+        fake.base(),
+        "p1",
+        prefetch_with_unresolved_reference(),
+    );
+    let settings = FhirSettings {
+        query_timeout: Duration::from_secs(10),
+        ..FhirSettings::default()
+    };
+    let started = Instant::now();
+    let got = gather(&settings, &req, Duration::from_millis(600))
+        .await
+        .expect("a hanging Medication read is not an error of the call");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(got.medication_reads, unresolved);
 }

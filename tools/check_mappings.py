@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Check mappings/valuesets/*.json against notes/mappings-format.md and codes.tsv.
+"""Check mappings/valuesets/*.json against mappings/README.md (format), codes.tsv and
+the codes dvt-model.md version 2 §2 assigns to each value set.
 
 Usage: python3 tools/check_mappings.py [--shared DIR]
 Exits 1 with one line per problem; otherwise prints each value set's code and filter count.
@@ -27,29 +28,40 @@ SYSTEMS = {
 # named codes.tsv concepts, added below).
 ASSIGNED = {
     "leg-pain": "M79.661 M79.662 M79.669 M79.604 M79.605 M79.606 300954003 10601006",
-    "leg-swelling": "R22.41 R22.42 R22.43 R22.40 R60.0 102572006 80068009 271809000",
+    "leg-swelling": "R22.41 R22.42 R22.43 R22.40 102572006 271809000 449614009 449615005",
+    "leg-swelling-unsited": "R60.0 80068009",
+    "leg-site-only-swelling": "M79.89",
+    "generic-pain": "22253000",
+    "generic-swelling": "65124004 267038008",
+    "leg-site": "32696007 48979004",
     "bedridden": "Z74.01 160685001",
     "paralysis": "G81.90 G82.20 G83.10 102568007 50582007 60389000 20022000",
     "leg-cast": "29345 29405",
     "cancer": "363346000 C80.1 C79.9",
-    "cancer-treatment": "Z51.0 Z51.11",
-    "vte": "I82.401 I82.4Y9 I82.4Z9 I82.509 I82.5Z1 I26.99 I26.02 I26.94 O22.31 O87.1 "
-           "128053003 404223003 444325005 213220000 134399007 59282003 233935004",
-    "vte-history": "Z86.718 Z86.711 161508001 161512007",
-    "acute-dvt": "I82.401 I82.431 I82.4Y1 I82.441 I82.492 I82.4Z9 128053003 404223003 "
-                 "444325005 213220000 134399007",
+    "cancer-treatment": "Z51.0 Z51.11 Z51.12 367336001 108290001 33195004",
+    "palliative-care": "Z51.5 103735009",
+    "dvt": "I82.401 I82.4Y9 I82.4Z9 I82.509 I82.5Z1 O22.31 O87.1 "
+           "128053003 404223003 444325005 213220000 134399007",
+    "dvt-chronic": "I82.509 I82.5Z1",
+    "pe": "I26.99 I26.02 I26.94 59282003 233935004",
+    "dvt-history": "Z86.718 161508001",
+    "pe-history": "Z86.711 161512007",
     "pregnancy": "77386006 Z33.1 Z3A.01 O26.891 O22.31",
     "first-trimester": "Z3A.01 O26.891 O22.31",
-    "postpartum": "86569001 O87.1 O90.89",
+    "delivery": "386216000 85548006",
+    "postpartum": "86569001 O87.1 O90.89 Z39.2",
+    "hcg": "2106-3 2118-8",
     "estrogen": "Z79.3 Z79.890",
     "anticoagulant": "Z79.01",
-    "dyspnoea": "R06.00 R06.02 R06.09 267036007",
-    "chest-pain": "R07.9 R07.1 R07.89 29857009",
+    "dyspnoea": "R06.00 R06.02 R06.09 267036007 60845006",
+    "chest-pain": "R07.9 R07.1 R07.81 R07.89 29857009",
     "cough": "R05 49727002",
     "haemoptysis": "R04.2 66857006",
     "syncope": "R55 271594007",
     "dizziness": "R42 404640003 386705008",
     "spo2": "59408-5 2708-6",
+    "hypoxaemia": "R09.02",
+    "symptom-question": "75325-1 8661-1",
     "heart-rate": "8867-4",
     "pregnancy-status": "82810-3",
     "d-dimer-feu": "48065-7 48067-3 71427-9",
@@ -69,11 +81,19 @@ ALTERNATIVES = {
     "superficial-thrombophlebitis": ["Alternative dx: superficial thrombophlebitis"],
     "cellulitis": ["Alternative dx: cellulitis / other"],
 }
-EXPECTED_IDS = set(ASSIGNED) | set(ALTERNATIVES) | {"surgery", "delivery", "long-haul-travel"}
+EXPECTED_IDS = set(ASSIGNED) | set(ALTERNATIVES) | {
+    "surgery", "long-haul-travel", "upper-limb-site", "metastatic-cancer",
+    "haematological-cancer", "antineoplastic", "pregnancy-loss",
+}
+# dvt-model.md v2 §2 "never" / "not" rules on explicit codes (ranges and excludes are
+# checked by the Rust tests, which classify codes as the service does).
 FORBIDDEN = {
-    "leg-swelling": ["M79.89"],
+    "leg-swelling": ["M79.89", "R60.0", "80068009"],
     "leg-vein-ultrasound": ["39942-8"],
-    "vte-history": ["Z86.72"],
+    "dvt-history": ["Z86.72"],
+    "dvt": ["I80.3", "I80.9", "I82.220", "I82.290", "I82.890", "I82.90", "195437003"],
+    "cough": ["R05.2", "R05.3"],
+    "delivery": ["59412", "59425", "59426", "59430"],
 }
 
 
@@ -133,7 +153,7 @@ def main() -> None:
                 problems.append(f"{name}: missing {key}")
         if vs.get("url") != f"https://dvt-cds.example.org/fhir/ValueSet/{vs_id}":
             problems.append(f"{name}: url {vs.get('url')}")
-        if vs.get("version") != "1.0.0":
+        if vs.get("version") != "2.0.0":
             problems.append(f"{name}: version {vs.get('version')}")
 
         codes: dict[tuple[str, str], dict] = {}

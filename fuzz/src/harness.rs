@@ -205,16 +205,15 @@ fn run_assessment(input: &HookInput, resources: &[Value]) {
 }
 
 /// Target `assessment_json`: raw JSON as the patient's data. An object with `context`
-/// is read as a CDS Hooks request with prefetch (like `dvt-cds evaluate --request`),
-/// an array as a list of resources, anything else as one resource (a Bundle, say).
+/// goes through the service's pipeline as `dvt-cds evaluate --request` does (validation,
+/// prefetch, assessment), an array is a list of resources, anything else one resource
+/// (a Bundle, say).
 pub fn assessment_json(data: &[u8]) {
     let Some(v) = json_of(data) else { return };
     let hook = Hook::ALL[data.len() % 4];
     if v.get("context").is_some() {
-        if let Ok((input, resources)) =
-            dvt_cds::assessment::evaluate::from_request_owned(v, Some(hook))
-        {
-            run_assessment(&input, &resources);
+        if let Ok(resp) = dvt_cds::evaluate::evaluate_request(mappings(), Some(hook), v, now()) {
+            check_response(&resp);
         }
         return;
     }
@@ -237,6 +236,7 @@ pub fn assessment_json(data: &[u8]) {
         patient_id: "p1".to_string(),
         encounter_id: (hook == Hook::EncounterStart).then(|| "e1".to_string()),
         draft_orders,
+        data_quality: vec![],
     };
     run_assessment(&input, &resources);
 }
@@ -725,6 +725,7 @@ pub fn fhir_record(b: &mut Bytes<'_>) -> (HookInput, Vec<Value>) {
         patient_id: patient_id.to_string(),
         encounter_id: (hook == Hook::EncounterStart || b.chance(4)).then(|| "e1".to_string()),
         draft_orders,
+        data_quality: vec![],
     };
     (input, resources)
 }

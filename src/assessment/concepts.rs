@@ -385,18 +385,23 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                     cancer.add(f);
                 }
                 // §2 active-cancer: Z51.0 / Z51.11 within 183 days.
-                if codes.contains(CodeSet::CancerTreatment) && within(f, now, w.cancer_treatment) {
+                if codes.contains(CodeSet::CancerTreatment) && within(f, now, w.cancer_activity) {
                     cancer.add(f);
                 }
                 // §2 previous-vte: VTE recorded > 90 days ago or not active; or history codes.
-                if codes.contains(CodeSet::Vte) && (!f.active || !within(f, now, w.current_dvt)) {
+                // Placeholder until v2-record: DVT or PE where v1 had one VTE set.
+                let vte = codes.contains(CodeSet::Dvt) || codes.contains(CodeSet::Pe);
+                if vte && (!f.active || !within(f, now, w.current_dvt)) {
                     prev_vte.add(f);
                 }
-                if codes.contains(CodeSet::VteHistory) {
+                if codes.contains(CodeSet::DvtHistory) || codes.contains(CodeSet::PeHistory) {
                     prev_vte.add(f);
                 }
                 // §2 current-dvt: active acute DVT recorded ≤ 90 days ago.
-                if f.active && codes.contains(CodeSet::AcuteDvt) && within(f, now, w.current_dvt) {
+                // Placeholder until v2-record: v1's acute-dvt = DVT codes minus chronic ones.
+                let acute_dvt =
+                    codes.contains(CodeSet::Dvt) && !codes.contains(CodeSet::DvtChronic);
+                if f.active && acute_dvt && within(f, now, w.current_dvt) {
                     cur_dvt.add(f);
                 }
                 // §2 pregnancy: active Condition, evidence ≤ 280 days.
@@ -484,7 +489,7 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                 }
                 // §2 active-cancer: Encounter reason Z51.0 / Z51.11 ≤ 183 days.
                 if f.reason_codes.contains(CodeSet::CancerTreatment)
-                    && within(f, now, w.cancer_treatment)
+                    && within(f, now, w.cancer_activity)
                 {
                     cancer.add(f);
                 }

@@ -3,23 +3,21 @@
 //! - [`concepts`]: §2 concepts derived from the record.
 //! - [`assess`]: §3 Wells, §4 decision and modifiers, §5 D-dimer, §7 order hooks.
 //! - [`respond`]: the CDS Hooks response body (rendered by [`crate::card`]).
-//! - [`evaluate_command`]: `dvt-cds evaluate` (reads the input files it is given).
 
 pub mod concepts;
 mod decide;
-pub mod evaluate;
 
 use chrono::{DateTime, Utc};
 
 use crate::cds_hooks::Hook;
 use crate::mappings::Mappings;
+use crate::record::quality::DataQualityNote;
 
 pub use concepts::{Concepts, DDimer, DDimerKind, DDimerResult, Finding};
 pub use decide::{
     Assessment, Category, Indicator, Left, LeftItem, Suggestion, SuggestionKind, Wells, WellsItem,
     WellsPeItem, WellsStatus, assess,
 };
-pub use evaluate::{EvaluateArgs, evaluate_command};
 
 /// What the assessment needs to know about the call itself.
 #[derive(Debug, Clone)]
@@ -30,6 +28,9 @@ pub struct HookInput {
     pub encounter_id: Option<String>,
     /// Resources of `context.draftOrders` (order hooks, §7).
     pub draft_orders: Vec<serde_json::Value>,
+    /// What the FHIR layer could not read for this call (e.g. paging cut short, §6):
+    /// shown on the card before the record's own notes.
+    pub data_quality: Vec<DataQualityNote>,
 }
 
 /// Evaluate a hook call: the CDS Hooks response body (`{"cards": [...]}`, at most one card).

@@ -115,7 +115,7 @@ mod tests {
         for s in services {
             assert_eq!(
                 s["extension"][MAPPINGS_EXTENSION],
-                serde_json::json!({"name": "dvt-cds-default", "version": "1.0.0"}),
+                serde_json::json!({"name": "dvt-cds-default", "version": "2.0.0"}),
                 "{s}"
             );
         }

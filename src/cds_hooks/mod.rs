@@ -162,6 +162,7 @@ impl HookRequest {
             patient_id: self.context.patient_id.clone(),
             encounter_id: self.context.encounter_id.clone(),
             draft_orders: self.context.draft_orders.clone(),
+            data_quality: Vec::new(),
         }
     }
 }

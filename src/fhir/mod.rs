@@ -7,14 +7,17 @@
 //! - [`bundle`] (pure): lenient reading of Bundles, paging links, date windows.
 //! - [`egress`] (pure): which `fhirServer` a call may name, which `next` links stay on
 //!   it, which addresses an unlisted name may resolve to (no SSRF).
+//! - [`medication`] (pure): which referenced Medications a call must read live.
 //! - [`http`] (I/O): [`HttpFhirSource`], GETs over shared `reqwest::Client`s whose DNS
 //!   resolver applies [`egress`]'s address rule.
 //! - here: [`gather`], which runs the live queries of one call concurrently under the
-//!   call's deadline, through the [`FhirSource`] trait so tests can inject faults.
+//!   call's deadline, then the reads of referenced Medications, through the
+//!   [`FhirSource`] trait so tests can inject faults.
 
 pub mod bundle;
 pub mod egress;
 mod http;
+pub mod medication;
 pub mod prefetch;
 
 use std::collections::{BTreeMap, HashSet};
@@ -35,6 +38,7 @@ pub use http::HttpFhirSource;
 pub use prefetch::{ContextId, Decision, FetchReason, KeyKind, KeySpec};
 
 use crate::cds_hooks::{Hook, HookRequest};
+use crate::record::quality::{DataQualityCode, DataQualityNote};
 
 /// Settings for live queries (flags of `dvt-cds serve`).
 #[derive(Debug, Clone)]
@@ -85,10 +89,10 @@ impl Default for FhirSettings {
 /// the search too; `Default` equals what the shipped mappings give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchWindows {
-    /// Pregnancy status evidence ≤ 280 days (also symptoms ≤ 14, vitals ≤ 1,
+    /// Pregnancy status evidence ≤ 294 days (also symptoms ≤ 14, vitals ≤ 1,
     /// D-dimer ≤ 3, alternatives ≤ 30).
     pub observations: Option<u32>,
-    /// A delivery since the pregnancy evidence (≤ 280 days; surgery and casts ≤ 84,
+    /// A delivery since the pregnancy evidence (≤ 294 days; surgery and casts ≤ 84,
     /// delivery ≤ 42).
     pub procedures: Option<u32>,
     /// Cancer-treatment encounters Z51.- ≤ 183 days (inpatient stays ≤ 28 days).
@@ -102,8 +106,8 @@ pub struct SearchWindows {
 impl Default for SearchWindows {
     fn default() -> Self {
         SearchWindows {
-            observations: Some(280),
-            procedures: Some(280),
+            observations: Some(294),
+            procedures: Some(294),
             encounters: Some(183),
             service_requests: Some(7),
             diagnostic_reports: Some(7),
@@ -137,7 +141,7 @@ impl SearchWindows {
                 w.pe_surgery,
             ]),
             // Cancer-treatment encounters, inpatient stays (ongoing ones overlap any range).
-            encounters: max(&[w.cancer_treatment, w.bedridden_stay_ended]),
+            encounters: max(&[w.cancer_activity, w.bedridden_stay_ended]),
             service_requests: Some(w.dvt_imaging),
             diagnostic_reports: Some(w.dvt_imaging),
         }
@@ -194,6 +198,17 @@ impl fmt::Display for DataUnavailable {
 
 impl std::error::Error for DataUnavailable {}
 
+impl DataUnavailable {
+    /// What the caller is told (the 412's diagnostics, and `dvt-cds evaluate`'s message).
+    pub fn explanation(&self) -> String {
+        format!(
+            "the FHIR data this service needs is not available: {} ({}). Send it in \
+             prefetch, or send fhirServer and fhirAuthorization so the service can query it",
+            self.query, self.reason
+        )
+    }
+}
+
 /// What the call will be assessed on.
 #[derive(Debug, Default)]
 pub struct Gathered {
@@ -205,6 +220,25 @@ pub struct Gathered {
     /// What was not read, e.g. pages beyond the cap or a `next` link to another
     /// origin (no patient data: safe to log and to show on a card).
     pub notes: Vec<String>,
+    /// The same, for the card (`dvt-model.md` §6): one `PagingCutShort` per search whose
+    /// paging stopped before its last page, its evidence the search (key and type).
+    pub data_quality: Vec<DataQualityNote>,
+    /// The live reads of referenced Medications (for metrics).
+    pub medication_reads: MedicationReads,
+}
+
+/// How the Medications that `medicationReference`s name, and nothing gathered resolves,
+/// were read live ([`medication::unresolved_ids`]). What was not read stays unresolved:
+/// never an error of the call (the record notes it, `dvt-model.md` §1).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MedicationReads {
+    /// Read, and added to the resources.
+    pub read: usize,
+    /// Asked for, without a Medication in answer (an error, 404, a timeout, the budget).
+    pub failed: usize,
+    /// Not asked for: past [`medication::MAX_MEDICATION_READS`], no server this call may
+    /// query, or too little time left.
+    pub skipped: usize,
 }
 
 /// The live data all calls in flight may hold at once ([`FhirSettings::pool`]), in KiB
@@ -489,6 +523,12 @@ pub async fn gather_owned(
                 gathered.fetched_keys.push(spec.key);
             }
             gathered.notes.extend(data.notes.iter().cloned());
+            if data.cut_short {
+                gathered.data_quality.push(DataQualityNote {
+                    code: DataQualityCode::PagingCutShort,
+                    evidence: vec![spec.describe()],
+                });
+            }
             if other_patient > 0 {
                 gathered.notes.push(format!(
                     "{}: {other_patient} resource(s) about another patient were left out",
@@ -507,8 +547,20 @@ pub async fn gather_owned(
                 .filter_map(|(resource, k)| k.then_some(resource)),
         );
     }
+
+    // §1: a medicationReference that nothing gathered resolves is read live.
+    let ids =
+        medication::unresolved_ids(&gathered.resources, live.server.as_ref().map(|s| &s.base));
+    let (medications, reads) = live.read_medications(&ids).await;
+    gathered.resources.extend(medications);
+    gathered.medication_reads = reads;
     Ok(gathered)
 }
+
+/// Time kept back from the call's deadline when reading Medications: their reads end
+/// before it, so a slow read leaves its reference unresolved rather than failing the
+/// call (the assessment after them takes a few milliseconds).
+const MEDICATION_READ_RESERVE: Duration = Duration::from_millis(50);
 
 fn date_param(spec: &KeySpec) -> Option<&'static str> {
     match spec.kind {
@@ -534,6 +586,32 @@ struct KeyData {
     resources: Vec<Value>,
     fetched: bool,
     notes: Vec<String>,
+    /// Paging stopped before the last page (cap, budget, or a next link not followed).
+    cut_short: bool,
+}
+
+/// What a GET is for, as errors and the log name it (never an id).
+#[derive(Debug, Clone, Copy)]
+enum Query {
+    /// A prefetch key's read or search.
+    Key(KeySpec),
+    /// A Medication read for a `medicationReference` (`dvt-model.md` §1).
+    Medication,
+}
+
+impl Query {
+    fn describe(self) -> String {
+        match self {
+            Query::Key(spec) => spec.describe(),
+            Query::Medication => "medication (Medication read)".into(),
+        }
+    }
+}
+
+impl From<&KeySpec> for Query {
+    fn from(spec: &KeySpec) -> Query {
+        Query::Key(*spec)
+    }
 }
 
 /// The live side of one call.
@@ -596,9 +674,9 @@ impl Live<'_> {
         )
     }
 
-    fn unavailable(&self, spec: &KeySpec, reason: impl Into<String>) -> DataUnavailable {
+    fn unavailable(&self, query: impl Into<Query>, reason: impl Into<String>) -> DataUnavailable {
         DataUnavailable {
-            query: spec.describe(),
+            query: query.into().describe(),
             reason: reason.into(),
             detail: None,
             busy: false,
@@ -608,7 +686,8 @@ impl Live<'_> {
     /// `fhirServer`, if this caller may query it (see [`egress`]), and the token to send
     /// there (contract.md, "Talking to the FHIR server": anonymous only where
     /// configuration allows it).
-    fn server(&self, spec: &KeySpec) -> Result<Access<'_>, DataUnavailable> {
+    fn server(&self, query: impl Into<Query>) -> Result<Access<'_>, DataUnavailable> {
+        let spec: Query = query.into();
         let server = self
             .server
             .as_ref()
@@ -637,6 +716,51 @@ impl Live<'_> {
     /// Whether `url` is under `fhirServer` (same origin and base path).
     fn on_server(&self, url: &Url) -> bool {
         self.server.as_ref().is_some_and(|s| s.base.contains(url))
+    }
+
+    /// Read the Medications `ids` (at most [`medication::MAX_MEDICATION_READS`], all at
+    /// once, through the same limits as every query: egress, budget, concurrency,
+    /// deadline). A read that fails or is refused leaves its reference unresolved.
+    async fn read_medications(&self, ids: &[String]) -> (Vec<Value>, MedicationReads) {
+        let mut reads = MedicationReads::default();
+        if ids.is_empty() {
+            return (Vec::new(), reads);
+        }
+        let asked = &ids[..ids.len().min(medication::MAX_MEDICATION_READS)];
+        reads.skipped = ids.len() - asked.len();
+        let until = self.deadline.checked_sub(MEDICATION_READ_RESERVE);
+        let (Ok(access), Some(until)) = (self.server(Query::Medication), until) else {
+            reads.skipped += asked.len();
+            return (Vec::new(), reads);
+        };
+        if until <= tokio::time::Instant::now() {
+            reads.skipped += asked.len();
+            return (Vec::new(), reads);
+        }
+        let base = access.url;
+        let reads_of = asked.iter().map(|id| async move {
+            let url = read_url(base, "Medication", id);
+            let got = tokio::time::timeout_at(until, self.get_json(Query::Medication, &url, true));
+            match got.await {
+                Ok(Ok(Fetched::Resource(r)))
+                    if bundle::resource_type(&r) == Some("Medication")
+                        && r.get("id").and_then(Value::as_str) == Some(id.as_str()) =>
+                {
+                    Some(r)
+                }
+                Ok(Err(e)) => {
+                    // The reason only: never the id or the URL.
+                    tracing::debug!(reason = %e.reason, "a referenced Medication could not be read");
+                    None
+                }
+                _ => None,
+            }
+        });
+        let got = futures::future::join_all(reads_of).await;
+        let medications: Vec<Value> = got.into_iter().flatten().collect();
+        reads.read = medications.len();
+        reads.failed = asked.len() - reads.read;
+        (medications, reads)
     }
 
     /// Query a key live: a read, or a search and its pages.
@@ -675,7 +799,11 @@ impl Live<'_> {
                 }
                 Ok(data)
             }
-            KeyKind::Search { count, date_param } => {
+            KeyKind::Search {
+                count,
+                date_param,
+                include,
+            } => {
                 let since = window_start(self.settings, &spec, self.now);
                 let mut url = base.clone();
                 url.path_segments_mut()
@@ -700,6 +828,9 @@ impl Live<'_> {
                             ),
                         );
                     }
+                    if let Some(include) = include {
+                        q.append_pair("_include", include);
+                    }
                 }
                 self.pages(spec, data, url, 0).await
             }
@@ -718,6 +849,7 @@ impl Live<'_> {
             resources,
             fetched: true,
             notes: Vec::new(),
+            cut_short: false,
         };
         match Url::options().base_url(Some(base)).parse(next) {
             Ok(url) => self.pages(spec, data, url, 1).await,
@@ -743,6 +875,7 @@ impl Live<'_> {
                     spec.describe(),
                     self.settings.max_pages
                 ));
+                data.cut_short = true;
                 return Ok(data);
             }
             if !self.on_server(&url) {
@@ -750,6 +883,7 @@ impl Live<'_> {
                     "{}: a next link outside fhirServer (another origin or path) was not followed",
                     spec.describe()
                 ));
+                data.cut_short = true;
                 return Ok(data);
             }
             // Past the budget, a key's first page fails the call (its data would be
@@ -770,6 +904,7 @@ impl Live<'_> {
                         spec.describe(),
                         self.budget.total()
                     ));
+                    data.cut_short = true;
                     return Ok(data);
                 }
             };
@@ -803,10 +938,11 @@ impl Live<'_> {
     /// parsed.
     async fn get_json(
         &self,
-        spec: &KeySpec,
+        query: impl Into<Query>,
         url: &Url,
         is_read: bool,
     ) -> Result<Fetched, DataUnavailable> {
+        let spec: Query = query.into();
         let access = self.server(spec)?;
         // The token goes to fhirServer and nowhere else.
         if !access.base.contains(url) {
@@ -869,12 +1005,7 @@ impl Live<'_> {
 
     /// A GET without an answer: every failure to reach the server reads the same to the
     /// caller ([`UNREACHABLE`]); the log gets the detail.
-    fn fetch_failed(
-        &self,
-        spec: &KeySpec,
-        error: &FetchError,
-        timeout: Duration,
-    ) -> DataUnavailable {
+    fn fetch_failed(&self, spec: Query, error: &FetchError, timeout: Duration) -> DataUnavailable {
         match error {
             FetchError::TooLarge | FetchError::InvalidToken => {
                 self.unavailable(spec, error.log_detail(timeout))
@@ -1038,7 +1169,7 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(
             seen[0].0,
-            "https://ehr.example/fhir/Observation?patient=p1&_count=1000&date=ge2025-05-26T00%3A00%3A00Z"
+            "https://ehr.example/fhir/Observation?patient=p1&_count=1000&date=ge2025-05-12T00%3A00%3A00Z"
         );
         assert_eq!(seen[0].1.as_deref(), Some("secret"));
     }
@@ -1229,6 +1360,11 @@ mod tests {
                 "{next}: {:?}",
                 got.notes
             );
+            assert_eq!(
+                got.data_quality[0].code,
+                DataQualityCode::PagingCutShort,
+                "{next}"
+            );
         }
     }
 
@@ -1412,6 +1548,14 @@ mod tests {
         assert_eq!(source.seen.lock().unwrap().len(), 2);
         assert_eq!(got.resources.len(), 3); // patient + 2 conditions
         assert!(got.notes[0].contains("more than 2 page"), "{:?}", got.notes);
+        // The card hears of it too.
+        assert_eq!(
+            got.data_quality,
+            [DataQualityNote {
+                code: DataQualityCode::PagingCutShort,
+                evidence: vec!["conditions (Condition search)".into()],
+            }]
+        );
     }
 
     #[tokio::test]
@@ -1482,6 +1626,8 @@ mod tests {
             .unwrap();
         assert_eq!(got.resources.len(), 2, "patient + the first page");
         assert!(got.notes[0].contains("--fhir-max-bytes"), "{:?}", got.notes);
+        assert_eq!(got.data_quality.len(), 1);
+        assert_eq!(got.data_quality[0].code, DataQualityCode::PagingCutShort);
         // Not even room for the first page: the call cannot be answered.
         let err = gather(&source(), &settings(first - 1), &ehr(), &req, deadline())
             .await
@@ -1527,6 +1673,233 @@ mod tests {
             .collect();
         assert_eq!(ids, ["p1", "old-vte", "mine"]);
         assert_eq!(got.notes.len(), 1);
+        // Another patient's data left out is not paging cut short.
+        assert!(got.data_quality.is_empty(), "{:?}", got.data_quality);
+    }
+
+    fn medication_request(id: &str, reference: &str) -> Value {
+        json!({"resourceType": "MedicationRequest", "id": id, "status": "active",
+               "subject": {"reference": "Patient/p1"},
+               "medicationReference": {"reference": reference}})
+    }
+
+    fn medication(id: &str) -> Value {
+        json!({"resourceType": "Medication", "id": id,
+               "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1364430"}]}})
+    }
+
+    fn ids_of<'a>(resources: &'a [Value], resource_type: &str) -> Vec<&'a str> {
+        resources
+            .iter()
+            .filter(|r| r["resourceType"] == resource_type)
+            .filter_map(|r| r["id"].as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn live_medication_searches_include_the_medications() {
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/MedicationRequest?".into(),
+                200,
+                json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+                    {"resource": medication_request("a", "Medication/m1"), "search": {"mode": "match"}},
+                    {"resource": medication("m1"), "search": {"mode": "include"}}]}),
+            )],
+            ..Table::default()
+        };
+        let req = request(full_prefetch_except(&["medicationRequests"]), Some("t"));
+        let got = gather(&source, &FhirSettings::default(), &ehr(), &req, deadline())
+            .await
+            .unwrap();
+        let seen = source.seen.lock().unwrap();
+        assert_eq!(
+            seen[0].0,
+            "https://ehr.example/fhir/MedicationRequest?patient=p1&_count=200&_include=MedicationRequest%3Amedication"
+        );
+        // The included Medication is passed on; nothing more is read.
+        assert_eq!(seen.len(), 1);
+        assert_eq!(ids_of(&got.resources, "Medication"), ["m1"]);
+        assert_eq!(got.medication_reads, MedicationReads::default());
+    }
+
+    #[tokio::test]
+    async fn unresolved_medication_references_are_read_once_each() {
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["medicationRequests"] = json!({"resourceType": "Bundle", "entry": [
+            {"resource": medication_request("a", "Medication/m1")},
+            {"resource": medication_request("b", "Medication/m1")},
+            {"resource": medication_request("c", "#contained")},
+            {"resource": medication_request("d", "Medication/inc")},
+            {"resource": medication("inc"), "search": {"mode": "include"}}]});
+        let source = Table {
+            answers: vec![(
+                "https://ehr.example/fhir/Medication/m1".into(),
+                200,
+                medication("m1"),
+            )],
+            ..Table::default()
+        };
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &ehr(),
+            &request(prefetch, Some("tok")),
+            deadline(),
+        )
+        .await
+        .unwrap();
+        let seen = source.seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            [(
+                "https://ehr.example/fhir/Medication/m1".to_string(),
+                Some("tok".to_string())
+            )]
+        );
+        assert_eq!(ids_of(&got.resources, "Medication"), ["inc", "m1"]);
+        assert_eq!(
+            got.medication_reads,
+            MedicationReads {
+                read: 1,
+                failed: 0,
+                skipped: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_medication_read_leaves_the_reference_unresolved() {
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["medicationRequests"] = searchset(
+            &[
+                medication_request("a", "Medication/m500"),
+                medication_request("b", "Medication/m404"),
+                medication_request("c", "Medication/refused"),
+                medication_request("d", "Medication/not-json"),
+                medication_request("e", "Medication/wrong-id"),
+            ],
+            None,
+        );
+        let source = Table {
+            answers: vec![
+                (
+                    "https://ehr.example/fhir/Medication/m500".into(),
+                    500,
+                    json!({"resourceType": "OperationOutcome"}),
+                ),
+                (
+                    "https://ehr.example/fhir/Medication/m404".into(),
+                    404,
+                    json!({"resourceType": "OperationOutcome"}),
+                ),
+                (
+                    "https://ehr.example/fhir/Medication/not-json".into(),
+                    200,
+                    json!({"hello": "world"}),
+                ),
+                (
+                    "https://ehr.example/fhir/Medication/wrong-id".into(),
+                    200,
+                    medication("other"),
+                ),
+            ],
+            ..Table::default()
+        };
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &ehr(),
+            &request(prefetch, Some("t")),
+            deadline(),
+        )
+        .await
+        .expect("a failed Medication read is never an error of the call");
+        assert!(ids_of(&got.resources, "Medication").is_empty());
+        assert_eq!(ids_of(&got.resources, "MedicationRequest").len(), 5);
+        assert_eq!(
+            got.medication_reads,
+            MedicationReads {
+                read: 0,
+                failed: 5,
+                skipped: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn medication_reads_are_capped_per_call() {
+        let n = medication::MAX_MEDICATION_READS + 5;
+        let mut prefetch = full_prefetch_except(&[]);
+        let requests: Vec<Value> = (0..n)
+            .map(|i| medication_request(&format!("r{i}"), &format!("Medication/m{i}")))
+            .collect();
+        prefetch["medicationRequests"] = searchset(&requests, None);
+        let source = Table {
+            // Longest ids first: the table matches by prefix (`m1` would answer `m10`).
+            answers: (0..n)
+                .map(|i| {
+                    (
+                        format!("https://ehr.example/fhir/Medication/m{i}"),
+                        200,
+                        medication(&format!("m{i}")),
+                    )
+                })
+                .rev()
+                .collect(),
+            ..Table::default()
+        };
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &ehr(),
+            &request(prefetch, Some("t")),
+            deadline(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            source.seen.lock().unwrap().len(),
+            medication::MAX_MEDICATION_READS
+        );
+        // The first ones in record order are read; the rest stay unresolved.
+        let read = ids_of(&got.resources, "Medication");
+        assert_eq!(read.len(), medication::MAX_MEDICATION_READS);
+        assert!(read.contains(&"m0") && !read.contains(&"m24"), "{read:?}");
+        assert_eq!(
+            got.medication_reads,
+            MedicationReads {
+                read: medication::MAX_MEDICATION_READS,
+                failed: 0,
+                skipped: 5
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_server_to_query_no_medication_is_read() {
+        let mut prefetch = full_prefetch_except(&[]);
+        prefetch["medicationRequests"] =
+            searchset(&[medication_request("a", "Medication/m1")], None);
+        let mut req = request(prefetch.clone(), Some("t"));
+        req.fhir_server = None;
+        let source = Table::default();
+        let got = gather(&source, &FhirSettings::default(), &ehr(), &req, deadline())
+            .await
+            .unwrap();
+        assert_eq!(got.medication_reads.skipped, 1);
+        // A server the client may not query is not asked either.
+        let got = gather(
+            &source,
+            &FhirSettings::default(),
+            &[],
+            &request(prefetch, Some("t")),
+            deadline(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.medication_reads.skipped, 1);
+        assert!(source.seen.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -1539,6 +1912,14 @@ mod tests {
         );
         assert_eq!(t.len(), 9);
         assert!(!t.contains_key("encounter"));
+        assert_eq!(
+            t["medicationRequests"],
+            "MedicationRequest?patient={{context.patientId}}&_count=200&_include=MedicationRequest:medication"
+        );
+        assert_eq!(
+            t["medicationStatements"],
+            "MedicationStatement?patient={{context.patientId}}&_count=200&_include=MedicationStatement:medication"
+        );
         let t = prefetch_templates(Hook::EncounterStart);
         assert_eq!(t["encounter"], "Encounter/{{context.encounterId}}");
     }

@@ -22,6 +22,10 @@ pub enum KeyKind {
         /// The search parameter that narrows live queries by date, when the resource
         /// type has one the model's windows can use (see `date_window` below).
         date_param: Option<&'static str>,
+        /// `_include` of the resources the matches reference, in the template and the
+        /// live query: a medication's `medicationReference` is read with it, in the
+        /// same round trip (`dvt-model.md` §1 "Medications").
+        include: Option<&'static str>,
     },
 }
 
@@ -58,10 +62,17 @@ impl KeySpec {
             KeyKind::Read(ContextId::Encounter) => {
                 format!("{}/{{{{context.encounterId}}}}", self.resource_type)
             }
-            KeyKind::Search { count, .. } => format!(
-                "{}?patient={{{{context.patientId}}}}&_count={count}",
-                self.resource_type
-            ),
+            KeyKind::Search { count, include, .. } => {
+                let mut t = format!(
+                    "{}?patient={{{{context.patientId}}}}&_count={count}",
+                    self.resource_type
+                );
+                if let Some(include) = include {
+                    t.push_str("&_include=");
+                    t.push_str(include);
+                }
+                t
+            }
         }
     }
 }
@@ -75,7 +86,29 @@ const fn search(
     KeySpec {
         key,
         resource_type,
-        kind: KeyKind::Search { count, date_param },
+        kind: KeyKind::Search {
+            count,
+            date_param,
+            include: None,
+        },
+    }
+}
+
+/// A search that also returns the Medication each match references.
+const fn search_including(
+    key: &'static str,
+    resource_type: &'static str,
+    count: u32,
+    include: &'static str,
+) -> KeySpec {
+    KeySpec {
+        key,
+        resource_type,
+        kind: KeyKind::Search {
+            count,
+            date_param: None,
+            include: Some(include),
+        },
     }
 }
 
@@ -93,8 +126,19 @@ const COMMON_KEYS: [KeySpec; 9] = [
     search("observations", "Observation", 1000, Some("date")),
     search("procedures", "Procedure", 200, Some("date")),
     // No date narrowing: a long-running prescription can be years old (§2 "current").
-    search("medicationRequests", "MedicationRequest", 200, None),
-    search("medicationStatements", "MedicationStatement", 200, None),
+    // The Medications they reference come in the same Bundle (search.mode include).
+    search_including(
+        "medicationRequests",
+        "MedicationRequest",
+        200,
+        "MedicationRequest:medication",
+    ),
+    search_including(
+        "medicationStatements",
+        "MedicationStatement",
+        200,
+        "MedicationStatement:medication",
+    ),
     search("encounters", "Encounter", 200, Some("date")),
     search("serviceRequests", "ServiceRequest", 200, Some("authored")),
     search("diagnosticReports", "DiagnosticReport", 200, Some("date")),
@@ -364,8 +408,15 @@ mod tests {
                     .replace("{{context.encounterId}}", "");
                 assert!(!rest.contains("{{"), "{t}");
                 assert!(t.starts_with(spec.resource_type), "{t}");
-                if let KeyKind::Search { .. } = spec.kind {
+                if let KeyKind::Search { include, .. } = spec.kind {
                     assert!(t.contains("?patient={{context.patientId}}&_count="), "{t}");
+                    // Medications come with their references, and only they.
+                    let medication = spec.resource_type.starts_with("Medication");
+                    assert_eq!(include.is_some(), medication, "{t}");
+                    if let Some(i) = include {
+                        assert!(t.ends_with(&format!("&_include={i}")), "{t}");
+                        assert_eq!(i, format!("{}:medication", spec.resource_type));
+                    }
                 }
             }
         }

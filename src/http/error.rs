@@ -174,16 +174,9 @@ impl ApiError {
                 format!("method not allowed here: use {allow}"),
                 None,
             )]),
-            ApiError::DataUnavailable(d) => operation_outcome(&[(
-                "incomplete",
-                format!(
-                    "the FHIR data this service needs is not available: {} ({}). Send it in \
-                     prefetch, or send fhirServer and fhirAuthorization so the service can \
-                     query it",
-                    d.query, d.reason
-                ),
-                None,
-            )]),
+            ApiError::DataUnavailable(d) => {
+                operation_outcome(&[("incomplete", d.explanation(), None)])
+            }
             ApiError::DeadlineExceeded(d) => operation_outcome(&[(
                 "timeout",
                 format!(

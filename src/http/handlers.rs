@@ -1,7 +1,6 @@
 //! The route handlers. Each names the spec section it implements.
 
 use std::fmt::Write;
-use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::Json;
@@ -15,10 +14,9 @@ use serde_json::{Value, json};
 use super::auth::Verified;
 use super::error::ApiError;
 use super::{AppState, BodyPermit, Refused, RequestLog};
-use crate::cds_hooks::{
-    Hook, discovery_document, parse_feedback, parse_hook_request_owned, prune_empty,
-};
+use crate::cds_hooks::{Hook, HookRequest, discovery_document, parse_feedback};
 use crate::json_cost::Expansion;
+use crate::pipeline::{self, CallEnv, CallError, Gather, Watch};
 
 /// `GET /cds-services`. Spec: "Discovery".
 pub async fn list_services(
@@ -41,71 +39,30 @@ pub async fn call_service(
     let started = Instant::now();
     // `_permit` holds this call's share of the body budget until the answer is built.
     let (hook, body, _permit, client) = service_call(&state, &log, id, "", &headers, body).await?;
-    let mut req = parse_hook_request_owned(hook, body).map_err(ApiError::Invalid)?;
-    let prefetch = std::mem::take(&mut req.prefetch);
-    log.set_hook_instance(&req.hook_instance);
-
-    // The whole call has a budget: EHRs abandon slow calls (contract.md).
-    let deadline = tokio::time::Instant::from_std(started + state.0.deadline);
-    // One "now" for the date windows of the live queries and for the assessment.
-    let now = chrono::Utc::now();
-    let gather_started = Instant::now();
-    let gathered = tokio::time::timeout_at(
-        deadline,
-        crate::fhir::gather_owned(
-            state.0.fhir.as_ref(),
-            &state.0.fhir_settings,
-            client.as_ref().map_or(&[], |c| &c.fhir_servers),
-            &req,
-            prefetch,
-            deadline,
-            now,
-        ),
-    )
-    .await;
-    state
-        .0
-        .metrics
-        .fhir_gather(hook.service_id(), gather_started.elapsed().as_secs_f64());
-    let gathered = match gathered {
-        Ok(Ok(g)) => g,
-        Ok(Err(unavailable)) => {
-            state
-                .0
-                .metrics
-                .fhir_failure(hook.service_id(), "unavailable");
-            if unavailable.busy {
-                return Err(ApiError::LiveDataBusy);
-            }
-            return Err(ApiError::DataUnavailable(unavailable));
-        }
-        Err(_) => {
-            state.0.metrics.fhir_failure(hook.service_id(), "deadline");
-            return Err(ApiError::DeadlineExceeded(state.0.deadline));
-        }
+    let env = CallEnv {
+        mappings: &state.0.mappings,
+        source: state.0.fhir.as_ref(),
+        settings: &state.0.fhir_settings,
+        client_servers: client.as_ref().map_or(&[], |c| &c.fhir_servers),
+        // The whole call has a budget: EHRs abandon slow calls (contract.md).
+        deadline: tokio::time::Instant::from_std(started + state.0.deadline),
+        // One "now" for the date windows of the live queries and for the assessment.
+        now: state.0.fixed_now.unwrap_or_else(chrono::Utc::now),
     };
-    for key in &gathered.fetched_keys {
-        state.0.metrics.fhir_live_query(key);
-    }
-
-    // Pure and fast: run inline. A panic there is our bug, not the client's: answer 500
-    // rather than drop the connection.
-    let input = req.hook_input();
-    let mappings = state.0.mappings.clone();
-    let mut response = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        crate::assessment::respond(&mappings, &input, &gathered.resources, now)
-    }))
-    .map_err(|_| ApiError::Internal("assessment panicked".into()))?;
-
-    if !response.get("cards").is_some_and(Value::is_array) {
-        return Err(ApiError::Internal(
-            "assessment returned no cards array".into(),
-        ));
-    }
-    let pruned = prune_empty(&mut response);
-    if !pruned.is_empty() {
-        tracing::warn!(paths = ?pruned, "response had empty values (JSON rule): removed");
-    }
+    let watch = Measured {
+        state: &state,
+        log: &log,
+        hook,
+    };
+    let response = pipeline::answer(&env, hook, body, &watch)
+        .await
+        .map_err(|e| match e {
+            CallError::Invalid(list) => ApiError::Invalid(list),
+            CallError::Unavailable(u) if u.busy => ApiError::LiveDataBusy,
+            CallError::Unavailable(u) => ApiError::DataUnavailable(u),
+            CallError::DeadlineExceeded => ApiError::DeadlineExceeded(state.0.deadline),
+            CallError::Internal(e) => ApiError::Internal(e),
+        })?;
     let cards = response["cards"]
         .as_array()
         .map(Vec::as_slice)
@@ -119,6 +76,35 @@ pub async fn call_service(
     }
     log.set_cards(cards.len());
     Ok(Json(response).into_response())
+}
+
+/// What a hook call's steps leave in the metrics and the request's log line.
+struct Measured<'a> {
+    state: &'a AppState,
+    log: &'a RequestLog,
+    hook: Hook,
+}
+
+impl Watch for Measured<'_> {
+    fn validated(&self, req: &HookRequest) {
+        self.log.set_hook_instance(&req.hook_instance);
+    }
+
+    fn gathered(&self, seconds: f64, outcome: Gather<'_>) {
+        let metrics = &self.state.0.metrics;
+        let service = self.hook.service_id();
+        metrics.fhir_gather(service, seconds);
+        match outcome {
+            Gather::Done(g) => {
+                for key in &g.fetched_keys {
+                    metrics.fhir_live_query(key);
+                }
+                metrics.fhir_medication_reads(&g.medication_reads);
+            }
+            Gather::Unavailable(_) => metrics.fhir_failure(service, "unavailable"),
+            Gather::DeadlineExceeded => metrics.fhir_failure(service, "deadline"),
+        }
+    }
 }
 
 /// `POST /cds-services/{id}/feedback`. Spec: "Feedback".

@@ -46,19 +46,25 @@ const FHIR_LIVE: Family = Family {
     kind: "counter",
     help: "Prefetch keys fetched live from the FHIR server.",
 };
+const FHIR_MEDICATION_READS: Family = Family {
+    name: "dvt_cds_fhir_medication_reads_total",
+    kind: "counter",
+    help: "Medications read live for unresolved medicationReferences, by outcome (read, failed, skipped).",
+};
 const FEEDBACK: Family = Family {
     name: "dvt_cds_feedback_total",
     kind: "counter",
     help: "Feedback entries received by service and outcome (duplicates included).",
 };
 
-const FAMILIES: [&Family; 7] = [
+const FAMILIES: [&Family; 8] = [
     &REQUESTS,
     &LATENCY,
     &CARDS,
     &FHIR_LATENCY,
     &FHIR_FAILURES,
     &FHIR_LIVE,
+    &FHIR_MEDICATION_READS,
     &FEEDBACK,
 ];
 
@@ -156,6 +162,23 @@ impl Metrics {
 
     pub fn fhir_live_query(&self, key: &str) {
         self.inc(&FHIR_LIVE, labels(&[("key", key)]), 1);
+    }
+
+    /// Live Medication reads of one call ([`crate::fhir::MedicationReads`]).
+    pub fn fhir_medication_reads(&self, reads: &crate::fhir::MedicationReads) {
+        for (outcome, n) in [
+            ("read", reads.read),
+            ("failed", reads.failed),
+            ("skipped", reads.skipped),
+        ] {
+            if n > 0 {
+                self.inc(
+                    &FHIR_MEDICATION_READS,
+                    labels(&[("outcome", outcome)]),
+                    n as u64,
+                );
+            }
+        }
     }
 
     pub fn feedback(&self, service: &str, outcome: &str) {

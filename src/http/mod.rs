@@ -60,6 +60,9 @@ pub struct ServeConfig {
     pub fhir: FhirSettings,
     /// Longest client token lifetime (`exp - iat`) accepted, plus the leeway.
     pub max_token_lifetime: Duration,
+    /// A fixed "now" for every call instead of the clock (`serve --dev --now`, for tests
+    /// that compare the service with `dvt-cds evaluate --now`). Refused without `dev`.
+    pub fixed_now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Shared state of every request.
@@ -79,6 +82,8 @@ pub struct App {
     pub body_budget: BodyBudget,
     pub deadline: Duration,
     pub cors: CorsPolicy,
+    /// "now" of every call when fixed ([`ServeConfig::fixed_now`]); else the clock.
+    pub fixed_now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -351,6 +356,13 @@ pub fn check_public_url(
 impl Application {
     /// Load mappings and auth, open the feedback store, bind. Every error says what to fix.
     pub async fn build(config: ServeConfig) -> Result<Self, String> {
+        if config.fixed_now.is_some() && !config.dev {
+            return Err(
+                "--now (a fixed clock, for tests) is only allowed with --dev: a service \
+                 that real EHRs call must use the real time"
+                    .into(),
+            );
+        }
         if !config.dev && config.auth_config.is_none() {
             return Err(NO_AUTH_MESSAGE.to_string());
         }
@@ -434,6 +446,9 @@ impl Application {
                 }
             );
         }
+        if let Some(now) = config.fixed_now {
+            tracing::warn!(now = %now.to_rfc3339(), "FIXED CLOCK (--now): every call is assessed at this time (tests only)");
+        }
         log_fhir_servers(&fhir_settings.egress, auth.as_deref());
         tracing::info!(
             listen = %addr,
@@ -459,6 +474,7 @@ impl Application {
             body_budget: BodyBudget::new(config.max_inflight_body),
             deadline: config.deadline,
             cors,
+            fixed_now: config.fixed_now,
         };
         let state = AppState(Arc::new(app));
         let service_endpoints = match admin_tcp {

@@ -96,9 +96,11 @@ code_sets! {
     LegCast => "leg-cast",
     Cancer => "cancer",
     CancerTreatment => "cancer-treatment",
-    Vte => "vte",
-    VteHistory => "vte-history",
-    AcuteDvt => "acute-dvt",
+    Dvt => "dvt",
+    DvtChronic => "dvt-chronic",
+    Pe => "pe",
+    DvtHistory => "dvt-history",
+    PeHistory => "pe-history",
     Pregnancy => "pregnancy",
     FirstTrimester => "first-trimester",
     Delivery => "delivery",
@@ -128,7 +130,27 @@ code_sets! {
     ArterialDisease => "arterial-disease",
     SuperficialThrombophlebitis => "superficial-thrombophlebitis",
     Cellulitis => "cellulitis",
+    LegSwellingUnsited => "leg-swelling-unsited",
+    LegSiteOnlySwelling => "leg-site-only-swelling",
+    GenericPain => "generic-pain",
+    GenericSwelling => "generic-swelling",
+    LegSite => "leg-site",
+    UpperLimbSite => "upper-limb-site",
+    MetastaticCancer => "metastatic-cancer",
+    HaematologicalCancer => "haematological-cancer",
+    PalliativeCare => "palliative-care",
+    Antineoplastic => "antineoplastic",
+    PregnancyLoss => "pregnancy-loss",
+    Hcg => "hcg",
+    Hypoxaemia => "hypoxaemia",
+    SymptomQuestion => "symptom-question",
 }
+
+// CodeSets is a u64 bit set: one bit per code set.
+const _: () = assert!(
+    CodeSet::ALL.len() <= 64,
+    "CodeSets holds at most 64 code sets"
+);
 
 impl CodeSet {
     fn bit(self) -> u64 {
@@ -413,6 +435,8 @@ pub struct Mappings {
     info: Vec<CodeSetInfo>,
     laterality: FastMap<Box<str>, Side>,
     body_sites: FastMap<Box<str>, Side>,
+    /// `[medication-names]`, lower case, with the code set each name stands for.
+    medication_names: Vec<(String, CodeSet)>,
 }
 
 /// `str::trim`, with a fast path for the usual case (nothing to trim): `trim` decodes
@@ -536,6 +560,7 @@ impl Mappings {
             info: vec![CodeSetInfo::default(); CodeSet::ALL.len()],
             laterality: FastMap::default(),
             body_sites: FastMap::default(),
+            medication_names: Vec::new(),
         };
         let mut used: HashSet<&str> = HashSet::new();
         for &set in CodeSet::ALL {
@@ -600,7 +625,25 @@ impl Mappings {
             }
         }
         m.build_laterality(&model_file)?;
+        m.build_medication_names(&model_file)?;
         Ok(m)
+    }
+
+    /// `[medication-names]`: each key a code set, each name a non-empty word or phrase.
+    fn build_medication_names(&mut self, model_file: &str) -> Result<(), MappingError> {
+        for (key, names) in &self.model.medication_names {
+            let entry = format!("[medication-names] {key}");
+            let set = CodeSet::from_key(key)
+                .ok_or_else(|| err(model_file, &entry, "unknown code set"))?;
+            for name in names {
+                let name = name.trim();
+                if name.is_empty() {
+                    return Err(err(model_file, &entry, "a name is empty"));
+                }
+                self.medication_names.push((name.to_lowercase(), set));
+            }
+        }
+        Ok(())
     }
 
     fn system_index(&mut self, system: &str) -> usize {
@@ -779,6 +822,21 @@ impl Mappings {
         self.body_sites.get(trim(code)).copied()
     }
 
+    /// The medication code sets whose generic or brand names (`[medication-names]`) occur
+    /// in `text` as whole words, ignoring case (`dvt-model.md` §1 Medications: a medication
+    /// known only by text or display). "Eliquis 5 mg" names apixaban's set; "Xareltox"
+    /// names nothing.
+    pub fn medication_name_sets(&self, text: &str) -> CodeSets {
+        let text = text.to_lowercase();
+        let mut sets = CodeSets::default();
+        for (name, set) in &self.medication_names {
+            if !sets.contains(*set) && contains_word(&text, name) {
+                sets.insert(*set);
+            }
+        }
+        sets
+    }
+
     /// Is this system ICD-10-CM (or one of its aliases)?
     pub fn is_icd10cm(&self, system: &str) -> bool {
         self.system_ids
@@ -791,6 +849,15 @@ impl Mappings {
     pub fn info(&self, set: CodeSet) -> &CodeSetInfo {
         &self.info[set as usize]
     }
+}
+
+/// Does `word` occur in `text` with no letter or digit right before or after it?
+fn contains_word(text: &str, word: &str) -> bool {
+    let is_word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(word).any(|(i, w)| {
+        !is_word_char(text[..i].chars().next_back())
+            && !is_word_char(text[i + w.len()..].chars().next())
+    })
 }
 
 /// `dvt-cds mappings check [DIR]`: the report to print (each code set with its code
@@ -1597,17 +1664,324 @@ mod tests {
         let m = Mappings::embedded().expect("shipped mappings");
         assert_eq!(
             (m.id.as_str(), m.version.as_str()),
-            ("dvt-cds-default", "1.0.0")
+            ("dvt-cds-default", "2.0.0")
         );
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
         let on_disk = Mappings::load_dir(&dir).expect("mappings/ on disk");
         assert_eq!((on_disk.id, on_disk.version), (m.id, m.version));
         let report = check_command(None).unwrap();
         assert!(
-            report.starts_with("mappings OK: dvt-cds-default version 1.0.0 (embedded)"),
+            report.starts_with("mappings OK: dvt-cds-default version 2.0.0 (embedded)"),
             "{report}"
         );
         assert!(report.contains("ranges"), "{report}");
+    }
+
+    /// The shipped code sets against `dvt-model.md` version 2 §2 (and the decisions of
+    /// mappings/README.md): (system, code, sets it is in, sets it is not in).
+    #[test]
+    fn shipped_code_sets_follow_spec_v2() {
+        use CodeSet::*;
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static [CodeSet],
+            &'static [CodeSet],
+        );
+        let m = Mappings::embedded().expect("shipped mappings");
+        let cases: &[Case] = &[
+            // §2 active-cancer treatment: CPT 77261-77799 and 96401-96549, both edges.
+            (CPT, "77260", &[], &[CancerTreatment]),
+            (CPT, "77261", &[CancerTreatment], &[]),
+            (CPT, "77799", &[CancerTreatment], &[]),
+            (CPT, "77800", &[], &[CancerTreatment]),
+            (CPT, "96400", &[], &[CancerTreatment]),
+            (CPT, "96401", &[CancerTreatment], &[]),
+            (CPT, "96549", &[CancerTreatment], &[]),
+            (CPT, "96550", &[], &[CancerTreatment]),
+            (ICD10CM, "Z51.0", &[CancerTreatment], &[]),
+            (ICD10CM, "Z51.11", &[CancerTreatment], &[]),
+            (ICD10CM, "Z51.12", &[CancerTreatment], &[]),
+            (SNOMED, "367336001", &[CancerTreatment], &[]),
+            (SNOMED, "108290001", &[CancerTreatment], &[]),
+            (SNOMED, "703423002", &[CancerTreatment], &[]),
+            (ICD10CM, "Z51.5", &[PalliativeCare], &[CancerTreatment]),
+            (SNOMED, "103735009", &[PalliativeCare], &[]),
+            (SNOMED, "385763009", &[PalliativeCare], &[]),
+            // §2 active-cancer: never BCC / SCC of the skin (C44.x1-, C44.x2-), never
+            // D37-D44, D48, D49, never Z85; the other C44 codes and D45-D47 stay.
+            (ICD10CM, "C44.91", &[], &[Cancer]),
+            (ICD10CM, "C44.92", &[], &[Cancer]),
+            (ICD10CM, "C44.01", &[], &[Cancer]),
+            (ICD10CM, "C44.311", &[], &[Cancer]),
+            (ICD10CM, "C44.321", &[], &[Cancer]),
+            (ICD10CM, "C44.1121", &[], &[Cancer]),
+            (ICD10CM, "C44.99", &[Cancer], &[]),
+            (ICD10CM, "C44.90", &[Cancer], &[]),
+            (ICD10CM, "C44.1391", &[Cancer], &[]),
+            (ICD10CM, "C4A.9", &[Cancer], &[]),
+            (ICD10CM, "D44.9", &[], &[Cancer]),
+            (ICD10CM, "D48.9", &[], &[Cancer]),
+            (ICD10CM, "D49.9", &[], &[Cancer]),
+            (ICD10CM, "Z85.3", &[], &[Cancer]),
+            (
+                ICD10CM,
+                "D45",
+                &[Cancer, HaematologicalCancer],
+                &[MetastaticCancer],
+            ),
+            (ICD10CM, "D47.1", &[Cancer, HaematologicalCancer], &[]),
+            (ICD10CM, "C91.00", &[Cancer, HaematologicalCancer], &[]),
+            (
+                ICD10CM,
+                "C78.00",
+                &[Cancer, MetastaticCancer],
+                &[HaematologicalCancer],
+            ),
+            (ICD10CM, "C79.9", &[Cancer, MetastaticCancer], &[]),
+            (ICD10CM, "C7B.00", &[Cancer, MetastaticCancer], &[]),
+            (
+                ICD10CM,
+                "C80.1",
+                &[Cancer],
+                &[MetastaticCancer, HaematologicalCancer],
+            ),
+            (
+                ICD10CM,
+                "C50.911",
+                &[Cancer],
+                &[MetastaticCancer, HaematologicalCancer],
+            ),
+            (SNOMED, "254701007", &[], &[Cancer]), // basal cell carcinoma of skin
+            (SNOMED, "254651007", &[], &[Cancer]), // squamous cell carcinoma of skin
+            (SNOMED, "402537005", &[Cancer, MetastaticCancer], &[]), // metastatic BCC
+            (SNOMED, "118616009", &[], &[Cancer]), // neoplastic disease, uncertain behaviour
+            (SNOMED, "109958007", &[Cancer, HaematologicalCancer], &[]),
+            (SNOMED, "94222008", &[Cancer, MetastaticCancer], &[]),
+            (SNOMED, "109989006", &[Cancer, HaematologicalCancer], &[]),
+            (
+                SNOMED,
+                "254837009",
+                &[Cancer],
+                &[MetastaticCancer, HaematologicalCancer],
+            ),
+            // §2 cough: R05 itself, R05.1, R05.9; never R05.2 / R05.3 (nor R05.4, R05.8).
+            (ICD10CM, "R05", &[Cough], &[]),
+            (ICD10CM, "R05.1", &[Cough], &[]),
+            (ICD10CM, "R05.9", &[Cough], &[]),
+            (ICD10CM, "R05.2", &[], &[Cough]),
+            (ICD10CM, "R05.3", &[], &[Cough]),
+            (ICD10CM, "R05.4", &[], &[Cough]),
+            (SNOMED, "60845006", &[Dyspnoea], &[]),
+            (ICD10CM, "R07.81", &[ChestPain], &[]),
+            (ICD10CM, "R09.02", &[Hypoxaemia], &[]),
+            // §2 previous-dvt / previous-vte / current-dvt.
+            (ICD10CM, "I82.401", &[Dvt], &[DvtChronic, Pe]),
+            (ICD10CM, "I82.4Z2", &[Dvt], &[DvtChronic]),
+            (ICD10CM, "I82.501", &[Dvt, DvtChronic], &[Pe]),
+            (ICD10CM, "I80.11", &[Dvt], &[]),
+            (ICD10CM, "I80.291", &[Dvt], &[]),
+            (ICD10CM, "O22.31", &[Dvt], &[]),
+            (ICD10CM, "O87.1", &[Dvt, Postpartum], &[]),
+            (ICD10CM, "I80.3", &[], &[Dvt, Pe]),
+            (ICD10CM, "I80.9", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.220", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.290", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.890", &[], &[Dvt, Pe]),
+            (ICD10CM, "I82.90", &[], &[Dvt, Pe]),
+            (ICD10CM, "I26.99", &[Pe], &[Dvt]),
+            (ICD10CM, "O88.211", &[Pe], &[]),
+            (SNOMED, "128053003", &[Dvt], &[Pe]),
+            (SNOMED, "195427008", &[Dvt], &[]), // thrombophlebitis of external iliac vein
+            (SNOMED, "132281000119108", &[Dvt], &[]), // Synthea's DVT
+            (SNOMED, "195437003", &[], &[Dvt, Pe]), // vena cava
+            (SNOMED, "312588002", &[], &[Dvt]), // phlebitis of lower limb vein
+            (SNOMED, "59282003", &[Pe], &[Dvt]),
+            (SNOMED, "706870000", &[Pe], &[]), // Synthea's PE
+            (ICD10CM, "Z86.718", &[DvtHistory], &[PeHistory]),
+            (ICD10CM, "Z86.711", &[PeHistory], &[DvtHistory]),
+            (SNOMED, "161508001", &[DvtHistory], &[]),
+            (SNOMED, "161512007", &[PeHistory], &[]),
+            // §2 leg-swelling and §1 generic finding + body site.
+            (ICD10CM, "R22.41", &[LegSwelling], &[]),
+            (SNOMED, "449614009", &[LegSwelling], &[]),
+            (SNOMED, "449615005", &[LegSwelling], &[]),
+            (ICD10CM, "R60.0", &[LegSwellingUnsited], &[LegSwelling]),
+            (SNOMED, "80068009", &[LegSwellingUnsited], &[LegSwelling]),
+            (ICD10CM, "M79.89", &[LegSiteOnlySwelling], &[LegSwelling]),
+            (SNOMED, "22253000", &[GenericPain], &[LegPain]),
+            (SNOMED, "65124004", &[GenericSwelling], &[LegSwelling]),
+            (SNOMED, "267038008", &[GenericSwelling], &[]),
+            (SNOMED, "32696007", &[LegSite], &[UpperLimbSite]),
+            (SNOMED, "53840002", &[LegSite], &[]),
+            (SNOMED, "53120007", &[UpperLimbSite], &[LegSite]),
+            (LOINC, "75325-1", &[SymptomQuestion], &[]),
+            (LOINC, "8661-1", &[SymptomQuestion], &[]),
+            // §2 pregnancy: hCG; ended by a loss (O00-O06, O08; not O07, not O02.81).
+            (LOINC, "2106-3", &[Hcg], &[]),
+            (LOINC, "2118-8", &[Hcg], &[]),
+            (ICD10CM, "O00.101", &[PregnancyLoss], &[]),
+            (ICD10CM, "O02.0", &[PregnancyLoss], &[]),
+            (ICD10CM, "O03.9", &[PregnancyLoss], &[]),
+            (ICD10CM, "O06.9", &[PregnancyLoss], &[]),
+            (ICD10CM, "O08.0", &[PregnancyLoss], &[]),
+            (ICD10CM, "O02.81", &[], &[PregnancyLoss]),
+            (ICD10CM, "O07.4", &[], &[PregnancyLoss]),
+            (SNOMED, "19169002", &[PregnancyLoss], &[]),
+            // §2 postpartum: births as Synthea and CPT record them; not 59412 / 59425 /
+            // 59426 / 59430.
+            (SNOMED, "386216000", &[Delivery], &[]),
+            (SNOMED, "85548006", &[Delivery], &[]),
+            (CPT, "59400", &[Delivery], &[]),
+            (CPT, "59622", &[Delivery, Surgery], &[]),
+            (CPT, "59412", &[], &[Delivery]),
+            (CPT, "59425", &[], &[Delivery]),
+            (CPT, "59426", &[], &[Delivery]),
+            (CPT, "59430", &[], &[Delivery]),
+            (ICD10CM, "O80", &[Postpartum], &[]),
+            (ICD10CM, "Z37.0", &[Postpartum], &[]),
+            (ICD10CM, "Z39.2", &[Postpartum], &[]),
+            // §2 recent-surgery: CPT major surgery; endoscopy, injections, taps, pacemakers
+            // are not.
+            (CPT, "27130", &[Surgery], &[]),
+            (CPT, "27447", &[Surgery], &[]),
+            (CPT, "27236", &[Surgery], &[]),
+            (CPT, "27506", &[Surgery], &[]),
+            (CPT, "27759", &[Surgery], &[]),
+            (CPT, "22612", &[Surgery], &[]),
+            (CPT, "63047", &[Surgery], &[]),
+            (CPT, "44140", &[Surgery], &[]),
+            (CPT, "47562", &[Surgery], &[]),
+            (CPT, "58150", &[Surgery], &[]),
+            (CPT, "32480", &[Surgery], &[]),
+            (CPT, "33533", &[Surgery], &[]),
+            (CPT, "61510", &[Surgery], &[]),
+            (CPT, "43235", &[], &[Surgery]),
+            (CPT, "45378", &[], &[Surgery]),
+            (CPT, "62323", &[], &[Surgery]),
+            (CPT, "49083", &[], &[Surgery]),
+            (CPT, "32555", &[], &[Surgery]),
+            (CPT, "33208", &[], &[Surgery]),
+            (SNOMED, "232717009", &[Surgery], &[]),
+            // §1 medications: RxNorm at IN and clinical-drug level; Synthea's codes.
+            (RXNORM, "1364430", &[Anticoagulant], &[]),
+            (RXNORM, "11289", &[Anticoagulant], &[]),
+            (RXNORM, "321208", &[Anticoagulant], &[]), // fondaparinux (IN)
+            (RXNORM, "1364447", &[Anticoagulant], &[]), // apixaban 5 mg [Eliquis] (SBD)
+            (RXNORM, "1546356", &[], &[Anticoagulant]), // dabigatran IN: one source only
+            (RXNORM, "855332", &[Anticoagulant], &[]),
+            (RXNORM, "854235", &[], &[Anticoagulant]), // enoxaparin 40 mg: prophylaxis
+            (RXNORM, "748856", &[Estrogen], &[]),
+            (RXNORM, "198761", &[], &[Estrogen]), // nonoxynol-9: not hormonal
+            (RXNORM, "198240", &[Antineoplastic], &[]),
+            (RXNORM, "3002", &[Antineoplastic], &[]),
+            (RXNORM, "1803932", &[], &[Antineoplastic]), // leucovorin
+        ];
+        for &(system, code, yes, no) in cases {
+            let sets = m.classify(system, code);
+            for &set in yes {
+                assert!(
+                    sets.contains(set),
+                    "{system}|{code} should be in {}",
+                    set.key()
+                );
+            }
+            for &set in no {
+                assert!(
+                    !sets.contains(set),
+                    "{system}|{code} must not be in {}",
+                    set.key()
+                );
+            }
+        }
+    }
+
+    /// §2: every C44 code of the shipped cancer value set is excluded exactly when the
+    /// character after its site digit is 1 or 2 (basal / squamous cell), e.g. C44.1121
+    /// out, C44.1391 (sebaceous) and C44.99 in.
+    #[test]
+    fn every_shipped_c44_code_follows_the_basal_squamous_rule() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        let text = embedded::FILES
+            .iter()
+            .find(|(p, _)| *p == "valuesets/cancer.json")
+            .map(|(_, t)| *t)
+            .expect("cancer.json shipped");
+        let vs: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut checked = 0;
+        for inc in vs["compose"]["include"].as_array().unwrap() {
+            for c in inc["concept"].as_array().into_iter().flatten() {
+                let code = c["code"].as_str().unwrap();
+                let Some(rest) = code.strip_prefix("C44.") else {
+                    continue;
+                };
+                let kind = rest.as_bytes().get(1).copied();
+                let excluded = matches!(kind, Some(b'1' | b'2'));
+                assert_eq!(
+                    m.classify(ICD10CM, code).contains(CodeSet::Cancer),
+                    !excluded,
+                    "{code}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "only {checked} C44 codes seen");
+    }
+
+    #[test]
+    fn medication_names_match_whole_words_in_any_case() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        let anticoagulant = |t: &str| m.medication_name_sets(t).contains(CodeSet::Anticoagulant);
+        for text in [
+            "Eliquis 5 mg tablet",
+            "APIXABAN",
+            "warfarin sodium 5 MG",
+            "(Xarelto)",
+        ] {
+            assert!(anticoagulant(text), "{text}");
+        }
+        for text in ["Xareltox", "preapixaban", "", "aspirin 81 mg"] {
+            assert!(!anticoagulant(text), "{text}");
+        }
+        assert!(
+            m.medication_name_sets("tamoxifen 20 mg")
+                .contains(CodeSet::Antineoplastic)
+        );
+        assert!(
+            m.medication_name_sets("Ethinyl Estradiol / Levonorgestrel")
+                .contains(CodeSet::Estrogen)
+        );
+        let mut f = files(LEG_PAIN);
+        f[0].1 = f[0].1.replace(
+            "[medication-names]\n",
+            "[medication-names]\nno-such-set = [\"x\"]\n",
+        );
+        let e = Mappings::from_files("t", &f).unwrap_err();
+        assert_eq!(e.entry, "[medication-names] no-such-set");
+    }
+
+    #[test]
+    fn version_2_model_values_are_read() {
+        let m = Mappings::embedded().expect("shipped mappings");
+        assert_eq!(m.model.windows.pregnancy_evidence, 294);
+        assert_eq!(m.model.windows.cancer_activity, 183);
+        let r = &m.model.record;
+        assert!(r.absent_values.iter().any(|c| c.matches(LOINC, "LA32-8")));
+        assert!(
+            r.absent_values
+                .iter()
+                .any(|c| c.matches(SNOMED, "410594000"))
+        );
+        assert_eq!(
+            r.absent_words,
+            ["no", "none", "negative", "absent", "denies"]
+        );
+        assert!(
+            r.positive_values
+                .iter()
+                .any(|c| c.matches(SNOMED, "10828004"))
+        );
+        assert_eq!(m.model.source.article_reviewer, "Tina M. St. John, MD");
     }
 
     #[test]
@@ -1622,7 +1996,7 @@ mod tests {
             ("t/model.toml", "[model] id")
         );
         let mut f = files(LEG_PAIN);
-        f[0].1 = f[0].1.replace("version = \"1.0.0\"", "version = \"\"");
+        f[0].1 = f[0].1.replace("version = \"2.0.0\"", "version = \"\"");
         let e = Mappings::from_files("t", &f).unwrap_err();
         assert_eq!(e.entry, "[model] version");
         let mut f = files(LEG_PAIN);

@@ -20,6 +20,10 @@ pub struct Model {
     pub override_reasons: Vec<OverrideReason>,
     pub links: Vec<Link>,
     pub source: Source,
+    /// `[medication-names]`: code set key (a medication concept) -> the generic and brand
+    /// names that match a medication known only by text (`dvt-model.md` §1 Medications).
+    #[serde(default)]
+    pub medication_names: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,7 +46,8 @@ pub struct Windows {
     pub recent_surgery: u32,
     pub leg_cast: u32,
     pub bedridden_stay_ended: u32,
-    pub cancer_treatment: u32,
+    /// §2 active-cancer: onset, treatment and palliative care all count within it.
+    pub cancer_activity: u32,
     pub current_dvt: u32,
     pub pregnancy_evidence: u32,
     pub postpartum: u32,
@@ -109,6 +114,11 @@ pub struct RecordRules {
     pub surgery_categories: Vec<SimpleCoding>,
     pub inpatient_classes: Vec<String>,
     pub absent_values: Vec<SimpleCoding>,
+    /// §1: a symptom Observation whose `valueString` is one of these words
+    /// (case-insensitive) means the symptom is absent.
+    pub absent_words: Vec<String>,
+    /// §2 pregnancy: values of a qualitative hCG Observation that mean positive.
+    pub positive_values: Vec<SimpleCoding>,
     pub pregnant_value: SimpleCoding,
     pub not_pregnant_value: SimpleCoding,
 }
@@ -161,6 +171,9 @@ pub struct Source {
     pub label: String,
     pub url: String,
     pub topic_system: String,
+    /// §6: the article the card cites, and its medical reviewer.
+    pub article_title: String,
+    pub article_reviewer: String,
 }
 
 impl Model {
@@ -193,7 +206,7 @@ impl Model {
                     name,
                     format!(
                         "\"{v}\" must be 1 to 64 letters, digits, '.', '-', '_' or '+' \
-                         (e.g. id = \"dvt-cds-default\", version = \"1.0.0\")"
+                         (e.g. id = \"dvt-cds-default\", version = \"2.0.0\")"
                     ),
                 ));
             }
@@ -261,8 +274,23 @@ impl Model {
                 ));
             }
         }
-        if self.source.label.trim().is_empty() {
-            return Err(err(file, "[source] label", "is empty"));
+        for (name, v) in [
+            ("[source] label", &self.source.label),
+            ("[source] article-title", &self.source.article_title),
+            ("[source] article-reviewer", &self.source.article_reviewer),
+        ] {
+            if v.trim().is_empty() {
+                return Err(err(file, name, "is empty"));
+            }
+        }
+        for (i, w) in self.record.absent_words.iter().enumerate() {
+            if w.trim().is_empty() {
+                return Err(err(
+                    file,
+                    format!("[record] absent-words #{}", i + 1),
+                    "is empty",
+                ));
+            }
         }
         Ok(())
     }

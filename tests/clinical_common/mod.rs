@@ -147,6 +147,7 @@ pub fn input(hook: Hook) -> HookInput {
         patient_id: PID.to_string(),
         encounter_id: None,
         draft_orders: vec![],
+        data_quality: vec![],
     }
 }
 
