@@ -470,9 +470,7 @@ fn corpus_holds_what_its_readme_says() {
             .sum()
     };
     let patients_with = |t: &str, f: &dyn Fn(&Value) -> bool| -> usize {
-        c.iter()
-            .filter(|r| of_type(&r.bundle(), t).any(|x| f(x)))
-            .count()
+        c.iter().filter(|r| of_type(&r.bundle(), t).any(f)).count()
     };
     let stay_days = |e: &Value| match (time(&e["period"]["start"]), time(&e["period"]["end"])) {
         (Some(s), Some(t)) => (t - s).num_hours() as f64 / 24.0,
