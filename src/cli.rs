@@ -1,4 +1,4 @@
-//! The command line: `serve`, `healthcheck`, `evaluate`, `mappings check`,
+//! The command line: `serve`, `healthcheck`, `evaluate`, `audit`, `mappings check`,
 //! `feedback export`.
 //! Every `serve` flag also reads an environment variable `DVT_CDS_<NAME>`; defaults are
 //! written here, beside the flags, and invalid values stop the process with a message.
@@ -35,6 +35,10 @@ enum Command {
     Healthcheck(HealthcheckArgs),
     /// Assess one patient from files and print the CDS Hooks response (JSON).
     Evaluate(EvaluateArgs),
+    /// Population report before go-live: run every patient of a directory of Bundles
+    /// (Synthea's fhir/) or Bulk Data NDJSON files through the assessment and count the
+    /// cards, their categories, risk factors, findings and data-quality notes.
+    Audit(AuditArgs),
     /// The clinical mappings.
     Mappings {
         #[command(subcommand)]
@@ -201,6 +205,33 @@ struct EvaluateArgs {
     mappings: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// A directory of patient Bundles (*.json, one patient each) or of Bulk Data NDJSON
+    /// files (*.ndjson, one resource type each).
+    dir: PathBuf,
+    /// The hook each patient is assessed under: patient-view or encounter-start (order
+    /// hooks need drafted orders and are refused).
+    #[arg(long, default_value = "patient-view", value_parser = parse_hook)]
+    hook: Hook,
+    /// "Now" for the assessment (RFC 3339); default: the current time.
+    #[arg(long, value_parser = parse_now)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Output: a text summary, the summary as JSON, or one csv row per patient.
+    #[arg(long, value_enum, default_value = "text")]
+    format: crate::audit::AuditFormat,
+    /// Secret of the csv's pseudonymous ids (HMAC-SHA256 of the patient id); unset: a
+    /// random secret for this run (ids then link within the run only).
+    #[arg(long, env = "DVT_CDS_ID_SECRET", hide_env_values = true)]
+    id_secret: Option<String>,
+    /// Load the mappings from this directory instead of the embedded ones.
+    #[arg(long)]
+    mappings: Option<PathBuf>,
+    /// Patients assessed at once (default: the number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+}
+
 pub fn run() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args),
@@ -219,6 +250,7 @@ pub fn run() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Audit(a) => audit(a),
         Command::Mappings {
             command: MappingsCommand::Check { dir },
         } => {
@@ -249,6 +281,31 @@ fn print_or_fail(r: Result<String, String>) -> ExitCode {
 fn fail(msg: &str) -> ExitCode {
     eprintln!("dvt-cds: {msg}");
     ExitCode::from(2)
+}
+
+fn audit(a: AuditArgs) -> ExitCode {
+    let args = crate::audit::AuditArgs {
+        dir: a.dir,
+        hook: a.hook,
+        now: a.now.unwrap_or_else(chrono::Utc::now),
+        format: a.format,
+        id_secret: a.id_secret,
+        mappings_dir: a.mappings,
+        jobs: a.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        ),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match crate::audit::audit_command(&args, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+        Err(crate::audit::AuditError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
 }
 
 fn serve(a: ServeArgs) -> ExitCode {

@@ -27,11 +27,15 @@
 //! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
 //!   OperationOutcome, metrics, request ids.
-//! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `mappings check`,
-//!   `feedback export`).
+//! - [`audit`]: `dvt-cds audit`, the population report before go-live: reads a
+//!   directory of Bundles or Bulk Data NDJSON, runs each patient through
+//!   [`assessment::respond`] on worker threads, counts the cards.
+//! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `audit`,
+//!   `mappings check`, `feedback export`).
 //! - [`telemetry`]: the log subscriber (no PHI, no secrets).
 
 pub mod assessment;
+pub mod audit;
 pub mod card;
 pub mod cds_hooks;
 pub mod cli;

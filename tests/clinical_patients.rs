@@ -73,7 +73,8 @@ fn cases() -> Vec<Case> {
             is("follow-up")(r);
             assert_eq!(indicator(r), "info");
             assert_eq!(documented(r), 0);
-            assert_eq!(ext(r)["wells"]["possible"], 9);
+            // v2 §3: possible = documented + the 5 exam items (not-found items add nothing).
+            assert_eq!(ext(r)["wells"]["possible"], 5);
             assert_eq!(suggestion_codes(r), vec!["85379", "48065-7"]);
             assert_eq!(card(r).unwrap()["suggestions"][0]["isRecommended"], false);
             assert_eq!(ext(r)["findings"][0]["side"], "left");
@@ -325,7 +326,8 @@ fn cases() -> Vec<Case> {
             "active DVT 100 days ago counts as previous",
             vec![adult(), pain(), cond("d", ICD, "I82.402", 100)],
             |r| {
-                is("follow-up")(r);
+                // v2 §4 rule 7: previous VTE is a risk factor.
+                is("dvt-evaluation")(r);
                 assert_eq!(documented(r), 1);
                 assert!(has_finding(r, "previous-vte"));
             },
@@ -337,7 +339,10 @@ fn cases() -> Vec<Case> {
             |r| {
                 is("pe-warning-signs")(r);
                 assert_eq!(indicator(r), "critical");
-                assert_eq!(suggestion_codes(r), vec!["71275"]);
+                // v2 §4 rule 1: Wells PE 0 from the record: D-dimer first, CTPA offered.
+                assert_eq!(suggestion_codes(r), vec!["85379", "48065-7", "71275"]);
+                assert_eq!(card(r).unwrap()["suggestions"][0]["isRecommended"], true);
+                assert_eq!(card(r).unwrap()["suggestions"][1]["isRecommended"], false);
                 assert_eq!(
                     card(r).unwrap()["suggestions"][0]["actions"][0]["resource"]["priority"],
                     "stat"
@@ -400,9 +405,9 @@ fn cases() -> Vec<Case> {
             ],
             |r| {
                 is("follow-up")(r);
-                // v2: one data-quality note naming the Observation (wording: the card's).
-                assert!(detail(r).contains("could not be read"));
-                assert!(detail(r).contains("Observation/s"));
+                // v2 §6: a data-quality note names the resource.
+                assert!(detail(r).contains("could not be read: not used: Observation/s"));
+                assert_eq!(ext(r)["dataQuality"][0]["code"], "unreadable-unit");
             },
         ),
         case(
@@ -462,7 +467,7 @@ fn cases() -> Vec<Case> {
             ],
             |r| {
                 is("pregnancy")(r);
-                assert!(detail(r).contains("| First trimester | 1 | present | Condition/ga |"));
+                assert!(detail(r).contains("| First trimester | 1 | present | Condition/ga, "));
             },
         ),
         case(
@@ -704,7 +709,7 @@ fn cases() -> Vec<Case> {
         ),
         // §4 modifiers.
         case(
-            "anticoagulated: warning becomes info, no D-dimer",
+            "anticoagulated: warning stays, ultrasound instead of D-dimer",
             vec![
                 adult(),
                 pain(),
@@ -712,10 +717,12 @@ fn cases() -> Vec<Case> {
                 med_request("m", "1037045", "active"),
             ],
             |r| {
+                // v2 §4 modifier anticoagulated: the indicator stays; the ultrasound
+                // replaces rule 7's D-dimer.
                 is("dvt-evaluation")(r);
-                assert_eq!(indicator(r), "info");
+                assert_eq!(indicator(r), "warning");
                 assert_eq!(ext(r)["anticoagulated"], true);
-                assert!(suggestion_codes(r).is_empty());
+                assert_eq!(suggestion_codes(r), vec!["93971"]);
             },
         ),
         case(
@@ -944,8 +951,13 @@ fn cases() -> Vec<Case> {
         |r| {
             is("pe-warning-signs")(r);
             let d = detail(r);
-            assert!(d.contains("| Condition/ps |"), "{d}");
-            assert!(!d.contains("Condition/ps, Condition/ps"), "{d}");
+            // v2 §6: evidence shows its date as written.
+            let row = d
+                .lines()
+                .find(|l| l.starts_with("| Clinical signs of DVT"))
+                .unwrap();
+            assert_eq!(row.matches("Condition/ps").count(), 1, "{row}");
+            assert!(row.contains("| present |"), "{row}");
         },
     ));
     let mut two_alternatives = cond("alt", ICD, "L03.116", 2);
@@ -1004,14 +1016,18 @@ fn cases() -> Vec<Case> {
         check: Box::new(|r| assert!(detail(r).contains("unreliable on anticoagulants"))),
     });
     v.push(Case {
-        name: "order-select: draft ultrasound, Wells 0, no D-dimer: consider D-dimer first",
+        name: "order-select: draft ultrasound, Wells 0, no D-dimer: a D-dimer first may spare the scan",
         hook: Hook::OrderSelect,
         encounter: None,
         drafts: vec![us_draft.clone()],
         resources: vec![adult(), pain()],
         check: Box::new(|r| {
             is("follow-up")(r);
-            assert!(detail(r).contains("consider a D-dimer first"));
+            // v2 §7: never a bare "consider a D-dimer first": the exam items are unknown.
+            assert!(detail(r).contains(
+                "if the examination keeps Wells ≤ 1, a D-dimer first may spare the scan (NICE)"
+            ));
+            assert!(!detail(r).contains("consider a D-dimer first"));
             assert!(has_finding(r, "dvt-imaging"));
         }),
     });

@@ -15,8 +15,9 @@ use crate::record::quality::DataQualityNote;
 
 pub use concepts::{Concepts, DDimer, DDimerKind, DDimerResult, Finding};
 pub use decide::{
-    Assessment, Category, Indicator, Left, LeftItem, Suggestion, SuggestionKind, Wells, WellsItem,
-    WellsPeItem, WellsStatus, assess,
+    Assessment, Category, CtpaReason, DDimerBlock, DraftOrders, Indicator, Left, LeftItem,
+    PathwayNote, PePathway, Suggestion, SuggestionKind, Wells, WellsItem, WellsPe, WellsPeItem,
+    WellsStatus, assess,
 };
 
 /// What the assessment needs to know about the call itself.

@@ -2,17 +2,17 @@
 //!
 //! Every statement in the detail points to the resource it came from; the
 //! `dvt-assessment` extension is the machine-readable twin of the detail.
+//!
+//! - [`text`]: the words (summary, detail, labels), every number from the mappings.
 
-use std::fmt::Write as _;
+pub mod text;
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::assessment::{
-    Assessment, Category, DDimerResult, Finding, HookInput, Suggestion, SuggestionKind,
-};
-use crate::mappings::{Mappings, OrderSpec, Side};
-use crate::record::quality::DataQualityCode;
+use crate::assessment::concepts::Evidence;
+use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind};
+use crate::mappings::{Mappings, OrderSpec};
 
 /// §6 summary: fewer than 140 characters.
 pub const SUMMARY_MAX_CHARS: usize = 139;
@@ -34,80 +34,9 @@ pub fn card_uuid(hook_instance: &str, category: Category) -> String {
     .to_string()
 }
 
-fn label(concept: &str) -> &'static str {
-    match concept {
-        "leg-pain" => "Calf or lower-leg pain",
-        "leg-swelling" => "Leg swelling or oedema",
-        "recent-surgery" => "Major surgery within 12 weeks",
-        "bedridden" => "Bedridden 3 days or more",
-        "paralysis-or-cast" => "Paralysis, paresis or recent leg cast",
-        "active-cancer" => "Active cancer",
-        "previous-vte" => "Previous DVT or PE",
-        "current-dvt" => "DVT already diagnosed (within 90 days)",
-        "pregnancy" => "Pregnant",
-        "postpartum" => "Within 6 weeks after delivery",
-        "estrogen-use" => "Oestrogen or hormonal contraception",
-        "anticoagulated" => "Currently anticoagulated",
-        "long-haul-travel" => "Long-haul travel within 8 weeks",
-        "dyspnoea" => "Breathlessness",
-        "chest-pain" => "Chest pain",
-        "cough" => "Cough",
-        "haemoptysis" => "Coughing up blood",
-        "syncope" => "Fainting",
-        "dizziness" => "Dizziness or light-headedness",
-        "hypoxaemia" => "Oxygen saturation below 95 %",
-        "tachycardia" => "Heart rate 100 /min or more",
-        "dvt-imaging" => "Leg-vein ultrasound ordered or done",
-        "baker-cyst" => "Baker cyst",
-        "calf-muscle-strain" => "Calf muscle strain or tear",
-        "knee-ligament-or-meniscus-injury" => "Knee ligament or meniscus injury",
-        "nerve-compression" => "Nerve compression (sciatica, radiculopathy)",
-        "arterial-disease" => "Peripheral arterial disease",
-        "superficial-thrombophlebitis" => "Superficial thrombophlebitis",
-        "cellulitis" => "Cellulitis or another local cause",
-        _ => "Finding",
-    }
-}
-
-fn short(concept: &str) -> &'static str {
-    match concept {
-        "recent-surgery" => "recent surgery",
-        "bedridden" => "bed rest",
-        "paralysis-or-cast" => "paralysis or leg cast",
-        "long-haul-travel" => "long-haul travel",
-        "dyspnoea" => "breathlessness",
-        "chest-pain" => "chest pain",
-        "cough" => "cough",
-        "haemoptysis" => "haemoptysis",
-        "syncope" => "syncope",
-        "dizziness" => "dizziness",
-        "hypoxaemia" => "low SpO2",
-        "baker-cyst" => "Baker cyst",
-        "calf-muscle-strain" => "calf muscle strain",
-        "knee-ligament-or-meniscus-injury" => "knee ligament/meniscus injury",
-        "nerve-compression" => "nerve compression",
-        "arterial-disease" => "arterial disease",
-        "superficial-thrombophlebitis" => "superficial thrombophlebitis",
-        "cellulitis" => "cellulitis",
-        _ => "",
-    }
-}
-
-fn side_prefix(side: Option<Side>) -> &'static str {
-    match side {
-        Some(Side::Left) => "left ",
-        Some(Side::Right) => "right ",
-        Some(Side::Bilateral) => "bilateral ",
-        None => "",
-    }
-}
-
-fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e12 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
+/// The extension's evidence: references only (§6).
+fn references(evidence: &[Evidence]) -> Vec<&str> {
+    evidence.iter().map(|e| e.reference.as_str()).collect()
 }
 
 fn json_num(v: f64) -> Value {
@@ -129,435 +58,6 @@ fn fit(s: String) -> String {
     out
 }
 
-fn threshold_text(a: &Assessment, m: &Mappings) -> String {
-    // The suggested D-dimer is FEU (LOINC 48065-7): §5 FEU threshold.
-    let t = m.model.thresholds.d_dimer_feu.threshold(a.age, true);
-    match a.age {
-        Some(age) if age > m.model.thresholds.d_dimer_feu.age_limit => {
-            format!("{} µg/L FEU, age-adjusted for {age} years", fmt_num(t))
-        }
-        _ => format!("{} µg/L FEU", fmt_num(t)),
-    }
-}
-
-fn summary(a: &Assessment, m: &Mappings) -> String {
-    let c = &a.concepts;
-    let cat = a.category.unwrap_or(Category::FollowUp);
-    let n = a.wells.documented;
-    let leg = side_prefix(a.side);
-    let imaging_date = c
-        .dvt_imaging
-        .as_ref()
-        .map(|f| f.date.map(|d| format!(" ({d})")).unwrap_or_default());
-    let s = match cat {
-        Category::PeWarningSigns => {
-            let signs: Vec<&str> = c
-                .warning_signs
-                .iter()
-                .take(2)
-                .map(|f| short(f.concept))
-                .collect();
-            format!(
-                "PE warning signs ({}) with {leg}leg symptoms: assess now; consider CT pulmonary angiography.",
-                signs.join(", ")
-            )
-        }
-        Category::Pregnancy => {
-            let who = if c.pregnancy.is_some() {
-                "Pregnant"
-            } else {
-                "Postpartum"
-            };
-            match imaging_date {
-                Some(d) => format!(
-                    "{who}, {leg}leg symptoms: possible DVT. Leg-vein ultrasound already ordered or done{d}."
-                ),
-                None => format!(
-                    "{who}, {leg}leg symptoms: possible DVT. Compression duplex ultrasound (urgent)."
-                ),
-            }
-        }
-        Category::DvtLikely => match imaging_date {
-            Some(d) => format!(
-                "Possible {leg}DVT: Wells {n} from the record (likely). Ultrasound already ordered or done{d}: review it."
-            ),
-            None => format!(
-                "Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein ultrasound within 4 h."
-            ),
-        },
-        Category::DvtUnlikely => {
-            format!(
-                "DVT unlikely: Wells {n} from the record and a negative D-dimer. Consider other causes of the leg symptoms."
-            )
-        }
-        Category::DvtEvaluation => {
-            let risk = a
-                .risk_factors
-                .iter()
-                .find(|r| {
-                    matches!(
-                        **r,
-                        "recent-surgery" | "bedridden" | "paralysis-or-cast" | "long-haul-travel"
-                    )
-                })
-                .map(|r| short(r))
-                .unwrap_or("a risk factor");
-            let positive = a
-                .d_dimer
-                .as_ref()
-                .is_some_and(|d| d.result == DDimerResult::Positive);
-            if positive {
-                match imaging_date {
-                    Some(d) => format!(
-                        "Possible {leg}DVT ({risk}), D-dimer positive. Ultrasound already ordered or done{d}."
-                    ),
-                    None => format!(
-                        "Possible {leg}DVT ({risk}), D-dimer positive: leg-vein ultrasound."
-                    ),
-                }
-            } else if a.anticoagulated() {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n}; on anticoagulation, D-dimer unreliable: clinical review."
-                )
-            } else {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.",
-                    threshold_text(a, m)
-                )
-            }
-        }
-        Category::FollowUp => {
-            let what = match (c.leg_pain.is_some(), c.leg_swelling.is_some()) {
-                (true, false) => "pain",
-                (false, true) => "swelling",
-                (true, true) => "symptoms",
-                // §7: only a drafted VTE test made this an index presentation.
-                (false, false) => "",
-            };
-            let head = if what.is_empty() {
-                "DVT suspected (order)".to_string()
-            } else {
-                let mut h = format!("{leg}leg {what}");
-                h[..1].make_ascii_uppercase();
-                h
-            };
-            match c.alternatives.first() {
-                Some(alt) => format!(
-                    "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
-                    short(alt.concept)
-                ),
-                None => format!(
-                    "{head}: Wells {n} from the record; no surgery, immobility or travel found. Examine; safety-net advice."
-                ),
-            }
-        }
-    };
-    fit(s)
-}
-
-fn refs(evidence: &[String]) -> String {
-    evidence.join(", ")
-}
-
-fn finding_line(f: &Finding) -> String {
-    let mut s = format!("- **{}**", label(f.concept));
-    if let Some(side) = f.side {
-        let _ = write!(s, " ({})", side.as_str());
-    }
-    if let Some(d) = f.date {
-        let _ = write!(s, ", {d}");
-    }
-    let _ = write!(s, ": {}", refs(&f.references()));
-    s
-}
-
-fn points(tenths: i32) -> String {
-    if tenths % 10 == 0 {
-        format!("{}", tenths / 10)
-    } else {
-        format!("{}.{}", tenths / 10, tenths % 10)
-    }
-}
-
-fn detail(a: &Assessment, m: &Mappings) -> String {
-    let c = &a.concepts;
-    let cat = a.category.unwrap_or(Category::FollowUp);
-    let mut d = String::new();
-
-    // 1. Why this card.
-    d.push_str("### Why this card\n\n");
-    for f in a.findings().iter().filter(|f| f.concept != "d-dimer") {
-        d.push_str(&finding_line(f));
-        d.push('\n');
-    }
-    if let Some(r) = &a.drafts.d_dimer {
-        let _ = writeln!(d, "- **D-dimer being ordered**: {r}");
-    }
-    if let Some(r) = &a.drafts.ctpa {
-        let _ = writeln!(d, "- **CT pulmonary angiography being ordered**: {r}");
-    }
-    if let Some(dd) = &a.d_dimer {
-        let value = match (dd.d.raw_value, &dd.d.raw_unit) {
-            (Some(v), Some(u)) => format!(
-                "{}{} {u}",
-                dd.d.comparator.as_deref().unwrap_or(""),
-                fmt_num(v)
-            ),
-            (Some(v), None) => format!("{} (no unit)", fmt_num(v)),
-            _ => "no value".to_string(),
-        };
-        let date = dd.d.date.map(|x| format!(", {x}")).unwrap_or_default();
-        let _ = writeln!(
-            d,
-            "- **D-dimer ({})** {value}{date}: {}, threshold {} µg/L{}: {}",
-            dd.d.kind.as_str(),
-            dd.result.as_str(),
-            fmt_num(dd.threshold),
-            if dd.age_adjusted && a.age.is_some_and(|x| x > 50) {
-                " (age-adjusted)"
-            } else {
-                ""
-            },
-            dd.d.reference
-        );
-    }
-    match a.age {
-        Some(age) => {
-            let _ = writeln!(d, "- Age {age} years (Patient.birthDate).");
-        }
-        None => {
-            d.push_str("- Age unknown (no readable Patient.birthDate): assessed as an adult.\n")
-        }
-    }
-
-    // 2. The score table.
-    if let Some(left) = &a.left {
-        let _ = write!(
-            d,
-            "\n### LEFt items (Wells is not validated in pregnancy): {} from the record\n\n| Item | Points | Status | Evidence |\n|---|---|---|---|\n",
-            left.documented
-        );
-        for i in &left.items {
-            let _ = writeln!(
-                d,
-                "| {} | 1 | {} | {} |",
-                i.label,
-                i.status.as_str(),
-                refs(&i.evidence)
-            );
-        }
-    } else {
-        let _ = write!(
-            d,
-            "\n### Wells score for DVT (2003): {} from the record, up to {} after examination\n\n| Item | Points | Status | Evidence |\n|---|---|---|---|\n",
-            a.wells.documented, a.wells.possible
-        );
-        for i in &a.wells.items {
-            let _ = writeln!(
-                d,
-                "| {} | {} | {} | {} |",
-                i.label,
-                i.points,
-                i.status.as_str(),
-                refs(&i.evidence)
-            );
-        }
-        d.push_str(
-            "\nExamination items are not held in coded data: examine the leg and add them.\n",
-        );
-    }
-    if cat == Category::PeWarningSigns {
-        let total: i32 = a
-            .wells_pe
-            .iter()
-            .filter(|i| i.present)
-            .map(|i| i.tenths)
-            .sum();
-        let _ = write!(
-            d,
-            "\n### Wells PE items the record supports: {}\n\n| Item | Points | Status | Evidence |\n|---|---|---|---|\n",
-            points(total)
-        );
-        for i in &a.wells_pe {
-            let status = if i.present { "present" } else { "not-found" };
-            let _ = writeln!(
-                d,
-                "| {} | {} | {status} | {} |",
-                i.label,
-                points(i.tenths),
-                refs(&i.evidence)
-            );
-        }
-        d.push_str("| PE the most likely diagnosis | 3 | not-documented | |\n");
-    }
-
-    // 3. The next step.
-    d.push_str("\n### Next step\n\n");
-    let imaging = c.dvt_imaging.as_ref();
-    let imaging_line = imaging.map(|f| {
-        // §7: a draft ultrasound of this order hook is being ordered, not yet done.
-        if f.evidence.first().map(|e| &e.reference) == a.drafts.ultrasound.as_ref()
-            && f.evidence.len() == 1
-        {
-            format!("Leg-vein ultrasound being ordered: {}.", refs(&f.references()))
-        } else {
-            format!(
-                "Leg-vein ultrasound already ordered or done{}: {}. Review it rather than ordering another.",
-                f.date.map(|x| format!(" ({x})")).unwrap_or_default(),
-                refs(&f.references())
-            )
-        }
-    });
-    match cat {
-        Category::PeWarningSigns => {
-            d.push_str("Warning signs of pulmonary embolism: assess the patient now. Consider CT pulmonary angiography (stat). ");
-            d.push_str("In pregnancy or when contrast is contraindicated, V/Q scanning may be preferred per local protocol. ");
-            d.push_str("This applies even when anticoagulated or when a DVT is already known.\n");
-        }
-        Category::Pregnancy => {
-            d.push_str(
-                "Pregnancy or the postpartum period: the Wells score is not validated here. ",
-            );
-            match &imaging_line {
-                Some(l) => d.push_str(l),
-                None => d.push_str("Compression duplex ultrasound of the leg veins (urgent)."),
-            }
-            d.push_str(" A D-dimer is not suggested (not reliable in pregnancy).\n");
-        }
-        Category::DvtLikely => {
-            match &imaging_line {
-                Some(l) => d.push_str(l),
-                None => d.push_str("DVT likely (Wells 2 or more): proximal leg-vein ultrasound with the result within 4 hours."),
-            }
-            d.push_str(" If the scan cannot be done within 4 hours, NICE advises a D-dimer and interim anticoagulation. A negative D-dimer does not set aside DVT here.\n");
-        }
-        Category::DvtUnlikely => {
-            d.push_str("Wells 1 or less from the record and a negative D-dimer: DVT is unlikely. Consider the other causes below. Complete the examination: exam findings can raise the Wells score.\n");
-        }
-        Category::DvtEvaluation => {
-            let positive = a
-                .d_dimer
-                .as_ref()
-                .is_some_and(|x| x.result == DDimerResult::Positive);
-            if positive {
-                match &imaging_line {
-                    Some(l) => d.push_str(l),
-                    None => d.push_str(
-                        "D-dimer positive with Wells 1 or less: proximal leg-vein ultrasound.",
-                    ),
-                }
-            } else if a.anticoagulated() {
-                d.push_str("A risk factor for DVT with Wells 1 or less, but the patient is anticoagulated: a D-dimer is unreliable and is not suggested. If DVT is still suspected after examination, imaging is the test.");
-            } else if a.drafts.d_dimer.is_some() {
-                let _ = write!(
-                    d,
-                    "D-dimer being ordered: positive at {}.",
-                    threshold_text(a, m)
-                );
-            } else {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells 1 or less: D-dimer, positive at {} (age-adjusted: {} × age above {} years). If positive, leg-vein ultrasound.",
-                    threshold_text(a, m),
-                    fmt_num(m.model.thresholds.d_dimer_feu.per_year_of_age),
-                    m.model.thresholds.d_dimer_feu.age_limit
-                );
-            }
-            d.push('\n');
-        }
-        Category::FollowUp => {
-            d.push_str("None of the article's risk factors (recent surgery, bed rest, paralysis or leg cast, long-haul travel) was found in the record. Examine the leg: if DVT is still suspected after the examination, ");
-            if a.anticoagulated() {
-                d.push_str("imaging is the test (a D-dimer is unreliable on anticoagulants).");
-            } else {
-                let _ = write!(
-                    d,
-                    "a D-dimer (positive at {}) can be ordered.",
-                    threshold_text(a, m)
-                );
-            }
-            d.push('\n');
-        }
-    }
-    if a.anticoagulated() {
-        d.push_str(
-            "\nThe patient is anticoagulated: a D-dimer is unreliable and is not suggested.\n",
-        );
-    }
-    if !matches!(
-        cat,
-        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
-    ) && let Some(l) = &imaging_line
-    {
-        let _ = writeln!(d, "\n{l}");
-    }
-    for p in &a.pathway {
-        let _ = writeln!(d, "\n**Order check:** {p}");
-    }
-
-    // 4. Other causes.
-    d.push_str("\n### Other causes to consider\n\n");
-    d.push_str("Baker cyst, calf muscle strain or tear, knee ligament (PCL) or meniscus injury, nerve compression (sciatica), peripheral arterial disease, superficial thrombophlebitis, cellulitis.\n");
-    if !c.alternatives.is_empty() {
-        d.push_str("\nCoded in the record (possible Wells −2 evidence; the clinician decides, it is not subtracted):\n\n");
-        for f in &c.alternatives {
-            d.push_str(&finding_line(f));
-            d.push('\n');
-        }
-    }
-
-    // 5. When to seek immediate care.
-    d.push_str("\n### When to seek immediate care\n\n");
-    d.push_str("Come back at once for pain that is sudden, severe, worsening or persistent, difficulty walking, or breathlessness, chest pain, coughing (especially blood), fainting or dizziness: these can be signs of a pulmonary embolism.\n");
-
-    // What the service could not see (§1 data quality).
-    let mut q: Vec<String> = Vec::new();
-    let n = &a.notes;
-    if n.malformed > 0 {
-        q.push(format!(
-            "{} malformed entr{} skipped.",
-            n.malformed,
-            if n.malformed == 1 { "y" } else { "ies" }
-        ));
-    }
-    if n.other_patient > 0 {
-        q.push(format!(
-            "{} resource(s) of another patient ignored.",
-            n.other_patient
-        ));
-    }
-    // Minimal v2 rendering of the data-quality notes; v2-decide owns the wording.
-    for note in &c.data_quality {
-        let what = match note.code {
-            DataQualityCode::UnreadableUnit => "value(s) whose unit could not be read; not used",
-            DataQualityCode::FutureDate => "resource(s) with a future date: the date was ignored",
-            DataQualityCode::UnreadableDate => "resource(s) without a usable date",
-            DataQualityCode::UnresolvedMedication => {
-                "current medication(s) whose reference could not be resolved"
-            }
-            DataQualityCode::PagingCutShort => "the record was cut short",
-            DataQualityCode::EncounterWithoutEnd => "finished encounter(s) without an end",
-            DataQualityCode::UnknownAge => "age unknown (no usable Patient.birthDate)",
-        };
-        if note.evidence.is_empty() {
-            q.push(format!("{}: {what}.", note.code.as_str()));
-        } else {
-            q.push(format!(
-                "{}: {what}: {}.",
-                note.code.as_str(),
-                note.evidence.join(", ")
-            ));
-        }
-    }
-    if !q.is_empty() {
-        d.push_str("\n### Data quality\n\n");
-        for line in q {
-            let _ = writeln!(d, "- {line}");
-        }
-    }
-    d
-}
-
 fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -> Option<Value> {
     let dd_label;
     let (spec, label): (&OrderSpec, &str) = match s.kind {
@@ -568,7 +68,10 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
         SuggestionKind::Ctpa => (&m.model.orders.ctpa, "Order CT pulmonary angiography"),
         SuggestionKind::DDimer => {
             // §4 rule 7: the threshold written out.
-            dd_label = format!("Order a D-dimer (positive at {})", threshold_text(a, m));
+            dd_label = format!(
+                "Order a D-dimer (positive at {})",
+                text::short_threshold(a, m, a.suggested_d_dimer_kind)
+            );
             (&m.model.orders.d_dimer, dd_label.as_str())
         }
     };
@@ -617,7 +120,7 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
     }))
 }
 
-fn extension(a: &Assessment) -> Value {
+fn extension(m: &Mappings, a: &Assessment) -> Value {
     let cat = a.category.map(|c| c.as_str()).unwrap_or("");
     let items: Vec<Value> = a
         .wells
@@ -629,7 +132,7 @@ fn extension(a: &Assessment) -> Value {
             o.insert("points".into(), json!(i.points));
             o.insert("status".into(), json!(i.status.as_str()));
             if !i.evidence.is_empty() {
-                o.insert("evidence".into(), json!(i.evidence));
+                o.insert("evidence".into(), json!(references(&i.evidence)));
             }
             Value::Object(o)
         })
@@ -640,7 +143,7 @@ fn extension(a: &Assessment) -> Value {
         .map(|f| {
             let mut o = Map::new();
             o.insert("concept".into(), json!(f.concept));
-            o.insert("evidence".into(), json!(f.references()));
+            o.insert("evidence".into(), json!(references(&f.evidence)));
             if let Some(d) = f.date {
                 o.insert("date".into(), json!(d.to_string()));
             }
@@ -695,6 +198,39 @@ fn extension(a: &Assessment) -> Value {
         o.insert("result".into(), json!(dd.result.as_str()));
         ext.insert("dDimer".into(), Value::Object(o));
     }
+    if let Some(pe) = &a.wells_pe {
+        let items: Vec<Value> = pe
+            .items
+            .iter()
+            .map(|i| {
+                let mut o = Map::new();
+                o.insert("id".into(), json!(i.id));
+                o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
+                o.insert("status".into(), json!(i.status.as_str()));
+                if !i.evidence.is_empty() {
+                    o.insert("evidence".into(), json!(references(&i.evidence)));
+                }
+                Value::Object(o)
+            })
+            .collect();
+        ext.insert(
+            "wellsPe".into(),
+            json!({"documented": json_num(f64::from(pe.documented_tenths) / 10.0), "items": items}),
+        );
+    }
+    // §6: the call's notes first (e.g. paging cut short), then the record's.
+    let quality: Vec<Value> = a
+        .data_quality
+        .iter()
+        .map(|n| json!({"code": n.code.as_str(), "evidence": n.evidence}))
+        .collect();
+    if !quality.is_empty() {
+        ext.insert("dataQuality".into(), Value::Array(quality));
+    }
+    ext.insert(
+        "mappings".into(),
+        json!({"name": m.id, "version": m.version}),
+    );
     json!({ "dvt-assessment": ext })
 }
 
@@ -706,16 +242,16 @@ pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> 
         "uuid".into(),
         json!(card_uuid(&input.hook_instance, category)),
     );
-    card.insert("summary".into(), json!(summary(a, m)));
+    card.insert("summary".into(), json!(fit(text::summary(a, m))));
     card.insert("indicator".into(), json!(a.indicator.as_str()));
-    card.insert("detail".into(), json!(detail(a, m)));
+    card.insert("detail".into(), json!(text::detail(a, m)));
     let src = &m.model.source;
     card.insert(
         "source".into(),
         json!({
             "label": src.label,
             "url": src.url,
-            "topic": {"system": src.topic_system, "code": category.as_str(), "display": topic_display(category)},
+            "topic": {"system": src.topic_system, "code": category.as_str(), "display": topic_display(m, category)},
         }),
     );
     let suggestions: Vec<Value> = a
@@ -743,24 +279,92 @@ pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> 
             .collect();
         card.insert("links".into(), Value::Array(links));
     }
-    card.insert("extension".into(), extension(a));
+    card.insert("extension".into(), extension(m, a));
     Some(Value::Object(card))
 }
 
-fn topic_display(c: Category) -> &'static str {
+/// `source.topic` display: the category in words (its Wells level from the mappings).
+fn topic_display(m: &Mappings, c: Category) -> String {
+    let likely = m.model.thresholds.wells_likely_at_least;
     match c {
-        Category::PeWarningSigns => "Leg symptoms with pulmonary embolism warning signs",
-        Category::Pregnancy => "Possible DVT in pregnancy or postpartum",
-        Category::DvtLikely => "DVT likely (Wells 2 or more)",
-        Category::DvtUnlikely => "DVT unlikely (Wells 1 or less, negative D-dimer)",
-        Category::DvtEvaluation => "Possible DVT with a risk factor: D-dimer first",
-        Category::FollowUp => "Leg symptoms without DVT risk factors: follow-up",
+        Category::PeWarningSigns => "Leg symptoms with pulmonary embolism warning signs".into(),
+        Category::Pregnancy => "Possible DVT in pregnancy or postpartum".into(),
+        Category::DvtLikely => format!("DVT likely (Wells {likely} or more)"),
+        Category::DvtUnlikely => format!(
+            "DVT unlikely (Wells {} or less, negative D-dimer)",
+            likely - 1
+        ),
+        Category::DvtEvaluation => "Possible DVT with a risk factor: D-dimer first".into(),
+        Category::FollowUp => "Leg symptoms without DVT risk factors: follow-up".into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assessment::respond;
+    use crate::cds_hooks::Hook;
+    use crate::record::quality::{DataQualityCode, DataQualityNote};
+    use chrono::{DateTime, Utc};
+    use std::sync::OnceLock;
+
+    const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+    const LOINC: &str = "http://loinc.org";
+    const CPT: &str = "http://www.ama-assn.org/go/cpt";
+    const SCT: &str = "http://snomed.info/sct";
+
+    fn shipped() -> &'static Mappings {
+        static M: OnceLock<Mappings> = OnceLock::new();
+        M.get_or_init(|| Mappings::embedded().expect("shipped mappings"))
+    }
+    fn now() -> DateTime<Utc> {
+        "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+    fn day(n: i64) -> String {
+        (now() - chrono::Duration::days(n)).date_naive().to_string()
+    }
+    fn patient(age: Option<i32>) -> Value {
+        let mut p = json!({"resourceType": "Patient", "id": "p"});
+        if let Some(a) = age {
+            p["birthDate"] = json!(format!("{}-06-01", 2026 - a));
+        }
+        p
+    }
+    fn cond(id: &str, code: &str, days: i64) -> Value {
+        json!({"resourceType": "Condition", "id": id,
+               "code": {"coding": [{"system": ICD, "code": code}]},
+               "subject": {"reference": "Patient/p"}, "onsetDateTime": day(days)})
+    }
+    fn procedure(id: &str, days: i64) -> Value {
+        json!({"resourceType": "Procedure", "id": id, "status": "completed",
+               "code": {"coding": [{"system": SCT, "code": "10002003"}]},
+               "subject": {"reference": "Patient/p"}, "performedDateTime": day(days)})
+    }
+    fn draft(system: &str, code: &str) -> Value {
+        json!({"resourceType": "ServiceRequest", "id": "draft", "status": "draft", "intent": "proposal",
+               "code": {"coding": [{"system": system, "code": code}]},
+               "subject": {"reference": "Patient/p"}})
+    }
+    fn input(hook: Hook, drafts: Vec<Value>) -> HookInput {
+        HookInput {
+            hook,
+            hook_instance: "t".into(),
+            patient_id: "p".into(),
+            encounter_id: None,
+            draft_orders: drafts,
+            data_quality: vec![],
+        }
+    }
+    fn card_with(m: &Mappings, i: &HookInput, resources: &[Value]) -> Value {
+        let r = respond(m, i, resources, now());
+        r["cards"][0].clone()
+    }
+    fn card(resources: &[Value]) -> Value {
+        card_with(shipped(), &input(Hook::PatientView, vec![]), resources)
+    }
+    fn detail(c: &Value) -> String {
+        c["detail"].as_str().unwrap_or_default().to_string()
+    }
 
     #[test]
     fn fit_cuts_long_summaries_to_139_chars() {
@@ -775,5 +379,320 @@ mod tests {
         assert_eq!(a, card_uuid("i1", Category::DvtLikely));
         assert_ne!(a, card_uuid("i2", Category::DvtLikely));
         assert_ne!(a, card_uuid("i1", Category::FollowUp));
+    }
+
+    #[test]
+    fn windows_are_said_as_a_clinician_says_them() {
+        for (days, want) in [
+            (183, "6 months"),
+            (365, "12 months"),
+            (84, "12 weeks"),
+            (28, "4 weeks"),
+            (42, "6 weeks"),
+            (294, "42 weeks"),
+            (90, "90 days"),
+            (14, "14 days"),
+            (3, "3 days"),
+            (1, "1 day"),
+        ] {
+            assert_eq!(text::days_text(days), want);
+        }
+    }
+
+    /// §6: a site that changes a window or a threshold gets a card that states its values.
+    #[test]
+    fn card_states_the_loaded_mappings_values() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let mut files: Vec<(String, String)> = vec![];
+        for e in std::fs::read_dir(root.join("valuesets")).unwrap() {
+            let p = e.unwrap().path();
+            let name = format!("valuesets/{}", p.file_name().unwrap().to_string_lossy());
+            files.push((name, std::fs::read_to_string(&p).unwrap()));
+        }
+        let model = std::fs::read_to_string(root.join("model.toml")).unwrap();
+        let edits = [
+            ("recent-surgery = 84", "recent-surgery = 70"),
+            ("cancer-activity = 183", "cancer-activity = 365"),
+            ("ultrasound-within-hours = 4", "ultrasound-within-hours = 6"),
+            ("base = 500.0", "base = 450.0"),
+        ];
+        let mut changed = model.clone();
+        for (from, to) in edits {
+            assert!(changed.contains(from), "model.toml lacks {from}");
+            changed = changed.replacen(from, to, 1);
+        }
+        files.push(("model.toml".into(), changed));
+        let site = Mappings::from_files("site", &files).expect("edited set loads");
+        let i = input(Hook::PatientView, vec![]);
+        let pain = cond("pain", "M79.662", 2);
+
+        // dvt-likely: surgery window, ultrasound hours.
+        let c = card_with(
+            &site,
+            &i,
+            &[
+                patient(Some(40)),
+                pain.clone(),
+                procedure("s", 60),
+                cond("ca", "C78.00", 30),
+            ],
+        );
+        let d = detail(&c);
+        assert!(d.contains("major surgery within 10 weeks"), "{d}");
+        assert!(d.contains("within 12 months or palliative"), "{d}");
+        assert!(d.contains("within 6 hours"), "{d}");
+        assert!(c["summary"].as_str().unwrap().contains("within 6 h."));
+        assert!(!d.contains("12 weeks") && !d.contains("4 hours"), "{d}");
+
+        // dvt-evaluation: the FEU threshold.
+        let c = card_with(&site, &i, &[patient(Some(40)), pain, procedure("s", 60)]);
+        assert!(
+            c["summary"].as_str().unwrap().contains("450 µg/L FEU"),
+            "{c}"
+        );
+        assert!(!detail(&c).contains("500 µg/L FEU"));
+    }
+
+    #[test]
+    fn thresholds_are_stated_in_the_tested_kind() {
+        let pain = cond("pain", "M79.662", 2);
+        let risk = procedure("s", 10);
+        // (draft coding, must contain, must not contain)
+        let cases = [
+            (
+                (LOINC, "48066-5"),
+                vec!["300 µg/L DDU (5 × 60 years, age-adjusted)"],
+                vec!["FEU"],
+            ),
+            (
+                (LOINC, "48065-7"),
+                vec!["600 µg/L FEU (10 × 60 years, age-adjusted)"],
+                vec!["DDU"],
+            ),
+            ((CPT, "85379"), vec!["600 µg/L FEU", "300 µg/L DDU"], vec![]),
+        ];
+        for ((system, code), yes, no) in cases {
+            let i = input(Hook::OrderSelect, vec![draft(system, code)]);
+            let c = card_with(
+                shipped(),
+                &i,
+                &[patient(Some(60)), pain.clone(), risk.clone()],
+            );
+            let next = detail(&c);
+            let next = next
+                .split("### Next step")
+                .nth(1)
+                .unwrap()
+                .split("###")
+                .next()
+                .unwrap();
+            for y in yes {
+                assert!(next.contains(y), "{code}: {next}");
+            }
+            for n in no {
+                assert!(!next.contains(n), "{code}: {next}");
+            }
+        }
+        // Age unknown: fixed thresholds, said in data quality.
+        let c = card(&[patient(None), pain, risk]);
+        let d = detail(&c);
+        assert!(c["summary"].as_str().unwrap().contains("500 µg/L FEU"));
+        assert!(d.contains("fixed: age unknown"), "{d}");
+        assert!(d.contains("### Data quality"), "{d}");
+        assert_eq!(
+            c["extension"]["dvt-assessment"]["dataQuality"][0]["code"],
+            "unknown-age"
+        );
+    }
+
+    #[test]
+    fn rule1_summary_names_signs_and_the_real_trigger() {
+        let sob = cond("sob", "R06.02", 1);
+        let pain = cond("pain", "M79.662", 2);
+        // (drafts, resources, summary contains, summary must not contain)
+        let cases: Vec<(Vec<Value>, Vec<Value>, &str, &str)> = vec![
+            (
+                vec![],
+                vec![patient(Some(40)), pain.clone(), sob.clone()],
+                "(breathlessness) with left leg symptoms",
+                "CTPA being ordered",
+            ),
+            (
+                vec![draft(CPT, "71275")],
+                vec![patient(Some(40)), sob.clone()],
+                "with a drafted CTPA",
+                "leg symptoms",
+            ),
+            (
+                vec![draft(CPT, "85379")],
+                vec![patient(Some(40)), sob.clone()],
+                "with a drafted D-dimer",
+                "leg symptoms",
+            ),
+            (
+                vec![],
+                vec![
+                    patient(Some(40)),
+                    pain.clone(),
+                    sob.clone(),
+                    cond("dvt", "I82.402", 10),
+                ],
+                "known VTE: assess for progression or treatment failure",
+                "CTPA",
+            ),
+        ];
+        for (drafts, resources, yes, no) in cases {
+            let hook = if drafts.is_empty() {
+                Hook::PatientView
+            } else {
+                Hook::OrderSign
+            };
+            let c = card_with(shipped(), &input(hook, drafts), &resources);
+            let s = c["summary"].as_str().unwrap();
+            assert!(s.contains(yes), "{s}");
+            assert!(!s.contains(no), "{s}");
+            assert!(s.chars().count() <= SUMMARY_MAX_CHARS);
+            let ext = &c["extension"]["dvt-assessment"];
+            assert!(
+                ext["wellsPe"]["items"].as_array().unwrap().len() == 7,
+                "{ext}"
+            );
+        }
+        // The D-dimer path says what a positive result and clinical judgement lead to.
+        let c = card(&[patient(Some(40)), pain, sob]);
+        let d = detail(&c);
+        assert!(d.contains("a positive D-dimer leads to CTPA; if PE is judged the most likely diagnosis, Wells PE rises by 3: CTPA"), "{d}");
+        assert!(d.contains("V/Q"));
+        assert_eq!(c["extension"]["dvt-assessment"]["wellsPe"]["documented"], 0);
+    }
+
+    #[test]
+    fn card_cites_the_article_and_keeps_advice_levels_apart() {
+        let c = card(&[patient(Some(40)), cond("pain", "M79.662", 2)]);
+        let d = detail(&c);
+        assert!(d.contains(
+            "\"Causes of Pain at the Top of the Calf\", reviewed by Tina M. St. John, MD"
+        ));
+        assert!(d.contains("NICE NG158"));
+        let soon = d.find("**See a doctor soon**").unwrap();
+        let now = d.find("**Seek immediate care**").unwrap();
+        let added = d.find("**Added from the guidelines**").unwrap();
+        assert!(soon < now && now < added);
+        assert!(d.contains("Advise the patient to see a doctor soon"));
+        assert!(d.contains("Advise the patient to seek immediate care"));
+        // Clinician-addressed: no "come back" addressed to the patient.
+        assert!(!d.contains("Come back"));
+        let ext = &c["extension"]["dvt-assessment"];
+        assert_eq!(ext["mappings"]["name"], "dvt-cds-default");
+        assert_eq!(ext["mappings"]["version"], shipped().version.as_str());
+    }
+
+    #[test]
+    fn rule5_drops_interim_anticoagulation_when_anticoagulated() {
+        let pain = cond("pain", "M79.662", 2);
+        let base = vec![
+            patient(Some(40)),
+            pain,
+            procedure("s", 10),
+            cond("ca", "C78.00", 30),
+        ];
+        let sentence = "If the scan cannot be done within 4 h, NICE advises a D-dimer and interim anticoagulation.";
+        let c = card(&base);
+        assert!(detail(&c).contains(sentence));
+        let mut anticoagulated = base.clone();
+        anticoagulated.push(json!({"resourceType": "MedicationRequest", "id": "ac", "status": "active",
+            "intent": "order", "subject": {"reference": "Patient/p"}, "authoredOn": day(20),
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1037045"}]}}));
+        let c = card(&anticoagulated);
+        assert_eq!(c["indicator"], "warning");
+        assert!(
+            !detail(&c).contains("interim anticoagulation"),
+            "{}",
+            detail(&c)
+        );
+    }
+
+    #[test]
+    fn evidence_says_what_the_record_calls_it() {
+        let mut ca = cond("ca", "C78.00", 30);
+        ca["code"]["coding"][0]["display"] = json!("Secondary malignant neoplasm of lung");
+        let c = card(&[patient(Some(40)), cond("pain", "M79.662", 2), ca]);
+        let d = detail(&c);
+        assert!(
+            d.contains(&format!(
+                "Secondary malignant neoplasm of lung, {} (Condition/ca)",
+                day(30)
+            )),
+            "{d}"
+        );
+        // The extension keeps references only.
+        let items = &c["extension"]["dvt-assessment"]["wells"]["items"];
+        assert_eq!(items[0]["evidence"][0], "Condition/ca");
+    }
+
+    /// §6: summaries are written to fit 139 characters (never cut) in the longest cases.
+    #[test]
+    fn longest_summaries_fit_without_cutting() {
+        let signs: Vec<Value> = ["R06.02", "R07.89", "R05", "R04.2", "R55", "R42", "R09.02"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| cond(&format!("s{i}"), c, 0))
+            .collect();
+        let mut pe = vec![
+            patient(None),
+            cond("l", "M79.661", 2),
+            cond("r", "M79.662", 2),
+        ];
+        pe.extend(signs);
+        let low = vec![
+            patient(Some(90)),
+            cond("l", "M79.661", 2),
+            cond("r", "R22.42", 2),
+            json!({"resourceType": "Encounter", "id": "stay", "status": "finished",
+                   "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                   "subject": {"reference": "Patient/p"},
+                   "period": {"start": day(12), "end": day(6)}}),
+        ];
+        for hook_drafts in [
+            vec![],
+            vec![draft(CPT, "85379")],
+            vec![draft(CPT, "71275")],
+            vec![draft(CPT, "93971")],
+        ] {
+            for resources in [&pe, &low] {
+                let hook = if hook_drafts.is_empty() {
+                    Hook::PatientView
+                } else {
+                    Hook::OrderSign
+                };
+                let c = card_with(shipped(), &input(hook, hook_drafts.clone()), resources);
+                let s = c["summary"].as_str().unwrap();
+                assert!(!s.ends_with('…'), "cut: {s}");
+                assert!(s.chars().count() <= SUMMARY_MAX_CHARS, "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn data_quality_lists_the_calls_notes_first() {
+        let mut i = input(Hook::PatientView, vec![]);
+        i.data_quality = vec![DataQualityNote {
+            code: DataQualityCode::PagingCutShort,
+            evidence: vec![],
+        }];
+        let c = card_with(shipped(), &i, &[patient(None), cond("pain", "M79.662", 2)]);
+        let codes: Vec<&str> = c["extension"]["dvt-assessment"]["dataQuality"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, vec!["paging-cut-short", "unknown-age"]);
+        let d = detail(&c);
+        let q = d.split("### Data quality").nth(1).unwrap();
+        assert!(
+            q.find("paging").unwrap() < q.find("age unknown").unwrap(),
+            "{q}"
+        );
     }
 }

@@ -69,6 +69,10 @@ pub struct Thresholds {
     pub heart_rate_at_least: f64,
     pub pe_heart_rate_above: f64,
     pub wells_likely_at_least: i32,
+    /// §4 rule 1: a documented Wells PE above this makes CTPA the test (NICE NG158).
+    pub wells_pe_likely_above: f64,
+    /// §4 rule 5: the leg-vein ultrasound result within this many hours (NICE NG158).
+    pub ultrasound_within_hours: u32,
     pub d_dimer_feu: DDimerThreshold,
     pub d_dimer_ddu: DDimerThreshold,
 }
@@ -216,6 +220,10 @@ impl Model {
             ("[thresholds] spo2-below", t.spo2_below),
             ("[thresholds] heart-rate-at-least", t.heart_rate_at_least),
             ("[thresholds] pe-heart-rate-above", t.pe_heart_rate_above),
+            (
+                "[thresholds] wells-pe-likely-above",
+                t.wells_pe_likely_above,
+            ),
             ("[thresholds.d-dimer-feu] base", t.d_dimer_feu.base),
             (
                 "[thresholds.d-dimer-feu] per-year-of-age",
