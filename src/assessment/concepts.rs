@@ -432,7 +432,7 @@ fn latest_vital(
     days: u32,
     now: DateTime<Utc>,
     accepts: &[&str],
-) -> Option<(Vital, Evidence)> {
+) -> Option<Vital> {
     for f in newest_first(rec, &[set], now, days) {
         let Some((value, unit, _)) = quantity(m, f, set) else {
             continue;
@@ -442,18 +442,11 @@ fn latest_vital(
             .is_some_and(|u| accepts.contains(&canonical_unit(u).as_str()));
         match value {
             Some(v) if unit_ok && v.is_finite() => {
-                let vital = Vital {
+                return Some(Vital {
                     reference: f.reference(),
                     date: f.date.map(|d| d.date()),
                     value: v,
-                };
-                let evidence = Evidence {
-                    reference: vital.reference.clone(),
-                    // A panel's own name does not say which vital it was.
-                    name: f.name.filter(|_| f.codes.contains(set)).map(str::to_string),
-                    date: f.date.map(|d| d.written.to_string()),
-                };
-                return Some((vital, evidence));
+                });
             }
             _ => quality::note(notes, DataQualityCode::UnreadableUnit, Some(f.reference())),
         }
@@ -977,9 +970,9 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
 
     // §2 hypoxaemia: latest readable SpO2 ≤ 1 day, < 95 %; or an active R09.02 ≤ 3 days.
     let mut dq = std::mem::take(&mut c.data_quality);
-    let spo2 = latest_vital(m, rec, &mut dq, CodeSet::Spo2, w.vital_sign, now, &["%"]);
+    c.spo2 = latest_vital(m, rec, &mut dq, CodeSet::Spo2, w.vital_sign, now, &["%"]);
     let mut hypoxaemia = hypox.finish("hypoxaemia");
-    if let Some((v, e)) = &spo2
+    if let Some(v) = &c.spo2
         && v.value < m.model.thresholds.spo2_below
     {
         let h = hypoxaemia.get_or_insert_with(|| Finding {
@@ -988,13 +981,12 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
             date: v.date,
             side: None,
         });
-        h.evidence.insert(0, e.clone());
+        h.evidence.insert(0, Evidence::of(v.reference.clone()));
         h.date = h.date.max(v.date);
     }
-    c.spo2 = spo2.map(|(v, _)| v);
     c.warning_signs.extend(hypoxaemia);
     // §2 tachycardia: latest readable heart rate ≤ 1 day, ≥ 100 /min.
-    let heart_rate = latest_vital(
+    c.heart_rate = latest_vital(
         m,
         rec,
         &mut dq,
@@ -1003,17 +995,16 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
         now,
         &["/min", "beats/min"],
     );
-    if let Some((v, e)) = &heart_rate
+    if let Some(v) = &c.heart_rate
         && v.value >= m.model.thresholds.heart_rate_at_least
     {
         c.tachycardia = Some(Finding {
             concept: "tachycardia",
-            evidence: vec![e.clone()],
+            evidence: vec![Evidence::of(v.reference.clone())],
             date: v.date,
             side: None,
         });
     }
-    c.heart_rate = heart_rate.map(|(v, _)| v);
     c.d_dimer = latest_d_dimer(m, rec, &mut dq, now);
     c.data_quality = dq;
     c
@@ -1909,11 +1900,7 @@ mod tests {
                         {"code": cc(LOINC, "8867-4"), "valueQuantity": {"value": 120, "code": "{beats}/min", "system": "http://unitsofmeasure.org"}}
                     ]),
                 )],
-                |c| {
-                    c.tachycardia.as_ref().is_some_and(|f| {
-                        f.evidence[0].name.is_none() && f.evidence[0].date.as_deref().is_some()
-                    })
-                },
+                |c| c.tachycardia.is_some(),
             ),
             (
                 "heart rate unit BPM is not UCUM",
