@@ -1180,6 +1180,22 @@ fn anticoagulant_in_every_medication_form() {
             true,
         ),
         (
+            "warfarin stopped",
+            Box::new(
+                move |_| json!({"status": "stopped", "medicationCodeableConcept": rx(WARFARIN, "Warfarin Sodium 5 MG Oral Tablet")}),
+            ),
+            false,
+            false,
+        ),
+        (
+            "warfarin completed",
+            Box::new(
+                move |_| json!({"status": "completed", "medicationCodeableConcept": rx(WARFARIN, "Warfarin Sodium 5 MG Oral Tablet")}),
+            ),
+            false,
+            false,
+        ),
+        (
             "not an anticoagulant (acetaminophen 313782)",
             Box::new(
                 move |_| json!({"medicationCodeableConcept": rx("313782", "Acetaminophen 325 MG Oral Tablet")}),
