@@ -375,6 +375,8 @@ struct Seen {
     wells: BTreeMap<String, String>,
     data_quality: BTreeSet<String>,
     d_dimer: Option<Value>,
+    /// The card's suggestions, by label.
+    suggestions: Vec<String>,
 }
 
 impl From<&Value> for Seen {
@@ -433,6 +435,12 @@ impl From<&Value> for Seen {
                 .filter_map(|n| n["code"].as_str().map(str::to_string))
                 .collect(),
             d_dimer: a.get("dDimer").cloned(),
+            suggestions: card["suggestions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| x["label"].as_str().unwrap_or_default().to_string())
+                .collect(),
         }
     }
 }
@@ -994,7 +1002,9 @@ fn active_warfarin_is_anticoagulated() {
 
 /// §2 previous-vte / current-dvt: Synthea's acute pulmonary embolism (SNOMED 706870000,
 /// a child of 59282003, resolved after 4 weeks). Three days after its onset it is a
-/// current VTE: no card (rule 3). At the population's end it is a previous VTE.
+/// current VTE: no card (rule 3), unless warning signs make rule 1 decide first; that
+/// card names the known VTE (`current-dvt`) and suggests neither CTPA nor D-dimer. At
+/// the population's end it is a previous VTE.
 #[test]
 fn synthea_pulmonary_embolism_is_current_then_previous_vte() {
     let mut cases = Vec::new();
@@ -1032,8 +1042,17 @@ fn synthea_pulmonary_embolism_is_current_then_previous_vte() {
                 )
             });
         } else {
-            f.check(!s.card, || {
+            f.check(!s.card || s.category == "pe-warning-signs", || {
                 format!("{name}: a card ({}) with a current PE (rule 3)", s.category)
+            });
+            f.check(!s.card || s.findings.contains("current-dvt"), || {
+                format!(
+                    "{name}: the card does not name the known PE: {:?}",
+                    s.findings
+                )
+            });
+            f.check(s.suggestions.is_empty(), || {
+                format!("{name}: suggestions {:?} with a known PE", s.suggestions)
             });
         }
     }
@@ -1159,6 +1178,22 @@ fn anticoagulant_in_every_medication_form() {
             Box::new(|_| json!({"medicationReference": {"reference": "Medication/not-here"}})),
             false,
             true,
+        ),
+        (
+            "warfarin stopped",
+            Box::new(
+                move |_| json!({"status": "stopped", "medicationCodeableConcept": rx(WARFARIN, "Warfarin Sodium 5 MG Oral Tablet")}),
+            ),
+            false,
+            false,
+        ),
+        (
+            "warfarin completed",
+            Box::new(
+                move |_| json!({"status": "completed", "medicationCodeableConcept": rx(WARFARIN, "Warfarin Sodium 5 MG Oral Tablet")}),
+            ),
+            false,
+            false,
         ),
         (
             "not an anticoagulant (acetaminophen 313782)",
