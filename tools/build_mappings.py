@@ -424,6 +424,7 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
             *(Range(CPT, a, b, f"{CPT_SRC}: {what} {a}-{b}")
               for a, b, what in SURGERY_CPT_RANGES),
             Listed(SNOMED, (
+                ("80146002", "Excision of appendix (procedure)"),
                 ("38102005", "Cholecystectomy (procedure)"),
                 ("45595009", "Laparoscopic cholecystectomy (procedure)"),
                 ("232717009", "Coronary artery bypass grafting (procedure)"),
@@ -444,7 +445,7 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
                 ("11466000", "Cesarean section (procedure)"),
                 ("445912000", "Excision of fallopian tube and surgical removal of ectopic "
                               "pregnancy (procedure)"),
-            ), f"{SYNTHEA}s gallstones, heart/cabg, heart/avrr, heart/chf_transplant, "
+            ), f"{SYNTHEA}s appendicitis, gallstones, heart/cabg, heart/avrr, heart/chf_transplant, "
                "metabolic_syndrome/amputations, veteran_prostate_cancer, copd, "
                "cystic_fibrosis, kidney_transplant, pregnancy (the major operations Synthea "
                "records that the VSAC surgery sets lack; its endoscopic, dental, minor and "
