@@ -442,9 +442,10 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
                 ("70536003", "Transplant of kidney (procedure)"),
                 ("429609002", "Lung volume reduction surgery (procedure)"),
                 ("11466000", "Cesarean section (procedure)"),
+                ("80146002", "Excision of appendix (procedure)"),
                 ("445912000", "Excision of fallopian tube and surgical removal of ectopic "
                               "pregnancy (procedure)"),
-            ), f"{SYNTHEA}s gallstones, heart/cabg, heart/avrr, heart/chf_transplant, "
+            ), f"{SYNTHEA}s appendicitis, gallstones, heart/cabg, heart/avrr, heart/chf_transplant, "
                "metabolic_syndrome/amputations, veteran_prostate_cancer, copd, "
                "cystic_fibrosis, kidney_transplant, pregnancy (the major operations Synthea "
                "records that the VSAC surgery sets lack; its endoscopic, dental, minor and "
