@@ -443,6 +443,7 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
                 ("70536003", "Transplant of kidney (procedure)"),
                 ("429609002", "Lung volume reduction surgery (procedure)"),
                 ("11466000", "Cesarean section (procedure)"),
+                ("80146002", "Excision of appendix (procedure)"),
                 ("445912000", "Excision of fallopian tube and surgical removal of ectopic "
                               "pregnancy (procedure)"),
             ), f"{SYNTHEA}s appendicitis, gallstones, heart/cabg, heart/avrr, heart/chf_transplant, "
