@@ -424,7 +424,6 @@ VALUE_SETS: tuple[ValueSetSpec, ...] = (
             *(Range(CPT, a, b, f"{CPT_SRC}: {what} {a}-{b}")
               for a, b, what in SURGERY_CPT_RANGES),
             Listed(SNOMED, (
-                ("80146002", "Excision of appendix (procedure)"),
                 ("38102005", "Cholecystectomy (procedure)"),
                 ("45595009", "Laparoscopic cholecystectomy (procedure)"),
                 ("232717009", "Coronary artery bypass grafting (procedure)"),
