@@ -48,3 +48,5 @@ pub mod mappings;
 pub mod pipeline;
 pub mod record;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;

@@ -1014,26 +1014,13 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
 mod tests {
     //! Table-driven checks of every v2 line of `dvt-model.md` §1 and §2 (§8) that lives
     //! here, each window tested on both sides of its edge.
-    use std::sync::OnceLock;
 
     use serde_json::{Value, json};
 
     use super::*;
     use crate::mappings::{CPT, ICD10CM as ICD, LOINC, RXNORM, SNOMED};
 
-    fn m() -> &'static Mappings {
-        static M: OnceLock<Mappings> = OnceLock::new();
-        M.get_or_init(|| Mappings::embedded().expect("shipped mappings"))
-    }
-
-    fn now() -> DateTime<Utc> {
-        "2026-11-20T12:00:00Z".parse().unwrap()
-    }
-
-    /// The calendar day `n` days before now.
-    fn day(n: i64) -> String {
-        (now().date_naive() - chrono::Duration::days(n)).to_string()
-    }
+    use crate::test_support::{day, now, shipped as m};
 
     fn patient() -> Value {
         json!({"resourceType": "Patient", "id": "p", "birthDate": "1980-05-01"})

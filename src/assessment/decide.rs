@@ -992,7 +992,6 @@ mod tests {
     use super::*;
     use crate::cds_hooks::Hook;
     use serde_json::json;
-    use std::sync::OnceLock;
 
     const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
     const SCT: &str = "http://snomed.info/sct";
@@ -1000,16 +999,7 @@ mod tests {
     const CPT: &str = "http://www.ama-assn.org/go/cpt";
     const RX: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 
-    fn m() -> &'static Mappings {
-        static M: OnceLock<Mappings> = OnceLock::new();
-        M.get_or_init(|| Mappings::embedded().expect("shipped mappings"))
-    }
-    fn now() -> DateTime<Utc> {
-        "2026-11-20T12:00:00Z".parse().unwrap()
-    }
-    fn day(n: i64) -> String {
-        (now() - chrono::Duration::days(n)).date_naive().to_string()
-    }
+    use crate::test_support::{day, now, shipped as m};
     fn patient(age: i32) -> Value {
         json!({"resourceType": "Patient", "id": "p", "birthDate": format!("{}-06-01", 2026 - age)})
     }

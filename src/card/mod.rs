@@ -305,24 +305,13 @@ mod tests {
     use crate::assessment::respond;
     use crate::cds_hooks::Hook;
     use crate::record::quality::{DataQualityCode, DataQualityNote};
-    use chrono::{DateTime, Utc};
-    use std::sync::OnceLock;
 
     const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
     const LOINC: &str = "http://loinc.org";
     const CPT: &str = "http://www.ama-assn.org/go/cpt";
     const SCT: &str = "http://snomed.info/sct";
 
-    fn shipped() -> &'static Mappings {
-        static M: OnceLock<Mappings> = OnceLock::new();
-        M.get_or_init(|| Mappings::embedded().expect("shipped mappings"))
-    }
-    fn now() -> DateTime<Utc> {
-        "2026-11-20T12:00:00Z".parse().unwrap()
-    }
-    fn day(n: i64) -> String {
-        (now() - chrono::Duration::days(n)).date_naive().to_string()
-    }
+    use crate::test_support::{day, now, shipped};
     fn patient(age: Option<i32>) -> Value {
         let mut p = json!({"resourceType": "Patient", "id": "p"});
         if let Some(a) = age {
