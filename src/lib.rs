@@ -2,6 +2,9 @@
 //! patient's FHIR R4 record, weighs the risk factors for deep vein thrombosis and the
 //! warning signs of pulmonary embolism, and answers with one explainable card.
 //!
+//! The specification every `dvt-model.md` §N comment cites is `docs/clinical/dvt-model.md`
+//! (with `docs/clinical/codes.tsv`: copies of `../shared/clinical/`, see `docs/README.md`).
+//!
 //! # Layout
 //!
 //! Pure modules (no I/O, no async, no axum / reqwest / tokio):
