@@ -1,0 +1,56 @@
+//! The physical limit of parsing (issue 11): the time to merely scan the benchmark body's
+//! bytes (`serde_json::from_slice::<IgnoredAny>`: validates the JSON, builds nothing)
+//! against parsing it into a `serde_json::Value` tree as the floor (`benches/floor.rs`)
+//! and today's service do. A typed core cannot parse faster than the scan with serde_json;
+//! if the scan alone is near the target, a faster parser is the way (issue 11).
+//!
+//! The body: `benches/data/patient-300.request.json` written compactly, as
+//! `scripts/bench-load` sends it (298 resources, 290,283 bytes = 284 KiB; bench-load's
+//! re-dating keeps every length). `BENCH_BODY=FILE` scans another file as it is.
+//!
+//! Run: `cargo bench --bench scan -- --warm-up-time 1 --measurement-time 5`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde::de::IgnoredAny;
+use serde_json::Value;
+
+/// The allocator the `dvt-cds` binary and the floor ship with: the tree's cost is mostly
+/// allocation, so the figure must be the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The bytes `scripts/bench-load` posts (or `BENCH_BODY` as it is).
+fn body() -> Vec<u8> {
+    if let Some(path) = std::env::var_os("BENCH_BODY") {
+        return std::fs::read(&path).expect("BENCH_BODY: cannot read the file");
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/data/patient-300.request.json"
+    );
+    let pretty: Value = serde_json::from_slice(&std::fs::read(path).expect(path)).expect(path);
+    serde_json::to_vec(&pretty).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let body = body();
+    eprintln!("scan: body of {} bytes", body.len());
+    let mut g = c.benchmark_group("parse the benchmark body");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("scan only (IgnoredAny)", |b| {
+        b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(&body)).unwrap())
+    });
+    // Dropped inside the timing: the floor frees its tree on every call too.
+    g.bench_function("into a Value tree, and drop it", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).unwrap())
+    });
+    g.bench_function("into a Value tree, drop not timed", |b| {
+        b.iter_with_large_drop(|| serde_json::from_slice::<Value>(black_box(&body)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
