@@ -1,5 +1,6 @@
 //! The real-data corpus: Synthea patients (tests/corpus/README.md says what they hold),
-//! read by the real binary (`dvt-cds evaluate --bundle F --now T`). Each test checks
+//! read as `dvt-cds evaluate --bundle F --now T` reads them (its two calls, in-process;
+//! `tests/golden.rs` checks them against the binary). Each test checks
 //! that the concepts the model must see in those records are seen and that the ones it
 //! must not see are not (dvt-model.md version 2), on the records as Synthea writes them
 //! and on copies transformed into the forms Synthea does not write.
@@ -22,10 +23,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use dvt_cds::assessment::respond;
+use dvt_cds::evaluate::{EvaluateArgs, from_bundle};
+use dvt_cds::mappings::Mappings;
 use serde_json::{Value, json};
 
 /// The generator's settings: the corpus is `synthea -p POPULATION -s SEED -r REFERENCE`.
@@ -309,22 +312,20 @@ fn complaint_at(bundle: &Value, now: DateTime<Utc>) -> Value {
 
 // ---------------------------------------------------------------- the binary
 
-/// `dvt-cds evaluate --bundle F --now T` (patient-view), its JSON answer.
+/// What `dvt-cds evaluate --bundle F --now T` (patient-view) answers, computed in-process
+/// by the same two calls the command makes (`evaluate::from_bundle`, then
+/// `assessment::respond`): spawning the binary serialised and re-parsed each record and
+/// made this file take minutes. `tests/golden.rs` checks that the two paths agree.
 fn evaluate(bundle: &Value, now: DateTime<Utc>) -> Value {
-    let mut f = tempfile::NamedTempFile::new().expect("temp file");
-    serde_json::to_writer(&mut f, bundle).expect("write bundle");
-    let out = Command::new(env!("CARGO_BIN_EXE_dvt-cds"))
-        .args(["evaluate", "--bundle"])
-        .arg(f.path())
-        .args(["--now", &rfc(now)])
-        .output()
-        .expect("run dvt-cds");
-    assert!(
-        out.status.success(),
-        "dvt-cds evaluate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON answer")
+    static MAPPINGS: OnceLock<Mappings> = OnceLock::new();
+    let mappings = MAPPINGS.get_or_init(|| Mappings::embedded().expect("shipped mappings"));
+    let args = EvaluateArgs {
+        now: Some(now),
+        ..EvaluateArgs::default()
+    };
+    let (input, resources) =
+        from_bundle(bundle, &args).unwrap_or_else(|e| panic!("dvt-cds evaluate refused: {e}"));
+    respond(mappings, &input, &resources, now)
 }
 
 /// A bundle built when it is evaluated, so that only the bundles in flight are in memory.
