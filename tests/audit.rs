@@ -188,24 +188,6 @@ fn current_vte(r: &Value) -> bool {
     active && recent && coded
 }
 
-/// Calf pain (ICD-10-CM M79.662, left lower leg), active, onset 2 days before NOW.
-fn calf_pain(patient_id: &str) -> Value {
-    json!({"fullUrl": format!("urn:uuid:audit-calf-pain-{patient_id}"), "resource": {
-        "resourceType": "Condition",
-        "id": format!("audit-calf-pain-{patient_id}"),
-        "clinicalStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-            "code": "active"}]},
-        "verificationStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-            "code": "confirmed"}]},
-        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
-                             "code": "M79.662", "display": "Pain in left lower leg"}]},
-        "subject": {"reference": format!("urn:uuid:{patient_id}")},
-        "onsetDateTime": "2026-11-29T12:00:00Z",
-        "recordedDate": "2026-11-29T12:00:00Z"}})
-}
-
 /// What Synthea writes that the model never reads (the committed corpus drops them too).
 const DROPPED: [&str; 4] = [
     "Claim",
@@ -347,7 +329,10 @@ fn build_population(source: &Path) -> Population {
                 .and_then(first_day)
                 .is_some_and(|d| d <= now().date_naive());
         if adult {
-            entries.push(calf_pain(&id));
+            entries.push(common::calf_pain_entry(
+                &format!("audit-calf-pain-{id}"),
+                &format!("urn:uuid:{id}"),
+            ));
         }
         let known = Known {
             current_vte: entries.iter().any(|e| current_vte(&e["resource"])),

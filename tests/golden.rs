@@ -204,25 +204,6 @@ fn every_example_request_answers_as_recorded() {
 
 // ---- (b) the Synthea corpus with calf pain, in-process ----
 
-/// Calf pain (ICD-10-CM M79.662, left lower leg), active, onset 2 days before
-/// CORPUS_NOW, for the patient at `patient_url` (the Patient entry's fullUrl).
-fn calf_pain(name: &str, patient_url: &str) -> Value {
-    json!({"fullUrl": format!("urn:uuid:golden-calf-pain-{name}"), "resource": {
-        "resourceType": "Condition",
-        "id": format!("golden-calf-pain-{name}"),
-        "clinicalStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-            "code": "active"}]},
-        "verificationStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-            "code": "confirmed"}]},
-        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
-                             "code": "M79.662", "display": "Pain in left lower leg"}]},
-        "subject": {"reference": patient_url},
-        "onsetDateTime": "2026-11-29T12:00:00Z",
-        "recordedDate": "2026-11-29T12:00:00Z"}})
-}
-
 /// The committed corpus' files, by name (`p001` …).
 fn corpus_files() -> Vec<(String, PathBuf)> {
     let dir = root().join("tests/corpus/synthea");
@@ -260,7 +241,10 @@ fn with_calf_pain(name: &str, gz: &Path) -> Value {
         Some(u) => u.to_string(),
         None => format!("Patient/{}", patient["resource"]["id"].as_str().unwrap()),
     };
-    entries.push(calf_pain(name, &url));
+    entries.push(common::calf_pain_entry(
+        &format!("golden-calf-pain-{name}"),
+        &url,
+    ));
     bundle
 }
 

@@ -4,6 +4,27 @@
 
 pub mod jwt;
 
+/// Calf pain (ICD-10-CM M79.662, left lower leg), active and confirmed, onset 2026-11-29
+/// (2 days before the population tests' now, 2026-12-01T12:00:00Z): the complaint the
+/// Synthea population tests add to copies of each record. `id` names the Condition (its
+/// fullUrl is `urn:uuid:{id}`), `subject` is the Patient reference as the Bundle writes it.
+pub fn calf_pain_entry(id: &str, subject: &str) -> Value {
+    json!({"fullUrl": format!("urn:uuid:{id}"), "resource": {
+        "resourceType": "Condition",
+        "id": id,
+        "clinicalStatus": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            "code": "active"}]},
+        "verificationStatus": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+            "code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                             "code": "M79.662", "display": "Pain in left lower leg"}]},
+        "subject": {"reference": subject},
+        "onsetDateTime": "2026-11-29T12:00:00Z",
+        "recordedDate": "2026-11-29T12:00:00Z"}})
+}
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
