@@ -187,6 +187,18 @@ pub struct Vital {
     pub value: f64,
 }
 
+impl Vital {
+    /// The vital as card evidence: the measured value, so the clinician reads the number
+    /// the finding rests on ("SpO2 91 %"), and its reference.
+    fn evidence(&self, what: &str, unit: &str) -> Evidence {
+        Evidence {
+            reference: self.reference.clone(),
+            name: Some(format!("{what} {} {unit}", self.value)),
+            date: None,
+        }
+    }
+}
+
 /// Everything §2 derives from one record.
 #[derive(Debug, Clone, Default)]
 pub struct Concepts {
@@ -981,7 +993,7 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
             date: v.date,
             side: None,
         });
-        h.evidence.insert(0, Evidence::of(v.reference.clone()));
+        h.evidence.insert(0, v.evidence("SpO2", "%"));
         h.date = h.date.max(v.date);
     }
     c.warning_signs.extend(hypoxaemia);
@@ -1000,7 +1012,7 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
     {
         c.tachycardia = Some(Finding {
             concept: "tachycardia",
-            evidence: vec![Evidence::of(v.reference.clone())],
+            evidence: vec![v.evidence("Heart rate", "/min")],
             date: v.date,
             side: None,
         });
@@ -1874,7 +1886,10 @@ mod tests {
                     c.spo2
                         .as_ref()
                         .is_some_and(|v| v.reference == "Observation/old")
-                        && c.warning_signs.iter().any(|f| f.concept == "hypoxaemia")
+                        && c.warning_signs.iter().any(|f| {
+                            f.concept == "hypoxaemia"
+                                && f.evidence[0].name.as_deref() == Some("SpO2 91 %")
+                        })
                         && note(c, DataQualityCode::UnreadableUnit) == ["Observation/new"]
                 },
             ),
@@ -1887,7 +1902,12 @@ mod tests {
                         {"code": cc(LOINC, "8867-4"), "valueQuantity": {"value": 120, "code": "{beats}/min", "system": "http://unitsofmeasure.org"}}
                     ]),
                 )],
-                |c| c.tachycardia.is_some(),
+                |c| {
+                    c.tachycardia.as_ref().is_some_and(|f| {
+                        f.evidence[0].name.as_deref() == Some("Heart rate 120 /min")
+                            && f.evidence[0].reference == "Observation/vs"
+                    })
+                },
             ),
             (
                 "heart rate unit BPM is not UCUM",
