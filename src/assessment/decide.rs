@@ -1,7 +1,7 @@
 //! `dvt-model.md` §3 (Wells from the record), §4 (decision and modifiers), §5 (D-dimer
 //! threshold) and §7 (order hooks).
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::HookInput;
@@ -290,15 +290,6 @@ impl Assessment {
     pub fn current_vte(&self) -> Option<&Finding> {
         current_vte(&self.concepts)
     }
-}
-
-fn age_at(birth: NaiveDate, now: DateTime<Utc>) -> Option<u32> {
-    let today = now.date_naive();
-    let mut years = today.year() - birth.year();
-    if (today.month(), today.day()) < (birth.month(), birth.day()) {
-        years -= 1;
-    }
-    u32::try_from(years).ok()
 }
 
 /// §5: a D-dimer's kind from its code sets (`None`: the code does not say, e.g. CPT 85379).
@@ -820,7 +811,7 @@ pub fn assess(
         drafts.ultrasound.is_some() || drafts.d_dimer.is_some() || drafts.ctpa.is_some();
     let index = c.leg_pain.is_some() || c.leg_swelling.is_some() || order_index;
 
-    let age = rec.birth_date.and_then(|b| age_at(b, now));
+    let age = rec.birth_date.and_then(|b| crate::record::age_at(b, now));
     let side = combine_sides(
         c.leg_pain
             .iter()

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use crate::record;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -168,47 +169,22 @@ pub fn bundle_resources(mut bundle: Value) -> Result<PatientResources, String> {
     })
 }
 
-/// A living adult on `now` (the report's second denominator): not deceased
-/// (`deceasedBoolean` true or `deceasedDateTime` at or before now, `dvt-model.md` §1) and
-/// 18 or older (§4 rule 2; an unknown or unreadable birth date counts as adult, as rule 2
-/// says; a partial one is read as its first day).
+/// A living adult on `now` (the report's second denominator), by the assessment's own
+/// rules: not deceased (`record::deceased_at`, `dvt-model.md` §1) and 18 or older (§4
+/// rule 2; an unknown, unreadable or future birth date counts as adult, as rule 2 says).
 pub fn living_adult(patient: &Value, now: DateTime<Utc>) -> bool {
-    !deceased(patient, now) && age_years(patient, now).is_none_or(|age| age >= 18)
-}
-
-fn deceased(patient: &Value, now: DateTime<Utc>) -> bool {
-    if patient.get("deceasedBoolean").and_then(Value::as_bool) == Some(true) {
-        return true;
-    }
-    match patient.get("deceasedDateTime").and_then(Value::as_str) {
-        // An unreadable date of death still says the patient died.
-        Some(d) => first_day(d).is_none_or(|day| day <= now.date_naive()),
-        None => false,
-    }
-}
-
-fn age_years(patient: &Value, now: DateTime<Utc>) -> Option<i32> {
-    let birth = first_day(patient.get("birthDate")?.as_str()?)?;
-    let today = now.date_naive();
-    if birth > today {
-        return None;
-    }
-    let mut years = today.year() - birth.year();
-    if (today.month(), today.day()) < (birth.month(), birth.day()) {
-        years -= 1;
-    }
-    Some(years)
-}
-
-/// The first day a FHIR date or dateTime (`2026`, `2026-11`, `2026-11-20`, `2026-11-20T...`)
-/// names.
-fn first_day(s: &str) -> Option<NaiveDate> {
-    let date = s.get(..10).unwrap_or(s);
-    let mut parts = date.split('-');
-    let y: i32 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next().map_or(Ok(1), str::parse).ok()?;
-    let d: u32 = parts.next().map_or(Ok(1), str::parse).ok()?;
-    NaiveDate::from_ymd_opt(y, m, d)
+    let deceased = record::deceased_at(
+        patient.get("deceasedBoolean").and_then(Value::as_bool),
+        patient.get("deceasedDateTime").and_then(Value::as_str),
+        now,
+    );
+    let age = patient
+        .get("birthDate")
+        .and_then(Value::as_str)
+        .and_then(record::parse_when)
+        .filter(|w| !w.is_future(now))
+        .and_then(|w| record::age_at(w.date(), now));
+    !deceased && age.is_none_or(|a| a >= 18)
 }
 
 #[cfg(test)]
@@ -245,9 +221,11 @@ mod tests {
                 json!({"birthDate": "1950-01-01", "deceasedDateTime": "2027-01-01"}),
                 true,
             ),
+            // As rule 2 reads it: an unreadable date of death proves nothing, the patient
+            // is assessed (and gets a card), so the denominator counts them too.
             (
                 json!({"birthDate": "1950-01-01", "deceasedDateTime": "garbled"}),
-                false,
+                true,
             ),
         ];
         for (patient, expected) in cases {

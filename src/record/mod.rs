@@ -945,10 +945,11 @@ pub fn read<'a>(
             None => {}
         }
         // §1 Deceased: deceasedBoolean true, or deceasedDateTime ≤ now.
-        rec.deceased = p.get(El::DeceasedBoolean).and_then(Value::as_bool) == Some(true)
-            || p.str(El::DeceasedDateTime)
-                .and_then(parse_when)
-                .is_some_and(|w| !w.is_future(now));
+        rec.deceased = deceased_at(
+            p.get(El::DeceasedBoolean).and_then(Value::as_bool),
+            p.str(El::DeceasedDateTime),
+            now,
+        );
     } else {
         rec.notes.no_patient = true;
     }
@@ -1381,6 +1382,26 @@ fn apply_body_site(coder: &mut Coder<'_, '_>, t: &Elements<'_>, f: &mut Fact<'_>
         f.codes.insert(CodeSet::LegSwelling);
     }
     f.side = f.side.or(sites.side);
+}
+
+/// §1 Deceased: `deceasedBoolean` true, or a readable `deceasedDateTime` at or before now.
+/// One rule for the assessment (rule 2) and the audit's living-adult count.
+pub fn deceased_at(boolean: Option<bool>, date_time: Option<&str>, now: DateTime<Utc>) -> bool {
+    boolean == Some(true)
+        || date_time
+            .and_then(parse_when)
+            .is_some_and(|w| !w.is_future(now))
+}
+
+/// Whole years from `birth` to `now` (§4 rule 2, §5 age-adjusted thresholds).
+pub fn age_at(birth: NaiveDate, now: DateTime<Utc>) -> Option<u32> {
+    use chrono::Datelike;
+    let today = now.date_naive();
+    let mut years = today.year() - birth.year();
+    if (today.month(), today.day()) < (birth.month(), birth.day()) {
+        years -= 1;
+    }
+    u32::try_from(years).ok()
 }
 
 #[cfg(test)]
