@@ -7,6 +7,7 @@
 //! sloppy and silently drop malformed choice elements (`fhir-notes.md`).
 
 pub mod quality;
+pub mod resource;
 
 use std::collections::HashMap;
 

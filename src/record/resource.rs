@@ -1,0 +1,704 @@
+//! FHIR R4 resources as the model reads them (`dvt-model.md` §1, §2): typed, compact, and
+//! parsed straight from JSON text, never through a `serde_json::Value` tree.
+//!
+//! Only the elements the model reads are kept; every other element is skipped unread
+//! ([`IgnoredAny`]). Reading is lenient the way FHIR data in the wild needs: an element of
+//! the wrong JSON type (a `code` that is a string, a `status` that is a number) is not an
+//! error of the whole body, it is [`Field::Invalid`], and `record` decides what that means
+//! (a malformed resource is skipped and counted, an unreadable date is noted). Only JSON
+//! that is not JSON at all fails to parse.
+//!
+//! One struct serves every resource type, as one element name means one thing across
+//! the types the model reads (`code`, `status`, `subject`, `effectiveDateTime`, ...).
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// A string of the resource (owned: resources outlive the buffers of live FHIR pages).
+pub type Text = Box<str>;
+
+/// An element as found: absent, present with a JSON type FHIR does not give it, or read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Field<T> {
+    #[default]
+    Absent,
+    /// Present, but not of the element's JSON type (JSON `null` included).
+    Invalid,
+    Value(T),
+}
+
+impl<T> Field<T> {
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Field::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn is_present(&self) -> bool {
+        !matches!(self, Field::Absent)
+    }
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Field::Invalid)
+    }
+}
+
+impl Field<Text> {
+    pub fn as_str(&self) -> Option<&str> {
+        self.get().map(|s| &**s)
+    }
+}
+
+impl<T> Field<Vec<T>> {
+    /// The elements (none when absent or invalid).
+    pub fn items(&self) -> &[T] {
+        self.get().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A JSON value read leniently into `Self`: each hook returns `None` for a JSON type the
+/// element does not take, after consuming the value.
+pub trait Lenient<'de>: Sized {
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    /// JSON `null` (FHIR never sends it for an element).
+    fn from_null() -> Option<Self> {
+        None
+    }
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+impl<'de, T: Lenient<'de>> de::Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor(PhantomData))
+    }
+}
+
+struct FieldVisitor<T>(PhantomData<T>);
+
+fn field<T>(v: Option<T>) -> Field<T> {
+    v.map_or(Field::Invalid, Field::Value)
+}
+
+impl<'de, T: Lenient<'de>> Visitor<'de> for FieldVisitor<T> {
+    type Value = Field<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(field(T::from_bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(field(T::from_f64(v as f64)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(field(T::from_f64(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(field(T::from_f64(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(field(T::from_str(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(field(T::from_null()))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(field(T::from_null()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok(field(T::from_map(map)?))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Ok(field(T::from_seq(seq)?))
+    }
+}
+
+impl Lenient<'_> for Text {
+    fn from_str(s: &str) -> Option<Self> {
+        Some(s.into())
+    }
+}
+
+impl Lenient<'_> for bool {
+    fn from_bool(b: bool) -> Option<Self> {
+        Some(b)
+    }
+}
+
+impl Lenient<'_> for f64 {
+    fn from_f64(v: f64) -> Option<Self> {
+        Some(v)
+    }
+}
+
+/// An element whose presence is all the model reads (`dataAbsentReason`, `onsetAge`):
+/// any JSON value, skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Present;
+
+impl<'de> Lenient<'de> for Present {
+    fn from_str(_: &str) -> Option<Self> {
+        Some(Present)
+    }
+    fn from_bool(_: bool) -> Option<Self> {
+        Some(Present)
+    }
+    fn from_f64(_: f64) -> Option<Self> {
+        Some(Present)
+    }
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Some(Present))
+    }
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Some(Present))
+    }
+}
+
+/// An array: its elements that could be read (an element of the wrong type is dropped,
+/// as the model reads nothing from it). Not an array: invalid.
+impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element::<Field<T>>()? {
+            if let Field::Value(v) = item {
+                out.push(v);
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// An element FHIR gives as one value in some resource types and as an array in others
+/// (`category`, `bodySite`, `interpretation`): read as a list either way.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: Lenient<'de>> Lenient<'de> for OneOrMany<T> {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        Ok(Some(OneOrMany(T::from_map(map)?.into_iter().collect())))
+    }
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Option<Self>, A::Error> {
+        Ok(Vec::<T>::from_seq(seq)?.map(OneOrMany))
+    }
+}
+
+impl<T> Field<OneOrMany<T>> {
+    /// The values (none when absent or invalid).
+    pub fn all(&self) -> &[T] {
+        self.get().map_or(&[], |m| m.0.as_slice())
+    }
+}
+
+/// Matches an object key against a struct's element names without allocating (keys
+/// with JSON escapes arrive as owned strings and match the same way).
+struct KeyIndex(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeyIndex {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIndex {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|k| *k == v))
+    }
+}
+
+/// A struct of lenient elements: each JSON key names one field (a repeated key: the last
+/// wins, as in most JSON readers); unknown keys are skipped unread.
+macro_rules! lenient_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* $json:literal => $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl<'de> Lenient<'de> for $name {
+            fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+                const KEYS: &[&str] = &[$($json),*];
+                let mut out = $name::default();
+                while let Some(key) = map.next_key_seed(KeyIndex(KEYS))? {
+                    let Some(i) = key else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    let mut n = 0usize;
+                    $(
+                        if i == n {
+                            out.$field = map.next_value()?;
+                            continue;
+                        }
+                        n += 1;
+                    )*
+                    let _ = n;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(Some(out))
+            }
+        }
+    };
+}
+
+lenient_struct! {
+    pub struct Coding {
+        "system" => system: Field<Text>,
+        "code" => code: Field<Text>,
+        "display" => display: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// An extension the model reads: a `bodySite`'s laterality (§2).
+    pub struct Extension {
+        "url" => url: Field<Text>,
+        "valueCodeableConcept" => value_codeable_concept: Field<Codings>,
+    }
+}
+
+lenient_struct! {
+    /// A CodeableConcept read for its codings alone (an extension's value): it has no
+    /// extensions of its own, so concepts cannot nest without bound.
+    pub struct Codings {
+        "coding" => coding: Field<Vec<Coding>>,
+    }
+}
+
+lenient_struct! {
+    pub struct CodeableConcept {
+        "coding" => coding: Field<Vec<Coding>>,
+        "text" => text: Field<Text>,
+        "extension" => extension: Field<Vec<Extension>>,
+    }
+}
+
+impl CodeableConcept {
+    pub fn codings(&self) -> &[Coding] {
+        self.coding.items()
+    }
+}
+
+lenient_struct! {
+    pub struct Reference {
+        "reference" => reference: Field<Text>,
+        "display" => display: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    pub struct Quantity {
+        "value" => value: Field<f64>,
+        "comparator" => comparator: Field<Text>,
+        "unit" => unit: Field<Text>,
+        "system" => system: Field<Text>,
+        "code" => code: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    pub struct Period {
+        "start" => start: Field<Text>,
+        "end" => end: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// An Observation component (§1 panels: blood pressure, vital-sign panels).
+    pub struct Component {
+        "code" => code: Field<CodeableConcept>,
+        "valueQuantity" => value_quantity: Field<Quantity>,
+    }
+}
+
+lenient_struct! {
+    /// Encounter.class: a Coding in R4 (a CodeableConcept in R5 and some exports).
+    pub struct EncounterClass {
+        "code" => code: Field<Text>,
+        "coding" => coding: Field<Vec<Coding>>,
+    }
+}
+
+lenient_struct! {
+    /// A Medication's ingredient.
+    pub struct Ingredient {
+        "itemCodeableConcept" => item_codeable_concept: Field<CodeableConcept>,
+    }
+}
+
+lenient_struct! {
+    pub struct EntrySearch {
+        "mode" => mode: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// A Bundle entry. Its resource is boxed: a Bundle's size does not grow with the
+    /// size of a resource.
+    pub struct Entry {
+        "fullUrl" => full_url: Field<Text>,
+        "resource" => resource: Field<Box<Resource>>,
+        "search" => search: Field<EntrySearch>,
+    }
+}
+
+lenient_struct! {
+    /// A Bundle link (paging: `relation` `next`).
+    pub struct Link {
+        "relation" => relation: Field<Text>,
+        "url" => url: Field<Text>,
+    }
+}
+
+/// How deep resources may nest (a Bundle in a Bundle's entry, a contained resource):
+/// each level of a resource takes a stack frame, and FHIR nests two or three levels
+/// (contained resources do not contain others). Deeper resources are skipped unread
+/// (iteratively, by `IgnoredAny`) and read as invalid.
+pub const MAX_RESOURCE_DEPTH: u32 = 8;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A nested resource (an entry's, a contained one), read within [`MAX_RESOURCE_DEPTH`].
+impl<'de> Lenient<'de> for Box<Resource> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        let depth = DEPTH.get();
+        if depth >= MAX_RESOURCE_DEPTH {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        }
+        DEPTH.set(depth + 1);
+        let read = Resource::from_map(map);
+        DEPTH.set(depth);
+        Ok(read?.map(Box::new))
+    }
+}
+
+lenient_struct! {
+    /// A resource of any type the model reads, and a Bundle (`entry`, `link`).
+    pub struct Resource {
+        "resourceType" => resource_type: Field<Text>,
+        "id" => id: Field<Text>,
+        "status" => status: Field<Text>,
+        "code" => code: Field<CodeableConcept>,
+        "subject" => subject: Field<Reference>,
+        "patient" => patient: Field<Reference>,
+        "clinicalStatus" => clinical_status: Field<CodeableConcept>,
+        "verificationStatus" => verification_status: Field<CodeableConcept>,
+        "category" => category: Field<OneOrMany<CodeableConcept>>,
+        "bodySite" => body_site: Field<OneOrMany<CodeableConcept>>,
+        "component" => component: Field<Vec<Component>>,
+        "reasonCode" => reason_code: Field<Vec<CodeableConcept>>,
+        "procedureCode" => procedure_code: Field<OneOrMany<CodeableConcept>>,
+        "class" => class: Field<EncounterClass>,
+        "interpretation" => interpretation: Field<OneOrMany<CodeableConcept>>,
+        "dataAbsentReason" => data_absent_reason: Field<Present>,
+        "valueBoolean" => value_boolean: Field<bool>,
+        "valueCodeableConcept" => value_codeable_concept: Field<CodeableConcept>,
+        "valueString" => value_string: Field<Text>,
+        "valueQuantity" => value_quantity: Field<Quantity>,
+        "medicationCodeableConcept" => medication_codeable_concept: Field<CodeableConcept>,
+        "medicationReference" => medication_reference: Field<Reference>,
+        "contained" => contained: Field<Vec<Box<Resource>>>,
+        "ingredient" => ingredient: Field<Vec<Ingredient>>,
+        "period" => period: Field<Period>,
+        "onsetDateTime" => onset_date_time: Field<Text>,
+        "onsetPeriod" => onset_period: Field<Period>,
+        "onsetAge" => onset_age: Field<Present>,
+        "onsetString" => onset_string: Field<Present>,
+        "onsetRange" => onset_range: Field<Present>,
+        "abatementDateTime" => abatement_date_time: Field<Text>,
+        "abatementPeriod" => abatement_period: Field<Period>,
+        "abatementAge" => abatement_age: Field<Present>,
+        "abatementRange" => abatement_range: Field<Present>,
+        "abatementString" => abatement_string: Field<Present>,
+        "abatementBoolean" => abatement_boolean: Field<bool>,
+        "recordedDate" => recorded_date: Field<Text>,
+        "effectiveDateTime" => effective_date_time: Field<Text>,
+        "effectivePeriod" => effective_period: Field<Period>,
+        "effectiveInstant" => effective_instant: Field<Text>,
+        "issued" => issued: Field<Text>,
+        "performedDateTime" => performed_date_time: Field<Text>,
+        "performedPeriod" => performed_period: Field<Period>,
+        "authoredOn" => authored_on: Field<Text>,
+        "dateAsserted" => date_asserted: Field<Text>,
+        "started" => started: Field<Text>,
+        "birthDate" => birth_date: Field<Text>,
+        "deceasedBoolean" => deceased_boolean: Field<bool>,
+        "deceasedDateTime" => deceased_date_time: Field<Text>,
+        "entry" => entry: Field<Vec<Field<Entry>>>,
+        "link" => link: Field<Vec<Link>>,
+    }
+}
+
+/// Array elements kept as found, so a caller can count the ones it could not read
+/// (a Bundle's entries: a malformed entry is counted, §1).
+impl<'de, T: Lenient<'de>> Lenient<'de> for Field<T> {
+    fn from_str(s: &str) -> Option<Self> {
+        Some(field(T::from_str(s)))
+    }
+    fn from_bool(b: bool) -> Option<Self> {
+        Some(field(T::from_bool(b)))
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        Some(field(T::from_f64(v)))
+    }
+    fn from_null() -> Option<Self> {
+        Some(field(T::from_null()))
+    }
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        Ok(Some(field(T::from_map(map)?)))
+    }
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Option<Self>, A::Error> {
+        Ok(Some(field(T::from_seq(seq)?)))
+    }
+}
+
+impl Resource {
+    pub fn resource_type(&self) -> Option<&str> {
+        self.resource_type.as_str()
+    }
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_str()
+    }
+    pub fn is_bundle(&self) -> bool {
+        self.resource_type() == Some("Bundle")
+    }
+}
+
+/// A JSON text read as one resource (or Bundle): `Field::Invalid` when it is JSON but
+/// not an object; `Err` only when it is not JSON.
+pub fn from_slice(json: &[u8]) -> serde_json::Result<Field<Resource>> {
+    serde_json::from_slice(json)
+}
+
+/// A JSON value of a caller that has one (tests, and JSON built in code) read as one
+/// resource, the same way as [`from_slice`].
+pub fn from_value(json: &serde_json::Value) -> Field<Resource> {
+    use serde::Deserialize;
+    // `&Value` is a Deserializer whose only error is a type mismatch, which a lenient
+    // field never raises.
+    Field::<Resource>::deserialize(json).unwrap_or(Field::Invalid)
+}
+
+/// The resources of a resource or Bundle, Bundles (of any type, nested) flattened into
+/// their entries' resources: the one reader of Bundle envelopes. `visit` gets each
+/// resource with the `fullUrl` of its entry; an entry without a readable resource is
+/// counted in `malformed`. `search.mode = outcome` entries and OperationOutcomes are
+/// not the patient's data and are skipped.
+pub fn flatten<'r>(
+    r: &'r Resource,
+    full_url: Option<&'r str>,
+    malformed: &mut usize,
+    visit: &mut impl FnMut(&'r Resource, Option<&'r str>),
+) {
+    if !r.is_bundle() {
+        if r.resource_type() != Some("OperationOutcome") {
+            visit(r, full_url);
+        }
+        return;
+    }
+    for entry in r.entry.items() {
+        let Field::Value(entry) = entry else {
+            *malformed += 1;
+            continue;
+        };
+        if entry.search.get().and_then(|s| s.mode.as_str()) == Some("outcome") {
+            continue;
+        }
+        match &entry.resource {
+            Field::Value(res) => flatten(res, entry.full_url.as_str(), malformed, visit),
+            _ => *malformed += 1,
+        }
+    }
+}
+
+/// A Bundle's `next` link (paging).
+pub fn next_link(bundle: &Resource) -> Option<&str> {
+    bundle
+        .link
+        .items()
+        .iter()
+        .find(|l| l.relation.as_str() == Some("next"))
+        .and_then(|l| l.url.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> Resource {
+        let text = serde_json::to_vec(&v).unwrap();
+        let Field::Value(r) = from_slice(&text).unwrap() else {
+            panic!("not a resource")
+        };
+        // The two entry points agree.
+        assert_eq!(from_value(&v), Field::Value(r.clone()));
+        r
+    }
+
+    #[test]
+    fn reads_the_elements_the_model_needs_and_skips_the_rest() {
+        let r = parse(json!({
+            "resourceType": "Observation", "id": "o1", "status": "final",
+            "text": {"div": "<div>skipped</div>"}, "meta": {"versionId": "3"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "48065-7",
+                                  "display": "D-dimer FEU", "userSelected": true}],
+                     "text": "D-dimer"},
+            "valueQuantity": {"value": 0.62, "unit": "mg/L FEU",
+                              "system": "http://unitsofmeasure.org", "code": "mg/L{FEU}"},
+            "effectiveDateTime": "2026-11-30T10:00:00Z",
+            "subject": {"reference": "Patient/p1"},
+            "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                           "valueQuantity": {"value": 108}}]
+        }));
+        assert_eq!(r.resource_type(), Some("Observation"));
+        assert_eq!(r.id(), Some("o1"));
+        let code = r.code.get().unwrap();
+        assert_eq!(code.codings()[0].code.as_str(), Some("48065-7"));
+        assert_eq!(code.codings()[0].display.as_str(), Some("D-dimer FEU"));
+        assert_eq!(code.text.as_str(), Some("D-dimer"));
+        let q = r.value_quantity.get().unwrap();
+        assert_eq!(q.value, Field::Value(0.62));
+        assert_eq!(q.code.as_str(), Some("mg/L{FEU}"));
+        assert_eq!(r.effective_date_time.as_str(), Some("2026-11-30T10:00:00Z"));
+        assert_eq!(
+            r.subject.get().unwrap().reference.as_str(),
+            Some("Patient/p1")
+        );
+        let comp = &r.component.items()[0];
+        assert_eq!(comp.value_quantity.get().unwrap().value, Field::Value(108.0));
+    }
+
+    #[test]
+    fn wrong_types_are_invalid_not_errors() {
+        let r = parse(json!({
+            "resourceType": "Condition", "id": 7, "status": null,
+            "code": "calf pain", "clinicalStatus": [1, 2],
+            "onsetDateTime": {"nested": [1, {"deep": true}]},
+            "component": {"not": "an array"},
+            "bodySite": {"coding": [{"code": "30021000"}]},
+            "category": [{"coding": "x"}, 5, {"text": "problem"}]
+        }));
+        assert!(r.id.is_invalid());
+        assert!(r.status.is_invalid());
+        assert!(r.code.is_invalid());
+        assert!(r.clinical_status.is_invalid());
+        assert!(r.onset_date_time.is_invalid());
+        assert!(r.component.is_invalid());
+        // One object where FHIR has an array in some types: read as one.
+        assert_eq!(r.body_site.all().len(), 1);
+        // Array elements of the wrong type are dropped; a coding that is not an array
+        // is invalid inside its CodeableConcept.
+        let cats = r.category.all();
+        assert_eq!(cats.len(), 2);
+        assert!(cats[0].coding.is_invalid());
+        assert_eq!(cats[1].text.as_str(), Some("problem"));
+    }
+
+    #[test]
+    fn not_an_object_is_invalid_and_not_json_is_an_error() {
+        assert_eq!(from_slice(b"[1,2]").unwrap(), Field::Invalid);
+        assert_eq!(from_slice(b"\"Patient\"").unwrap(), Field::Invalid);
+        assert!(from_slice(b"{\"resourceType\": ").is_err());
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_and_escaped_keys_match() {
+        let r = from_slice(br#"{"id": "a", "id": "b", "resource\u0054ype": "Patient"}"#)
+            .unwrap();
+        let Field::Value(r) = r else { panic!() };
+        assert_eq!(r.id(), Some("b"));
+        assert_eq!(r.resource_type(), Some("Patient"));
+    }
+
+    #[test]
+    fn bundles_flatten_to_their_resources_counting_unreadable_entries() {
+        let b = parse(json!({
+            "resourceType": "Bundle", "type": "searchset",
+            "link": [{"relation": "self", "url": "a"}, {"relation": "next", "url": "b"}],
+            "entry": [
+                {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Medication", "id": "1"}},
+                {"resource": {"resourceType": "Bundle", "entry": [
+                    {"resource": {"resourceType": "Condition", "id": "c"}}]}},
+                {"search": {"mode": "outcome"},
+                 "resource": {"resourceType": "OperationOutcome"}},
+                {"resource": {"resourceType": "OperationOutcome"}},
+                {"fullUrl": "no resource"},
+                {"resource": "not an object"},
+                42,
+                null
+            ]
+        }));
+        assert_eq!(next_link(&b), Some("b"));
+        let mut seen = Vec::new();
+        let mut malformed = 0;
+        flatten(&b, None, &mut malformed, &mut |r, url| {
+            seen.push((r.id().unwrap_or("").to_string(), url.map(str::to_string)))
+        });
+        assert_eq!(
+            seen,
+            [
+                ("1".to_string(), Some("urn:uuid:1".to_string())),
+                ("c".to_string(), None)
+            ]
+        );
+        assert_eq!(malformed, 4);
+    }
+
+    #[test]
+    fn deep_nesting_in_skipped_elements_costs_no_memory() {
+        // Skipped elements are consumed by IgnoredAny without recursion and without a
+        // tree: any depth passes.
+        let deep = format!(
+            "{{\"resourceType\":\"Patient\",\"extension\":{}1{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(matches!(from_slice(deep.as_bytes()).unwrap(), Field::Value(_)));
+        // Resources nested in resources are read to MAX_RESOURCE_DEPTH, deeper ones
+        // skipped: the stack stays bounded however deep the input.
+        for n in [3, 100, 10_000] {
+            let nested = format!("{}{}", "{\"contained\":[".repeat(n), "]}".repeat(n));
+            let Field::Value(mut r) = from_slice(nested.as_bytes()).unwrap() else {
+                panic!()
+            };
+            let mut depth = 0;
+            while let Some(inner) = r.contained.items().first() {
+                r = (**inner).clone();
+                depth += 1;
+            }
+            assert_eq!(depth, (n - 1).min(MAX_RESOURCE_DEPTH as usize), "{n}");
+        }
+    }
+}
