@@ -7,7 +7,7 @@ use std::hint::black_box;
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use dvt_cds::assessment::{HookInput, assess};
-use dvt_cds::cds_hooks::Hook;
+use dvt_cds::cds_hooks::{Hook, RequestBody};
 use dvt_cds::evaluate::evaluate_request;
 use dvt_cds::mappings::Mappings;
 use serde_json::{Value, json};
@@ -117,8 +117,8 @@ fn bench(c: &mut Criterion) {
     let now = now();
     c.bench_function("json bytes to response json (500 resources)", |b| {
         b.iter(|| {
-            let v: Value = serde_json::from_slice(black_box(&bytes)).unwrap();
-            let out = evaluate_request(&m, None, v, now).unwrap();
+            let body = RequestBody::from_slice(black_box(&bytes)).unwrap();
+            let out = evaluate_request(&m, None, body, now).unwrap();
             black_box(serde_json::to_vec(&out).unwrap())
         })
     });

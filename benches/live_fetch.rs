@@ -11,7 +11,7 @@ mod fhir_support;
 
 use std::time::{Duration, Instant};
 
-use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest};
+use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest, Prefetched};
 use dvt_cds::fhir::{self, EgressPolicy, FhirSettings, HttpFhirSource, ServerBase};
 use fhir_support::synthetic;
 use fhir_support::{Behaviour, Fake, Hfs};
@@ -54,7 +54,10 @@ async fn latency_only() {
             prefetch.insert(k.into(), Value::Null);
         }
     }
-    req.prefetch = prefetch;
+    req.prefetch = prefetch
+        .iter()
+        .map(|(k, v)| (k.clone(), Prefetched::from_value(v)))
+        .collect();
     let mut single = Vec::new();
     for _ in 0..20 {
         single.push(timed(&source, &settings, &req).await);
@@ -158,16 +161,28 @@ fn request_to(base: url::Url, patient: &str, prefetch: Map<String, Value>) -> Ho
             draft_orders: vec![],
             selections: vec![],
         },
-        prefetch,
+        prefetch: prefetch
+            .iter()
+            .map(|(k, v)| (k.clone(), Prefetched::from_value(v)))
+            .collect(),
     }
 }
 
 async fn timed(source: &HttpFhirSource, settings: &FhirSettings, req: &HookRequest) -> Duration {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let started = Instant::now();
-    let got = fhir::gather_at(source, settings, &[], req, deadline, synthetic::now())
-        .await
-        .expect("gather");
+    let prefetch = req.prefetch.clone();
+    let got = fhir::gather(
+        source,
+        settings,
+        &[],
+        req,
+        prefetch,
+        deadline,
+        synthetic::now(),
+    )
+    .await
+    .expect("gather");
     let took = started.elapsed();
     std::hint::black_box(got.resources.len());
     took
@@ -212,9 +227,18 @@ async fn run() {
         timed(&source, &settings, &whole).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let all = fhir::gather_at(&source, &settings, &[], &whole, deadline, synthetic::now())
-        .await
-        .expect("gather");
+    let prefetch = whole.prefetch.clone();
+    let all = fhir::gather(
+        &source,
+        &settings,
+        &[],
+        &whole,
+        prefetch,
+        deadline,
+        synthetic::now(),
+    )
+    .await
+    .expect("gather");
     assert_eq!(all.fetched_keys.len(), keys.len());
     let mut whole_times = Vec::new();
     let mut slowest_single = Vec::new();

@@ -14,10 +14,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::assessment::{HookInput, respond};
-use crate::cds_hooks::{Hook, Invalid};
+use crate::cds_hooks::{Hook, Invalid, NamedHook, RequestBody};
 use crate::fhir::{FetchError, FetchFuture, FhirGet, FhirSettings, FhirSource, SearchWindows};
 use crate::mappings::Mappings;
 use crate::pipeline::{self, CallEnv, CallError};
+use crate::record::resource::{self, Field, Resource};
 
 /// Arguments of `dvt-cds evaluate` (the command line is parsed in `cli`).
 #[derive(Debug, Clone, Default)]
@@ -36,10 +37,12 @@ pub struct EvaluateArgs {
     pub mappings_dir: Option<PathBuf>,
 }
 
-fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
+fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn not_json(path: &Path, e: serde_json::Error) -> String {
+    format!("{} is not valid JSON: {e}", path.display())
 }
 
 /// `dvt-cds evaluate`: the CDS Hooks response JSON, or a message for unreadable input.
@@ -54,11 +57,14 @@ pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
         (Some(_), Some(_)) => Err("give either --bundle or --request, not both".to_string()),
         (None, None) => Err("give --bundle FILE or --request FILE".to_string()),
         (Some(b), None) => {
-            let v = read_json(b)?;
-            let (input, resources) = from_bundle(&v, args)?;
+            let bundle = resource::from_slice(&read_file(b)?).map_err(|e| not_json(b, e))?;
+            let (input, resources) = from_bundle(bundle, args)?;
             Ok(respond(&mappings, &input, &resources, now))
         }
-        (None, Some(r)) => evaluate_request(&mappings, args.hook, read_json(r)?, now),
+        (None, Some(r)) => {
+            let body = RequestBody::from_slice(&read_file(r)?).map_err(|e| not_json(r, e))?;
+            evaluate_request(&mappings, args.hook, body, now)
+        }
     }
 }
 
@@ -68,10 +74,11 @@ pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
 pub fn evaluate_request(
     mappings: &Mappings,
     hook: Option<Hook>,
-    mut body: Value,
+    mut body: RequestBody,
     now: DateTime<Utc>,
 ) -> Result<Value, String> {
     let hook = request_hook(hook, &mut body)?;
+    let req = body.validate(hook).map_err(|list| invalid(&list))?;
     let settings = FhirSettings {
         // The service's search windows: prefetch is filtered as the service filters it.
         windows: SearchWindows::from_model(&mappings.model.windows),
@@ -91,9 +98,10 @@ pub fn evaluate_request(
             deadline: tokio::time::Instant::now() + OFFLINE_DEADLINE,
             now,
         };
-        pipeline::answer(&env, hook, body, &()).await
+        pipeline::answer_request(&env, req, &()).await
     });
     answered.map_err(|e| match e {
+        CallError::NotJson(e) => format!("the request is not valid JSON: {e}"),
         CallError::Invalid(list) => invalid(&list),
         CallError::Unavailable(u) => format!(
             "{}\n  (dvt-cds evaluate makes no live FHIR query: the request's prefetch must \
@@ -121,39 +129,36 @@ fn invalid(list: &[Invalid]) -> String {
 
 /// The hook a request is evaluated for: `given` (written into the request, so the
 /// validator checks the rest against it), else the request's own.
-fn request_hook(given: Option<Hook>, body: &mut Value) -> Result<Hook, String> {
+fn request_hook(given: Option<Hook>, body: &mut RequestBody) -> Result<Hook, String> {
     if let Some(h) = given {
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("hook".into(), Value::String(h.as_str().into()));
-        }
+        body.set_hook(h);
         return Ok(h);
     }
-    match body.get("hook") {
-        Some(Value::String(name)) => Hook::from_wire(name).ok_or_else(|| {
-            let name: String = name.chars().take(64).collect();
-            invalid(&[Invalid::new(
-                "hook",
-                format!(
-                    "\"{name}\" is not a hook dvt-cds answers: expected one of {} (or give --hook)",
-                    hook_names()
-                ),
-            )])
-        }),
+    let problem = match body.hook() {
+        NamedHook::Name(name) => {
+            return Hook::from_wire(name).ok_or_else(|| {
+                let name: String = name.chars().take(64).collect();
+                invalid(&[Invalid::new(
+                    "hook",
+                    format!(
+                        "\"{name}\" is not a hook dvt-cds answers: expected one of {} (or give --hook)",
+                        hook_names()
+                    ),
+                )])
+            });
+        }
         // Not an object: any hook will do, the validator refuses the body itself.
-        _ if !body.is_object() => Ok(Hook::PatientView),
-        other => Err(invalid(&[Invalid::new(
-            "hook",
-            format!(
-                "{}: expected one of {} (or give --hook)",
-                if other.is_none() {
-                    "required"
-                } else {
-                    "not a string"
-                },
-                hook_names()
-            ),
-        )])),
-    }
+        NamedHook::NotAnObject => return Ok(Hook::PatientView),
+        NamedHook::Absent => "required",
+        NamedHook::NotAString => "not a string",
+    };
+    Err(invalid(&[Invalid::new(
+        "hook",
+        format!(
+            "{problem}: expected one of {} (or give --hook)",
+            hook_names()
+        ),
+    )]))
 }
 
 fn hook_names() -> String {
@@ -174,27 +179,30 @@ impl FhirSource for Offline {
     }
 }
 
-/// A Bundle of any type: pick the patient, pass every resource (the reader drops other
-/// patients' resources by their subject).
-pub fn from_bundle(v: &Value, args: &EvaluateArgs) -> Result<(HookInput, Vec<Value>), String> {
-    if v.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err(
-            "--bundle: the file is not a FHIR Bundle (resourceType must be \"Bundle\")".to_string(),
-        );
-    }
-    let resources: Vec<Value> = v
-        .get("entry")
-        .and_then(Value::as_array)
-        .map(|e| {
-            e.iter()
-                .filter_map(|x| x.get("resource").cloned())
-                .collect()
-        })
-        .unwrap_or_default();
+/// A Bundle of any type (as read from the file): pick the patient, pass every resource,
+/// moved out of the Bundle by the one flattener (the reader drops other patients'
+/// resources by their subject).
+pub fn from_bundle(
+    bundle: Field<Resource>,
+    args: &EvaluateArgs,
+) -> Result<(HookInput, Vec<Resource>), String> {
+    let bundle = match bundle {
+        Field::Value(b) if b.is_bundle() => b,
+        _ => {
+            return Err(
+                "--bundle: the file is not a FHIR Bundle (resourceType must be \"Bundle\")"
+                    .to_string(),
+            );
+        }
+    };
+    let mut resources = Vec::with_capacity(bundle.entry.items().len());
+    // An entry without a resource is no resource of the patient's: left out.
+    let mut unreadable = 0;
+    resource::flatten(bundle, None, &mut unreadable, &mut |r, _| resources.push(r));
     let patients: Vec<&str> = resources
         .iter()
-        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
-        .filter_map(|r| r.get("id").and_then(Value::as_str))
+        .filter(|r| r.resource_type() == Some("Patient"))
+        .filter_map(Resource::id)
         .collect();
     let patient_id = match (&args.patient, patients.as_slice()) {
         (Some(p), list) if list.contains(&p.as_str()) => p.clone(),
@@ -228,16 +236,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn body(v: Value) -> RequestBody {
+        RequestBody::from_slice(v.to_string().as_bytes()).unwrap()
+    }
+
     #[test]
     fn the_hook_is_the_requests_unless_given() {
-        let mut body = json!({"hook": "order-select"});
-        assert_eq!(request_hook(None, &mut body), Ok(Hook::OrderSelect));
+        let mut req = body(json!({"hook": "order-select"}));
+        assert_eq!(request_hook(None, &mut req), Ok(Hook::OrderSelect));
         // Given: it replaces the request's, so the validator checks the rest against it.
         assert_eq!(
-            request_hook(Some(Hook::OrderSign), &mut body),
+            request_hook(Some(Hook::OrderSign), &mut req),
             Ok(Hook::OrderSign)
         );
-        assert_eq!(body["hook"], "order-sign");
+        assert_eq!(req.hook(), NamedHook::Name("order-sign"));
         let cases = [
             (json!({}), "hook: required"),
             (json!({"hook": 3}), "hook: not a string"),
@@ -246,13 +258,13 @@ mod tests {
                 "not a hook dvt-cds answers",
             ),
         ];
-        for (mut body, expected) in cases {
-            let e = request_hook(None, &mut body).unwrap_err();
-            assert!(e.contains(expected) && e.contains("--hook"), "{body}: {e}");
+        for (v, expected) in cases {
+            let e = request_hook(None, &mut body(v.clone())).unwrap_err();
+            assert!(e.contains(expected) && e.contains("--hook"), "{v}: {e}");
         }
         // Not an object: left to the validator, which says what it is.
         let m = Mappings::embedded().unwrap();
-        let e = evaluate_request(&m, None, json!([1]), Utc::now()).unwrap_err();
+        let e = evaluate_request(&m, None, body(json!([1])), Utc::now()).unwrap_err();
         assert!(e.contains("expected a JSON object"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
-//! One hook call, from its JSON body to its CDS Hooks response: validate the request
-//! ([`parse_hook_request_owned`]), gather its FHIR data ([`crate::fhir::gather_owned`]:
-//! prefetch, live queries, referenced Medications), then assess and render
-//! ([`crate::assessment::respond`]).
+//! One hook call, from its JSON body to its CDS Hooks response: read and validate the
+//! request from the body's bytes ([`parse_hook_request`]: typed, no JSON tree), gather
+//! its FHIR data ([`crate::fhir::gather`]: prefetch, live queries, referenced
+//! Medications), then assess and render ([`crate::assessment::respond`]).
 //!
 //! The service's route (`http::handlers::call_service`) and `dvt-cds evaluate --request`
 //! both run [`answer`], so the same request gets the same answer, and a request one
@@ -14,7 +14,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::cds_hooks::{Hook, HookRequest, Invalid, parse_hook_request_owned, prune_empty};
+use crate::cds_hooks::{Hook, HookRequest, Invalid, RequestError, parse_hook_request, prune_empty};
 use crate::fhir::{DataUnavailable, FhirSettings, FhirSource, Gathered, ServerBase};
 use crate::mappings::Mappings;
 
@@ -35,6 +35,8 @@ pub struct CallEnv<'a> {
 /// Why a hook call got no response body.
 #[derive(Debug)]
 pub enum CallError {
+    /// The body is not JSON (400): serde_json's message (line and column, no content).
+    NotJson(String),
     /// The request breaks the spec (400): every problem found.
     Invalid(Vec<Invalid>),
     /// The FHIR data could not be had (412, or 503 when `busy`).
@@ -63,22 +65,37 @@ pub trait Watch: Sync {
 
 impl Watch for () {}
 
-/// Answer a hook call for the service answering `hook`: the response body
-/// (`{"cards": [...]}`, empty values removed as the CDS Hooks JSON rule asks).
+/// Answer a hook call for the service answering `hook`, from its body's bytes: the
+/// response body (`{"cards": [...]}`, empty values removed as the CDS Hooks JSON rule
+/// asks).
 pub async fn answer(
     env: &CallEnv<'_>,
     hook: Hook,
-    body: Value,
+    body: &[u8],
     watch: &dyn Watch,
 ) -> Result<Value, CallError> {
-    let mut req = parse_hook_request_owned(hook, body).map_err(CallError::Invalid)?;
+    let req = parse_hook_request(hook, body).map_err(|e| match e {
+        RequestError::NotJson(e) => CallError::NotJson(e.to_string()),
+        RequestError::Invalid(list) => CallError::Invalid(list),
+    })?;
+    answer_request(env, req, watch).await
+}
+
+/// [`answer`] for a request already validated (`dvt-cds evaluate` picks the hook from
+/// the body first).
+pub async fn answer_request(
+    env: &CallEnv<'_>,
+    mut req: HookRequest,
+    watch: &dyn Watch,
+) -> Result<Value, CallError> {
+    // The prefetch's resources move into what is gathered.
     let prefetch = std::mem::take(&mut req.prefetch);
     watch.validated(&req);
 
     let started = Instant::now();
     let gathered = tokio::time::timeout_at(
         env.deadline,
-        crate::fhir::gather_owned(
+        crate::fhir::gather(
             env.source,
             env.settings,
             env.client_servers,
@@ -170,10 +187,12 @@ mod tests {
         }
     }
 
-    fn body(prefetch: Value) -> Value {
+    fn body(prefetch: Value) -> Vec<u8> {
         json!({"hook": "patient-view", "hookInstance": "h1",
                "context": {"userId": "Practitioner/1", "patientId": "p1"},
                "prefetch": prefetch})
+        .to_string()
+        .into_bytes()
     }
 
     #[tokio::test]
@@ -201,7 +220,7 @@ mod tests {
         let r = answer(
             &env,
             Hook::PatientView,
-            body(Value::Object(full.clone())),
+            &body(Value::Object(full.clone())),
             &steps,
         )
         .await;
@@ -211,7 +230,7 @@ mod tests {
         // A key missing and no server to ask: 412, after validation.
         full.remove("conditions");
         let steps = Steps::default();
-        let r = answer(&env, Hook::PatientView, body(Value::Object(full)), &steps).await;
+        let r = answer(&env, Hook::PatientView, &body(Value::Object(full)), &steps).await;
         assert!(matches!(r, Err(CallError::Unavailable(_))), "{r:?}");
         assert_eq!(
             *steps.0.lock().unwrap(),
@@ -220,8 +239,13 @@ mod tests {
 
         // Invalid: nothing gathered.
         let steps = Steps::default();
-        let r = answer(&env, Hook::OrderSign, body(json!({})), &steps).await;
+        let r = answer(&env, Hook::OrderSign, &body(json!({})), &steps).await;
         assert!(matches!(r, Err(CallError::Invalid(_))), "{r:?}");
+        assert!(steps.0.lock().unwrap().is_empty());
+
+        // Not JSON: nothing gathered either.
+        let r = answer(&env, Hook::PatientView, b"{\"hook\": ", &steps).await;
+        assert!(matches!(r, Err(CallError::NotJson(_))), "{r:?}");
         assert!(steps.0.lock().unwrap().is_empty());
     }
 }

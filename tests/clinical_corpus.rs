@@ -323,8 +323,8 @@ fn evaluate(bundle: &Value, now: DateTime<Utc>) -> Value {
         now: Some(now),
         ..EvaluateArgs::default()
     };
-    let (input, resources) =
-        from_bundle(bundle, &args).unwrap_or_else(|e| panic!("dvt-cds evaluate refused: {e}"));
+    let (input, resources) = from_bundle(dvt_cds::record::resource::from_value(bundle), &args)
+        .unwrap_or_else(|e| panic!("dvt-cds evaluate refused: {e}"));
     respond(mappings, &input, &resources, now)
 }
 

@@ -7,15 +7,31 @@ mod fhir_support;
 use std::time::{Duration, Instant};
 
 use dvt_cds::assessment::{HookInput, respond};
-use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest};
+use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest, Prefetch, Prefetched};
 use dvt_cds::fhir::{self, DataUnavailable, FhirSettings, Gathered, HttpFhirSource, ServerBase};
 use dvt_cds::mappings::Mappings;
+use dvt_cds::record::resource::{self, Field, Resource};
 use fhir_support::synthetic::{self, type_ids};
 use fhir_support::{Behaviour, Fake, Hfs, free_port};
 use serde_json::{Map, Value, json};
 use url::Url;
 
 const TOKEN: &str = "test-access-token-7f3a";
+
+/// A prefetch as a request's body gives it.
+fn typed_prefetch(prefetch: &Map<String, Value>) -> Prefetch {
+    prefetch
+        .iter()
+        .map(|(k, v)| (k.clone(), Prefetched::from_value(v)))
+        .collect()
+}
+
+fn typed(v: &Value) -> Resource {
+    match resource::from_value(v) {
+        Field::Value(r) => r,
+        _ => panic!("not a resource: {v}"),
+    }
+}
 
 fn request(hook: Hook, server: Url, patient: &str, prefetch: Map<String, Value>) -> HookRequest {
     HookRequest {
@@ -36,7 +52,7 @@ fn request(hook: Hook, server: Url, patient: &str, prefetch: Map<String, Value>)
             draft_orders: vec![],
             selections: vec![],
         },
-        prefetch,
+        prefetch: typed_prefetch(&prefetch),
     }
 }
 
@@ -49,7 +65,17 @@ async fn gather(
     let deadline = tokio::time::Instant::now() + budget;
     // The client may query the server its request names (as an issuer listing it).
     let listed: Vec<ServerBase> = req.fhir_server.iter().map(ServerBase::of).collect();
-    fhir::gather_at(&source, settings, &listed, req, deadline, synthetic::now()).await
+    let prefetch = req.prefetch.clone();
+    fhir::gather(
+        &source,
+        settings,
+        &listed,
+        req,
+        prefetch,
+        deadline,
+        synthetic::now(),
+    )
+    .await
 }
 
 /// What an EHR would prefetch: each template rendered for the patient, read from hfs.
@@ -70,7 +96,7 @@ async fn prefetch_from(
     prefetch
 }
 
-fn respond_to(req: &HookRequest, resources: &[Value]) -> Value {
+fn respond_to(req: &HookRequest, resources: &[Resource]) -> Value {
     let input = HookInput {
         hook: req.hook,
         hook_instance: req.hook_instance.clone(),
@@ -168,8 +194,9 @@ async fn encounter_start_reads_the_hook_encounter() {
     assert!(live.fetched_keys.contains(&"encounter"));
     assert_eq!(type_ids(&live.resources), p.expected());
 
-    req.prefetch = prefetch_from(&hfs, Hook::EncounterStart, &p.id, Some(&encounter)).await;
-    assert_eq!(req.prefetch["encounter"]["id"], json!(encounter));
+    let prefetch = prefetch_from(&hfs, Hook::EncounterStart, &p.id, Some(&encounter)).await;
+    assert_eq!(prefetch["encounter"]["id"], json!(encounter));
+    req.prefetch = typed_prefetch(&prefetch);
     let pre = gather(&FhirSettings::default(), &req, Duration::from_secs(10))
         .await
         .unwrap();
@@ -229,7 +256,7 @@ async fn paging_reads_every_page_and_honours_the_cap() {
         .get(&format!("Observation?patient={}&_count=2", p.id))
         .await;
     assert!(
-        fhir::bundle::next_link(&first_page).is_some(),
+        fhir::bundle::next_link(&typed(&first_page)).is_some(),
         "hfs did not page"
     );
     let mut prefetch = Map::new();
@@ -490,11 +517,11 @@ fn on_apixaban_by_reference() -> Value {
     ]})
 }
 
-fn medication_ids(resources: &[Value]) -> Vec<&str> {
+fn medication_ids(resources: &[Resource]) -> Vec<&str> {
     resources
         .iter()
-        .filter(|r| r["resourceType"] == "Medication")
-        .filter_map(|r| r["id"].as_str())
+        .filter(|r| r.resource_type() == Some("Medication"))
+        .filter_map(Resource::id)
         .collect()
 }
 
@@ -558,10 +585,10 @@ async fn referenced_medications_are_included_or_read_live() {
         card["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
         "{card}"
     );
-    let unread: Vec<Value> = pre
+    let unread: Vec<Resource> = pre
         .resources
         .iter()
-        .filter(|r| r["resourceType"] != "Medication")
+        .filter(|r| r.resource_type() != Some("Medication"))
         .cloned()
         .collect();
     assert_ne!(

@@ -258,7 +258,7 @@ fn evaluate_in_process(mappings: &Mappings, bundle: &Value) -> Value {
         now: Some(instant(CORPUS_NOW)),
         ..EvaluateArgs::default()
     };
-    match from_bundle(bundle, &args) {
+    match from_bundle(dvt_cds::record::resource::from_value(bundle), &args) {
         Ok((input, resources)) => respond(mappings, &input, &resources, instant(CORPUS_NOW)),
         Err(e) => json!({"refused": e}),
     }

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::record;
+use crate::record::resource::{self, Field, Resource};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 /// An input the audit could not use, and why (file name and line, never its content).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,15 +112,14 @@ pub fn discover(dir: &Path) -> Result<Inventory, String> {
 #[derive(Debug, Clone)]
 pub struct PatientResources {
     pub patient_id: String,
-    pub resources: Vec<Value>,
+    pub resources: Vec<Resource>,
 }
 
 impl PatientResources {
     /// The Patient resource itself (the first one with this id).
-    pub fn patient(&self) -> Option<&Value> {
+    pub fn patient(&self) -> Option<&Resource> {
         self.resources.iter().find(|r| {
-            r.get("resourceType").and_then(Value::as_str) == Some("Patient")
-                && r.get("id").and_then(Value::as_str) == Some(self.patient_id.as_str())
+            r.resource_type() == Some("Patient") && r.id() == Some(self.patient_id.as_str())
         })
     }
 }
@@ -129,29 +128,25 @@ impl PatientResources {
 /// patient; every resource of it is that patient's).
 pub fn read_bundle(path: &Path) -> Result<PatientResources, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let value: Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let bundle = resource::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     drop(bytes);
-    bundle_resources(value)
+    bundle_resources(bundle)
 }
 
-/// The resources of a one-patient Bundle, moved out of it.
-pub fn bundle_resources(mut bundle: Value) -> Result<PatientResources, String> {
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err("not a FHIR Bundle (resourceType is not \"Bundle\")".to_string());
-    }
-    let resources: Vec<Value> = match bundle.get_mut("entry").map(Value::take) {
-        Some(Value::Array(entries)) => entries
-            .into_iter()
-            .filter_map(|mut e| e.get_mut("resource").map(Value::take))
-            .filter(Value::is_object)
-            .collect(),
-        _ => Vec::new(),
+/// The resources of a one-patient Bundle, moved out of it by the one flattener (an entry
+/// without a resource is left out).
+pub fn bundle_resources(bundle: Field<Resource>) -> Result<PatientResources, String> {
+    let bundle = match bundle {
+        Field::Value(b) if b.is_bundle() => b,
+        _ => return Err("not a FHIR Bundle (resourceType is not \"Bundle\")".to_string()),
     };
+    let mut resources = Vec::with_capacity(bundle.entry.items().len());
+    let mut unreadable = 0;
+    resource::flatten(bundle, None, &mut unreadable, &mut |r, _| resources.push(r));
     let patients: Vec<&str> = resources
         .iter()
-        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
-        .filter_map(|r| r.get("id").and_then(Value::as_str))
+        .filter(|r| r.resource_type() == Some("Patient"))
+        .filter_map(Resource::id)
         .collect();
     let patient_id = match patients.as_slice() {
         [one] => (*one).to_string(),
@@ -172,15 +167,15 @@ pub fn bundle_resources(mut bundle: Value) -> Result<PatientResources, String> {
 /// A living adult on `now` (the report's second denominator), by the assessment's own
 /// rules: not deceased (`record::deceased_at`, `dvt-model.md` §1) and 18 or older (§4
 /// rule 2; an unknown, unreadable or future birth date counts as adult, as rule 2 says).
-pub fn living_adult(patient: &Value, now: DateTime<Utc>) -> bool {
+pub fn living_adult(patient: &Resource, now: DateTime<Utc>) -> bool {
     let deceased = record::deceased_at(
-        patient.get("deceasedBoolean").and_then(Value::as_bool),
-        patient.get("deceasedDateTime").and_then(Value::as_str),
+        patient.deceased_boolean.get().copied(),
+        patient.deceased_date_time.as_str(),
         now,
     );
     let age = patient
-        .get("birthDate")
-        .and_then(Value::as_str)
+        .birth_date
+        .as_str()
         .and_then(record::parse_when)
         .filter(|w| !w.is_future(now))
         .and_then(|w| record::age_at(w.date(), now));
@@ -190,7 +185,11 @@ pub fn living_adult(patient: &Value, now: DateTime<Utc>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn typed(v: Value) -> Field<Resource> {
+        resource::from_value(&v)
+    }
 
     fn now() -> DateTime<Utc> {
         "2026-12-01T12:00:00Z".parse().unwrap()
@@ -229,7 +228,10 @@ mod tests {
             ),
         ];
         for (patient, expected) in cases {
-            assert_eq!(living_adult(&patient, now()), expected, "{patient}");
+            let Field::Value(typed) = typed(patient.clone()) else {
+                panic!("{patient}")
+            };
+            assert_eq!(living_adult(&typed, now()), expected, "{patient}");
         }
     }
 
@@ -241,7 +243,7 @@ mod tests {
                           "subject": {"reference": "urn:uuid:p1"}}},
             {"request": {"method": "POST"}}
         ]});
-        let p = bundle_resources(b).unwrap();
+        let p = bundle_resources(typed(b)).unwrap();
         assert_eq!(p.patient_id, "p1");
         assert_eq!(p.resources.len(), 2);
         assert!(p.patient().is_some());
@@ -251,14 +253,22 @@ mod tests {
     fn bundles_without_one_patient_are_refused_with_a_reason() {
         let none = json!({"resourceType": "Bundle", "entry": [
             {"resource": {"resourceType": "Organization", "id": "o"}}]});
-        assert!(bundle_resources(none).unwrap_err().contains("no Patient"));
+        assert!(
+            bundle_resources(typed(none))
+                .unwrap_err()
+                .contains("no Patient")
+        );
         let two = json!({"resourceType": "Bundle", "entry": [
             {"resource": {"resourceType": "Patient", "id": "a"}},
             {"resource": {"resourceType": "Patient", "id": "b"}}]});
-        assert!(bundle_resources(two).unwrap_err().contains("2 Patients"));
+        assert!(
+            bundle_resources(typed(two))
+                .unwrap_err()
+                .contains("2 Patients")
+        );
         let not_bundle = json!({"resourceType": "Patient", "id": "a"});
         assert!(
-            bundle_resources(not_bundle)
+            bundle_resources(typed(not_bundle))
                 .unwrap_err()
                 .contains("not a FHIR Bundle")
         );

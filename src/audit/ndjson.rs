@@ -14,9 +14,9 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::input::{PatientResources, Unreadable, file_name};
+use crate::record::resource::{self, Field, Resource};
 
 /// Where one line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +205,8 @@ fn patient_of(reference: &str) -> Option<&str> {
 
 /// The Medication ids a resource references by `Medication/ID` (contained `#id` ones are
 /// inside it already).
-fn medication_refs(r: &Value) -> Option<&str> {
-    let reference = r.get("medicationReference")?.get("reference")?.as_str()?;
+fn medication_refs(r: &Resource) -> Option<&str> {
+    let reference = r.medication_reference.get()?.reference.as_str()?;
     let i = reference.rfind("Medication/")?;
     let rest = &reference[i + "Medication/".len()..];
     Some(rest.split('/').next().unwrap_or(rest))
@@ -219,7 +219,7 @@ struct OpenFiles {
 }
 
 impl OpenFiles {
-    fn read(&mut self, paths: &[PathBuf], at: LineRef) -> Result<Value, String> {
+    fn read(&mut self, paths: &[PathBuf], at: LineRef) -> Result<Resource, String> {
         let path = &paths[at.file as usize];
         let file = match self.open.entry(at.file) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -231,8 +231,11 @@ impl OpenFiles {
         file.seek(SeekFrom::Start(at.offset))
             .and_then(|_| file.read_exact(&mut buf))
             .map_err(|e| format!("{}: cannot read back: {e}", file_name(path)))?;
-        serde_json::from_slice(&buf)
-            .map_err(|_| format!("{}: changed while the audit ran", file_name(path)))
+        // Indexed lines are JSON objects: anything else means the file changed.
+        match resource::from_slice(&buf) {
+            Ok(Field::Value(r)) => Ok(r),
+            _ => Err(format!("{}: changed while the audit ran", file_name(path))),
+        }
     }
 }
 
@@ -268,13 +271,7 @@ mod tests {
         let mut v: Vec<String> = p
             .resources
             .iter()
-            .map(|r| {
-                format!(
-                    "{}/{}",
-                    r["resourceType"].as_str().unwrap(),
-                    r["id"].as_str().unwrap()
-                )
-            })
+            .map(|r| format!("{}/{}", r.resource_type().unwrap(), r.id().unwrap()))
             .collect();
         v.sort();
         v

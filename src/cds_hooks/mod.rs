@@ -4,7 +4,12 @@
 //! - [`HookRequest`]: a hook call after validation ("parse, don't validate"): what the
 //!   rest of the service may rely on.
 
+use std::collections::HashMap;
 use std::fmt;
+
+use serde::de::MapAccess;
+
+use crate::record::resource::{self, Field, Lenient, Resource, Text};
 
 /// The hooks dvt-cds answers. Spec: `../shared/cds-hooks/spec/hook-*.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,7 +98,7 @@ pub struct HookContext {
     pub encounter_id: Option<String>,
     /// The resources of `context.draftOrders` (order-select, order-sign), read leniently:
     /// a Bundle with or without `type`, its entries' `resource`s.
-    pub draft_orders: Vec<serde_json::Value>,
+    pub draft_orders: Vec<Resource>,
     /// order-select: the ids of the orders just selected (informational).
     pub selections: Vec<String>,
 }
@@ -106,9 +111,100 @@ pub struct HookRequest {
     pub fhir_server: Option<url::Url>,
     pub fhir_authorization: Option<FhirAuthorization>,
     pub context: HookContext,
-    /// Raw prefetch object: a key that is absent, `null`, a Bundle, a resource or an
+    /// The prefetch object: a key that is absent, `null`, a Bundle, a resource or an
     /// OperationOutcome each mean something different (contract.md, "Prefetch").
-    pub prefetch: serde_json::Map<String, serde_json::Value>,
+    pub prefetch: Prefetch,
+}
+
+/// The prefetch object of a hook call: each key with its value as sent, resources typed
+/// ([`Resource`], read straight from the body). A repeated key: the last wins. Hashed:
+/// a body of many keys costs linear time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prefetch(HashMap<Text, Prefetched>);
+
+/// One prefetch value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prefetched {
+    /// `null`: the data does not exist.
+    Null,
+    /// Not a JSON object (a string, a number, an array...).
+    NotAnObject,
+    /// An object, read as a FHIR resource (a Bundle, an OperationOutcome, ...; whether
+    /// it has a `resourceType` is for the FHIR layer to judge). Boxed: the other values
+    /// stay small.
+    Resource(Box<Resource>),
+}
+
+impl Prefetch {
+    /// Set `key` (replacing its value, if it has one).
+    pub fn insert(&mut self, key: &str, value: Prefetched) {
+        self.0.insert(key.into(), value);
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Prefetched> {
+        self.0.get(key)
+    }
+
+    /// Take `key`'s value out (the resources move; nothing is copied).
+    pub fn take(&mut self, key: &str) -> Option<Prefetched> {
+        self.0.remove(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Prefetched {
+    /// A value of JSON built in code (tests, tools), read as a body's value is.
+    pub fn from_value(json: &serde_json::Value) -> Prefetched {
+        match json {
+            serde_json::Value::Null => Prefetched::Null,
+            serde_json::Value::Object(_) => match resource::from_value(json) {
+                Field::Value(r) => Prefetched::Resource(Box::new(r)),
+                Field::Absent | Field::Invalid => Prefetched::NotAnObject,
+            },
+            _ => Prefetched::NotAnObject,
+        }
+    }
+}
+
+impl FromIterator<(String, Prefetched)> for Prefetch {
+    fn from_iter<I: IntoIterator<Item = (String, Prefetched)>>(iter: I) -> Self {
+        let mut p = Prefetch::default();
+        for (k, v) in iter {
+            p.insert(&k, v);
+        }
+        p
+    }
+}
+
+/// The body's `prefetch` object: every key kept, each value read as a resource.
+impl<'de> Lenient<'de> for Prefetch {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        let mut p = Prefetch::default();
+        while let Some(key) = map.next_key::<Text>()? {
+            let value = match map.next_value::<Field<Prefetched>>()? {
+                Field::Value(v) => v,
+                Field::Absent | Field::Invalid => Prefetched::NotAnObject,
+            };
+            p.0.insert(key, value);
+        }
+        Ok(Some(p))
+    }
+}
+
+impl<'de> Lenient<'de> for Prefetched {
+    fn from_null() -> Option<Self> {
+        Some(Prefetched::Null)
+    }
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        Ok(Resource::from_map(map)?.map(|r| Prefetched::Resource(Box::new(r))))
+    }
 }
 
 mod discovery;
@@ -122,7 +218,7 @@ pub use feedback::{
     parse_feedback,
 };
 pub use json_rule::{prune_empty, violations};
-pub use request::{parse_hook_request, parse_hook_request_owned};
+pub use request::{NamedHook, RequestBody, RequestError, parse_hook_request};
 
 /// One thing wrong with a client's JSON: where (a JSON path such as
 /// `context.patientId`) and what was expected. Becomes one OperationOutcome issue.

@@ -1,87 +1,46 @@
-//! Lenient reading of FHIR JSON: Bundle entries, paging links, the date a search window
-//! applies to, the patient a resource is about (pure: no I/O).
+//! What the FHIR layer reads of typed resources ([`crate::record::resource`]): a
+//! Bundle's resources, its paging link, the date a search window applies to, the patient
+//! a resource is about (pure: no I/O).
 //!
-//! Real servers and EHR prefetch omit `Bundle.type` and `search.mode`, so entries are
-//! plain `serde_json::Value`s and one odd entry is skipped, never fatal (contract.md,
-//! "Talking to the FHIR server").
+//! Real servers and EHR prefetch omit `Bundle.type` and `search.mode`, so an odd entry
+//! is skipped, never fatal (contract.md, "Talking to the FHIR server").
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde_json::Value;
 
-/// `resourceType` of a JSON value, when it is an object that has one.
-pub fn resource_type(value: &Value) -> Option<&str> {
-    value.get("resourceType")?.as_str()
+use crate::record::resource::{self, Field, Period, Resource};
+
+/// The resources of a Bundle it owns, moved out of it by the one flattener
+/// ([`resource::flatten`]: outcome entries and OperationOutcomes skipped, nested Bundles
+/// flattened). Entries without a readable resource and resources without a
+/// `resourceType` are left out here; they are not the patient's data.
+pub fn resources(bundle: Resource) -> Vec<Resource> {
+    let mut out = Vec::with_capacity(bundle.entry.items().len());
+    let mut unreadable = 0;
+    resource::flatten(bundle, None, &mut unreadable, &mut |r, _| {
+        if r.resource_type().is_some() {
+            out.push(r);
+        }
+    });
+    out
 }
 
-/// The resources of a Bundle's entries: entries without a resource, resources without
-/// a `resourceType`, `search.mode = outcome` entries and OperationOutcomes are skipped;
-/// entries without `search.mode` are kept.
-pub fn entries(bundle: &Value) -> Vec<Value> {
-    let Some(entries) = bundle.get("entry").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .filter(|e| {
-            e.get("search")
-                .and_then(|s| s.get("mode"))
-                .and_then(Value::as_str)
-                != Some("outcome")
-        })
-        .filter_map(|e| e.get("resource"))
-        .filter(|r| matches!(resource_type(r), Some(t) if t != "OperationOutcome"))
-        .cloned()
-        .collect()
-}
-
-/// [`entries`] of a Bundle it owns: the resources are moved out, not copied.
-pub fn entries_owned(bundle: Value) -> Vec<Value> {
-    let Value::Object(mut bundle) = bundle else {
-        return Vec::new();
-    };
-    let Some(Value::Array(entries)) = bundle.remove("entry") else {
-        return Vec::new();
-    };
-    entries
-        .into_iter()
-        .filter(|e| {
-            e.get("search")
-                .and_then(|s| s.get("mode"))
-                .and_then(Value::as_str)
-                != Some("outcome")
-        })
-        .filter_map(|e| match e {
-            Value::Object(mut e) => e.remove("resource"),
-            _ => None,
-        })
-        .filter(|r| matches!(resource_type(r), Some(t) if t != "OperationOutcome"))
-        .collect()
-}
-
-/// The URL of the Bundle's `next` link.
-pub fn next_link(bundle: &Value) -> Option<&str> {
-    bundle
-        .get("link")?
-        .as_array()?
-        .iter()
-        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))?
-        .get("url")?
-        .as_str()
-        .filter(|u| !u.trim().is_empty())
+/// The URL of the Bundle's `next` link (a blank one is none).
+pub fn next_link(bundle: &Resource) -> Option<&str> {
+    resource::next_link(bundle).filter(|u| !u.trim().is_empty())
 }
 
 /// `Type/id` of a resource, for de-duplication (no id: `None`).
-pub fn type_and_id(resource: &Value) -> Option<(&str, &str)> {
-    Some((resource_type(resource)?, resource.get("id")?.as_str()?))
+pub fn type_and_id(resource: &Resource) -> Option<(&str, &str)> {
+    Some((resource.resource_type()?, resource.id()?))
 }
 
 /// Whether the resource names, as its `subject` (or `patient`), a Patient other than
 /// `patient_id`. A server that ignores `patient=` returns everyone's resources: those
 /// must never reach the assessment. Missing or non-Patient references are not judged.
-pub fn about_other_patient(resource: &Value, patient_id: &str) -> bool {
-    let reference = ["subject", "patient"]
-        .iter()
-        .find_map(|f| resource.get(*f)?.get("reference")?.as_str());
+pub fn about_other_patient(resource: &Resource, patient_id: &str) -> bool {
+    let reference = [&resource.subject, &resource.patient]
+        .into_iter()
+        .find_map(|r| r.get()?.reference.as_str());
     let Some(reference) = reference else {
         return false;
     };
@@ -112,49 +71,46 @@ fn without_history(reference: &str) -> &str {
 /// narrows on (`date_param` of the resource type). Unknown or unreadable dates are
 /// kept: this only ever drops what a `date=ge` search would also leave out, so prefetch
 /// and live queries give the assessment the same resources.
-pub fn before_window(resource: &Value, date_param: &str, since: DateTime<Utc>) -> bool {
+pub fn before_window(resource: &Resource, date_param: &str, since: DateTime<Utc>) -> bool {
     let latest = match date_param {
-        "authored" => resource
-            .get("authoredOn")
-            .and_then(Value::as_str)
-            .and_then(upper_bound),
+        "authored" => resource.authored_on.as_str().and_then(upper_bound),
         _ => latest_of_choice(resource),
     };
     latest.is_some_and(|t| t < since)
 }
 
+/// One element of a choice, as [`latest_of_choice`] weighs it.
+enum Choice<'a> {
+    DateTime(&'a Field<resource::Text>),
+    Period(&'a Field<Period>),
+}
+
 /// The latest instant of `effective[x]`, `performed[x]` or `period` (the `date`
 /// search parameter of Observation, DiagnosticReport, Procedure and Encounter).
-fn latest_of_choice(resource: &Value) -> Option<DateTime<Utc>> {
-    // In this order: the first element present decides.
-    const CHOICES: [(&str, bool); 6] = [
-        ("effectiveDateTime", false),
-        ("effectiveInstant", false),
-        ("effectivePeriod", true),
-        ("performedDateTime", false),
-        ("performedInstant", false),
-        ("performedPeriod", true),
+fn latest_of_choice(r: &Resource) -> Option<DateTime<Utc>> {
+    // In this order: the first element present decides (a dateTime that is not a
+    // string is passed over).
+    let choices = [
+        Choice::DateTime(&r.effective_date_time),
+        Choice::DateTime(&r.effective_instant),
+        Choice::Period(&r.effective_period),
+        Choice::DateTime(&r.performed_date_time),
+        Choice::DateTime(&r.performed_instant),
+        Choice::Period(&r.performed_period),
     ];
-    for (field, is_period) in CHOICES {
-        let Some(v) = resource.get(field) else {
-            continue;
-        };
-        if is_period {
-            return period_end(v);
-        }
-        if let Some(s) = v.as_str() {
-            return upper_bound(s);
+    for choice in choices {
+        match choice {
+            Choice::Period(p) if p.is_present() => return period_end(p),
+            Choice::DateTime(Field::Value(s)) => return upper_bound(s),
+            Choice::Period(_) | Choice::DateTime(_) => {}
         }
     }
-    resource.get("period").and_then(period_end)
+    period_end(&r.period)
 }
 
 /// A Period's latest instant; an open end (ongoing) has none.
-fn period_end(period: &Value) -> Option<DateTime<Utc>> {
-    period
-        .get("end")
-        .and_then(Value::as_str)
-        .and_then(upper_bound)
+fn period_end(period: &Field<Period>) -> Option<DateTime<Utc>> {
+    period.get()?.end.as_str().and_then(upper_bound)
 }
 
 /// The latest instant a FHIR date or dateTime can mean: a partial date covers the whole
@@ -186,7 +142,14 @@ pub fn upper_bound(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn typed(v: Value) -> Resource {
+        match resource::from_value(&v) {
+            Field::Value(r) => r,
+            _ => panic!("not a resource: {v}"),
+        }
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -194,22 +157,25 @@ mod tests {
 
     #[test]
     fn next_link_found_among_links() {
-        let b =
-            json!({"link": [{"relation": "self", "url": "a"}, {"relation": "next", "url": "b"}]});
+        let b = typed(
+            json!({"link": [{"relation": "self", "url": "a"}, {"relation": "next", "url": "b"}]}),
+        );
         assert_eq!(next_link(&b), Some("b"));
         assert_eq!(
-            next_link(&json!({"link": [{"relation": "self", "url": "a"}]})),
+            next_link(&typed(json!({"link": [{"relation": "self", "url": "a"}]}))),
             None
         );
         assert_eq!(
-            next_link(&json!({"link": [{"relation": "next", "url": " "}]})),
+            next_link(&typed(json!({"link": [{"relation": "next", "url": " "}]}))),
             None
         );
     }
 
     #[test]
     fn other_patients_are_recognised() {
-        let r = |reference: &str| json!({"resourceType": "Condition", "subject": {"reference": reference}});
+        let r = |reference: &str| {
+            typed(json!({"resourceType": "Condition", "subject": {"reference": reference}}))
+        };
         assert!(!about_other_patient(&r("Patient/p1"), "p1"));
         assert!(!about_other_patient(&r("https://x/fhir/Patient/p1"), "p1"));
         assert!(!about_other_patient(&r("Patient/p1/_history/3"), "p1"));
@@ -220,10 +186,10 @@ mod tests {
         ));
         assert!(!about_other_patient(&r("Group/g1"), "p1"));
         assert!(!about_other_patient(
-            &json!({"resourceType": "Condition"}),
+            &typed(json!({"resourceType": "Condition"})),
             "p1"
         ));
-        let ms = json!({"resourceType": "Account", "patient": {"reference": "Patient/p9"}});
+        let ms = typed(json!({"resourceType": "Account", "patient": {"reference": "Patient/p9"}}));
         assert!(about_other_patient(&ms, "p1"));
     }
 
@@ -248,7 +214,7 @@ mod tests {
             o.as_object_mut()
                 .unwrap()
                 .extend(v.as_object().unwrap().clone());
-            o
+            typed(o)
         };
         assert!(before_window(
             &obs(json!({"effectiveDateTime": "2025-06-01T00:00:00Z"})),
@@ -291,11 +257,13 @@ mod tests {
             "date",
             since
         ));
-        let enc = json!({"resourceType": "Encounter", "period": {"start": "2025-01-01", "end": "2025-01-05"}});
+        let enc = typed(
+            json!({"resourceType": "Encounter", "period": {"start": "2025-01-01", "end": "2025-01-05"}}),
+        );
         assert!(before_window(&enc, "date", since));
-        let proc_ = json!({"resourceType": "Procedure", "performedDateTime": "2025-01-01"});
+        let proc_ = typed(json!({"resourceType": "Procedure", "performedDateTime": "2025-01-01"}));
         assert!(before_window(&proc_, "date", since));
-        let sr = json!({"resourceType": "ServiceRequest", "authoredOn": "2025-01-01"});
+        let sr = typed(json!({"resourceType": "ServiceRequest", "authoredOn": "2025-01-01"}));
         assert!(before_window(&sr, "authored", since));
         assert!(!before_window(&sr, "authored", t("2024-01-01T00:00:00Z")));
     }

@@ -5,11 +5,10 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
 use url::Url;
 
-use super::bundle;
 use super::egress::ServerBase;
+use crate::record::resource::Resource;
 
 /// Most Medications read live in one call. A patient's list of current medications is
 /// rarely longer (polypharmacy is counted from 5 to 10 drugs), each read is a round trip
@@ -23,17 +22,17 @@ pub const MAX_MEDICATION_READS: usize = 20;
 /// absolute under `server` (another server's ids mean nothing on ours), that no
 /// Medication in `resources` answers. Contained (`#id`) and `urn:` references are left
 /// to the record: nothing on the server can resolve them.
-pub fn unresolved_ids(resources: &[Value], server: Option<&ServerBase>) -> Vec<String> {
+pub fn unresolved_ids(resources: &[Resource], server: Option<&ServerBase>) -> Vec<String> {
     let known: HashSet<&str> = resources
         .iter()
-        .filter(|r| bundle::resource_type(r) == Some("Medication"))
-        .filter_map(|r| r.get("id")?.as_str())
+        .filter(|r| r.resource_type() == Some("Medication"))
+        .filter_map(Resource::id)
         .collect();
     let mut seen = HashSet::new();
     resources
         .iter()
         .filter(|r| is_current_medication_use(r))
-        .filter_map(|r| r.get("medicationReference")?.get("reference")?.as_str())
+        .filter_map(|r| r.medication_reference.get()?.reference.as_str())
         .filter_map(|reference| medication_id(reference, server))
         .filter(|id| !known.contains(id.as_str()))
         .filter(|id| seen.insert(id.clone()))
@@ -42,9 +41,9 @@ pub fn unresolved_ids(resources: &[Value], server: Option<&ServerBase>) -> Vec<S
 
 /// A MedicationRequest / MedicationStatement whose status may still mean current use
 /// (the statuses the record reader never counts are left out: `dvt-model.md` §1).
-fn is_current_medication_use(r: &Value) -> bool {
-    let status = r.get("status").and_then(Value::as_str).unwrap_or("");
-    match bundle::resource_type(r) {
+fn is_current_medication_use(r: &Resource) -> bool {
+    let status = r.status.as_str().unwrap_or("");
+    match r.resource_type() {
         Some("MedicationRequest") => !matches!(
             status,
             "entered-in-error" | "cancelled" | "stopped" | "completed"
@@ -96,7 +95,15 @@ fn is_fhir_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::record::resource::{Field, from_value};
+    use serde_json::{Value, json};
+
+    fn typed(v: Value) -> Resource {
+        match from_value(&v) {
+            Field::Value(r) => r,
+            _ => panic!("not a resource: {v}"),
+        }
+    }
 
     fn request(id: &str, status: &str, reference: &str) -> Value {
         json!({"resourceType": "MedicationRequest", "id": id, "status": status,
@@ -133,6 +140,7 @@ mod tests {
             json!({"resourceType": "Observation", "id": "o",
                    "medicationReference": {"reference": "Medication/m7"}}),
         ];
+        let resources: Vec<Resource> = resources.into_iter().map(typed).collect();
         assert_eq!(
             unresolved_ids(&resources, Some(&server)),
             ["m1", "m2", "m5"]

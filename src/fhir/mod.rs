@@ -1,10 +1,12 @@
 //! FHIR data for a hook call: prefetch templates, prefetch resolution and live queries.
 //!
-//! The pure core never sees HTTP: it receives the resources gathered here as JSON.
+//! The pure core never sees HTTP: it receives the resources gathered here, typed
+//! ([`crate::record::resource`]): prefetch resources as the request's parser read them,
+//! live pages parsed from their bytes straight into the same types.
 //!
 //! - [`prefetch`] (pure): the prefetch keys, their templates, and what to do with what
 //!   the EHR sent for each key.
-//! - [`bundle`] (pure): lenient reading of Bundles, paging links, date windows.
+//! - [`bundle`] (pure): a Bundle's resources, paging links, date windows, whose patient.
 //! - [`egress`] (pure): which `fhirServer` a call may name, which `next` links stay on
 //!   it, which addresses an unlisted name may resolve to (no SSRF).
 //! - [`medication`] (pure): which referenced Medications a call must read live.
@@ -29,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
@@ -37,8 +38,9 @@ pub use egress::{EgressPolicy, Route, ServerBase};
 pub use http::HttpFhirSource;
 pub use prefetch::{ContextId, Decision, FetchReason, KeyKind, KeySpec};
 
-use crate::cds_hooks::{Hook, HookRequest};
+use crate::cds_hooks::{Hook, HookRequest, Prefetch};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
+use crate::record::resource::{self, Field, Resource};
 
 /// Settings for live queries (flags of `dvt-cds serve`).
 #[derive(Debug, Clone)]
@@ -213,8 +215,8 @@ impl DataUnavailable {
 #[derive(Debug, Default)]
 pub struct Gathered {
     /// Every resource from prefetch and live queries (Patient included when known),
-    /// once each (by type and id).
-    pub resources: Vec<Value>,
+    /// once each (by type and id); Bundles flattened into their resources.
+    pub resources: Vec<Resource>,
     /// Prefetch keys that were fetched live (for metrics; no patient data).
     pub fetched_keys: Vec<&'static str>,
     /// What was not read, e.g. pages beyond the cap or a `next` link to another
@@ -403,7 +405,10 @@ pub trait FhirSource: Send + Sync {
     fn get<'a>(&'a self, request: FhirGet<'a>) -> FetchFuture<'a>;
 }
 
-/// Gather the data for `req` before `deadline`, with "now" the current time.
+/// Gather the data for `req` before `deadline`: its `prefetch` (taken out of the
+/// request, so its resources move rather than copy), then live queries for what the
+/// prefetch lacks, then the Medications that `medicationReference`s name. `now` is the
+/// request time (`dvt-model.md` §1): date windows are measured from it.
 ///
 /// `client_servers`: the FHIR servers the caller's issuer lists (`fhir_servers`), allowed
 /// besides those of `settings.egress`. Nothing is sent anywhere else.
@@ -412,48 +417,12 @@ pub async fn gather(
     settings: &FhirSettings,
     client_servers: &[ServerBase],
     req: &HookRequest,
-    deadline: tokio::time::Instant,
-) -> Result<Gathered, DataUnavailable> {
-    gather_at(source, settings, client_servers, req, deadline, Utc::now()).await
-}
-
-/// [`gather`] with an explicit "now" (the request time, `dvt-model.md` §1): date
-/// windows are measured from it.
-pub async fn gather_at(
-    source: &dyn FhirSource,
-    settings: &FhirSettings,
-    client_servers: &[ServerBase],
-    req: &HookRequest,
-    deadline: tokio::time::Instant,
-    now: DateTime<Utc>,
-) -> Result<Gathered, DataUnavailable> {
-    let prefetch = req.prefetch.clone();
-    gather_owned(
-        source,
-        settings,
-        client_servers,
-        req,
-        prefetch,
-        deadline,
-        now,
-    )
-    .await
-}
-
-/// [`gather_at`] with the prefetch handed over by value (taken out of the request), so
-/// the resources are moved, not copied: a full prefetch is hundreds of kilobytes of JSON
-/// and copying it was most of a call's cost (BENCHMARKS.md, profile).
-pub async fn gather_owned(
-    source: &dyn FhirSource,
-    settings: &FhirSettings,
-    client_servers: &[ServerBase],
-    req: &HookRequest,
-    prefetch: serde_json::Map<String, serde_json::Value>,
+    prefetch: Prefetch,
     deadline: tokio::time::Instant,
     now: DateTime<Utc>,
 ) -> Result<Gathered, DataUnavailable> {
     let specs = prefetch::key_specs(req.hook);
-    let planned = prefetch::plan_owned(&specs, prefetch);
+    let planned = prefetch::plan(&specs, prefetch);
     // Judged now, reported only by a key that needs the server: a call answered by its
     // prefetch may name any fhirServer.
     let server = req.fhir_server.as_ref().map(|url| Server {
@@ -583,7 +552,7 @@ fn window_start(
 /// What one key yielded.
 #[derive(Debug, Default)]
 struct KeyData {
-    resources: Vec<Value>,
+    resources: Vec<Resource>,
     fetched: bool,
     notes: Vec<String>,
     /// Paging stopped before the last page (cap, budget, or a next link not followed).
@@ -628,7 +597,8 @@ struct Live<'a> {
 
 /// What a GET of one FHIR resource gave, when it gave an answer.
 enum Fetched {
-    Resource(Value),
+    /// A JSON object with a `resourceType`.
+    Resource(Resource),
     /// A read of something that does not exist (404 / 410), like a `null` prefetch.
     Missing,
     /// The call's live data would pass `--fhir-max-bytes`: not read, or not parsed.
@@ -721,7 +691,7 @@ impl Live<'_> {
     /// Read the Medications `ids` (at most [`medication::MAX_MEDICATION_READS`], all at
     /// once, through the same limits as every query: egress, budget, concurrency,
     /// deadline). A read that fails or is refused leaves its reference unresolved.
-    async fn read_medications(&self, ids: &[String]) -> (Vec<Value>, MedicationReads) {
+    async fn read_medications(&self, ids: &[String]) -> (Vec<Resource>, MedicationReads) {
         let mut reads = MedicationReads::default();
         if ids.is_empty() {
             return (Vec::new(), reads);
@@ -743,8 +713,7 @@ impl Live<'_> {
             let got = tokio::time::timeout_at(until, self.get_json(Query::Medication, &url, true));
             match got.await {
                 Ok(Ok(Fetched::Resource(r)))
-                    if bundle::resource_type(&r) == Some("Medication")
-                        && r.get("id").and_then(Value::as_str) == Some(id.as_str()) =>
+                    if r.resource_type() == Some("Medication") && r.id() == Some(id.as_str()) =>
                 {
                     Some(r)
                 }
@@ -757,7 +726,7 @@ impl Live<'_> {
             }
         });
         let got = futures::future::join_all(reads_of).await;
-        let medications: Vec<Value> = got.into_iter().flatten().collect();
+        let medications: Vec<Resource> = got.into_iter().flatten().collect();
         reads.read = medications.len();
         reads.failed = asked.len() - reads.read;
         (medications, reads)
@@ -786,7 +755,7 @@ impl Live<'_> {
                     Fetched::OverBudget => return Err(self.over_budget(&spec)),
                 };
                 if let Some(resource) = resource {
-                    if bundle::resource_type(&resource) != Some(spec.resource_type) {
+                    if resource.resource_type() != Some(spec.resource_type) {
                         return Err(self.unavailable(
                             &spec,
                             format!(
@@ -841,7 +810,7 @@ impl Live<'_> {
     async fn follow(
         &self,
         spec: KeySpec,
-        resources: Vec<Value>,
+        resources: Vec<Resource>,
         next: &str,
     ) -> Result<KeyData, DataUnavailable> {
         let base = self.server(&spec)?.url;
@@ -908,7 +877,7 @@ impl Live<'_> {
                     return Ok(data);
                 }
             };
-            if bundle::resource_type(&page) != Some("Bundle") {
+            if page.resource_type() != Some("Bundle") {
                 return Err(self.unavailable(
                     &spec,
                     format!(
@@ -918,11 +887,12 @@ impl Live<'_> {
                 ));
             }
             read += 1;
-            data.resources.extend(bundle::entries(&page));
-            let Some(next) = bundle::next_link(&page) else {
+            let next = bundle::next_link(&page).map(str::to_owned);
+            data.resources.extend(bundle::resources(page));
+            let Some(next) = next else {
                 return Ok(data);
             };
-            url = match url.join(next) {
+            url = match url.join(&next) {
                 Ok(u) => u,
                 Err(_) => {
                     return Err(
@@ -997,8 +967,9 @@ impl Live<'_> {
         if !self.budget.take(crate::json_cost::expansion(&reply.body)) {
             return Ok(Fetched::OverBudget);
         }
-        match serde_json::from_slice::<Value>(&reply.body) {
-            Ok(v) if bundle::resource_type(&v).is_some() => Ok(Fetched::Resource(v)),
+        // Parsed straight into typed resources: no JSON tree.
+        match resource::from_slice(&reply.body) {
+            Ok(Field::Value(r)) if r.resource_type().is_some() => Ok(Fetched::Resource(r)),
             _ => Err(self.unavailable(spec, "the response is not a FHIR resource in JSON")),
         }
     }
@@ -1021,8 +992,8 @@ impl Live<'_> {
     }
 }
 
-fn kind_of(resource: &Value) -> &str {
-    bundle::resource_type(resource).unwrap_or("non-FHIR value")
+fn kind_of(resource: &Resource) -> &str {
+    resource.resource_type().unwrap_or("non-FHIR value")
 }
 
 /// `{fhirServer}/{Type}/{id}`, the id percent-encoded as one path segment.
@@ -1038,9 +1009,42 @@ fn read_url(base: &Url, resource_type: &str, id: &str) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cds_hooks::{FhirAuthorization, HookContext};
-    use serde_json::json;
+    use crate::cds_hooks::{FhirAuthorization, HookContext, Prefetched};
+    use serde_json::{Value, json};
     use std::sync::Mutex;
+
+    /// [`super::gather`] of the request's own prefetch, now.
+    async fn gather(
+        source: &dyn FhirSource,
+        settings: &FhirSettings,
+        client_servers: &[ServerBase],
+        req: &HookRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<Gathered, DataUnavailable> {
+        gather_at(source, settings, client_servers, req, deadline, Utc::now()).await
+    }
+
+    /// [`super::gather`] of the request's own prefetch, at `now`.
+    async fn gather_at(
+        source: &dyn FhirSource,
+        settings: &FhirSettings,
+        client_servers: &[ServerBase],
+        req: &HookRequest,
+        deadline: tokio::time::Instant,
+        now: DateTime<Utc>,
+    ) -> Result<Gathered, DataUnavailable> {
+        let prefetch = req.prefetch.clone();
+        super::gather(
+            source,
+            settings,
+            client_servers,
+            req,
+            prefetch,
+            deadline,
+            now,
+        )
+        .await
+    }
 
     /// A fake source: answers from a table by path and query, and records every GET.
     #[derive(Default)]
@@ -1086,7 +1090,12 @@ mod tests {
                 draft_orders: vec![],
                 selections: vec![],
             },
-            prefetch: prefetch.as_object().cloned().unwrap_or_default(),
+            prefetch: prefetch
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), Prefetched::from_value(v)))
+                .collect(),
         }
     }
 
@@ -1259,11 +1268,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let ids: Vec<_> = got
-            .resources
-            .iter()
-            .filter_map(|r| r["id"].as_str())
-            .collect();
+        let ids: Vec<_> = got.resources.iter().filter_map(Resource::id).collect();
         assert_eq!(ids, ["p1", "c1", "c2"]);
         assert_eq!(source.seen.lock().unwrap()[0].1.as_deref(), Some("tok"));
     }
@@ -1666,11 +1671,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let ids: Vec<_> = got
-            .resources
-            .iter()
-            .filter_map(|r| r["id"].as_str())
-            .collect();
+        let ids: Vec<_> = got.resources.iter().filter_map(Resource::id).collect();
         assert_eq!(ids, ["p1", "old-vte", "mine"]);
         assert_eq!(got.notes.len(), 1);
         // Another patient's data left out is not paging cut short.
@@ -1688,11 +1689,11 @@ mod tests {
                "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1364430"}]}})
     }
 
-    fn ids_of<'a>(resources: &'a [Value], resource_type: &str) -> Vec<&'a str> {
+    fn ids_of<'a>(resources: &'a [Resource], resource_type: &str) -> Vec<&'a str> {
         resources
             .iter()
-            .filter(|r| r["resourceType"] == resource_type)
-            .filter_map(|r| r["id"].as_str())
+            .filter(|r| r.resource_type() == Some(resource_type))
+            .filter_map(Resource::id)
             .collect()
     }
 

@@ -4,10 +4,9 @@
 //! so what the EHR prefetches and what we fetch ourselves are the same searches (the
 //! live ones may add a date window, which CDS Hooks 2.0 templates cannot express).
 
-use serde_json::{Map, Value};
-
 use super::bundle;
-use crate::cds_hooks::Hook;
+use crate::cds_hooks::{Hook, Prefetch, Prefetched};
+use crate::record::resource::Resource;
 
 /// What a prefetch key reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,62 +179,37 @@ pub enum Decision {
     /// Use these resources; when `next` is set, the prefetch Bundle has more pages to
     /// read with the same token.
     Use {
-        resources: Vec<Value>,
+        resources: Vec<Resource>,
         next: Option<String>,
     },
 }
 
-/// Decide, key by key, what the prefetch gives and what must be fetched. Keys of the
-/// prefetch that are not in `keys` are ignored.
-pub fn plan(keys: &[KeySpec], prefetch: &Map<String, Value>) -> Vec<(KeySpec, Decision)> {
+/// Decide, key by key, what the prefetch gives and what must be fetched: each key's
+/// value is moved out of the prefetch, not copied. Keys of the prefetch that are not in
+/// `keys` are ignored.
+pub fn plan(keys: &[KeySpec], mut prefetch: Prefetch) -> Vec<(KeySpec, Decision)> {
     keys.iter()
-        .map(|spec| (*spec, decide(prefetch.get(spec.key))))
+        .map(|spec| (*spec, decide(prefetch.take(spec.key))))
         .collect()
-}
-
-/// [`plan`] over a prefetch it owns: resources are moved out of it, not copied.
-pub fn plan_owned(keys: &[KeySpec], mut prefetch: Map<String, Value>) -> Vec<(KeySpec, Decision)> {
-    keys.iter()
-        .map(|spec| (*spec, decide_owned(prefetch.remove(spec.key))))
-        .collect()
-}
-
-/// [`decide`] for a value it owns.
-pub fn decide_owned(value: Option<Value>) -> Decision {
-    match value {
-        Some(v) if bundle::resource_type(&v) == Some("Bundle") => {
-            let next = bundle::next_link(&v).map(str::to_owned);
-            Decision::Use {
-                resources: bundle::entries_owned(v),
-                next,
-            }
-        }
-        Some(v) if bundle::resource_type(&v).is_some_and(|t| t != "OperationOutcome") => {
-            Decision::Use {
-                resources: vec![v],
-                next: None,
-            }
-        }
-        other => decide(other.as_ref()),
-    }
 }
 
 /// The decision for one prefetch value (`None`: the key is absent).
-pub fn decide(value: Option<&Value>) -> Decision {
-    let value = match value {
+pub fn decide(value: Option<Prefetched>) -> Decision {
+    let resource = match value {
         None => return Decision::Fetch(FetchReason::Absent),
-        Some(Value::Null) => return Decision::NoData,
-        Some(v) => v,
+        Some(Prefetched::Null) => return Decision::NoData,
+        Some(Prefetched::NotAnObject) => return Decision::Fetch(FetchReason::Malformed),
+        Some(Prefetched::Resource(r)) => *r,
     };
-    match bundle::resource_type(value) {
+    match resource.resource_type() {
         None => Decision::Fetch(FetchReason::Malformed),
         Some("OperationOutcome") => Decision::Fetch(FetchReason::Outcome),
         Some("Bundle") => Decision::Use {
-            resources: bundle::entries(value),
-            next: bundle::next_link(value).map(str::to_owned),
+            next: bundle::next_link(&resource).map(str::to_owned),
+            resources: bundle::resources(resource),
         },
         Some(_) => Decision::Use {
-            resources: vec![value.clone()],
+            resources: vec![resource],
             next: None,
         },
     }
@@ -244,34 +218,30 @@ pub fn decide(value: Option<&Value>) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn obs(id: &str) -> Value {
         json!({"resourceType": "Observation", "id": id, "status": "final"})
     }
 
-    #[test]
-    fn owned_and_borrowed_decisions_agree() {
-        let cases = [
-            None,
-            Some(Value::Null),
-            Some(json!({"resourceType": "OperationOutcome", "issue": []})),
-            Some(json!("Patient/1")),
-            Some(json!({"resourceType": "Patient", "id": "p"})),
-            Some(json!({"resourceType": "Bundle", "type": "searchset",
-                        "link": [{"relation": "next", "url": "http://x/Observation?page=2"}],
-                        "entry": [{"resource": obs("a")},
-                                  {"resource": {"resourceType": "OperationOutcome"}},
-                                  {"search": {"mode": "outcome"}, "resource": obs("b")},
-                                  {"resource": obs("c")}]})),
-        ];
-        for case in cases {
-            assert_eq!(
-                decide_owned(case.clone()),
-                decide(case.as_ref()),
-                "{case:?}"
-            );
+    /// A prefetch value as a body gives it.
+    fn sent(v: &Value) -> Option<Prefetched> {
+        Some(Prefetched::from_value(v))
+    }
+
+    fn typed(v: Value) -> Resource {
+        match crate::record::resource::from_value(&v) {
+            crate::record::resource::Field::Value(r) => r,
+            _ => panic!("not a resource: {v}"),
         }
+    }
+
+    fn prefetch_of(v: &Value) -> Prefetch {
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), Prefetched::from_value(v)))
+            .collect()
     }
 
     #[test]
@@ -281,21 +251,21 @@ mod tests {
 
     #[test]
     fn null_means_no_data_and_no_query() {
-        assert_eq!(decide(Some(&Value::Null)), Decision::NoData);
+        assert_eq!(decide(sent(&Value::Null)), Decision::NoData);
     }
 
     #[test]
     fn operation_outcome_is_fetched() {
         let oo = json!({"resourceType": "OperationOutcome",
                         "issue": [{"severity": "error", "code": "timeout"}]});
-        assert_eq!(decide(Some(&oo)), Decision::Fetch(FetchReason::Outcome));
+        assert_eq!(decide(sent(&oo)), Decision::Fetch(FetchReason::Outcome));
     }
 
     #[test]
     fn non_resource_values_are_fetched() {
         for v in [json!("Patient/1"), json!(3), json!([]), json!({"id": "x"})] {
             assert_eq!(
-                decide(Some(&v)),
+                decide(sent(&v)),
                 Decision::Fetch(FetchReason::Malformed),
                 "{v}"
             );
@@ -306,9 +276,9 @@ mod tests {
     fn single_resource_is_used() {
         let p = json!({"resourceType": "Patient", "id": "p1"});
         assert_eq!(
-            decide(Some(&p)),
+            decide(sent(&p)),
             Decision::Use {
-                resources: vec![p.clone()],
+                resources: vec![typed(p)],
                 next: None
             }
         );
@@ -318,7 +288,7 @@ mod tests {
     fn empty_bundle_is_used_as_no_results() {
         let b = json!({"resourceType": "Bundle", "type": "searchset", "total": 0});
         assert_eq!(
-            decide(Some(&b)),
+            decide(sent(&b)),
             Decision::Use {
                 resources: vec![],
                 next: None
@@ -339,9 +309,9 @@ mod tests {
             {"resource": obs("d"), "search": {"mode": "include"}}
         ]});
         assert_eq!(
-            decide(Some(&b)),
+            decide(sent(&b)),
             Decision::Use {
-                resources: vec![obs("a"), obs("b"), obs("d")],
+                resources: vec![typed(obs("a")), typed(obs("b")), typed(obs("d"))],
                 next: None
             }
         );
@@ -354,9 +324,9 @@ mod tests {
                      {"relation": "next", "url": "https://ehr.example/fhir/Observation?page=2"}],
             "entry": [{"resource": obs("a")}]});
         assert_eq!(
-            decide(Some(&b)),
+            decide(sent(&b)),
             Decision::Use {
-                resources: vec![obs("a")],
+                resources: vec![typed(obs("a"))],
                 next: Some("https://ehr.example/fhir/Observation?page=2".into())
             }
         );
@@ -371,8 +341,7 @@ mod tests {
             "somethingElse": {"resourceType": "Patient", "id": "other"},
             "encounter": {"resourceType": "Encounter", "id": "e1"}
         });
-        let prefetch = prefetch.as_object().unwrap();
-        let planned = plan(&key_specs(Hook::PatientView), prefetch);
+        let planned = plan(&key_specs(Hook::PatientView), prefetch_of(&prefetch));
         let keys: Vec<&str> = planned.iter().map(|(s, _)| s.key).collect();
         assert_eq!(
             keys,
@@ -393,7 +362,7 @@ mod tests {
         assert_eq!(planned[2].1, Decision::Fetch(FetchReason::Outcome));
         assert_eq!(planned[3].1, Decision::Fetch(FetchReason::Absent));
         // encounter-start also reads the hook's Encounter.
-        let planned = plan(&key_specs(Hook::EncounterStart), prefetch);
+        let planned = plan(&key_specs(Hook::EncounterStart), prefetch_of(&prefetch));
         assert_eq!(planned.last().unwrap().0.key, "encounter");
         assert!(matches!(planned.last().unwrap().1, Decision::Use { .. }));
     }

@@ -54,9 +54,10 @@ pub async fn call_service(
         log: &log,
         hook,
     };
-    let response = pipeline::answer(&env, hook, body, &watch)
+    let response = pipeline::answer(&env, hook, &body, &watch)
         .await
         .map_err(|e| match e {
+            CallError::NotJson(message) => ApiError::MalformedJson(message),
             CallError::Invalid(list) => ApiError::Invalid(list),
             CallError::Unavailable(u) if u.busy => ApiError::LiveDataBusy,
             CallError::Unavailable(u) => ApiError::DataUnavailable(u),
@@ -117,6 +118,10 @@ pub async fn record_feedback(
 ) -> Result<Response, ApiError> {
     let (hook, body, _permit, _client) =
         service_call(&state, &log, id, "/feedback", &headers, body).await?;
+    // A feedback body is small and read whole (its budget covered a tree's cost).
+    // serde_json's message gives line and column, never the content.
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let entries = parse_feedback(&body).map_err(ApiError::Invalid)?;
     for e in &entries {
         state
@@ -199,8 +204,9 @@ pub async fn method_not_allowed(uri: axum::http::Uri) -> ApiError {
 /// unknown path shape (404), authentication against the route's own audience (401),
 /// unknown service (404), then the JSON body (415 / 413 past `--max-body` or when its
 /// parsed form alone would pass `--max-inflight-body` / 503 when the in-flight body
-/// budget is spent / 408 when it does not arrive within `--body-timeout` / 400).
-/// Also returns the verified client (`None` in dev mode without auth).
+/// budget is spent / 408 when it does not arrive within `--body-timeout`); the caller
+/// parses it (400 when it is not JSON). Also returns the verified client (`None` in dev
+/// mode without auth).
 async fn service_call(
     state: &AppState,
     log: &RequestLog,
@@ -208,7 +214,7 @@ async fn service_call(
     route_suffix: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Hook, Value, BodyPermit, Option<Verified>), ApiError> {
+) -> Result<(Hook, Vec<u8>, BodyPermit, Option<Verified>), ApiError> {
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
     let client = state
         .authenticate(headers, &format!("/cds-services/{id}{route_suffix}"), log)
@@ -218,7 +224,7 @@ async fn service_call(
     let mut permit = BodyPermit::default();
     let body = tokio::time::timeout(
         state.0.body_timeout,
-        read_json(headers, body, state.0.max_body, |read| {
+        read_body(headers, body, state.0.max_body, |read| {
             state.0.body_budget.cover(&mut permit, read)
         }),
     )
@@ -227,16 +233,16 @@ async fn service_call(
     Ok((hook, body, permit, client))
 }
 
-/// The body as JSON: 415 unless it says JSON, 413 past `max_body` (without reading
-/// further), `reserve(bytes)` (the body budget) asked for the body's buffer plus its
-/// parsed cost ([`Expansion`]) as each chunk arrives, so its refusal (503, or 413 when
-/// it could never fit) comes before the parse; 400 when it does not parse.
-async fn read_json(
+/// The bytes of a JSON body: 415 unless it says JSON, 413 past `max_body` (without
+/// reading further), `reserve(bytes)` (the body budget) asked for the body's buffer plus
+/// its parsed cost ([`Expansion`]) as each chunk arrives, so its refusal (503, or 413
+/// when it could never fit) comes before the parse.
+async fn read_body(
     headers: &HeaderMap,
     body: Body,
     max_body: usize,
     mut reserve: impl FnMut(usize) -> Result<(), Refused>,
-) -> Result<Value, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -303,6 +309,5 @@ async fn read_json(
         }
         bytes.extend_from_slice(&chunk);
     }
-    // serde_json's message gives line and column, never the content.
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    Ok(bytes)
 }

@@ -30,6 +30,13 @@ pub enum Field<T> {
 }
 
 impl<T> Field<T> {
+    /// The value, when read (consumes the field).
+    pub fn into_value(self) -> Option<T> {
+        match self {
+            Field::Value(v) => Some(v),
+            _ => None,
+        }
+    }
     pub fn get(&self) -> Option<&T> {
         match self {
             Field::Value(v) => Some(v),
@@ -69,6 +76,15 @@ pub trait Lenient<'de>: Sized {
     fn from_f64(_: f64) -> Option<Self> {
         None
     }
+    /// An integer that fits `i64` (serde_json gives negative integers this way); the
+    /// same as any number unless the element tells integers apart.
+    fn from_i64(v: i64) -> Option<Self> {
+        Self::from_f64(v as f64)
+    }
+    /// A non-negative integer.
+    fn from_u64(v: u64) -> Option<Self> {
+        Self::from_f64(v as f64)
+    }
     /// JSON `null` (FHIR never sends it for an element).
     fn from_null() -> Option<Self> {
         None
@@ -104,10 +120,10 @@ impl<'de, T: Lenient<'de>> Visitor<'de> for FieldVisitor<T> {
         Ok(field(T::from_bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(field(T::from_f64(v as f64)))
+        Ok(field(T::from_i64(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(field(T::from_f64(v as f64)))
+        Ok(field(T::from_u64(v)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         Ok(field(T::from_f64(v)))
@@ -144,6 +160,16 @@ impl Lenient<'_> for bool {
 impl Lenient<'_> for f64 {
     fn from_f64(v: f64) -> Option<Self> {
         Some(v)
+    }
+}
+
+/// An integer (`expires_in` of a hook request): `3.0` and integers past `i64` are not.
+impl Lenient<'_> for i64 {
+    fn from_i64(v: i64) -> Option<Self> {
+        Some(v)
+    }
+    fn from_u64(v: u64) -> Option<Self> {
+        i64::try_from(v).ok()
     }
 }
 
@@ -209,7 +235,7 @@ impl<T> Field<OneOrMany<T>> {
 
 /// Matches an object key against a struct's element names without allocating (keys
 /// with JSON escapes arrive as owned strings and match the same way).
-struct KeyIndex(&'static [&'static str]);
+pub(crate) struct KeyIndex(pub(crate) &'static [&'static str]);
 
 impl<'de> DeserializeSeed<'de> for KeyIndex {
     type Value = Option<usize>;
@@ -229,7 +255,8 @@ impl<'de> Visitor<'de> for KeyIndex {
 }
 
 /// A struct of lenient elements: each JSON key names one field (a repeated key: the last
-/// wins, as in most JSON readers); unknown keys are skipped unread.
+/// wins, as in most JSON readers); unknown keys are skipped unread. Also the CDS Hooks
+/// request's envelope (`cds_hooks::request`).
 macro_rules! lenient_struct {
     (
         $(#[$meta:meta])*
@@ -243,13 +270,17 @@ macro_rules! lenient_struct {
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
 
-        impl<'de> Lenient<'de> for $name {
-            fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        impl<'de> $crate::record::resource::Lenient<'de> for $name {
+            fn from_map<A: serde::de::MapAccess<'de>>(
+                mut map: A,
+            ) -> Result<Option<Self>, A::Error> {
                 const KEYS: &[&str] = &[$($json),*];
                 let mut out = $name::default();
-                while let Some(key) = map.next_key_seed(KeyIndex(KEYS))? {
+                while let Some(key) =
+                    map.next_key_seed($crate::record::resource::KeyIndex(KEYS))?
+                {
                     let Some(i) = key else {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value::<serde::de::IgnoredAny>()?;
                         continue;
                     };
                     let mut n = 0usize;
@@ -261,13 +292,14 @@ macro_rules! lenient_struct {
                         n += 1;
                     )*
                     let _ = n;
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<serde::de::IgnoredAny>()?;
                 }
                 Ok(Some(out))
             }
         }
     };
 }
+pub(crate) use lenient_struct;
 
 lenient_struct! {
     pub struct Coding {
@@ -449,6 +481,7 @@ lenient_struct! {
         "issued" => issued: Field<Text>,
         "performedDateTime" => performed_date_time: Field<Text>,
         "performedPeriod" => performed_period: Field<Period>,
+        "performedInstant" => performed_instant: Field<Text>,
         "authoredOn" => authored_on: Field<Text>,
         "dateAsserted" => date_asserted: Field<Text>,
         "started" => started: Field<Text>,
@@ -515,30 +548,79 @@ pub fn from_value(json: &serde_json::Value) -> Field<Resource> {
 /// resource with the `fullUrl` of its entry; an entry without a readable resource is
 /// counted in `malformed`. `search.mode = outcome` entries and OperationOutcomes are
 /// not the patient's data and are skipped.
-pub fn flatten<'r>(
-    r: &'r Resource,
-    full_url: Option<&'r str>,
+///
+/// The same walk borrows (`&Resource`: the record reads in place) or owns (`Resource`:
+/// the FHIR layer moves a page's resources out of it, copying none): see [`Node`].
+pub fn flatten<R: Node>(
+    r: R,
+    full_url: Option<R::Url>,
     malformed: &mut usize,
-    visit: &mut impl FnMut(&'r Resource, Option<&'r str>),
+    visit: &mut impl FnMut(R, Option<R::Url>),
 ) {
-    if !r.is_bundle() {
-        if r.resource_type() != Some("OperationOutcome") {
+    if !r.resource().is_bundle() {
+        if r.resource().resource_type() != Some("OperationOutcome") {
             visit(r, full_url);
         }
         return;
     }
-    for entry in r.entry.items() {
-        let Field::Value(entry) = entry else {
-            *malformed += 1;
-            continue;
+    for entry in r.entries() {
+        match entry {
+            Some((res, url)) => flatten(res, url, malformed, visit),
+            None => *malformed += 1,
+        }
+    }
+}
+
+/// A resource held by reference or by value, as [`flatten`] walks it.
+pub trait Node: Sized {
+    /// A `fullUrl` as this holder gives it (`&str` borrowed, [`Text`] owned).
+    type Url;
+    fn resource(&self) -> &Resource;
+    /// A Bundle's entries in order, `search.mode = outcome` ones left out: each its
+    /// resource and `fullUrl`, or `None` when it has no readable resource.
+    fn entries(self) -> impl Iterator<Item = Option<(Self, Option<Self::Url>)>>;
+}
+
+/// An outcome entry (`search.mode = outcome`): a server's message, not a match.
+fn is_outcome(entry: &Entry) -> bool {
+    entry.search.get().and_then(|s| s.mode.as_str()) == Some("outcome")
+}
+
+impl<'r> Node for &'r Resource {
+    type Url = &'r str;
+    fn resource(&self) -> &Resource {
+        self
+    }
+    fn entries(self) -> impl Iterator<Item = Option<(Self, Option<&'r str>)>> {
+        self.entry.items().iter().filter_map(|entry| match entry {
+            Field::Value(e) if is_outcome(e) => None,
+            Field::Value(e) => Some(match &e.resource {
+                Field::Value(res) => Some((&**res, e.full_url.as_str())),
+                _ => None,
+            }),
+            _ => Some(None),
+        })
+    }
+}
+
+impl Node for Resource {
+    type Url = Text;
+    fn resource(&self) -> &Resource {
+        self
+    }
+    fn entries(self) -> impl Iterator<Item = Option<(Self, Option<Text>)>> {
+        let entries = match self.entry {
+            Field::Value(entries) => entries,
+            _ => Vec::new(),
         };
-        if entry.search.get().and_then(|s| s.mode.as_str()) == Some("outcome") {
-            continue;
-        }
-        match &entry.resource {
-            Field::Value(res) => flatten(res, entry.full_url.as_str(), malformed, visit),
-            _ => *malformed += 1,
-        }
+        entries.into_iter().filter_map(|entry| match entry {
+            Field::Value(e) if is_outcome(&e) => None,
+            Field::Value(e) => Some(match (e.resource, e.full_url) {
+                (Field::Value(res), url) => Some((*res, url.into_value())),
+                _ => None,
+            }),
+            _ => Some(None),
+        })
     }
 }
 
@@ -597,7 +679,10 @@ mod tests {
             Some("Patient/p1")
         );
         let comp = &r.component.items()[0];
-        assert_eq!(comp.value_quantity.get().unwrap().value, Field::Value(108.0));
+        assert_eq!(
+            comp.value_quantity.get().unwrap().value,
+            Field::Value(108.0)
+        );
     }
 
     #[test]
@@ -635,8 +720,7 @@ mod tests {
 
     #[test]
     fn repeated_keys_keep_the_last_and_escaped_keys_match() {
-        let r = from_slice(br#"{"id": "a", "id": "b", "resource\u0054ype": "Patient"}"#)
-            .unwrap();
+        let r = from_slice(br#"{"id": "a", "id": "b", "resource\u0054ype": "Patient"}"#).unwrap();
         let Field::Value(r) = r else { panic!() };
         assert_eq!(r.id(), Some("b"));
         assert_eq!(r.resource_type(), Some("Patient"));
@@ -674,6 +758,13 @@ mod tests {
             ]
         );
         assert_eq!(malformed, 4);
+        // Owned, the same walk moves the resources out.
+        let mut moved = Vec::new();
+        let mut malformed = 0;
+        flatten(b, None, &mut malformed, &mut |r, url| moved.push((r, url)));
+        let ids: Vec<_> = moved.iter().map(|(r, u)| (r.id(), u.as_deref())).collect();
+        assert_eq!(ids, [(Some("1"), Some("urn:uuid:1")), (Some("c"), None)]);
+        assert_eq!(malformed, 4);
     }
 
     #[test]
@@ -685,7 +776,10 @@ mod tests {
             "[".repeat(10_000),
             "]".repeat(10_000)
         );
-        assert!(matches!(from_slice(deep.as_bytes()).unwrap(), Field::Value(_)));
+        assert!(matches!(
+            from_slice(deep.as_bytes()).unwrap(),
+            Field::Value(_)
+        ));
         // Resources nested in resources are read to MAX_RESOURCE_DEPTH, deeper ones
         // skipped: the stack stays bounded however deep the input.
         for n in [3, 100, 10_000] {

@@ -188,8 +188,17 @@ pub fn type_id(r: &Value) -> (String, String) {
     )
 }
 
-pub fn type_ids(resources: &[Value]) -> BTreeSet<(String, String)> {
-    resources.iter().map(type_id).collect()
+/// `(type, id)` of what `gather` returned (typed resources).
+pub fn type_ids(resources: &[dvt_cds::record::resource::Resource]) -> BTreeSet<(String, String)> {
+    resources
+        .iter()
+        .map(|r| {
+            (
+                r.resource_type().unwrap_or_default().to_owned(),
+                r.id().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
 }
 
 const ICD10: &str = "http://hl7.org/fhir/sid/icd-10-cm";
