@@ -418,7 +418,8 @@ lenient_struct! {
         "bodySite" => body_site: Field<OneOrMany<CodeableConcept>>,
         "component" => component: Field<Vec<Component>>,
         "reasonCode" => reason_code: Field<Vec<CodeableConcept>>,
-        "procedureCode" => procedure_code: Field<OneOrMany<CodeableConcept>>,
+        /// An array only (a lone object is not read, as before the typed reader).
+        "procedureCode" => procedure_code: Field<Vec<CodeableConcept>>,
         "class" => class: Field<EncounterClass>,
         "interpretation" => interpretation: Field<OneOrMany<CodeableConcept>>,
         "dataAbsentReason" => data_absent_reason: Field<Present>,
@@ -510,6 +511,18 @@ pub fn from_value(json: &serde_json::Value) -> Field<Resource> {
     Field::<Resource>::deserialize(json).unwrap_or(Field::Invalid)
 }
 
+/// [`from_value`] over a list (a caller that still holds JSON values: its producer reads
+/// bytes in a later step). A value that is not an object is kept as a resource of no
+/// type, which `record` counts as malformed, as it counted the value.
+pub fn from_values(json: &[serde_json::Value]) -> Vec<Resource> {
+    json.iter()
+        .map(|v| match from_value(v) {
+            Field::Value(r) => r,
+            Field::Absent | Field::Invalid => Resource::default(),
+        })
+        .collect()
+}
+
 /// The resources of a resource or Bundle, Bundles (of any type, nested) flattened into
 /// their entries' resources: the one reader of Bundle envelopes. `visit` gets each
 /// resource with the `fullUrl` of its entry; an entry without a readable resource is
@@ -597,7 +610,10 @@ mod tests {
             Some("Patient/p1")
         );
         let comp = &r.component.items()[0];
-        assert_eq!(comp.value_quantity.get().unwrap().value, Field::Value(108.0));
+        assert_eq!(
+            comp.value_quantity.get().unwrap().value,
+            Field::Value(108.0)
+        );
     }
 
     #[test]
@@ -635,8 +651,7 @@ mod tests {
 
     #[test]
     fn repeated_keys_keep_the_last_and_escaped_keys_match() {
-        let r = from_slice(br#"{"id": "a", "id": "b", "resource\u0054ype": "Patient"}"#)
-            .unwrap();
+        let r = from_slice(br#"{"id": "a", "id": "b", "resource\u0054ype": "Patient"}"#).unwrap();
         let Field::Value(r) = r else { panic!() };
         assert_eq!(r.id(), Some("b"));
         assert_eq!(r.resource_type(), Some("Patient"));
@@ -685,7 +700,10 @@ mod tests {
             "[".repeat(10_000),
             "]".repeat(10_000)
         );
-        assert!(matches!(from_slice(deep.as_bytes()).unwrap(), Field::Value(_)));
+        assert!(matches!(
+            from_slice(deep.as_bytes()).unwrap(),
+            Field::Value(_)
+        ));
         // Resources nested in resources are read to MAX_RESOURCE_DEPTH, deeper ones
         // skipped: the stack stays bounded however deep the input.
         for n in [3, 100, 10_000] {
