@@ -2,7 +2,6 @@
 //! threshold) and §7 (order hooks).
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::HookInput;
 use super::concepts::{
@@ -10,6 +9,7 @@ use super::concepts::{
 };
 use crate::mappings::{CodeSet, CodeSets, Mappings, Side};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
+use crate::record::resource::{self, Resource};
 use crate::record::{self, DataNotes, Kind};
 
 /// The card category (§4).
@@ -322,11 +322,13 @@ fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
     }
     let mut flat = Vec::new();
     let mut skipped = 0;
-    record::flatten(&input.draft_orders, &mut flat, &mut skipped);
+    for draft in &input.draft_orders {
+        resource::flatten(draft, None, &mut skipped, &mut |r, _| flat.push(r));
+    }
     for r in flat {
-        let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("");
-        let codes = record::concept_codes(m, r.get("code")).0;
-        let reference = match r.get("id").and_then(Value::as_str) {
+        let rt = r.resource_type().unwrap_or("");
+        let codes = record::concept_codes(m, r.code.get()).0;
+        let reference = match r.id() {
             Some(id) => format!("{rt}/{id}"),
             None => format!("{rt} (draft)"),
         };
@@ -756,7 +758,7 @@ fn pathway_notes(a: &Assessment, likely_at: i32) -> Vec<PathwayNote> {
 pub fn assess(
     m: &Mappings,
     input: &HookInput,
-    resources: &[Value],
+    resources: &[Resource],
     now: DateTime<Utc>,
 ) -> Assessment {
     let rec = record::read(m, &input.patient_id, resources, now);
@@ -982,7 +984,7 @@ mod tests {
     //! Table-driven tests of the spec v2 decisions (§3, §4, §5, §7) on small records.
     use super::*;
     use crate::cds_hooks::Hook;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
     const SCT: &str = "http://snomed.info/sct";
@@ -1039,15 +1041,25 @@ mod tests {
             hook_instance: "t".into(),
             patient_id: "p".into(),
             encounter_id: None,
-            draft_orders: drafts,
+            draft_orders: resource::from_values(&drafts),
             data_quality: vec![],
         }
     }
     fn run(resources: Vec<Value>) -> Assessment {
-        assess(m(), &input(Hook::PatientView, vec![]), &resources, now())
+        assess(
+            m(),
+            &input(Hook::PatientView, vec![]),
+            &resource::from_values(&resources),
+            now(),
+        )
     }
     fn run_order(resources: Vec<Value>, drafts: Vec<Value>) -> Assessment {
-        assess(m(), &input(Hook::OrderSign, drafts), &resources, now())
+        assess(
+            m(),
+            &input(Hook::OrderSign, drafts),
+            &resource::from_values(&resources),
+            now(),
+        )
     }
     fn kinds(a: &Assessment) -> Vec<(SuggestionKind, bool)> {
         a.suggestions
