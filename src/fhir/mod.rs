@@ -597,8 +597,8 @@ struct Live<'a> {
 
 /// What a GET of one FHIR resource gave, when it gave an answer.
 enum Fetched {
-    /// A JSON object with a `resourceType`.
-    Resource(Resource),
+    /// A JSON object with a `resourceType` (boxed: a `Resource` is large).
+    Resource(Box<Resource>),
     /// A read of something that does not exist (404 / 410), like a `null` prefetch.
     Missing,
     /// The call's live data would pass `--fhir-max-bytes`: not read, or not parsed.
@@ -715,7 +715,7 @@ impl Live<'_> {
                 Ok(Ok(Fetched::Resource(r)))
                     if r.resource_type() == Some("Medication") && r.id() == Some(id.as_str()) =>
                 {
-                    Some(r)
+                    Some(*r)
                 }
                 Ok(Err(e)) => {
                     // The reason only: never the id or the URL.
@@ -750,7 +750,7 @@ impl Live<'_> {
                 };
                 let url = read_url(base, spec.resource_type, id);
                 let resource = match self.get_json(&spec, &url, true).await? {
-                    Fetched::Resource(r) => Some(r),
+                    Fetched::Resource(r) => Some(*r),
                     Fetched::Missing => None,
                     Fetched::OverBudget => return Err(self.over_budget(&spec)),
                 };
@@ -858,7 +858,7 @@ impl Live<'_> {
             // Past the budget, a key's first page fails the call (its data would be
             // missing, not partial); a later one ends the key's data, as the page cap does.
             let page = match self.get_json(&spec, &url, false).await? {
-                Fetched::Resource(page) => page,
+                Fetched::Resource(page) => *page,
                 Fetched::Missing => {
                     return Err(self.unavailable(&spec, "HTTP 404 from the FHIR server"));
                 }
@@ -969,7 +969,9 @@ impl Live<'_> {
         }
         // Parsed straight into typed resources: no JSON tree.
         match resource::from_slice(&reply.body) {
-            Ok(Field::Value(r)) if r.resource_type().is_some() => Ok(Fetched::Resource(r)),
+            Ok(Field::Value(r)) if r.resource_type().is_some() => {
+                Ok(Fetched::Resource(Box::new(r)))
+            }
             _ => Err(self.unavailable(spec, "the response is not a FHIR resource in JSON")),
         }
     }
