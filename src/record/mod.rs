@@ -1475,12 +1475,14 @@ mod tests {
         serde_json::json!({"coding": [{"system": system, "code": code}]})
     }
 
-    /// The facts of these resources, for patient `p`, with the shipped mappings.
+    /// The facts of these resources, for patient `p` (the resources are leaked: the
+    /// facts borrow them, and a test is short-lived).
     fn facts_with(m: &Mappings, resources: &[serde_json::Value]) -> Vec<Fact<'static>> {
         let typed: &'static [Resource] = resource::from_values(resources).leak();
         read(m, "p", typed, now()).facts
     }
 
+    /// [`facts_with`] the shipped mappings.
     fn facts(resources: &[serde_json::Value]) -> Vec<Fact<'static>> {
         facts_with(crate::test_support::shipped(), resources)
     }
