@@ -712,13 +712,11 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                 let Some(d) = f.date else { continue };
                 if codes.contains(CodeSet::PregnancyStatus) {
                     match f.pregnancy_value {
-                        Some(Qualitative::Positive) => {
-                            if within(f, now, w.pregnancy_evidence) {
-                                preg_evidence.push(f);
-                            }
+                        Some(Qualitative::Positive) if within(f, now, w.pregnancy_evidence) => {
+                            preg_evidence.push(f)
                         }
                         Some(Qualitative::Negative) => preg_ends.push(d),
-                        None => {}
+                        Some(Qualitative::Positive) | None => {}
                     }
                 }
                 if codes.contains(CodeSet::Hcg) {

@@ -1467,6 +1467,204 @@ mod tests {
         assert_eq!(referenced_patient(&both), Some("p2"));
     }
 
+    const LOINC: &str = "http://loinc.org";
+    const SCT: &str = "http://snomed.info/sct";
+    const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+
+    fn cc(system: &str, code: &str) -> serde_json::Value {
+        serde_json::json!({"coding": [{"system": system, "code": code}]})
+    }
+
+    /// The facts of these resources, for patient `p` (the resources are leaked: the
+    /// facts borrow them, and a test is short-lived).
+    fn facts_with(m: &Mappings, resources: &[serde_json::Value]) -> Vec<Fact<'static>> {
+        let typed: &'static [Resource] = resource::from_values(resources).leak();
+        read(m, "p", typed, now()).facts
+    }
+
+    /// [`facts_with`] the shipped mappings.
+    fn facts(resources: &[serde_json::Value]) -> Vec<Fact<'static>> {
+        facts_with(crate::test_support::shipped(), resources)
+    }
+
+    fn obs(code: &str, more: serde_json::Value) -> serde_json::Value {
+        let mut o = serde_json::json!({"resourceType": "Observation", "id": "o",
+            "status": "final", "code": cc(LOINC, code), "effectiveDateTime": "2026-11-20"});
+        for (k, v) in more.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        o
+    }
+
+    #[test]
+    fn measures_are_the_own_value_or_the_first_matching_component() {
+        let m = crate::test_support::shipped();
+        let f = &facts(&[obs(
+            "59408-5",
+            serde_json::json!({"valueQuantity":
+            {"value": 93, "unit": "percent", "system": "http://unitsofmeasure.org", "code": " % "}}),
+        )])[0];
+        let own = Measure {
+            value: Some(93.0),
+            unit: Some("%"),
+            comparator: None,
+        };
+        assert_eq!(f.measure(m, CodeSet::Spo2), Some(own));
+        assert_eq!(f.measure(m, CodeSet::HeartRate), None);
+        // Another system than UCUM: the unit text; no quantity: nothing measured.
+        let f = &facts(&[obs(
+            "48065-7",
+            serde_json::json!({"valueQuantity":
+            {"value": 0.4, "comparator": "<", "unit": "mg/L FEU", "system": "http://x.org", "code": "mgl"}}),
+        )])[0];
+        let want = Measure {
+            value: Some(0.4),
+            unit: Some("mg/L FEU"),
+            comparator: Some("<"),
+        };
+        assert_eq!(f.measure(m, CodeSet::DDimerFeu), Some(want));
+        for q in [
+            serde_json::json!({}),
+            serde_json::json!({"valueQuantity": "93 %"}),
+        ] {
+            let f = &facts(&[obs("59408-5", q)])[0];
+            assert_eq!(f.measure(m, CodeSet::Spo2), Some(Measure::default()));
+        }
+        // A panel: the first component whose code is in the set.
+        let panel = obs(
+            "85353-1",
+            serde_json::json!({"component": [
+                {"code": cc(LOINC, "8480-6"), "valueQuantity": {"value": 120, "unit": "mm[Hg]"}},
+                {"code": cc(LOINC, "8867-4"), "valueQuantity": {"value": 108, "code": "/min"}},
+                {"code": cc(LOINC, "8867-4"), "valueQuantity": {"value": 50, "code": "/min"}},
+                {"code": cc(LOINC, "59408-5")}
+            ]}),
+        );
+        let f = &facts(&[panel])[0];
+        assert!(f.component_codes.contains(CodeSet::HeartRate));
+        let hr = Measure {
+            value: Some(108.0),
+            unit: Some("/min"),
+            comparator: None,
+        };
+        assert_eq!(f.measure(m, CodeSet::HeartRate), Some(hr));
+        assert_eq!(f.measure(m, CodeSet::Spo2), Some(Measure::default()));
+        assert_eq!(f.measure(m, CodeSet::DDimerFeu), None);
+    }
+
+    #[test]
+    fn coded_and_text_values_say_positive_or_negative() {
+        let value = |code: &str, v: serde_json::Value| {
+            let f = &facts(&[obs(code, v)])[0];
+            (f.pregnancy_value, f.qualitative)
+        };
+        use Qualitative::{Negative, Positive};
+        let coded = |code| serde_json::json!({"valueCodeableConcept": cc(SCT, code)});
+        let text = |s| serde_json::json!({"valueString": s});
+        assert_eq!(value("82810-3", coded("77386006")), (Some(Positive), None));
+        assert_eq!(value("82810-3", coded("60001007")), (Some(Negative), None));
+        assert_eq!(value("82810-3", coded("1")), (None, None));
+        assert_eq!(value("2106-3", coded("10828004")), (None, Some(Positive)));
+        assert_eq!(value("2106-3", coded("260385009")), (None, Some(Negative)));
+        assert_eq!(value("2106-3", text(" Detected ")), (None, Some(Positive)));
+        assert_eq!(
+            value("2106-3", text("not detected")),
+            (None, Some(Negative))
+        );
+        assert_eq!(value("2106-3", text("equivocal")), (None, None));
+        assert_eq!(
+            value("2106-3", serde_json::json!({"valueString": 1})),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn an_upper_limb_body_site_or_reason_is_noted_on_imaging() {
+        let us = |more: serde_json::Value| {
+            let mut r = serde_json::json!({"resourceType": "ServiceRequest", "id": "s",
+                "status": "active", "code": cc("http://www.ama-assn.org/go/cpt", "93971"),
+                "authoredOn": "2026-11-19"});
+            for (k, v) in more.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+            facts(&[r])[0].upper_limb_site
+        };
+        assert!(!us(serde_json::json!({})));
+        assert!(us(serde_json::json!({"bodySite": [cc(SCT, "53120007")]})));
+        assert!(us(serde_json::json!({"bodySite": cc(SCT, "53120007")})));
+        assert!(us(serde_json::json!({"reasonCode": [cc(SCT, "53120007")]})));
+        assert!(!us(serde_json::json!({"bodySite": [cc(SCT, "30021000")]})));
+    }
+
+    #[test]
+    fn conditions_carry_z85_only_cancer_and_z3a_weeks() {
+        let cond = |codings: &[(&str, &str)]| {
+            let coding: Vec<_> = codings
+                .iter()
+                .map(|(s, c)| serde_json::json!({"system": s, "code": c}))
+                .collect();
+            serde_json::json!({"resourceType": "Condition", "id": "c",
+                "code": {"coding": coding}, "onsetDateTime": "2026-11-01"})
+        };
+        let f = |m: &Mappings, codings: &[(&str, &str)]| {
+            let f = facts_with(m, &[cond(codings)]).pop().unwrap();
+            (f.cancer_only_z85, f.gestation_weeks)
+        };
+        let shipped = crate::test_support::shipped();
+        assert_eq!(f(shipped, &[(ICD, "C50.911")]), (false, None));
+        assert_eq!(f(shipped, &[(ICD, "Z3A.10")]), (false, Some(10)));
+        assert_eq!(f(shipped, &[(ICD, "Z3A.01")]), (false, Some(0)));
+        // The last Z3A coding names the weeks; another first-trimester code none.
+        assert_eq!(
+            f(shipped, &[(ICD, "Z3A.08"), (ICD, "Z3A.11")]),
+            (false, Some(11))
+        );
+        assert_eq!(f(shipped, &[(ICD, "O09.01")]), (false, None));
+        // A site whose cancer set keeps Z85: Z85 alone is history, with another
+        // cancer code it is not.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let mut files = vec![(
+            "model.toml".to_string(),
+            std::fs::read_to_string(root.join("model.toml")).unwrap(),
+        )];
+        for e in std::fs::read_dir(root.join("valuesets")).unwrap() {
+            let p = e.unwrap().path();
+            let name = format!("valuesets/{}", p.file_name().unwrap().to_string_lossy());
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if name == "valuesets/cancer.json" {
+                text = text.replacen(
+                    "\"code\": \"C00.0\",",
+                    "\"code\": \"Z85.3\"}, {\"code\": \"C00.0\",",
+                    1,
+                );
+            }
+            files.push((name, text));
+        }
+        let site = Mappings::from_files("site", &files).expect("edited set loads");
+        assert_eq!(f(&site, &[(ICD, "Z85.3")]), (true, None));
+        assert_eq!(f(&site, &[(ICD, "Z85.3"), (ICD, "C50.911")]), (false, None));
+    }
+
+    #[test]
+    fn malformed_resources_and_values_are_counted_once_each() {
+        let rec_of = |v: Vec<serde_json::Value>| {
+            let typed: &'static [Resource] = resource::from_values(&v).leak();
+            read(crate::test_support::shipped(), "p", typed, now()).notes
+        };
+        let notes = rec_of(vec![
+            serde_json::json!("not a resource"),
+            serde_json::json!({"id": "no type"}),
+            serde_json::json!({"resourceType": "Condition", "code": "pain"}),
+            serde_json::json!({"resourceType": "Medication", "status": 1}),
+            serde_json::json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Condition", "id": 7}}, {"fullUrl": "x"}, 3]}),
+            serde_json::json!({"resourceType": "Condition", "subject": {"reference": "Patient/q"}}),
+        ]);
+        assert_eq!(notes.malformed, 7);
+        assert_eq!(notes.other_patient, 1);
+        assert!(notes.no_patient);
+    }
+
     #[test]
     fn window_edges_by_calendar_day_and_by_instant() {
         let d14 = parse_when("2026-11-06").unwrap();
