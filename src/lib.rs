@@ -8,8 +8,9 @@
 //! # Layout
 //!
 //! Pure modules (no I/O, no async, no axum / reqwest / tokio):
-//! - [`cds_hooks`]: wire types of CDS Hooks 2.0: hooks, the validated hook request,
-//!   discovery entries, cards.
+//! - [`cds_hooks`]: wire types of CDS Hooks 2.0: hooks, the validated hook request
+//!   (read from the body's bytes straight into typed parts, its prefetch and draft
+//!   orders as `record::resource` types), discovery entries, cards.
 //! - [`mappings`]: the clinical knowledge as data (`mappings/`: FHIR ValueSets and
 //!   `model.toml`), compiled into the binary, parsed and checked once at startup.
 //! - [`record`]: FHIR R4 resources typed (`record::resource`, parsed leniently from JSON)
@@ -22,8 +23,9 @@
 //!   bytes before parsing (the memory budgets count it).
 //!
 //! I/O at the edge:
-//! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest),
-//!   and which FHIR servers and addresses they may reach (`fhir::egress`, pure).
+//! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest, each
+//!   page parsed from its bytes into `record::resource` types), and which FHIR servers
+//!   and addresses they may reach (`fhir::egress`, pure).
 //! - [`pipeline`]: one hook call from its JSON body to its response (validate, gather,
 //!   assess, render); the service and `dvt-cds evaluate` both run it.
 //! - [`evaluate`]: `dvt-cds evaluate`, offline: a request through [`pipeline`], or a

@@ -156,6 +156,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bundles_resources_move_out_flattened_readable_and_typed_only() {
+        let b = typed(json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Condition", "id": "a"}},
+            {"resource": {"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Observation", "id": "b"}}]}},
+            {"resource": {"id": "no type"}},
+            {"search": {"mode": "outcome"}, "resource": {"resourceType": "OperationOutcome"}},
+            {"fullUrl": "urn:uuid:no-resource"},
+            {"resource": "not an object"}
+        ]}));
+        let ids: Vec<_> = resources(b)
+            .iter()
+            .map(|r| type_and_id(r).unwrap())
+            .map(|(t, i)| format!("{t}/{i}"))
+            .collect();
+        assert_eq!(ids, ["Condition/a", "Observation/b"]);
+    }
+
+    #[test]
     fn next_link_found_among_links() {
         let b = typed(
             json!({"link": [{"relation": "self", "url": "a"}, {"relation": "next", "url": "b"}]}),
