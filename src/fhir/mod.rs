@@ -458,54 +458,30 @@ pub async fn gather(
     });
     let results = futures::future::try_join_all(jobs).await?;
 
-    // Judge every resource while borrowing (the de-duplication keys are the resources'
-    // own strings), then move the kept ones: no copy of any resource or key.
+    let mut gathered = combine(results, settings, &req.context.patient_id, now);
+
+    // §1: a medicationReference that nothing gathered resolves is read live.
+    let ids =
+        medication::unresolved_ids(&gathered.resources, live.server.as_ref().map(|s| &s.base));
+    let (medications, reads) = live.read_medications(&ids).await;
+    gathered.resources.extend(medications);
+    gathered.medication_reads = reads;
+    Ok(gathered)
+}
+
+/// What the keys yielded, as one list: other patients' resources and those certainly
+/// older than their key's window left out, each resource once (by type and id: the
+/// first one kept), moved, not copied; with the keys' notes.
+fn combine(
+    results: Vec<(KeySpec, KeyData)>,
+    settings: &FhirSettings,
+    patient_id: &str,
+    now: DateTime<Utc>,
+) -> Gathered {
     let mut gathered = Gathered::default();
-    let mut keep: Vec<Vec<bool>> = Vec::with_capacity(results.len());
-    {
-        let total: usize = results.iter().map(|(_, d)| d.resources.len()).sum();
-        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(total);
-        for (spec, data) in &results {
-            let since = window_start(settings, spec, now);
-            let mut other_patient = 0;
-            let flags = data
-                .resources
-                .iter()
-                .map(|resource| {
-                    if bundle::about_other_patient(resource, &req.context.patient_id) {
-                        other_patient += 1;
-                        return false;
-                    }
-                    if let (Some(param), Some(since)) = (date_param(spec), since)
-                        && bundle::before_window(resource, param, since)
-                    {
-                        return false;
-                    }
-                    match bundle::type_and_id(resource) {
-                        Some(key) => seen.insert(key),
-                        None => true,
-                    }
-                })
-                .collect();
-            keep.push(flags);
-            if data.fetched {
-                gathered.fetched_keys.push(spec.key);
-            }
-            gathered.notes.extend(data.notes.iter().cloned());
-            if data.cut_short {
-                gathered.data_quality.push(DataQualityNote {
-                    code: DataQualityCode::PagingCutShort,
-                    evidence: vec![spec.describe()],
-                });
-            }
-            if other_patient > 0 {
-                gathered.notes.push(format!(
-                    "{}: {other_patient} resource(s) about another patient were left out",
-                    spec.describe()
-                ));
-            }
-        }
-    }
+    // Judged while borrowing (the de-duplication keys are the resources' own strings),
+    // then the kept ones moved: no copy of any resource or key.
+    let keep = judge(&results, settings, patient_id, now, &mut gathered);
     let kept = keep.iter().flatten().filter(|k| **k).count();
     gathered.resources.reserve_exact(kept);
     for ((_, data), flags) in results.into_iter().zip(keep) {
@@ -516,14 +492,61 @@ pub async fn gather(
                 .filter_map(|(resource, k)| k.then_some(resource)),
         );
     }
+    gathered
+}
 
-    // §1: a medicationReference that nothing gathered resolves is read live.
-    let ids =
-        medication::unresolved_ids(&gathered.resources, live.server.as_ref().map(|s| &s.base));
-    let (medications, reads) = live.read_medications(&ids).await;
-    gathered.resources.extend(medications);
-    gathered.medication_reads = reads;
-    Ok(gathered)
+/// Which resources of each key [`combine`] keeps; the keys' notes go into `gathered`.
+fn judge(
+    results: &[(KeySpec, KeyData)],
+    settings: &FhirSettings,
+    patient_id: &str,
+    now: DateTime<Utc>,
+    gathered: &mut Gathered,
+) -> Vec<Vec<bool>> {
+    let total: usize = results.iter().map(|(_, d)| d.resources.len()).sum();
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(total);
+    let mut keep = Vec::with_capacity(results.len());
+    for (spec, data) in results {
+        let since = window_start(settings, spec, now);
+        let mut other_patient = 0;
+        let flags = data
+            .resources
+            .iter()
+            .map(|resource| {
+                if bundle::about_other_patient(resource, patient_id) {
+                    other_patient += 1;
+                    return false;
+                }
+                if let (Some(param), Some(since)) = (date_param(spec), since)
+                    && bundle::before_window(resource, param, since)
+                {
+                    return false;
+                }
+                match bundle::type_and_id(resource) {
+                    Some(key) => seen.insert(key),
+                    None => true,
+                }
+            })
+            .collect();
+        keep.push(flags);
+        if data.fetched {
+            gathered.fetched_keys.push(spec.key);
+        }
+        gathered.notes.extend(data.notes.iter().cloned());
+        if data.cut_short {
+            gathered.data_quality.push(DataQualityNote {
+                code: DataQualityCode::PagingCutShort,
+                evidence: vec![spec.describe()],
+            });
+        }
+        if other_patient > 0 {
+            gathered.notes.push(format!(
+                "{}: {other_patient} resource(s) about another patient were left out",
+                spec.describe()
+            ));
+        }
+    }
+    keep
 }
 
 /// Time kept back from the call's deadline when reading Medications: their reads end
