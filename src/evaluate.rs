@@ -97,11 +97,14 @@ pub fn evaluate_request(
             client_servers: &[],
             deadline: tokio::time::Instant::now() + OFFLINE_DEADLINE,
             now,
+            // Files named on the command line: no body budget.
+            body_allowance: usize::MAX,
         };
         pipeline::answer_request(&env, req, &()).await
     });
     answered.map_err(|e| match e {
         CallError::NotJson(e) => format!("the request is not valid JSON: {e}"),
+        CallError::TooLarge => "the request is too large once parsed".into(),
         CallError::Invalid(list) => invalid(&list),
         CallError::Unavailable(u) => format!(
             "{}\n  (dvt-cds evaluate makes no live FHIR query: the request's prefetch must \

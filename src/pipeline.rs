@@ -30,6 +30,9 @@ pub struct CallEnv<'a> {
     /// The request time (`dvt-model.md` §1): live-query windows and the assessment's
     /// windows are measured from it.
     pub now: DateTime<Utc>,
+    /// Bytes the body's resources may take once parsed: what the body budget reserved
+    /// for its parsed form (`usize::MAX` where nothing is reserved).
+    pub body_allowance: usize,
 }
 
 /// Why a hook call got no response body.
@@ -37,6 +40,8 @@ pub struct CallEnv<'a> {
 pub enum CallError {
     /// The body is not JSON (400): serde_json's message (line and column, no content).
     NotJson(String),
+    /// The body's resources would take more memory than its budget reserved (413).
+    TooLarge,
     /// The request breaks the spec (400): every problem found.
     Invalid(Vec<Invalid>),
     /// The FHIR data could not be had (412, or 503 when `busy`).
@@ -74,9 +79,10 @@ pub async fn answer(
     body: &[u8],
     watch: &dyn Watch,
 ) -> Result<Value, CallError> {
-    let req = parse_hook_request(hook, body).map_err(|e| match e {
+    let req = parse_hook_request(hook, body, env.body_allowance).map_err(|e| match e {
         RequestError::NotJson(e) => CallError::NotJson(e.to_string()),
         RequestError::Invalid(list) => CallError::Invalid(list),
+        RequestError::TooLarge => CallError::TooLarge,
     })?;
     answer_request(env, req, watch).await
 }
@@ -206,6 +212,7 @@ mod tests {
             client_servers: &[],
             deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(5),
             now: Utc::now(),
+            body_allowance: usize::MAX,
         };
         let mut full = serde_json::Map::new();
         for (key, _) in crate::fhir::prefetch_templates(Hook::PatientView) {

@@ -615,3 +615,59 @@ async fn worst_case_log_lines_are_short() {
         assert!(line.len() < 1024, "{} bytes: {line}", line.len());
     }
 }
+
+/// `contained: [{}, {}, ...]`: 3 bytes and a tree slot of 32 each, but a whole typed
+/// resource each were it read: refused (413) once its resources pass what the budget
+/// took for the body, before they take the memory.
+#[tokio::test]
+async fn prefetch_of_empty_contained_resources_is_413() {
+    let make = |n| {
+        let mut req = hook_request("patient-view");
+        req["prefetch"]["patient"]["contained"] = json!("CONTAINED");
+        req.to_string()
+            .replace("\"CONTAINED\"", &format!("[{}]", repeat_join("{}", n)))
+            .into_bytes()
+    };
+    let n = largest_fitting(INFLIGHT, make);
+    let body = make(n);
+    let input = format!(
+        "{:.1} MiB, {} k objects",
+        body.len() as f64 / MIB as f64,
+        n / 1000
+    );
+    let (m, assert) = measure("prefetch of empty contained resources", &input, HOOK, body).await;
+    if !assert {
+        return;
+    }
+    assert_eq!(m.status, 413, "{}", m.body);
+    let text = assert_operation_outcome(&m.body);
+    assert!(text.contains("--max-inflight-body"), "{text}");
+    // Within what the budget took for the body (its tree's cost): 2 GiB unchecked.
+    assert_peak(&m, 192);
+}
+
+/// A Bundle of `{"resource":{}}` entries, the largest the budget takes: refused (413)
+/// for the same reason, where unchecked it took 300 MiB.
+#[tokio::test]
+async fn prefetch_of_empty_resources_just_within_the_budget_is_413() {
+    let make = |n| hook_with_entries(&repeat_join(r#"{"resource":{}}"#, n));
+    let n = largest_fitting(INFLIGHT, make);
+    let body = make(n);
+    let input = format!(
+        "{:.1} MiB, {} k entries",
+        body.len() as f64 / MIB as f64,
+        n / 1000
+    );
+    let (m, assert) = measure(
+        "prefetch of empty resources, largest taken",
+        &input,
+        HOOK,
+        body,
+    )
+    .await;
+    if !assert {
+        return;
+    }
+    assert_eq!(m.status, 413, "{}", m.body);
+    assert_peak(&m, 192);
+}

@@ -202,7 +202,16 @@ impl<'de> Lenient<'de> for Prefetched {
     fn from_null() -> Option<Self> {
         Some(Prefetched::Null)
     }
-    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        // Within the parse's allowance (`resource::within_allowance`), as a Bundle's
+        // entries are.
+        if !resource::charge_resource() {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            return Ok(None);
+        }
         Ok(Resource::from_map(map)?.map(|r| Prefetched::Resource(Box::new(r))))
     }
 }

@@ -17,7 +17,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{FhirAuthorization, Hook, HookContext, HookRequest, Invalid, Prefetch};
-use crate::record::resource::{Entry, Field, Lenient, Resource, Text, lenient_struct};
+use crate::record::resource::{self, Entry, Field, Lenient, Resource, Text, lenient_struct};
 
 /// Why a body is not a hook request.
 #[derive(Debug)]
@@ -26,13 +26,21 @@ pub enum RequestError {
     NotJson(serde_json::Error),
     /// JSON, but it breaks the spec: every problem found.
     Invalid(Vec<Invalid>),
+    /// Its resources would take more memory than `allowance`.
+    TooLarge,
 }
 
 /// Parse and validate the body of `POST /cds-services/{id}` for the service answering
-/// `hook`. Returns every problem found, not just the first, so a client fixes them in
-/// one go.
-pub fn parse_hook_request(hook: Hook, body: &[u8]) -> Result<HookRequest, RequestError> {
-    RequestBody::from_slice(body)
+/// `hook`, its resources within `allowance` bytes (what the body budget reserved for
+/// its parsed form: [`crate::record::resource::within_allowance`]). Returns every
+/// problem found, not just the first, so a client fixes them in one go.
+pub fn parse_hook_request(
+    hook: Hook,
+    body: &[u8],
+    allowance: usize,
+) -> Result<HookRequest, RequestError> {
+    resource::within_allowance(allowance, || RequestBody::from_slice(body))
+        .map_err(|_| RequestError::TooLarge)?
         .map_err(RequestError::NotJson)?
         .validate(hook)
         .map_err(RequestError::Invalid)
@@ -535,10 +543,10 @@ mod tests {
     }
 
     fn parse(hook: Hook, body: &Value) -> Result<HookRequest, Vec<Invalid>> {
-        match parse_hook_request(hook, body.to_string().as_bytes()) {
+        match parse_hook_request(hook, body.to_string().as_bytes(), usize::MAX) {
             Ok(r) => Ok(r),
             Err(RequestError::Invalid(list)) => Err(list),
-            Err(RequestError::NotJson(e)) => panic!("{body}: not JSON: {e}"),
+            Err(e) => panic!("{body}: {e:?}"),
         }
     }
 
@@ -567,7 +575,7 @@ mod tests {
     #[test]
     fn not_json_is_told_apart_from_invalid() {
         assert!(matches!(
-            parse_hook_request(Hook::PatientView, b"{\"hook\": "),
+            parse_hook_request(Hook::PatientView, b"{\"hook\": ", usize::MAX),
             Err(RequestError::NotJson(_))
         ));
         for (body, kind) in [
@@ -621,6 +629,23 @@ mod tests {
             Prefetched::from_value(&b["prefetch"]["procedures"]),
             *r.prefetch.get("procedures").unwrap()
         );
+    }
+
+    #[test]
+    fn resources_past_the_allowance_refuse_the_body() {
+        use crate::record::resource::{ALLOWANCE_SLACK, RESOURCE_COST};
+        // `contained: [{}, ...]`: 3 bytes of text and no tree, a whole resource each.
+        let body = |n: usize| {
+            let mut b = base("patient-view");
+            b["prefetch"] = json!({"patient": {"resourceType": "Patient",
+                                               "contained": vec![json!({}); n]}});
+            b.to_string()
+        };
+        let parse = |n: usize| parse_hook_request(Hook::PatientView, body(n).as_bytes(), 0);
+        // With a tree cost of 0, the slack alone: the Patient and what fits beside it.
+        let fits = ALLOWANCE_SLACK / RESOURCE_COST;
+        assert!(parse(fits - 1).is_ok());
+        assert!(matches!(parse(fits), Err(RequestError::TooLarge)));
     }
 
     #[test]

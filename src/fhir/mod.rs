@@ -987,15 +987,17 @@ impl Live<'_> {
             }
             s => return Err(self.unavailable(spec, format!("HTTP {s} from the FHIR server"))),
         }
-        if !self.budget.take(crate::json_cost::expansion(&reply.body)) {
+        let cost = crate::json_cost::expansion(&reply.body);
+        if !self.budget.take(cost) {
             return Ok(Fetched::OverBudget);
         }
-        // Parsed straight into typed resources: no JSON tree.
-        match resource::from_slice(&reply.body) {
-            Ok(Field::Value(r)) if r.resource_type().is_some() => {
+        // Parsed straight into typed resources (no JSON tree), within what was taken.
+        match resource::within_allowance(cost, || resource::from_slice(&reply.body)) {
+            Err(resource::OverAllowance) => Ok(Fetched::OverBudget),
+            Ok(Ok(Field::Value(r))) if r.resource_type().is_some() => {
                 Ok(Fetched::Resource(Box::new(r)))
             }
-            _ => Err(self.unavailable(spec, "the response is not a FHIR resource in JSON")),
+            Ok(_) => Err(self.unavailable(spec, "the response is not a FHIR resource in JSON")),
         }
     }
 

@@ -38,7 +38,8 @@ pub async fn call_service(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     // `_permit` holds this call's share of the body budget until the answer is built.
-    let (hook, body, _permit, client) = service_call(&state, &log, id, "", &headers, body).await?;
+    let (hook, (body, cost), _permit, client) =
+        service_call(&state, &log, id, "", &headers, body).await?;
     let env = CallEnv {
         mappings: &state.0.mappings,
         source: state.0.fhir.as_ref(),
@@ -48,6 +49,8 @@ pub async fn call_service(
         deadline: tokio::time::Instant::from_std(started + state.0.deadline),
         // One "now" for the date windows of the live queries and for the assessment.
         now: state.0.fixed_now.unwrap_or_else(chrono::Utc::now),
+        // What the permit holds for the parsed form: the typed resources stay within it.
+        body_allowance: cost,
     };
     let watch = Measured {
         state: &state,
@@ -58,6 +61,7 @@ pub async fn call_service(
         .await
         .map_err(|e| match e {
             CallError::NotJson(message) => ApiError::MalformedJson(message),
+            CallError::TooLarge => ApiError::ParsedTooLarge,
             CallError::Invalid(list) => ApiError::Invalid(list),
             CallError::Unavailable(u) if u.busy => ApiError::LiveDataBusy,
             CallError::Unavailable(u) => ApiError::DataUnavailable(u),
@@ -116,7 +120,7 @@ pub async fn record_feedback(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (hook, body, _permit, _client) =
+    let (hook, (body, _), _permit, _client) =
         service_call(&state, &log, id, "/feedback", &headers, body).await?;
     // A feedback body is small and read whole (its budget covered a tree's cost).
     // serde_json's message gives line and column, never the content.
@@ -214,7 +218,7 @@ async fn service_call(
     route_suffix: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Hook, Vec<u8>, BodyPermit, Option<Verified>), ApiError> {
+) -> Result<(Hook, (Vec<u8>, usize), BodyPermit, Option<Verified>), ApiError> {
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
     let client = state
         .authenticate(headers, &format!("/cds-services/{id}{route_suffix}"), log)
@@ -233,16 +237,16 @@ async fn service_call(
     Ok((hook, body, permit, client))
 }
 
-/// The bytes of a JSON body: 415 unless it says JSON, 413 past `max_body` (without
-/// reading further), `reserve(bytes)` (the body budget) asked for the body's buffer plus
-/// its parsed cost ([`Expansion`]) as each chunk arrives, so its refusal (503, or 413
-/// when it could never fit) comes before the parse.
+/// The bytes of a JSON body and their parsed cost: 415 unless it says JSON, 413 past
+/// `max_body` (without reading further), `reserve(bytes)` (the body budget) asked for
+/// the body's buffer plus its parsed cost ([`Expansion`]) as each chunk arrives, so its
+/// refusal (503, or 413 when it could never fit) comes before the parse.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     max_body: usize,
     mut reserve: impl FnMut(usize) -> Result<(), Refused>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(Vec<u8>, usize), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -309,5 +313,5 @@ async fn read_body(
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok(bytes)
+    Ok((bytes, cost.bytes()))
 }

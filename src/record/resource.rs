@@ -418,11 +418,57 @@ pub const MAX_RESOURCE_DEPTH: u32 = 8;
 
 thread_local! {
     static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Bytes of resources the parse on this thread may still allocate
+    /// ([`within_allowance`]); `None`: the parse has passed it.
+    static ALLOWANCE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(Some(usize::MAX)) };
 }
 
-/// A nested resource (an entry's, a contained one), read within [`MAX_RESOURCE_DEPTH`].
+/// What one resource read costs: its box (a `Resource` is large: every element it may
+/// hold has a slot), at the allocator's size class (between 1 and 2 KiB, steps of 256
+/// bytes: a test checks it against `json_cost::size_class`). Its strings and lists are
+/// small beside the tree the budget counted for them.
+pub const RESOURCE_COST: usize = std::mem::size_of::<Resource>().next_multiple_of(256);
+
+/// A parse passed the memory it was allowed for resources (see [`within_allowance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverAllowance;
+
+/// Memory the resources of one parse may take beyond its tree's cost: a text of a few
+/// small resources costs more typed than as a tree (a `Resource` has a slot for every
+/// element it may hold), and it must still be read.
+pub const ALLOWANCE_SLACK: usize = 1 << 20;
+
+/// Run `read` (a parse) allowing its resources at most `tree_cost` (what the memory
+/// budget took for the text: [`crate::json_cost`], a JSON tree's cost) plus
+/// [`ALLOWANCE_SLACK`] bytes, at [`RESOURCE_COST`] each. Why: the budgets
+/// (`--max-inflight-body`, `--fhir-max-bytes`) are taken before the parse from the bytes
+/// alone; a typed resource costs less than its tree for real data, but far more for
+/// degenerate text (`"contained": [{},{},...]`: 3 bytes and a tree slot of 32 each, a
+/// resource of 4 KiB each: a 4 MiB body would take 2 GiB). Past the allowance every
+/// further resource is skipped unread and the parse is refused as a whole.
+pub fn within_allowance<T>(tree_cost: usize, read: impl FnOnce() -> T) -> Result<T, OverAllowance> {
+    let bytes = tree_cost.saturating_add(ALLOWANCE_SLACK);
+    let before = ALLOWANCE.replace(Some(bytes));
+    let out = read();
+    let left = ALLOWANCE.replace(before);
+    left.map(|_| out).ok_or(OverAllowance)
+}
+
+/// Take one resource's cost from the allowance: `false` once it is spent.
+pub(crate) fn charge_resource() -> bool {
+    let left = ALLOWANCE.get().and_then(|l| l.checked_sub(RESOURCE_COST));
+    ALLOWANCE.set(left);
+    left.is_some()
+}
+
+/// A nested resource (an entry's, a contained one), read within [`MAX_RESOURCE_DEPTH`]
+/// and the parse's allowance ([`within_allowance`]).
 impl<'de> Lenient<'de> for Box<Resource> {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        if !charge_resource() {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        }
         let depth = DEPTH.get();
         if depth >= MAX_RESOURCE_DEPTH {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -778,6 +824,33 @@ mod tests {
         let ids: Vec<_> = moved.iter().map(|(r, u)| (r.id(), u.as_deref())).collect();
         assert_eq!(ids, [(Some("1"), Some("urn:uuid:1")), (Some("c"), None)]);
         assert_eq!(malformed, 4);
+    }
+
+    #[test]
+    fn a_resources_cost_is_its_boxs_size_class() {
+        let size = std::mem::size_of::<Resource>();
+        assert_eq!(RESOURCE_COST, crate::json_cost::size_class(size), "{size}");
+    }
+
+    #[test]
+    fn resources_past_the_allowance_refuse_the_parse() {
+        let page = |n: usize| {
+            let entries = vec![r#"{"resource":{"resourceType":"Condition"}}"#; n].join(",");
+            format!(r#"{{"resourceType":"Bundle","entry":[{entries}]}}"#)
+        };
+        // A tree cost of 0: the slack alone.
+        let fits = ALLOWANCE_SLACK / RESOURCE_COST;
+        let read = |n: usize| within_allowance(0, || from_slice(page(n).as_bytes()));
+        let Ok(Ok(Field::Value(b))) = read(fits) else {
+            panic!()
+        };
+        assert_eq!(b.entry.items().len(), fits);
+        assert!(matches!(read(fits + 1), Err(OverAllowance)));
+        // The allowance is the parse's own: the next one starts unlimited again.
+        assert!(matches!(
+            from_slice(page(fits + 1).as_bytes()),
+            Ok(Field::Value(_))
+        ));
     }
 
     #[test]
