@@ -642,10 +642,12 @@ mod tests {
             b.to_string()
         };
         let parse = |n: usize| parse_hook_request(Hook::PatientView, body(n).as_bytes(), 0);
-        // With a tree cost of 0, the slack alone: the Patient and what fits beside it.
-        let fits = ALLOWANCE_SLACK / RESOURCE_COST;
-        assert!(parse(fits - 1).is_ok());
-        assert!(matches!(parse(fits), Err(RequestError::TooLarge)));
+        // With a tree cost of 0, the slack alone: the Patient and what fits beside it,
+        // each contained resource with its slot in the list (twice: it grows by doubling).
+        let each = RESOURCE_COST + 2 * std::mem::size_of::<Box<Resource>>();
+        let fits = (ALLOWANCE_SLACK - RESOURCE_COST) / each;
+        assert!(parse(fits).is_ok());
+        assert!(matches!(parse(fits + 1), Err(RequestError::TooLarge)));
     }
 
     #[test]

@@ -199,11 +199,18 @@ impl<'de> Lenient<'de> for Present {
 }
 
 /// An array: its elements that could be read (an element of the wrong type is dropped,
-/// as the model reads nothing from it). Not an array: invalid.
+/// as the model reads nothing from it). Not an array: invalid. Each element is charged
+/// to the parse's allowance (twice its size: the list grows by doubling), as an element
+/// can be larger than its tree's slot (`component: [{}, ...]`); past it the rest is
+/// skipped unread.
 impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
     fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
         let mut out = Vec::new();
         while let Some(item) = seq.next_element::<Field<T>>()? {
+            if !charge(2 * std::mem::size_of::<T>()) {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                break;
+            }
             if let Field::Value(v) = item {
                 out.push(v);
             }
@@ -456,7 +463,12 @@ pub fn within_allowance<T>(tree_cost: usize, read: impl FnOnce() -> T) -> Result
 
 /// Take one resource's cost from the allowance: `false` once it is spent.
 pub(crate) fn charge_resource() -> bool {
-    let left = ALLOWANCE.get().and_then(|l| l.checked_sub(RESOURCE_COST));
+    charge(RESOURCE_COST)
+}
+
+/// Take `bytes` from the allowance: `false` once it is spent.
+fn charge(bytes: usize) -> bool {
+    let left = ALLOWANCE.get().and_then(|l| l.checked_sub(bytes));
     ALLOWANCE.set(left);
     left.is_some()
 }
@@ -838,8 +850,9 @@ mod tests {
             let entries = vec![r#"{"resource":{"resourceType":"Condition"}}"#; n].join(",");
             format!(r#"{{"resourceType":"Bundle","entry":[{entries}]}}"#)
         };
-        // A tree cost of 0: the slack alone.
-        let fits = ALLOWANCE_SLACK / RESOURCE_COST;
+        // A tree cost of 0: the slack alone, for each entry its resource and its slot
+        // in the list of entries (twice: the list grows by doubling).
+        let fits = ALLOWANCE_SLACK / (RESOURCE_COST + 2 * std::mem::size_of::<Field<Entry>>());
         let read = |n: usize| within_allowance(0, || from_slice(page(n).as_bytes()));
         let Ok(Ok(Field::Value(b))) = read(fits) else {
             panic!()
