@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::assessment::{HookInput, respond};
-use crate::cds_hooks::{Hook, Invalid};
+use crate::assessment::HookInput;
+use crate::cds_hooks::{Hook, Invalid, Response};
 use crate::fhir::{FetchError, FetchFuture, FhirGet, FhirSettings, FhirSource, SearchWindows};
 use crate::mappings::Mappings;
 use crate::pipeline::{self, CallEnv, CallError};
@@ -42,8 +42,9 @@ fn read_json(path: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
 }
 
-/// `dvt-cds evaluate`: the CDS Hooks response JSON, or a message for unreadable input.
-pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
+/// `dvt-cds evaluate`: the CDS Hooks response (the command prints it as JSON), or a
+/// message for unreadable input.
+pub fn evaluate_command(args: &EvaluateArgs) -> Result<Response, String> {
     let mappings = match &args.mappings_dir {
         Some(d) => Mappings::load_dir(d),
         None => Mappings::embedded(),
@@ -56,7 +57,7 @@ pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
         (Some(b), None) => {
             let v = read_json(b)?;
             let (input, resources) = from_bundle(&v, args)?;
-            Ok(respond(&mappings, &input, &resources, now))
+            Ok(pipeline::respond_to(&mappings, &input, &resources, now))
         }
         (None, Some(r)) => evaluate_request(&mappings, args.hook, read_json(r)?, now),
     }
@@ -70,7 +71,7 @@ pub fn evaluate_request(
     hook: Option<Hook>,
     mut body: Value,
     now: DateTime<Utc>,
-) -> Result<Value, String> {
+) -> Result<Response, String> {
     let hook = request_hook(hook, &mut body)?;
     let settings = FhirSettings {
         // The service's search windows: prefetch is filtered as the service filters it.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::assessment::concepts::Evidence;
 use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind};
+use crate::cds_hooks::{self, ActionType, Card, Coding, LinkType, SelectionBehavior};
 use crate::mappings::{Mappings, OrderSpec};
 
 /// §6 summary: fewer than 140 characters.
@@ -26,12 +27,11 @@ fn namespace() -> Uuid {
 }
 
 /// §6 uuid: deterministic for the same hookInstance and category.
-pub fn card_uuid(hook_instance: &str, category: Category) -> String {
+pub fn card_uuid(hook_instance: &str, category: Category) -> Uuid {
     Uuid::new_v5(
         &namespace(),
         format!("{hook_instance}\n{}", category.as_str()).as_bytes(),
     )
-    .to_string()
 }
 
 /// The extension's evidence: references only (§6).
@@ -58,7 +58,12 @@ fn fit(s: String) -> String {
     out
 }
 
-fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -> Option<Value> {
+fn suggestion(
+    m: &Mappings,
+    input: &HookInput,
+    a: &Assessment,
+    s: &Suggestion,
+) -> Option<cds_hooks::Suggestion> {
     let dd_label;
     let (spec, label): (&OrderSpec, &str) = match s.kind {
         SuggestionKind::Ultrasound => (
@@ -108,16 +113,16 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
         &namespace(),
         format!("{}\n{cat}\n{kind}", input.hook_instance).as_bytes(),
     );
-    Some(json!({
-        "label": label,
-        "uuid": uuid.to_string(),
-        "isRecommended": s.is_recommended,
-        "actions": [{
-            "type": "create",
-            "description": format!("Draft order: {}", spec.text),
-            "resource": resource,
+    Some(cds_hooks::Suggestion {
+        actions: vec![cds_hooks::Action {
+            description: format!("Draft order: {}", spec.text),
+            resource,
+            kind: ActionType::Create,
         }],
-    }))
+        is_recommended: s.is_recommended,
+        label: label.to_string(),
+        uuid,
+    })
 }
 
 fn extension(m: &Mappings, a: &Assessment) -> Value {
@@ -143,7 +148,9 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
         .map(|f| {
             let mut o = Map::new();
             o.insert("concept".into(), json!(f.concept));
-            o.insert("evidence".into(), json!(references(&f.evidence)));
+            if !f.evidence.is_empty() {
+                o.insert("evidence".into(), json!(references(&f.evidence)));
+            }
             if let Some(d) = f.date {
                 o.insert("date".into(), json!(d.to_string()));
             }
@@ -188,7 +195,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
                 if let Some(v) = dd.d.raw_value {
                     o.insert("value".into(), json_num(v));
                 }
-                if let Some(u) = &dd.d.raw_unit {
+                if let Some(u) = dd.d.raw_unit.as_ref().filter(|u| !u.is_empty()) {
                     o.insert("unit".into(), json!(u));
                 }
             }
@@ -222,7 +229,16 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
     let quality: Vec<Value> = a
         .data_quality
         .iter()
-        .map(|n| json!({"code": n.code.as_str(), "evidence": n.evidence}))
+        .map(|n| {
+            let mut o = Map::new();
+            o.insert("code".into(), json!(n.code.as_str()));
+            // A note without evidence (e.g. paging cut short) has no `evidence`: the
+            // JSON rule allows no empty list.
+            if !n.evidence.is_empty() {
+                o.insert("evidence".into(), json!(n.evidence));
+            }
+            Value::Object(o)
+        })
         .collect();
     if !quality.is_empty() {
         ext.insert("dataQuality".into(), Value::Array(quality));
@@ -235,52 +251,53 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
 }
 
 /// Render the card (§6), or `None` when the assessment gives no card.
-pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> {
+pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Card> {
     let category = a.category?;
-    let mut card = Map::new();
-    card.insert(
-        "uuid".into(),
-        json!(card_uuid(&input.hook_instance, category)),
-    );
-    card.insert("summary".into(), json!(fit(text::summary(a, m))));
-    card.insert("indicator".into(), json!(a.indicator.as_str()));
-    card.insert("detail".into(), json!(text::detail(a, m)));
     let src = &m.model.source;
-    card.insert(
-        "source".into(),
-        json!({
-            "label": src.label,
-            "url": src.url,
-            "topic": {"system": src.topic_system, "code": category.as_str(), "display": topic_display(m, category)},
-        }),
-    );
-    let suggestions: Vec<Value> = a
+    let suggestions: Vec<cds_hooks::Suggestion> = a
         .suggestions
         .iter()
         .filter_map(|s| suggestion(m, input, a, s))
         .collect();
-    if !suggestions.is_empty() {
-        card.insert("suggestions".into(), Value::Array(suggestions));
-        card.insert("selectionBehavior".into(), json!("at-most-one"));
-    }
-    let reasons: Vec<Value> = m
-        .model
-        .override_reasons
-        .iter()
-        .map(|r| json!({"system": r.system, "code": r.code, "display": r.display}))
-        .collect();
-    card.insert("overrideReasons".into(), Value::Array(reasons));
-    if !m.model.links.is_empty() {
-        let links: Vec<Value> = m
+    Some(Card {
+        detail: text::detail(a, m),
+        extension: extension(m, a),
+        indicator: a.indicator,
+        links: m
             .model
             .links
             .iter()
-            .map(|l| json!({"label": l.label, "url": l.url, "type": "absolute"}))
-            .collect();
-        card.insert("links".into(), Value::Array(links));
-    }
-    card.insert("extension".into(), extension(m, a));
-    Some(Value::Object(card))
+            .map(|l| cds_hooks::Link {
+                label: l.label.clone(),
+                kind: LinkType::Absolute,
+                url: l.url.clone(),
+            })
+            .collect(),
+        override_reasons: m
+            .model
+            .override_reasons
+            .iter()
+            .map(|r| Coding {
+                code: r.code.clone(),
+                display: r.display.clone(),
+                system: r.system.clone(),
+            })
+            .collect(),
+        // One draft order at most: the suggestions are alternatives.
+        selection_behavior: (!suggestions.is_empty()).then_some(SelectionBehavior::AtMostOne),
+        source: cds_hooks::Source {
+            label: src.label.clone(),
+            topic: Coding {
+                code: category.as_str().to_string(),
+                display: topic_display(m, category),
+                system: src.topic_system.clone(),
+            },
+            url: src.url.clone(),
+        },
+        suggestions,
+        summary: fit(text::summary(a, m)),
+        uuid: card_uuid(&input.hook_instance, category),
+    })
 }
 
 /// `source.topic` display: the category in words (its Wells level from the mappings).
@@ -302,7 +319,7 @@ fn topic_display(m: &Mappings, c: Category) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assessment::respond;
+    use crate::assessment::assess;
     use crate::cds_hooks::Hook;
     use crate::record::quality::{DataQualityCode, DataQualityNote};
 
@@ -344,9 +361,12 @@ mod tests {
             data_quality: vec![],
         }
     }
+    fn render_with(m: &Mappings, i: &HookInput, resources: &[Value]) -> Option<Card> {
+        render(m, i, &assess(m, i, resources, now()))
+    }
+    /// The card as JSON (`null` when there is none).
     fn card_with(m: &Mappings, i: &HookInput, resources: &[Value]) -> Value {
-        let r = respond(m, i, resources, now());
-        r["cards"][0].clone()
+        serde_json::to_value(render_with(m, i, resources)).unwrap()
     }
     fn card(resources: &[Value]) -> Value {
         card_with(shipped(), &input(Hook::PatientView, vec![]), resources)
@@ -683,5 +703,40 @@ mod tests {
             q.find("paging").unwrap() < q.find("age unknown").unwrap(),
             "{q}"
         );
+    }
+
+    /// The JSON rule by construction: a card without draft orders has neither
+    /// `suggestions` nor `selectionBehavior`; a data-quality note without evidence has
+    /// no `evidence`; nothing in the card is empty.
+    #[test]
+    fn empty_parts_of_the_card_are_left_out() {
+        // follow-up, its D-dimer drafted already (§7): nothing to suggest.
+        let mut i = input(Hook::OrderSelect, vec![draft(CPT, "85379")]);
+        i.data_quality = vec![DataQualityNote {
+            code: DataQualityCode::PagingCutShort,
+            evidence: vec![],
+        }];
+        let typed = render_with(
+            shipped(),
+            &i,
+            &[patient(Some(40)), cond("pain", "M79.662", 2)],
+        )
+        .expect("a card");
+        assert!(typed.suggestions.is_empty());
+        let c = serde_json::to_value(&typed).unwrap();
+        assert!(c.get("suggestions").is_none() && c.get("selectionBehavior").is_none());
+        let note = &c["extension"]["dvt-assessment"]["dataQuality"][0];
+        assert_eq!(note, &json!({"code": "paging-cut-short"}));
+        assert!(crate::cds_hooks::violations(&c).is_empty(), "{c}");
+
+        // With suggestions: at most one of them is chosen.
+        let c = card(&[
+            patient(Some(40)),
+            cond("pain", "M79.662", 2),
+            procedure("s", 10),
+        ]);
+        assert_eq!(c["selectionBehavior"], "at-most-one", "{c}");
+        assert_eq!(c["suggestions"][0]["actions"][0]["type"], "create");
+        assert!(crate::cds_hooks::violations(&c).is_empty(), "{c}");
     }
 }

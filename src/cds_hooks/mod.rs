@@ -3,6 +3,8 @@
 //! - [`Hook`]: the four hooks this service answers.
 //! - [`HookRequest`]: a hook call after validation ("parse, don't validate"): what the
 //!   rest of the service may rely on.
+//! - [`Response`], [`Card`]: what a hook call answers, typed (the JSON rule holds by
+//!   construction).
 
 use std::fmt;
 
@@ -111,17 +113,22 @@ pub struct HookRequest {
     pub prefetch: serde_json::Map<String, serde_json::Value>,
 }
 
+mod card;
 mod discovery;
 mod feedback;
 mod json_rule;
 mod request;
 
+pub use card::{
+    Action, ActionType, Card, Coding, Indicator, Link, LinkType, Response, SelectionBehavior,
+    Source, Suggestion,
+};
 pub use discovery::{DiscoveryService, MAPPINGS_EXTENSION, MappingSetRef, discovery_document};
 pub use feedback::{
     AcceptedSuggestion, FeedbackEntry, MAX_FEEDBACK_ENTRIES, Outcome, OverrideReason,
     parse_feedback,
 };
-pub use json_rule::{prune_empty, violations};
+pub use json_rule::violations;
 pub use request::{parse_hook_request, parse_hook_request_owned};
 
 /// One thing wrong with a client's JSON: where (a JSON path such as

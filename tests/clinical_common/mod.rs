@@ -5,9 +5,10 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, Utc};
-use dvt_cds::assessment::{HookInput, respond};
+use dvt_cds::assessment::HookInput;
 use dvt_cds::cds_hooks::Hook;
 use dvt_cds::mappings::Mappings;
+use dvt_cds::pipeline::respond_to;
 use serde_json::{Value, json};
 
 pub const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
@@ -152,11 +153,17 @@ pub fn input(hook: Hook) -> HookInput {
 }
 
 pub fn run(resources: &[Value]) -> Value {
-    respond(mappings(), &input(Hook::PatientView), resources, now())
+    serde_json::to_value(respond_to(
+        mappings(),
+        &input(Hook::PatientView),
+        resources,
+        now(),
+    ))
+    .unwrap()
 }
 
 pub fn run_with(input: &HookInput, resources: &[Value]) -> Value {
-    respond(mappings(), input, resources, now())
+    serde_json::to_value(respond_to(mappings(), input, resources, now())).unwrap()
 }
 
 /// The single card, or None.
