@@ -20,12 +20,22 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/dvt-cds /usr/local/bin/dvt-cds
 
 FROM debian:bookworm-slim
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+# OCI annotations: what the image is, its licence and source (`docker inspect`).
+LABEL org.opencontainers.image.title="dvt-cds" \
+      org.opencontainers.image.description="CDS Hooks service: deep vein thrombosis assessment from FHIR R4 data" \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.revision="$REVISION" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.documentation="README.md, docs/intended-use.md"
 # ca-certificates: TLS to FHIR servers and JWKS. (The health check is the binary itself.)
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home --home-dir /var/lib/dvt-cds dvt
 COPY --from=build /usr/local/bin/dvt-cds /usr/local/bin/dvt-cds
+COPY LICENSE NOTICE.md /usr/share/doc/dvt-cds/
 USER dvt
 WORKDIR /var/lib/dvt-cds
 # Settings as variables, not CMD flags, so that `dvt-cds healthcheck` reads the same
