@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::assessment::concepts::Evidence;
-use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind};
+use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind, WellsPe};
 use crate::cds_hooks::{self, ActionType, Card, Coding, LinkType, SelectionBehavior};
 use crate::mappings::{Mappings, OrderSpec};
 
@@ -125,46 +125,16 @@ fn suggestion(
     })
 }
 
+/// The `dvt-assessment` extension (§6): the detail's machine-readable twin. No empty
+/// value is written (the JSON rule): lists and optional members only when they have
+/// something.
 fn extension(m: &Mappings, a: &Assessment) -> Value {
     let cat = a.category.map(|c| c.as_str()).unwrap_or("");
-    let items: Vec<Value> = a
-        .wells
-        .items
-        .iter()
-        .map(|i| {
-            let mut o = Map::new();
-            o.insert("id".into(), json!(i.id));
-            o.insert("points".into(), json!(i.points));
-            o.insert("status".into(), json!(i.status.as_str()));
-            if !i.evidence.is_empty() {
-                o.insert("evidence".into(), json!(references(&i.evidence)));
-            }
-            Value::Object(o)
-        })
-        .collect();
-    let findings: Vec<Value> = a
-        .findings()
-        .into_iter()
-        .map(|f| {
-            let mut o = Map::new();
-            o.insert("concept".into(), json!(f.concept));
-            if !f.evidence.is_empty() {
-                o.insert("evidence".into(), json!(references(&f.evidence)));
-            }
-            if let Some(d) = f.date {
-                o.insert("date".into(), json!(d.to_string()));
-            }
-            if let Some(s) = f.side {
-                o.insert("side".into(), json!(s.as_str()));
-            }
-            Value::Object(o)
-        })
-        .collect();
     let mut ext = Map::new();
     ext.insert("category".into(), json!(cat));
     ext.insert(
         "wells".into(),
-        json!({"documented": a.wells.documented, "possible": a.wells.possible, "items": items}),
+        json!({"documented": a.wells.documented, "possible": a.wells.possible, "items": wells_items(a)}),
     );
     let mut put_list = |k: &str, v: Vec<&str>| {
         if !v.is_empty() {
@@ -180,54 +150,114 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
         "alternatives",
         a.concepts.alternatives.iter().map(|f| f.concept).collect(),
     );
+    let findings = findings(a);
     if !findings.is_empty() {
         ext.insert("findings".into(), Value::Array(findings));
     }
     ext.insert("anticoagulated".into(), json!(a.anticoagulated()));
-    if let Some(dd) = &a.d_dimer {
-        let mut o = Map::new();
-        match dd.d.value_ugl {
-            Some(v) => {
-                o.insert("value".into(), json_num(v));
-                o.insert("unit".into(), json!("ug/L"));
-            }
-            None => {
-                if let Some(v) = dd.d.raw_value {
-                    o.insert("value".into(), json_num(v));
-                }
-                if let Some(u) = dd.d.raw_unit.as_ref().filter(|u| !u.is_empty()) {
-                    o.insert("unit".into(), json!(u));
-                }
-            }
-        }
-        o.insert("kind".into(), json!(dd.d.kind.as_str()));
-        o.insert("threshold".into(), json_num(dd.threshold));
-        o.insert("result".into(), json!(dd.result.as_str()));
-        ext.insert("dDimer".into(), Value::Object(o));
+    if let Some(dd) = d_dimer(a) {
+        ext.insert("dDimer".into(), dd);
     }
     if let Some(pe) = &a.wells_pe {
-        let items: Vec<Value> = pe
-            .items
-            .iter()
-            .map(|i| {
-                let mut o = Map::new();
-                o.insert("id".into(), json!(i.id));
-                o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
-                o.insert("status".into(), json!(i.status.as_str()));
-                if !i.evidence.is_empty() {
-                    o.insert("evidence".into(), json!(references(&i.evidence)));
-                }
-                Value::Object(o)
-            })
-            .collect();
-        ext.insert(
-            "wellsPe".into(),
-            json!({"documented": json_num(f64::from(pe.documented_tenths) / 10.0), "items": items}),
-        );
+        ext.insert("wellsPe".into(), wells_pe(pe));
     }
-    // §6: the call's notes first (e.g. paging cut short), then the record's.
-    let quality: Vec<Value> = a
-        .data_quality
+    let quality = data_quality(a);
+    if !quality.is_empty() {
+        ext.insert("dataQuality".into(), Value::Array(quality));
+    }
+    ext.insert(
+        "mappings".into(),
+        json!({"name": m.id, "version": m.version}),
+    );
+    json!({ "dvt-assessment": ext })
+}
+
+/// `wells.items`: each item's points, status and evidence (references only).
+fn wells_items(a: &Assessment) -> Vec<Value> {
+    a.wells
+        .items
+        .iter()
+        .map(|i| {
+            let mut o = Map::new();
+            o.insert("id".into(), json!(i.id));
+            o.insert("points".into(), json!(i.points));
+            o.insert("status".into(), json!(i.status.as_str()));
+            if !i.evidence.is_empty() {
+                o.insert("evidence".into(), json!(references(&i.evidence)));
+            }
+            Value::Object(o)
+        })
+        .collect()
+}
+
+/// `findings`: every concept found, with its evidence, date and side.
+fn findings(a: &Assessment) -> Vec<Value> {
+    a.findings()
+        .into_iter()
+        .map(|f| {
+            let mut o = Map::new();
+            o.insert("concept".into(), json!(f.concept));
+            if !f.evidence.is_empty() {
+                o.insert("evidence".into(), json!(references(&f.evidence)));
+            }
+            if let Some(d) = f.date {
+                o.insert("date".into(), json!(d.to_string()));
+            }
+            if let Some(s) = f.side {
+                o.insert("side".into(), json!(s.as_str()));
+            }
+            Value::Object(o)
+        })
+        .collect()
+}
+
+/// `dDimer`: the value in µg/L when it converts, else as written; kind, threshold
+/// and result (§5).
+fn d_dimer(a: &Assessment) -> Option<Value> {
+    let dd = a.d_dimer.as_ref()?;
+    let mut o = Map::new();
+    match dd.d.value_ugl {
+        Some(v) => {
+            o.insert("value".into(), json_num(v));
+            o.insert("unit".into(), json!("ug/L"));
+        }
+        None => {
+            if let Some(v) = dd.d.raw_value {
+                o.insert("value".into(), json_num(v));
+            }
+            if let Some(u) = dd.d.raw_unit.as_ref().filter(|u| !u.is_empty()) {
+                o.insert("unit".into(), json!(u));
+            }
+        }
+    }
+    o.insert("kind".into(), json!(dd.d.kind.as_str()));
+    o.insert("threshold".into(), json_num(dd.threshold));
+    o.insert("result".into(), json!(dd.result.as_str()));
+    Some(Value::Object(o))
+}
+
+/// `wellsPe`: the Wells PE score and its items (points in halves: 1.5).
+fn wells_pe(pe: &WellsPe) -> Value {
+    let items: Vec<Value> = pe
+        .items
+        .iter()
+        .map(|i| {
+            let mut o = Map::new();
+            o.insert("id".into(), json!(i.id));
+            o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
+            o.insert("status".into(), json!(i.status.as_str()));
+            if !i.evidence.is_empty() {
+                o.insert("evidence".into(), json!(references(&i.evidence)));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({"documented": json_num(f64::from(pe.documented_tenths) / 10.0), "items": items})
+}
+
+/// `dataQuality` (§6): the call's notes first (e.g. paging cut short), then the record's.
+fn data_quality(a: &Assessment) -> Vec<Value> {
+    a.data_quality
         .iter()
         .map(|n| {
             let mut o = Map::new();
@@ -239,15 +269,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
             }
             Value::Object(o)
         })
-        .collect();
-    if !quality.is_empty() {
-        ext.insert("dataQuality".into(), Value::Array(quality));
-    }
-    ext.insert(
-        "mappings".into(),
-        json!({"name": m.id, "version": m.version}),
-    );
-    json!({ "dvt-assessment": ext })
+        .collect()
 }
 
 /// Render the card (§6), or `None` when the assessment gives no card.
@@ -738,5 +760,26 @@ mod tests {
         assert_eq!(c["selectionBehavior"], "at-most-one", "{c}");
         assert_eq!(c["suggestions"][0]["actions"][0]["type"], "create");
         assert!(crate::cds_hooks::violations(&c).is_empty(), "{c}");
+    }
+
+    /// The typed card writes the bytes the card built as a sorted JSON map wrote (its
+    /// fields are declared in key order), so no EHR sees a change.
+    #[test]
+    fn typed_card_bytes_are_those_of_the_sorted_json() {
+        let i = input(Hook::OrderSelect, vec![draft(CPT, "71275")]);
+        for resources in [
+            vec![
+                patient(Some(40)),
+                cond("pain", "M79.662", 2),
+                procedure("s", 10),
+            ],
+            vec![patient(Some(40)), cond("sob", "R06.02", 1)],
+        ] {
+            let typed = render_with(shipped(), &i, &resources).expect("a card");
+            assert!(!typed.suggestions.is_empty() && !typed.links.is_empty());
+            let text = serde_json::to_string(&typed).unwrap();
+            let sorted = serde_json::to_value(&typed).unwrap();
+            assert_eq!(text, serde_json::to_string(&sorted).unwrap());
+        }
     }
 }
