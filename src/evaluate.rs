@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::assessment::{HookInput, respond};
-use crate::cds_hooks::{Hook, Invalid, NamedHook, RequestBody};
+use crate::assessment::HookInput;
+use crate::cds_hooks::{Hook, Invalid, NamedHook, RequestBody, Response};
 use crate::fhir::{FetchError, FetchFuture, FhirGet, FhirSettings, FhirSource, SearchWindows};
 use crate::mappings::Mappings;
 use crate::pipeline::{self, CallEnv, CallError};
@@ -45,8 +45,9 @@ fn not_json(path: &Path, e: serde_json::Error) -> String {
     format!("{} is not valid JSON: {e}", path.display())
 }
 
-/// `dvt-cds evaluate`: the CDS Hooks response JSON, or a message for unreadable input.
-pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
+/// `dvt-cds evaluate`: the CDS Hooks response (the command prints it as JSON), or a
+/// message for unreadable input.
+pub fn evaluate_command(args: &EvaluateArgs) -> Result<Response, String> {
     let mappings = match &args.mappings_dir {
         Some(d) => Mappings::load_dir(d),
         None => Mappings::embedded(),
@@ -59,7 +60,7 @@ pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
         (Some(b), None) => {
             let bundle = resource::from_slice(&read_file(b)?).map_err(|e| not_json(b, e))?;
             let (input, resources) = from_bundle(bundle, args)?;
-            Ok(respond(&mappings, &input, &resources, now))
+            Ok(pipeline::respond_to(&mappings, &input, &resources, now))
         }
         (None, Some(r)) => {
             let body = RequestBody::from_slice(&read_file(r)?).map_err(|e| not_json(r, e))?;
@@ -76,7 +77,7 @@ pub fn evaluate_request(
     hook: Option<Hook>,
     mut body: RequestBody,
     now: DateTime<Utc>,
-) -> Result<Value, String> {
+) -> Result<Response, String> {
     let hook = request_hook(hook, &mut body)?;
     let req = body.validate(hook).map_err(|list| invalid(&list))?;
     let settings = FhirSettings {

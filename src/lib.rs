@@ -27,7 +27,8 @@
 //!   page parsed from its bytes into `record::resource` types), and which FHIR servers
 //!   and addresses they may reach (`fhir::egress`, pure).
 //! - [`pipeline`]: one hook call from its JSON body to its response (validate, gather,
-//!   assess, render); the service and `dvt-cds evaluate` both run it.
+//!   assess, render); the service and `dvt-cds evaluate` both run it, and `audit` its
+//!   last step ([`pipeline::respond_to`]: assessment -> card -> response).
 //! - [`evaluate`]: `dvt-cds evaluate`, offline: a request through [`pipeline`], or a
 //!   Bundle straight to the assessment (reads only the files it is given).
 //! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
@@ -35,7 +36,7 @@
 //!   OperationOutcome, metrics, request ids.
 //! - [`audit`]: `dvt-cds audit`, the population report before go-live: reads a
 //!   directory of Bundles or Bulk Data NDJSON, runs each patient through
-//!   [`assessment::respond`] on worker threads, counts the cards.
+//!   [`pipeline::respond_to`] on worker threads, counts the cards.
 //! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `audit`,
 //!   `mappings check`, `feedback export`).
 //! - [`telemetry`]: the log subscriber (no PHI, no secrets).

@@ -1,22 +1,24 @@
 //! One hook call, from its JSON body to its CDS Hooks response: read and validate the
 //! request from the body's bytes ([`parse_hook_request`]: typed, no JSON tree), gather
 //! its FHIR data ([`crate::fhir::gather`]: prefetch, live queries, referenced
-//! Medications), then assess and render ([`crate::assessment::respond`]).
+//! Medications), then assess and render ([`respond_to`]: the one place where the
+//! assessment meets the card).
 //!
 //! The service's route (`http::handlers::call_service`) and `dvt-cds evaluate --request`
 //! both run [`answer`], so the same request gets the same answer, and a request one
 //! refuses the other refuses with the same words. I/O only through the [`FhirSource`]
-//! it is given (`evaluate` gives one that reads nothing).
+//! it is given (`evaluate` gives one that reads nothing). `evaluate --bundle` and `audit`
+//! have their resources already and call [`respond_to`].
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-
-use crate::cds_hooks::{Hook, HookRequest, Invalid, RequestError, parse_hook_request, prune_empty};
+use crate::assessment::{HookInput, assess};
+use crate::cds_hooks::{Hook, HookRequest, Invalid, RequestError, Response, parse_hook_request};
 use crate::fhir::{DataUnavailable, FhirSettings, FhirSource, Gathered, ServerBase};
 use crate::mappings::Mappings;
+use crate::record::resource::Resource;
 
 /// What a hook call runs with besides its body.
 pub struct CallEnv<'a> {
@@ -48,7 +50,7 @@ pub enum CallError {
     Unavailable(DataUnavailable),
     /// The deadline ran out while gathering data (412).
     DeadlineExceeded,
-    /// Our fault (500): the assessment panicked or answered no cards array.
+    /// Our fault (500): the assessment panicked.
     Internal(String),
 }
 
@@ -71,14 +73,13 @@ pub trait Watch: Sync {
 impl Watch for () {}
 
 /// Answer a hook call for the service answering `hook`, from its body's bytes: the
-/// response body (`{"cards": [...]}`, empty values removed as the CDS Hooks JSON rule
-/// asks).
+/// response (`{"cards": [...]}`), serialised by the caller.
 pub async fn answer(
     env: &CallEnv<'_>,
     hook: Hook,
     body: &[u8],
     watch: &dyn Watch,
-) -> Result<Value, CallError> {
+) -> Result<Response, CallError> {
     let req = parse_hook_request(hook, body, env.body_allowance).map_err(|e| match e {
         RequestError::NotJson(e) => CallError::NotJson(e.to_string()),
         RequestError::Invalid(list) => CallError::Invalid(list),
@@ -93,7 +94,7 @@ pub async fn answer_request(
     env: &CallEnv<'_>,
     mut req: HookRequest,
     watch: &dyn Watch,
-) -> Result<Value, CallError> {
+) -> Result<Response, CallError> {
     // The prefetch's resources move into what is gathered.
     let prefetch = std::mem::take(&mut req.prefetch);
     watch.validated(&req);
@@ -137,29 +138,46 @@ fn respond(
     req: &HookRequest,
     gathered: Gathered,
     now: DateTime<Utc>,
-) -> Result<Value, CallError> {
+) -> Result<Response, CallError> {
     let mut input = req.hook_input();
     input.data_quality = gathered.data_quality;
     let resources = gathered.resources;
-    let mut response = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        crate::assessment::respond(mappings, &input, &resources, now)
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        respond_to(mappings, &input, &resources, now)
     }))
-    .map_err(|_| CallError::Internal("assessment panicked".into()))?;
-    if !response.get("cards").is_some_and(Value::is_array) {
-        return Err(CallError::Internal(
-            "assessment returned no cards array".into(),
-        ));
+    .map_err(|_| CallError::Internal("assessment panicked".into()))
+}
+
+/// Assess a call's resources and render the card (`dvt-model.md` §6): the response,
+/// `{"cards": []}` or one card. Pure; the service, `evaluate` and `audit` all answer
+/// through it.
+pub fn respond_to(
+    mappings: &Mappings,
+    input: &HookInput,
+    resources: &[Resource],
+    now: DateTime<Utc>,
+) -> Response {
+    let a = assess(mappings, input, resources, now);
+    let response = Response {
+        cards: crate::card::render(mappings, input, &a)
+            .into_iter()
+            .collect(),
+    };
+    // The response types keep the JSON rule by construction; the card's open JSON (its
+    // extension, the draft resources) is checked here in every debug build and test.
+    #[cfg(debug_assertions)]
+    {
+        let v = serde_json::to_value(&response).expect("a response serialises");
+        let empty = crate::cds_hooks::violations(&v);
+        assert!(empty.is_empty(), "empty values in the card: {empty:?}");
     }
-    let pruned = prune_empty(&mut response);
-    if !pruned.is_empty() {
-        tracing::warn!(paths = ?pruned, "response had empty values (JSON rule): removed");
-    }
-    Ok(response)
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use crate::fhir::{FetchError, FetchFuture, FhirGet};
     use serde_json::json;
     use std::sync::Mutex;
@@ -231,7 +249,7 @@ mod tests {
             &steps,
         )
         .await;
-        assert_eq!(r.unwrap(), json!({"cards": []}));
+        assert_eq!(r.unwrap(), Response { cards: vec![] });
         assert_eq!(*steps.0.lock().unwrap(), ["validated h1", "gathered 1"]);
 
         // A key missing and no server to ask: 412, after validation.

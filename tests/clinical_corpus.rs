@@ -26,9 +26,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use dvt_cds::assessment::respond;
 use dvt_cds::evaluate::{EvaluateArgs, from_bundle};
 use dvt_cds::mappings::Mappings;
+use dvt_cds::pipeline::respond_to;
 use serde_json::{Value, json};
 
 /// The generator's settings: the corpus is `synthea -p POPULATION -s SEED -r REFERENCE`.
@@ -314,7 +314,7 @@ fn complaint_at(bundle: &Value, now: DateTime<Utc>) -> Value {
 
 /// What `dvt-cds evaluate --bundle F --now T` (patient-view) answers, computed in-process
 /// by the same two calls the command makes (`evaluate::from_bundle`, then
-/// `assessment::respond`): spawning the binary serialised and re-parsed each record and
+/// `pipeline::respond_to`): spawning the binary serialised and re-parsed each record and
 /// made this file take minutes. `tests/golden.rs` checks that the two paths agree.
 fn evaluate(bundle: &Value, now: DateTime<Utc>) -> Value {
     static MAPPINGS: OnceLock<Mappings> = OnceLock::new();
@@ -325,7 +325,7 @@ fn evaluate(bundle: &Value, now: DateTime<Utc>) -> Value {
     };
     let (input, resources) = from_bundle(dvt_cds::record::resource::from_value(bundle), &args)
         .unwrap_or_else(|e| panic!("dvt-cds evaluate refused: {e}"));
-    respond(mappings, &input, &resources, now)
+    serde_json::to_value(respond_to(mappings, &input, &resources, now)).unwrap()
 }
 
 /// A bundle built when it is evaluated, so that only the bundles in flight are in memory.

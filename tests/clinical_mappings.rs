@@ -6,9 +6,9 @@ mod clinical_common;
 use std::path::Path;
 
 use clinical_common::*;
-use dvt_cds::assessment::respond;
 use dvt_cds::cds_hooks::Hook;
 use dvt_cds::mappings::{CodeSet, Mappings, check_command};
+use dvt_cds::pipeline::respond_to;
 use serde_json::json;
 
 fn copy_shipped(to: &Path) {
@@ -112,23 +112,25 @@ fn a_site_maps_a_local_long_haul_travel_code() {
     std::fs::write(&model, text).unwrap();
     let m = Mappings::load_dir(dir.path()).unwrap();
     let travel = cond("t", "https://hospital.example.org/codes", "LHT4", 20);
-    let r = respond(
+    let r = serde_json::to_value(respond_to(
         &m,
         &input(Hook::PatientView),
         &from_values(&[adult(), leg_pain("p", "M79.662", 1), travel.clone()]),
         now(),
-    );
+    ))
+    .unwrap();
     assert_eq!(category(&r).as_deref(), Some("dvt-evaluation"));
     assert_eq!(strs(&ext(&r)["riskFactors"]), vec!["long-haul-travel"]);
     // Day 57 is outside the 56-day window.
     let mut old = travel;
     old["onsetDateTime"] = json!(day(57));
-    let r = respond(
+    let r = serde_json::to_value(respond_to(
         &m,
         &input(Hook::PatientView),
         &from_values(&[adult(), leg_pain("p", "M79.662", 1), old]),
         now(),
-    );
+    ))
+    .unwrap();
     assert_eq!(category(&r).as_deref(), Some("follow-up"));
 }
 
@@ -167,12 +169,13 @@ fn site_set_with_a_cpt_range_and_an_exclude_drives_the_assessment() {
 
     let with = |code: &str| {
         let surgery = procedure("s", "http://www.ama-assn.org/go/cpt", code, 10);
-        respond(
+        serde_json::to_value(respond_to(
             &m,
             &input(Hook::PatientView),
             &from_values(&[adult(), leg_pain("p", "M79.662", 1), surgery]),
             now(),
-        )
+        ))
+        .unwrap()
     };
     for code in ["27440", "27447"] {
         let r = with(code);
@@ -194,12 +197,13 @@ fn site_set_with_a_cpt_range_and_an_exclude_drives_the_assessment() {
     // sees the same knee replacement, and 27441 too (the exclude was the site's only).
     for code in ["27447", "27441"] {
         let surgery = procedure("s", "http://www.ama-assn.org/go/cpt", code, 10);
-        let r = respond(
+        let r = serde_json::to_value(respond_to(
             mappings(),
             &input(Hook::PatientView),
             &from_values(&[adult(), leg_pain("p", "M79.662", 1), surgery]),
             now(),
-        );
+        ))
+        .unwrap();
         assert_eq!(category(&r).as_deref(), Some("dvt-evaluation"), "{code}");
     }
 }

@@ -1,5 +1,5 @@
 //! Table-driven black-box cases of what version 2 changed in reading the record
-//! (`dvt-model.md` §1, §2, §8), through `assessment::respond`: each case names the line it
+//! (`dvt-model.md` §1, §2, §8), through `pipeline::respond_to`: each case names the line it
 //! checks and looks only at what the card's extension says (category, findings, risk
 //! factors, anticoagulated), not at its wording.
 

@@ -6,10 +6,11 @@ mod fhir_support;
 
 use std::time::{Duration, Instant};
 
-use dvt_cds::assessment::{HookInput, respond};
+use dvt_cds::assessment::HookInput;
 use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest, Prefetch, Prefetched};
 use dvt_cds::fhir::{self, DataUnavailable, FhirSettings, Gathered, HttpFhirSource, ServerBase};
 use dvt_cds::mappings::Mappings;
+use dvt_cds::pipeline;
 use dvt_cds::record::resource::{self, Field, Resource};
 use fhir_support::synthetic::{self, type_ids};
 use fhir_support::{Behaviour, Fake, Hfs, free_port};
@@ -105,12 +106,13 @@ fn respond_to(req: &HookRequest, resources: &[Resource]) -> Value {
         draft_orders: vec![],
         data_quality: vec![],
     };
-    respond(
+    serde_json::to_value(pipeline::respond_to(
         &Mappings::embedded().unwrap(),
         &input,
         resources,
         synthetic::now(),
-    )
+    ))
+    .unwrap()
 }
 
 async fn loaded_hfs(page_size: u32) -> (Hfs, Vec<synthetic::Patient>) {

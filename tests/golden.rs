@@ -7,7 +7,7 @@
 //! - `synthea.json.gz`: every committed Synthea patient (`tests/corpus/synthea/`, 200)
 //!   with calf pain added (ICD-10-CM M79.662, active, onset 2 days before now), through
 //!   what `dvt-cds evaluate --bundle F --now 2026-12-01T12:00:00Z` runs, in-process
-//!   (`evaluate::from_bundle` then `assessment::respond`); three patients also go through
+//!   (`evaluate::from_bundle` then `pipeline::respond_to`); three patients also go through
 //!   the binary to show the in-process path answers as the command does.
 //!
 //! The clinical test patients (`tests/clinical_patients.rs`) pin their answers already.
@@ -24,9 +24,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
-use dvt_cds::assessment::respond;
 use dvt_cds::evaluate::{EvaluateArgs, from_bundle};
 use dvt_cds::mappings::Mappings;
+use dvt_cds::pipeline::respond_to;
 use serde_json::{Value, json};
 
 /// The examples' date (cds-hooks/examples/README.md).
@@ -259,7 +259,13 @@ fn evaluate_in_process(mappings: &Mappings, bundle: &Value) -> Value {
         ..EvaluateArgs::default()
     };
     match from_bundle(dvt_cds::record::resource::from_value(bundle), &args) {
-        Ok((input, resources)) => respond(mappings, &input, &resources, instant(CORPUS_NOW)),
+        Ok((input, resources)) => serde_json::to_value(respond_to(
+            mappings,
+            &input,
+            &resources,
+            instant(CORPUS_NOW),
+        ))
+        .unwrap(),
         Err(e) => json!({"refused": e}),
     }
 }

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use dvt_cds::assessment::{HookInput, respond};
+use dvt_cds::assessment::HookInput;
 use dvt_cds::cds_hooks::{
     FeedbackEntry, Hook, MAX_FEEDBACK_ENTRIES, RequestError, parse_feedback, parse_hook_request,
 };
 use dvt_cds::http::auth::{AuthFile, AuthOptions, Authenticator, IssuerConfig};
 use dvt_cds::mappings::Mappings;
+use dvt_cds::pipeline::respond_to;
 use dvt_cds::record::resource::from_values;
 
 /// Fuzz inputs larger than this are ignored (the HTTP layer limits bodies anyway).
@@ -204,8 +205,8 @@ fn check_response(resp: &Value) {
 }
 
 fn run_assessment(input: &HookInput, resources: &[Value]) {
-    let resp = respond(mappings(), input, &from_values(resources), now());
-    check_response(&resp);
+    let resp = respond_to(mappings(), input, &from_values(resources), now());
+    check_response(&serde_json::to_value(resp).expect("the response serialises"));
 }
 
 /// Target `assessment_json`: raw JSON as the patient's data. An object with `context`
@@ -220,7 +221,7 @@ pub fn assessment_json(data: &[u8]) {
             return;
         };
         if let Ok(resp) = dvt_cds::evaluate::evaluate_request(mappings(), Some(hook), body, now()) {
-            check_response(&resp);
+            check_response(&serde_json::to_value(resp).expect("the response serialises"));
         }
         return;
     }

@@ -36,22 +36,8 @@ impl Category {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Indicator {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Indicator {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Indicator::Info => "info",
-            Indicator::Warning => "warning",
-            Indicator::Critical => "critical",
-        }
-    }
-}
+/// The card's indicator is decided here (§4) and written as CDS Hooks spells it.
+pub use crate::cds_hooks::Indicator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WellsStatus {

@@ -2,15 +2,14 @@
 //!
 //! - [`concepts`]: §2 concepts derived from the record.
 //! - [`assess`]: §3 Wells, §4 decision and modifiers, §5 D-dimer, §7 order hooks.
-//! - [`respond`]: the CDS Hooks response body (rendered by [`crate::card`]).
+//!
+//! The card is rendered from the [`Assessment`] by [`crate::card`], which the
+//! [`crate::pipeline`] calls: this module knows nothing of cards.
 
 pub mod concepts;
 mod decide;
 
-use chrono::{DateTime, Utc};
-
 use crate::cds_hooks::Hook;
-use crate::mappings::Mappings;
 use crate::record::quality::DataQualityNote;
 use crate::record::resource::Resource;
 
@@ -33,18 +32,4 @@ pub struct HookInput {
     /// What the FHIR layer could not read for this call (e.g. paging cut short, §6):
     /// shown on the card before the record's own notes.
     pub data_quality: Vec<DataQualityNote>,
-}
-
-/// Evaluate a hook call: the CDS Hooks response body (`{"cards": [...]}`, at most one card).
-pub fn respond(
-    mappings: &Mappings,
-    input: &HookInput,
-    resources: &[Resource],
-    now: DateTime<Utc>,
-) -> serde_json::Value {
-    let a = assess(mappings, input, resources, now);
-    match crate::card::render(mappings, input, &a) {
-        Some(card) => serde_json::json!({ "cards": [card] }),
-        None => serde_json::json!({ "cards": [] }),
-    }
 }

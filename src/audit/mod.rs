@@ -1,7 +1,7 @@
 //! `dvt-cds audit`: the population report a hospital reviews before go-live ("how often
 //! would this fire on our patients, and why?"). Every patient of a directory of Bundles
 //! or Bulk Data NDJSON files goes through the one pipeline the service uses
-//! ([`crate::assessment::respond`]); the report counts what the rendered cards say.
+//! ([`crate::pipeline::respond_to`]); the report counts what the rendered cards say.
 //!
 //! - [`input`]: the input directory, Bundle files, living adults.
 //! - [`ndjson`]: Bulk Data files grouped by patient through an offset index.
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::assessment::{HookInput, respond};
+use crate::assessment::HookInput;
 use crate::cds_hooks::Hook;
 use crate::mappings::Mappings;
 use input::{InputKind, Inventory, PatientResources, Unreadable, file_name};
@@ -146,7 +146,7 @@ fn assess(ctx: &Context, p: &PatientResources) -> Result<PatientOutcome, String>
     let call = hook_input(ctx.hook, &p.patient_id);
     // A panic in the assessment is a bug; the rest of the population is still audited.
     let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        respond(ctx.mappings, &call, &p.resources, ctx.now)
+        crate::pipeline::respond_to(ctx.mappings, &call, &p.resources, ctx.now)
     }))
     .map_err(|_| "the assessment failed (a bug in dvt-cds: please report it)".to_string())?;
     Ok(PatientOutcome {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::input::{InputKind, Unreadable};
+use crate::cds_hooks::Response;
 
 /// What one card says, as the audit counts it. Category, indicator and concept ids stay
 /// the strings of the wire format: a value the audit does not know is still counted.
@@ -26,17 +27,14 @@ pub struct CardDigest {
 }
 
 impl CardDigest {
-    /// The card of a `{"cards": [...]}` response, if there is one.
-    pub fn from_response(response: &Value) -> Result<Option<CardDigest>, String> {
-        let cards = response
-            .get("cards")
-            .and_then(Value::as_array)
-            .ok_or("the response has no cards array")?;
-        let Some(card) = cards.first() else {
+    /// The card of a response, if there is one.
+    pub fn from_response(response: &Response) -> Result<Option<CardDigest>, String> {
+        let Some(card) = response.cards.first() else {
             return Ok(None);
         };
         let ext = card
-            .pointer("/extension/dvt-assessment")
+            .extension
+            .get("dvt-assessment")
             .ok_or("the card has no dvt-assessment extension")?;
         let strings = |key: &str| -> BTreeSet<String> {
             ext.get(key)
@@ -62,11 +60,7 @@ impl CardDigest {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
-            indicator: card
-                .get("indicator")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            indicator: card.indicator.as_str().to_string(),
             findings: field_of("findings", "concept"),
             risk_factors: strings("riskFactors"),
             warning_signs: strings("warningSigns"),
@@ -357,24 +351,43 @@ fn csv_field(f: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cds_hooks::{Card, Coding, Indicator, Source};
     use serde_json::json;
 
-    fn response() -> Value {
-        json!({"cards": [{
-            "summary": "Calf pain in Jane Doe",
-            "indicator": "warning",
-            "extension": {"dvt-assessment": {
-                "category": "dvt-evaluation",
-                "riskFactors": ["recent-surgery"],
-                "warningSigns": [],
-                "findings": [
-                    {"concept": "leg-pain", "evidence": ["Condition/c1"]},
-                    {"concept": "recent-surgery", "evidence": ["Procedure/p1"]},
-                    {"concept": "leg-pain", "evidence": ["Condition/c2"]}
-                ],
-                "dataQuality": [{"code": "unknown-age"}, {"code": "unknown-age"}]
-            }}
-        }]})
+    fn response() -> Response {
+        let extension = json!({"dvt-assessment": {
+            "category": "dvt-evaluation",
+            "riskFactors": ["recent-surgery"],
+            "warningSigns": [],
+            "findings": [
+                {"concept": "leg-pain", "evidence": ["Condition/c1"]},
+                {"concept": "recent-surgery", "evidence": ["Procedure/p1"]},
+                {"concept": "leg-pain", "evidence": ["Condition/c2"]}
+            ],
+            "dataQuality": [{"code": "unknown-age"}, {"code": "unknown-age"}]
+        }});
+        Response {
+            cards: vec![Card {
+                detail: String::new(),
+                extension,
+                indicator: Indicator::Warning,
+                links: vec![],
+                override_reasons: vec![],
+                selection_behavior: None,
+                source: Source {
+                    label: "dvt-cds".into(),
+                    topic: Coding {
+                        code: "dvt-evaluation".into(),
+                        display: String::new(),
+                        system: String::new(),
+                    },
+                    url: String::new(),
+                },
+                suggestions: vec![],
+                summary: "Calf pain in Jane Doe".into(),
+                uuid: uuid::Uuid::nil(),
+            }],
+        }
     }
 
     fn outcome(card: Option<CardDigest>) -> PatientOutcome {
@@ -397,10 +410,12 @@ mod tests {
         assert_eq!(d.risk_factors.len(), 1);
         assert_eq!(d.data_quality.iter().collect::<Vec<_>>(), ["unknown-age"]);
         assert_eq!(
-            CardDigest::from_response(&json!({"cards": []})).unwrap(),
+            CardDigest::from_response(&Response { cards: vec![] }).unwrap(),
             None
         );
-        assert!(CardDigest::from_response(&json!({})).is_err());
+        let mut no_extension = response();
+        no_extension.cards[0].extension = json!({"other": {}});
+        assert!(CardDigest::from_response(&no_extension).is_err());
     }
 
     #[test]

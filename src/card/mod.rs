@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::assessment::concepts::Evidence;
-use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind};
+use crate::assessment::{Assessment, Category, HookInput, Suggestion, SuggestionKind, WellsPe};
+use crate::cds_hooks::{self, ActionType, Card, Coding, LinkType, SelectionBehavior};
 use crate::mappings::{Mappings, OrderSpec};
 
 /// §6 summary: fewer than 140 characters.
@@ -26,12 +27,11 @@ fn namespace() -> Uuid {
 }
 
 /// §6 uuid: deterministic for the same hookInstance and category.
-pub fn card_uuid(hook_instance: &str, category: Category) -> String {
+pub fn card_uuid(hook_instance: &str, category: Category) -> Uuid {
     Uuid::new_v5(
         &namespace(),
         format!("{hook_instance}\n{}", category.as_str()).as_bytes(),
     )
-    .to_string()
 }
 
 /// The extension's evidence: references only (§6).
@@ -58,7 +58,12 @@ fn fit(s: String) -> String {
     out
 }
 
-fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -> Option<Value> {
+fn suggestion(
+    m: &Mappings,
+    input: &HookInput,
+    a: &Assessment,
+    s: &Suggestion,
+) -> Option<cds_hooks::Suggestion> {
     let dd_label;
     let (spec, label): (&OrderSpec, &str) = match s.kind {
         SuggestionKind::Ultrasound => (
@@ -108,56 +113,28 @@ fn suggestion(m: &Mappings, input: &HookInput, a: &Assessment, s: &Suggestion) -
         &namespace(),
         format!("{}\n{cat}\n{kind}", input.hook_instance).as_bytes(),
     );
-    Some(json!({
-        "label": label,
-        "uuid": uuid.to_string(),
-        "isRecommended": s.is_recommended,
-        "actions": [{
-            "type": "create",
-            "description": format!("Draft order: {}", spec.text),
-            "resource": resource,
+    Some(cds_hooks::Suggestion {
+        actions: vec![cds_hooks::Action {
+            description: format!("Draft order: {}", spec.text),
+            resource,
+            kind: ActionType::Create,
         }],
-    }))
+        is_recommended: s.is_recommended,
+        label: label.to_string(),
+        uuid,
+    })
 }
 
+/// The `dvt-assessment` extension (§6): the detail's machine-readable twin. No empty
+/// value is written (the JSON rule): lists and optional members only when they have
+/// something.
 fn extension(m: &Mappings, a: &Assessment) -> Value {
     let cat = a.category.map(|c| c.as_str()).unwrap_or("");
-    let items: Vec<Value> = a
-        .wells
-        .items
-        .iter()
-        .map(|i| {
-            let mut o = Map::new();
-            o.insert("id".into(), json!(i.id));
-            o.insert("points".into(), json!(i.points));
-            o.insert("status".into(), json!(i.status.as_str()));
-            if !i.evidence.is_empty() {
-                o.insert("evidence".into(), json!(references(&i.evidence)));
-            }
-            Value::Object(o)
-        })
-        .collect();
-    let findings: Vec<Value> = a
-        .findings()
-        .into_iter()
-        .map(|f| {
-            let mut o = Map::new();
-            o.insert("concept".into(), json!(f.concept));
-            o.insert("evidence".into(), json!(references(&f.evidence)));
-            if let Some(d) = f.date {
-                o.insert("date".into(), json!(d.to_string()));
-            }
-            if let Some(s) = f.side {
-                o.insert("side".into(), json!(s.as_str()));
-            }
-            Value::Object(o)
-        })
-        .collect();
     let mut ext = Map::new();
     ext.insert("category".into(), json!(cat));
     ext.insert(
         "wells".into(),
-        json!({"documented": a.wells.documented, "possible": a.wells.possible, "items": items}),
+        json!({"documented": a.wells.documented, "possible": a.wells.possible, "items": wells_items(a)}),
     );
     let mut put_list = |k: &str, v: Vec<&str>| {
         if !v.is_empty() {
@@ -173,57 +150,18 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
         "alternatives",
         a.concepts.alternatives.iter().map(|f| f.concept).collect(),
     );
+    let findings = findings(a);
     if !findings.is_empty() {
         ext.insert("findings".into(), Value::Array(findings));
     }
     ext.insert("anticoagulated".into(), json!(a.anticoagulated()));
-    if let Some(dd) = &a.d_dimer {
-        let mut o = Map::new();
-        match dd.d.value_ugl {
-            Some(v) => {
-                o.insert("value".into(), json_num(v));
-                o.insert("unit".into(), json!("ug/L"));
-            }
-            None => {
-                if let Some(v) = dd.d.raw_value {
-                    o.insert("value".into(), json_num(v));
-                }
-                if let Some(u) = &dd.d.raw_unit {
-                    o.insert("unit".into(), json!(u));
-                }
-            }
-        }
-        o.insert("kind".into(), json!(dd.d.kind.as_str()));
-        o.insert("threshold".into(), json_num(dd.threshold));
-        o.insert("result".into(), json!(dd.result.as_str()));
-        ext.insert("dDimer".into(), Value::Object(o));
+    if let Some(dd) = d_dimer(a) {
+        ext.insert("dDimer".into(), dd);
     }
     if let Some(pe) = &a.wells_pe {
-        let items: Vec<Value> = pe
-            .items
-            .iter()
-            .map(|i| {
-                let mut o = Map::new();
-                o.insert("id".into(), json!(i.id));
-                o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
-                o.insert("status".into(), json!(i.status.as_str()));
-                if !i.evidence.is_empty() {
-                    o.insert("evidence".into(), json!(references(&i.evidence)));
-                }
-                Value::Object(o)
-            })
-            .collect();
-        ext.insert(
-            "wellsPe".into(),
-            json!({"documented": json_num(f64::from(pe.documented_tenths) / 10.0), "items": items}),
-        );
+        ext.insert("wellsPe".into(), wells_pe(pe));
     }
-    // §6: the call's notes first (e.g. paging cut short), then the record's.
-    let quality: Vec<Value> = a
-        .data_quality
-        .iter()
-        .map(|n| json!({"code": n.code.as_str(), "evidence": n.evidence}))
-        .collect();
+    let quality = data_quality(a);
     if !quality.is_empty() {
         ext.insert("dataQuality".into(), Value::Array(quality));
     }
@@ -234,53 +172,154 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
     json!({ "dvt-assessment": ext })
 }
 
+/// `wells.items`: each item's points, status and evidence (references only).
+fn wells_items(a: &Assessment) -> Vec<Value> {
+    a.wells
+        .items
+        .iter()
+        .map(|i| {
+            let mut o = Map::new();
+            o.insert("id".into(), json!(i.id));
+            o.insert("points".into(), json!(i.points));
+            o.insert("status".into(), json!(i.status.as_str()));
+            if !i.evidence.is_empty() {
+                o.insert("evidence".into(), json!(references(&i.evidence)));
+            }
+            Value::Object(o)
+        })
+        .collect()
+}
+
+/// `findings`: every concept found, with its evidence, date and side.
+fn findings(a: &Assessment) -> Vec<Value> {
+    a.findings()
+        .into_iter()
+        .map(|f| {
+            let mut o = Map::new();
+            o.insert("concept".into(), json!(f.concept));
+            if !f.evidence.is_empty() {
+                o.insert("evidence".into(), json!(references(&f.evidence)));
+            }
+            if let Some(d) = f.date {
+                o.insert("date".into(), json!(d.to_string()));
+            }
+            if let Some(s) = f.side {
+                o.insert("side".into(), json!(s.as_str()));
+            }
+            Value::Object(o)
+        })
+        .collect()
+}
+
+/// `dDimer`: the value in µg/L when it converts, else as written; kind, threshold
+/// and result (§5).
+fn d_dimer(a: &Assessment) -> Option<Value> {
+    let dd = a.d_dimer.as_ref()?;
+    let mut o = Map::new();
+    match dd.d.value_ugl {
+        Some(v) => {
+            o.insert("value".into(), json_num(v));
+            o.insert("unit".into(), json!("ug/L"));
+        }
+        None => {
+            if let Some(v) = dd.d.raw_value {
+                o.insert("value".into(), json_num(v));
+            }
+            if let Some(u) = dd.d.raw_unit.as_ref().filter(|u| !u.is_empty()) {
+                o.insert("unit".into(), json!(u));
+            }
+        }
+    }
+    o.insert("kind".into(), json!(dd.d.kind.as_str()));
+    o.insert("threshold".into(), json_num(dd.threshold));
+    o.insert("result".into(), json!(dd.result.as_str()));
+    Some(Value::Object(o))
+}
+
+/// `wellsPe`: the Wells PE score and its items (points in halves: 1.5).
+fn wells_pe(pe: &WellsPe) -> Value {
+    let items: Vec<Value> = pe
+        .items
+        .iter()
+        .map(|i| {
+            let mut o = Map::new();
+            o.insert("id".into(), json!(i.id));
+            o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
+            o.insert("status".into(), json!(i.status.as_str()));
+            if !i.evidence.is_empty() {
+                o.insert("evidence".into(), json!(references(&i.evidence)));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({"documented": json_num(f64::from(pe.documented_tenths) / 10.0), "items": items})
+}
+
+/// `dataQuality` (§6): the call's notes first (e.g. paging cut short), then the record's.
+fn data_quality(a: &Assessment) -> Vec<Value> {
+    a.data_quality
+        .iter()
+        .map(|n| {
+            let mut o = Map::new();
+            o.insert("code".into(), json!(n.code.as_str()));
+            // A note without evidence (e.g. paging cut short) has no `evidence`: the
+            // JSON rule allows no empty list.
+            if !n.evidence.is_empty() {
+                o.insert("evidence".into(), json!(n.evidence));
+            }
+            Value::Object(o)
+        })
+        .collect()
+}
+
 /// Render the card (§6), or `None` when the assessment gives no card.
-pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Value> {
+pub fn render(m: &Mappings, input: &HookInput, a: &Assessment) -> Option<Card> {
     let category = a.category?;
-    let mut card = Map::new();
-    card.insert(
-        "uuid".into(),
-        json!(card_uuid(&input.hook_instance, category)),
-    );
-    card.insert("summary".into(), json!(fit(text::summary(a, m))));
-    card.insert("indicator".into(), json!(a.indicator.as_str()));
-    card.insert("detail".into(), json!(text::detail(a, m)));
     let src = &m.model.source;
-    card.insert(
-        "source".into(),
-        json!({
-            "label": src.label,
-            "url": src.url,
-            "topic": {"system": src.topic_system, "code": category.as_str(), "display": topic_display(m, category)},
-        }),
-    );
-    let suggestions: Vec<Value> = a
+    let suggestions: Vec<cds_hooks::Suggestion> = a
         .suggestions
         .iter()
         .filter_map(|s| suggestion(m, input, a, s))
         .collect();
-    if !suggestions.is_empty() {
-        card.insert("suggestions".into(), Value::Array(suggestions));
-        card.insert("selectionBehavior".into(), json!("at-most-one"));
-    }
-    let reasons: Vec<Value> = m
-        .model
-        .override_reasons
-        .iter()
-        .map(|r| json!({"system": r.system, "code": r.code, "display": r.display}))
-        .collect();
-    card.insert("overrideReasons".into(), Value::Array(reasons));
-    if !m.model.links.is_empty() {
-        let links: Vec<Value> = m
+    Some(Card {
+        detail: text::detail(a, m),
+        extension: extension(m, a),
+        indicator: a.indicator,
+        links: m
             .model
             .links
             .iter()
-            .map(|l| json!({"label": l.label, "url": l.url, "type": "absolute"}))
-            .collect();
-        card.insert("links".into(), Value::Array(links));
-    }
-    card.insert("extension".into(), extension(m, a));
-    Some(Value::Object(card))
+            .map(|l| cds_hooks::Link {
+                label: l.label.clone(),
+                kind: LinkType::Absolute,
+                url: l.url.clone(),
+            })
+            .collect(),
+        override_reasons: m
+            .model
+            .override_reasons
+            .iter()
+            .map(|r| Coding {
+                code: r.code.clone(),
+                display: r.display.clone(),
+                system: r.system.clone(),
+            })
+            .collect(),
+        // One draft order at most: the suggestions are alternatives.
+        selection_behavior: (!suggestions.is_empty()).then_some(SelectionBehavior::AtMostOne),
+        source: cds_hooks::Source {
+            label: src.label.clone(),
+            topic: Coding {
+                code: category.as_str().to_string(),
+                display: topic_display(m, category),
+                system: src.topic_system.clone(),
+            },
+            url: src.url.clone(),
+        },
+        suggestions,
+        summary: fit(text::summary(a, m)),
+        uuid: card_uuid(&input.hook_instance, category),
+    })
 }
 
 /// `source.topic` display: the category in words (its Wells level from the mappings).
@@ -302,7 +341,7 @@ fn topic_display(m: &Mappings, c: Category) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assessment::respond;
+    use crate::assessment::assess;
     use crate::cds_hooks::Hook;
     use crate::record::quality::{DataQualityCode, DataQualityNote};
 
@@ -344,14 +383,13 @@ mod tests {
             data_quality: vec![],
         }
     }
+    fn render_with(m: &Mappings, i: &HookInput, resources: &[Value]) -> Option<Card> {
+        let resources = crate::record::resource::from_values(resources);
+        render(m, i, &assess(m, i, &resources, now()))
+    }
+    /// The card as JSON (`null` when there is none).
     fn card_with(m: &Mappings, i: &HookInput, resources: &[Value]) -> Value {
-        let r = respond(
-            m,
-            i,
-            &crate::record::resource::from_values(resources),
-            now(),
-        );
-        r["cards"][0].clone()
+        serde_json::to_value(render_with(m, i, resources)).unwrap()
     }
     fn card(resources: &[Value]) -> Value {
         card_with(shipped(), &input(Hook::PatientView, vec![]), resources)
@@ -688,5 +726,61 @@ mod tests {
             q.find("paging").unwrap() < q.find("age unknown").unwrap(),
             "{q}"
         );
+    }
+
+    /// The JSON rule by construction: a card without draft orders has neither
+    /// `suggestions` nor `selectionBehavior`; a data-quality note without evidence has
+    /// no `evidence`; nothing in the card is empty.
+    #[test]
+    fn empty_parts_of_the_card_are_left_out() {
+        // follow-up, its D-dimer drafted already (§7): nothing to suggest.
+        let mut i = input(Hook::OrderSelect, vec![draft(CPT, "85379")]);
+        i.data_quality = vec![DataQualityNote {
+            code: DataQualityCode::PagingCutShort,
+            evidence: vec![],
+        }];
+        let typed = render_with(
+            shipped(),
+            &i,
+            &[patient(Some(40)), cond("pain", "M79.662", 2)],
+        )
+        .expect("a card");
+        assert!(typed.suggestions.is_empty());
+        let c = serde_json::to_value(&typed).unwrap();
+        assert!(c.get("suggestions").is_none() && c.get("selectionBehavior").is_none());
+        let note = &c["extension"]["dvt-assessment"]["dataQuality"][0];
+        assert_eq!(note, &json!({"code": "paging-cut-short"}));
+        assert!(crate::cds_hooks::violations(&c).is_empty(), "{c}");
+
+        // With suggestions: at most one of them is chosen.
+        let c = card(&[
+            patient(Some(40)),
+            cond("pain", "M79.662", 2),
+            procedure("s", 10),
+        ]);
+        assert_eq!(c["selectionBehavior"], "at-most-one", "{c}");
+        assert_eq!(c["suggestions"][0]["actions"][0]["type"], "create");
+        assert!(crate::cds_hooks::violations(&c).is_empty(), "{c}");
+    }
+
+    /// The typed card writes the bytes the card built as a sorted JSON map wrote (its
+    /// fields are declared in key order), so no EHR sees a change.
+    #[test]
+    fn typed_card_bytes_are_those_of_the_sorted_json() {
+        let i = input(Hook::OrderSelect, vec![draft(CPT, "71275")]);
+        for resources in [
+            vec![
+                patient(Some(40)),
+                cond("pain", "M79.662", 2),
+                procedure("s", 10),
+            ],
+            vec![patient(Some(40)), cond("sob", "R06.02", 1)],
+        ] {
+            let typed = render_with(shipped(), &i, &resources).expect("a card");
+            assert!(!typed.suggestions.is_empty() && !typed.links.is_empty());
+            let text = serde_json::to_string(&typed).unwrap();
+            let sorted = serde_json::to_value(&typed).unwrap();
+            assert_eq!(text, serde_json::to_string(&sorted).unwrap());
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! The JSON rule (contract.md; spec "Use of JSON", requirement 3): no `null`, `""`, `[]`
-//! or `{}` in what we send, except `{"cards": []}`.
+//! or `{}` in what we send, except `{"cards": []}`. The response types ([`super::Card`])
+//! keep it by construction; [`violations`] checks it (tests, and the pipeline's debug
+//! assertion).
 
 use serde_json::Value;
 
 /// Remove empty values (recursively) from a response body, keeping a top-level `cards`
-/// array even when empty. Returns the paths removed, so the caller can log that the
-/// renderer produced them (paths only: never values).
-pub fn prune_empty(body: &mut Value) -> Vec<String> {
+/// array even when empty. Returns the paths removed (paths only: never values).
+fn prune_empty(body: &mut Value) -> Vec<String> {
     let mut removed = Vec::new();
     if let Value::Object(map) = body {
         let keys: Vec<String> = map.keys().cloned().collect();

@@ -3,6 +3,8 @@
 //! - [`Hook`]: the four hooks this service answers.
 //! - [`HookRequest`]: a hook call after validation ("parse, don't validate"): what the
 //!   rest of the service may rely on.
+//! - [`Response`], [`Card`]: what a hook call answers, typed (the JSON rule holds by
+//!   construction).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -216,17 +218,22 @@ impl<'de> Lenient<'de> for Prefetched {
     }
 }
 
+mod card;
 mod discovery;
 mod feedback;
 mod json_rule;
 mod request;
 
+pub use card::{
+    Action, ActionType, Card, Coding, Indicator, Link, LinkType, Response, SelectionBehavior,
+    Source, Suggestion,
+};
 pub use discovery::{DiscoveryService, MAPPINGS_EXTENSION, MappingSetRef, discovery_document};
 pub use feedback::{
     AcceptedSuggestion, FeedbackEntry, MAX_FEEDBACK_ENTRIES, Outcome, OverrideReason,
     parse_feedback,
 };
-pub use json_rule::{prune_empty, violations};
+pub use json_rule::violations;
 pub use request::{NamedHook, RequestBody, RequestError, parse_hook_request};
 
 /// One thing wrong with a client's JSON: where (a JSON path such as

@@ -68,18 +68,11 @@ pub async fn call_service(
             CallError::DeadlineExceeded => ApiError::DeadlineExceeded(state.0.deadline),
             CallError::Internal(e) => ApiError::Internal(e),
         })?;
-    let cards = response["cards"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for card in cards {
-        let indicator = card
-            .get("indicator")
-            .and_then(Value::as_str)
-            .unwrap_or("none");
-        state.0.metrics.card(hook.service_id(), indicator);
+    for card in &response.cards {
+        state.0.metrics.card(hook.service_id(), card.indicator);
     }
-    log.set_cards(cards.len());
+    log.set_cards(response.cards.len());
+    // Serialised here, once, straight from the typed response.
     Ok(Json(response).into_response())
 }
 

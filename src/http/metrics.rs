@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::cds_hooks::Indicator;
+
 const BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -136,14 +138,10 @@ impl Metrics {
         );
     }
 
-    pub fn card(&self, service: &str, indicator: &str) {
-        let indicator = match indicator {
-            "info" | "warning" | "critical" => indicator,
-            _ => "other",
-        };
+    pub fn card(&self, service: &str, indicator: Indicator) {
         self.inc(
             &CARDS,
-            labels(&[("service", service), ("indicator", indicator)]),
+            labels(&[("service", service), ("indicator", indicator.as_str())]),
             1,
         );
     }

@@ -5,9 +5,10 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, Utc};
-use dvt_cds::assessment::{HookInput, respond};
+use dvt_cds::assessment::HookInput;
 use dvt_cds::cds_hooks::Hook;
 use dvt_cds::mappings::Mappings;
+use dvt_cds::pipeline::respond_to;
 pub use dvt_cds::record::resource::from_values;
 use serde_json::{Value, json};
 
@@ -153,16 +154,11 @@ pub fn input(hook: Hook) -> HookInput {
 }
 
 pub fn run(resources: &[Value]) -> Value {
-    respond(
-        mappings(),
-        &input(Hook::PatientView),
-        &from_values(resources),
-        now(),
-    )
+    run_with(&input(Hook::PatientView), resources)
 }
 
 pub fn run_with(input: &HookInput, resources: &[Value]) -> Value {
-    respond(mappings(), input, &from_values(resources), now())
+    serde_json::to_value(respond_to(mappings(), input, &from_values(resources), now())).unwrap()
 }
 
 /// The single card, or None.
