@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
+use super::concept::{ALTERNATIVES, Concept, WARNING_SIGNS};
 use crate::mappings::{CodeSet, Mappings, Side, UCUM, normalise_icd};
 use crate::record::quality::{self, DataQualityCode, DataQualityNote};
 use crate::record::{Fact, Kind, Record, When, cmp_references, reference};
@@ -35,7 +36,7 @@ impl Evidence {
 /// A concept the record supports (§6 `findings`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    pub concept: &'static str,
+    pub concept: Concept,
     /// Most recent first.
     pub evidence: Vec<Evidence>,
     /// First day of the most recent evidence's date (a partial date: its first day;
@@ -77,7 +78,7 @@ impl<'a> Collect<'a> {
     fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-    fn finish(mut self, concept: &'static str) -> Option<Finding> {
+    fn finish(mut self, concept: Concept) -> Option<Finding> {
         if self.items.is_empty() {
             return None;
         }
@@ -241,31 +242,6 @@ pub struct Concepts {
     /// §6 data-quality notes of the record and of the concepts, one per code.
     pub data_quality: Vec<DataQualityNote>,
 }
-
-pub const WARNING_SIGNS: [(CodeSet, &str); 6] = [
-    (CodeSet::Dyspnoea, "dyspnoea"),
-    (CodeSet::ChestPain, "chest-pain"),
-    (CodeSet::Cough, "cough"),
-    (CodeSet::Haemoptysis, "haemoptysis"),
-    (CodeSet::Syncope, "syncope"),
-    (CodeSet::Dizziness, "dizziness"),
-];
-
-pub const ALTERNATIVES: [(CodeSet, &str); 7] = [
-    (CodeSet::BakerCyst, "baker-cyst"),
-    (CodeSet::CalfMuscleStrain, "calf-muscle-strain"),
-    (
-        CodeSet::KneeLigamentOrMeniscusInjury,
-        "knee-ligament-or-meniscus-injury",
-    ),
-    (CodeSet::NerveCompression, "nerve-compression"),
-    (CodeSet::ArterialDisease, "arterial-disease"),
-    (
-        CodeSet::SuperficialThrombophlebitis,
-        "superficial-thrombophlebitis",
-    ),
-    (CodeSet::Cellulitis, "cellulitis"),
-];
 
 /// §1: a window that raises a card or a risk factor (any part of the date inside).
 fn within(f: &Fact<'_>, now: DateTime<Utc>, days: u32) -> bool {
@@ -942,10 +918,10 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
     // its evidence. Treatment without a cancer Condition is to confirm too.
     if !cancers.is_empty() && (cancer_active_alone || !activity.is_empty()) {
         cancers.extend(&activity);
-        c.active_cancer = cancers.finish("active-cancer");
+        c.active_cancer = cancers.finish(Concept::ActiveCancer);
     } else {
         cancers.extend(&activity);
-        c.cancer_to_confirm = cancers.finish("active-cancer");
+        c.cancer_to_confirm = cancers.finish(Concept::ActiveCancer);
     }
 
     // §2 previous-vte: previous-dvt, or PE the same way.
@@ -953,22 +929,22 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
     prev_vte.extend(&prev_dvt);
     prev_vte.extend(&prev_pe);
 
-    c.leg_pain = pain.finish("leg-pain");
-    c.leg_swelling = swelling.finish("leg-swelling");
-    c.recent_surgery = surgery.finish("recent-surgery");
-    c.bedridden = bedridden.finish("bedridden");
-    c.paralysis_or_cast = paralysis.finish("paralysis-or-cast");
-    c.previous_dvt = prev_dvt.finish("previous-dvt");
-    c.previous_vte = prev_vte.finish("previous-vte");
-    c.current_vte = cur_vte.finish("current-dvt");
-    c.pregnancy = preg.finish("pregnancy");
-    c.postpartum = postpartum.finish("postpartum");
-    c.first_trimester = trimester.finish("first-trimester");
-    c.estrogen_use = estrogen.finish("estrogen-use");
-    c.anticoagulated = anticoag.finish("anticoagulated");
-    c.possibly_anticoagulated = possibly.finish("possibly-anticoagulated");
-    c.long_haul_travel = travel.finish("long-haul-travel");
-    c.dvt_imaging = imaging.finish("dvt-imaging");
+    c.leg_pain = pain.finish(Concept::LegPain);
+    c.leg_swelling = swelling.finish(Concept::LegSwelling);
+    c.recent_surgery = surgery.finish(Concept::RecentSurgery);
+    c.bedridden = bedridden.finish(Concept::Bedridden);
+    c.paralysis_or_cast = paralysis.finish(Concept::ParalysisOrCast);
+    c.previous_dvt = prev_dvt.finish(Concept::PreviousDvt);
+    c.previous_vte = prev_vte.finish(Concept::PreviousVte);
+    c.current_vte = cur_vte.finish(Concept::CurrentDvt);
+    c.pregnancy = preg.finish(Concept::Pregnancy);
+    c.postpartum = postpartum.finish(Concept::Postpartum);
+    c.first_trimester = trimester.finish(Concept::FirstTrimester);
+    c.estrogen_use = estrogen.finish(Concept::EstrogenUse);
+    c.anticoagulated = anticoag.finish(Concept::Anticoagulated);
+    c.possibly_anticoagulated = possibly.finish(Concept::PossiblyAnticoagulated);
+    c.long_haul_travel = travel.finish(Concept::LongHaulTravel);
+    c.dvt_imaging = imaging.finish(Concept::DvtImaging);
     for (col, (_, name)) in signs.into_iter().zip(WARNING_SIGNS) {
         if let Some(f) = col.finish(name) {
             c.warning_signs.push(f);
@@ -983,12 +959,12 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
     // §2 hypoxaemia: latest readable SpO2 ≤ 1 day, < 95 %; or an active R09.02 ≤ 3 days.
     let mut dq = std::mem::take(&mut c.data_quality);
     c.spo2 = latest_vital(m, rec, &mut dq, CodeSet::Spo2, w.vital_sign, now, &["%"]);
-    let mut hypoxaemia = hypox.finish("hypoxaemia");
+    let mut hypoxaemia = hypox.finish(Concept::Hypoxaemia);
     if let Some(v) = &c.spo2
         && v.value < m.model.thresholds.spo2_below
     {
         let h = hypoxaemia.get_or_insert_with(|| Finding {
-            concept: "hypoxaemia",
+            concept: Concept::Hypoxaemia,
             evidence: vec![],
             date: v.date,
             side: None,
@@ -1011,7 +987,7 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
         && v.value >= m.model.thresholds.heart_rate_at_least
     {
         c.tachycardia = Some(Finding {
-            concept: "tachycardia",
+            concept: Concept::Tachycardia,
             evidence: vec![v.evidence("Heart rate", "/min")],
             date: v.date,
             side: None,
@@ -1719,7 +1695,11 @@ mod tests {
                     "valueCodeableConcept",
                     cc(SNOMED, "267036007"),
                 )],
-                |c| c.warning_signs.iter().any(|f| f.concept == "dyspnoea"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::Dyspnoea)
+                },
             ),
         ]);
     }
@@ -1887,7 +1867,7 @@ mod tests {
                         .as_ref()
                         .is_some_and(|v| v.reference == "Observation/old")
                         && c.warning_signs.iter().any(|f| {
-                            f.concept == "hypoxaemia"
+                            f.concept == Concept::Hypoxaemia
                                 && f.evidence[0].name.as_deref() == Some("SpO2 91 %")
                         })
                         && note(c, DataQualityCode::UnreadableUnit) == ["Observation/new"]
@@ -1920,12 +1900,20 @@ mod tests {
             (
                 "coded hypoxaemia R09.02 within 3 d",
                 vec![cond("h", ICD, "R09.02", &day(3))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "hypoxaemia"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::Hypoxaemia)
+                },
             ),
             (
                 "coded hypoxaemia R09.02 4 d ago",
                 vec![cond("h", ICD, "R09.02", &day(4))],
-                |c| c.warning_signs.iter().all(|f| f.concept != "hypoxaemia"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .all(|f| f.concept != Concept::Hypoxaemia)
+                },
             ),
         ]);
     }
@@ -2286,7 +2274,7 @@ mod tests {
             (
                 "cough R05 exact",
                 vec![cond("c", ICD, "R05", &day(1))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "cough"),
+                |c| c.warning_signs.iter().any(|f| f.concept == Concept::Cough),
             ),
             (
                 "chronic cough R05.3",
@@ -2296,12 +2284,20 @@ mod tests {
             (
                 "pleuritic chest pain R07.81",
                 vec![cond("c", ICD, "R07.81", &day(1))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "chest-pain"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::ChestPain)
+                },
             ),
             (
                 "exertional dyspnoea 60845006",
                 vec![cond("c", SNOMED, "60845006", &day(1))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "dyspnoea"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::Dyspnoea)
+                },
             ),
             (
                 "ICD-10-CM without its dot",

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::HookInput;
+use super::concept::Concept;
 use super::concepts::{
     self, Concepts, DDimerKind, DDimerResult, Evidence, Finding, combine_sides, unique_refs,
 };
@@ -227,7 +228,7 @@ pub struct Assessment {
     /// §7 pathway notes.
     pub pathway: Vec<PathwayNote>,
     /// Risk factors the record supports (§2), in a fixed order.
-    pub risk_factors: Vec<&'static str>,
+    pub risk_factors: Vec<Concept>,
     /// §6 data quality: the call's notes, then the record's, then the assessment's.
     pub data_quality: Vec<DataQualityNote>,
     pub notes: DataNotes,
@@ -262,7 +263,7 @@ impl Assessment {
         let mut out: Vec<Finding> = out.into_iter().cloned().collect();
         if let Some(d) = &c.d_dimer {
             out.push(Finding {
-                concept: "d-dimer",
+                concept: Concept::DDimer,
                 evidence: vec![Evidence {
                     reference: d.reference.clone(),
                     name: None,
@@ -470,7 +471,7 @@ fn wells_pe(c: &Concepts, m: &Mappings) -> WellsPe {
     let haem = c
         .warning_signs
         .iter()
-        .find(|f| f.concept == "haemoptysis")
+        .find(|f| f.concept == Concept::Haemoptysis)
         .map(|h| h.evidence.clone());
     let items = vec![
         item("dvt-signs", 30, both),
@@ -770,8 +771,12 @@ pub fn assess(
             .filter(|f| f.kind == Kind::Encounter && f.id == enc_id)
         {
             for (set, slot, name) in [
-                (CodeSet::LegPain, &mut c.leg_pain, "leg-pain"),
-                (CodeSet::LegSwelling, &mut c.leg_swelling, "leg-swelling"),
+                (CodeSet::LegPain, &mut c.leg_pain, Concept::LegPain),
+                (
+                    CodeSet::LegSwelling,
+                    &mut c.leg_swelling,
+                    Concept::LegSwelling,
+                ),
             ] {
                 if f.reason_codes.contains(set) {
                     let finding = slot.get_or_insert_with(|| Finding {
@@ -798,7 +803,7 @@ pub fn assess(
     // §7: a draft ultrasound counts as dvt-imaging.
     if let Some(r) = &drafts.ultrasound {
         let f = c.dvt_imaging.get_or_insert_with(|| Finding {
-            concept: "dvt-imaging",
+            concept: Concept::DvtImaging,
             evidence: vec![],
             date: Some(now.date_naive()),
             side: None,
@@ -829,15 +834,15 @@ pub fn assess(
     let w = wells(&c);
     let mut risk_factors = Vec::new();
     for (f, name) in [
-        (&c.recent_surgery, "recent-surgery"),
-        (&c.bedridden, "bedridden"),
-        (&c.paralysis_or_cast, "paralysis-or-cast"),
-        (&c.long_haul_travel, "long-haul-travel"),
-        (&c.active_cancer, "active-cancer"),
-        (&c.previous_vte, "previous-vte"),
-        (&c.pregnancy, "pregnancy"),
-        (&c.postpartum, "postpartum"),
-        (&c.estrogen_use, "estrogen-use"),
+        (&c.recent_surgery, Concept::RecentSurgery),
+        (&c.bedridden, Concept::Bedridden),
+        (&c.paralysis_or_cast, Concept::ParalysisOrCast),
+        (&c.long_haul_travel, Concept::LongHaulTravel),
+        (&c.active_cancer, Concept::ActiveCancer),
+        (&c.previous_vte, Concept::PreviousVte),
+        (&c.pregnancy, Concept::Pregnancy),
+        (&c.postpartum, Concept::Postpartum),
+        (&c.estrogen_use, Concept::EstrogenUse),
     ] {
         if f.is_some() {
             risk_factors.push(name);

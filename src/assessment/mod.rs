@@ -4,6 +4,7 @@
 //! - [`assess`]: §3 Wells, §4 decision and modifiers, §5 D-dimer, §7 order hooks.
 //! - [`respond`]: the CDS Hooks response body (rendered by [`crate::card`]).
 
+pub mod concept;
 pub mod concepts;
 mod decide;
 
@@ -13,6 +14,7 @@ use crate::cds_hooks::Hook;
 use crate::mappings::Mappings;
 use crate::record::quality::DataQualityNote;
 
+pub use concept::Concept;
 pub use concepts::{Concepts, DDimer, DDimerKind, DDimerResult, Finding};
 pub use decide::{
     Assessment, Category, CtpaReason, DDimerBlock, DraftOrders, Indicator, Left, LeftItem,

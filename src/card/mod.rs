@@ -142,7 +142,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
         .into_iter()
         .map(|f| {
             let mut o = Map::new();
-            o.insert("concept".into(), json!(f.concept));
+            o.insert("concept".into(), json!(f.concept.as_str()));
             o.insert("evidence".into(), json!(references(&f.evidence)));
             if let Some(d) = f.date {
                 o.insert("date".into(), json!(d.to_string()));
@@ -164,14 +164,25 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
             ext.insert(k.into(), json!(v));
         }
     };
-    put_list("riskFactors", a.risk_factors.clone());
+    put_list(
+        "riskFactors",
+        a.risk_factors.iter().map(|c| c.as_str()).collect(),
+    );
     put_list(
         "warningSigns",
-        a.concepts.warning_signs.iter().map(|f| f.concept).collect(),
+        a.concepts
+            .warning_signs
+            .iter()
+            .map(|f| f.concept.as_str())
+            .collect(),
     );
     put_list(
         "alternatives",
-        a.concepts.alternatives.iter().map(|f| f.concept).collect(),
+        a.concepts
+            .alternatives
+            .iter()
+            .map(|f| f.concept.as_str())
+            .collect(),
     );
     if !findings.is_empty() {
         ext.insert("findings".into(), Value::Array(findings));

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use crate::assessment::concepts::Evidence;
 
 use crate::assessment::{
-    Assessment, Category, CtpaReason, DDimerBlock, DDimerKind, DDimerResult, Finding, PathwayNote,
-    PePathway, WellsStatus,
+    Assessment, Category, Concept, CtpaReason, DDimerBlock, DDimerKind, DDimerResult, Finding,
+    PathwayNote, PePathway, WellsStatus,
 };
 use crate::mappings::{Mappings, Side};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
@@ -77,88 +77,109 @@ pub fn cancer_to_confirm_text(m: &Mappings) -> String {
 }
 
 /// What a §2 concept is called on the card.
-pub fn concept_label(m: &Mappings, concept: &str) -> String {
+pub fn concept_label(m: &Mappings, concept: Concept) -> String {
     let w = &m.model.windows;
     let t = &m.model.thresholds;
     match concept {
-        "leg-pain" => "Calf or lower-leg pain".into(),
-        "leg-swelling" => "Leg swelling or oedema".into(),
-        "recent-surgery" => format!("Major surgery within {}", days_text(w.recent_surgery)),
-        "bedridden" => format!(
+        Concept::LegPain => "Calf or lower-leg pain".into(),
+        Concept::LegSwelling => "Leg swelling or oedema".into(),
+        Concept::RecentSurgery => format!("Major surgery within {}", days_text(w.recent_surgery)),
+        Concept::Bedridden => format!(
             "Bedridden {} days or more (or an inpatient stay that ended within {})",
             t.bedridden_stay_min_days,
             days_text(w.bedridden_stay_ended)
         ),
-        "paralysis-or-cast" => format!(
+        Concept::ParalysisOrCast => format!(
             "Paralysis, paresis or leg cast (cast within {})",
             days_text(w.leg_cast)
         ),
-        "active-cancer" => format!(
+        Concept::ActiveCancer => format!(
             "Active cancer (activity within {} or palliative)",
             days_text(cancer_window(m))
         ),
-        "previous-dvt" => "Previous DVT (also a previous VTE)".into(),
-        "previous-vte" => "Previous DVT or PE".into(),
-        "current-vte" | "current-dvt" => format!(
+        Concept::PreviousDvt => "Previous DVT (also a previous VTE)".into(),
+        Concept::PreviousVte => "Previous DVT or PE".into(),
+        Concept::CurrentDvt => format!(
             "Known VTE (DVT or PE recorded within {})",
             days_text(w.current_dvt)
         ),
-        "pregnancy" => "Pregnant".into(),
-        "postpartum" => format!("Within {} after delivery", days_text(w.postpartum)),
-        "estrogen-use" => "Oestrogen or hormonal contraception".into(),
-        "anticoagulated" => "Currently anticoagulated".into(),
-        "long-haul-travel" => format!("Long-haul travel within {}", days_text(w.long_haul_travel)),
-        "dyspnoea" => "Shortness of breath or difficulty breathing".into(),
-        "chest-pain" => "Chest pain".into(),
-        "cough" => "Sudden cough".into(),
-        "haemoptysis" => "Coughing up blood (haemoptysis; a sign added from the guidelines)".into(),
-        "syncope" => "Fainting".into(),
-        "dizziness" => "Dizziness or light-headedness".into(),
-        "hypoxaemia" => format!(
+        Concept::Pregnancy => "Pregnant".into(),
+        Concept::Postpartum => format!("Within {} after delivery", days_text(w.postpartum)),
+        // Shown in the LEFt table, never as a finding line.
+        Concept::FirstTrimester => "First trimester".into(),
+        Concept::EstrogenUse => "Oestrogen or hormonal contraception".into(),
+        Concept::Anticoagulated => "Currently anticoagulated".into(),
+        // Shown on its own line ("Possibly anticoagulated"), never as a finding line.
+        Concept::PossiblyAnticoagulated => "Possibly anticoagulated".into(),
+        Concept::LongHaulTravel => {
+            format!("Long-haul travel within {}", days_text(w.long_haul_travel))
+        }
+        Concept::Dyspnoea => "Shortness of breath or difficulty breathing".into(),
+        Concept::ChestPain => "Chest pain".into(),
+        Concept::Cough => "Sudden cough".into(),
+        Concept::Haemoptysis => {
+            "Coughing up blood (haemoptysis; a sign added from the guidelines)".into()
+        }
+        Concept::Syncope => "Fainting".into(),
+        Concept::Dizziness => "Dizziness or light-headedness".into(),
+        Concept::Hypoxaemia => format!(
             "SpO2 below {} % (a sign added from the guidelines)",
             num(t.spo2_below)
         ),
-        "tachycardia" => format!("Heart rate {} /min or more", num(t.heart_rate_at_least)),
-        "dvt-imaging" => format!(
+        Concept::Tachycardia => format!("Heart rate {} /min or more", num(t.heart_rate_at_least)),
+        Concept::DvtImaging => format!(
             "Leg-vein ultrasound ordered or done within {}",
             days_text(w.dvt_imaging)
         ),
-        "d-dimer" => "D-dimer".into(),
-        "baker-cyst" => "Baker cyst".into(),
-        "calf-muscle-strain" => "Calf muscle strain or tear".into(),
-        "knee-ligament-or-meniscus-injury" => "Knee ligament or meniscus injury".into(),
-        "nerve-compression" => "Nerve compression (sciatica, radiculopathy)".into(),
-        "arterial-disease" => "Peripheral arterial disease".into(),
-        "superficial-thrombophlebitis" => "Superficial thrombophlebitis".into(),
-        "cellulitis" => "Cellulitis or another local cause".into(),
-        _ => "Finding".into(),
+        Concept::DDimer => "D-dimer".into(),
+        Concept::BakerCyst => "Baker cyst".into(),
+        Concept::CalfMuscleStrain => "Calf muscle strain or tear".into(),
+        Concept::KneeLigamentOrMeniscusInjury => "Knee ligament or meniscus injury".into(),
+        Concept::NerveCompression => "Nerve compression (sciatica, radiculopathy)".into(),
+        Concept::ArterialDisease => "Peripheral arterial disease".into(),
+        Concept::SuperficialThrombophlebitis => "Superficial thrombophlebitis".into(),
+        Concept::Cellulitis => "Cellulitis or another local cause".into(),
     }
 }
 
-/// A §2 concept in a summary.
-fn short(concept: &str) -> &'static str {
+/// A §2 concept in a summary: the risk factors, warning signs and alternatives a summary
+/// names; `None` for the rest (a summary never names them).
+fn short(concept: Concept) -> Option<&'static str> {
     match concept {
-        "recent-surgery" => "recent surgery",
-        "bedridden" => "bed rest",
-        "paralysis-or-cast" => "paralysis or leg cast",
-        "long-haul-travel" => "long-haul travel",
-        "active-cancer" => "active cancer",
-        "previous-vte" => "previous VTE",
-        "dyspnoea" => "breathlessness",
-        "chest-pain" => "chest pain",
-        "cough" => "sudden cough",
-        "haemoptysis" => "haemoptysis",
-        "syncope" => "fainting",
-        "dizziness" => "dizziness",
-        "hypoxaemia" => "low SpO2",
-        "baker-cyst" => "Baker cyst",
-        "calf-muscle-strain" => "calf muscle strain",
-        "knee-ligament-or-meniscus-injury" => "knee ligament/meniscus injury",
-        "nerve-compression" => "nerve compression",
-        "arterial-disease" => "arterial disease",
-        "superficial-thrombophlebitis" => "superficial thrombophlebitis",
-        "cellulitis" => "cellulitis",
-        _ => "",
+        Concept::RecentSurgery => Some("recent surgery"),
+        Concept::Bedridden => Some("bed rest"),
+        Concept::ParalysisOrCast => Some("paralysis or leg cast"),
+        Concept::LongHaulTravel => Some("long-haul travel"),
+        Concept::ActiveCancer => Some("active cancer"),
+        Concept::PreviousVte => Some("previous VTE"),
+        Concept::Dyspnoea => Some("breathlessness"),
+        Concept::ChestPain => Some("chest pain"),
+        Concept::Cough => Some("sudden cough"),
+        Concept::Haemoptysis => Some("haemoptysis"),
+        Concept::Syncope => Some("fainting"),
+        Concept::Dizziness => Some("dizziness"),
+        Concept::Hypoxaemia => Some("low SpO2"),
+        Concept::BakerCyst => Some("Baker cyst"),
+        Concept::CalfMuscleStrain => Some("calf muscle strain"),
+        Concept::KneeLigamentOrMeniscusInjury => Some("knee ligament/meniscus injury"),
+        Concept::NerveCompression => Some("nerve compression"),
+        Concept::ArterialDisease => Some("arterial disease"),
+        Concept::SuperficialThrombophlebitis => Some("superficial thrombophlebitis"),
+        Concept::Cellulitis => Some("cellulitis"),
+        // Not risk factors a summary names (rule 7's list), nor signs or alternatives.
+        Concept::LegPain
+        | Concept::LegSwelling
+        | Concept::PreviousDvt
+        | Concept::CurrentDvt
+        | Concept::Pregnancy
+        | Concept::Postpartum
+        | Concept::FirstTrimester
+        | Concept::EstrogenUse
+        | Concept::Anticoagulated
+        | Concept::PossiblyAnticoagulated
+        | Concept::Tachycardia
+        | Concept::DDimer
+        | Concept::DvtImaging => None,
     }
 }
 
@@ -318,7 +339,7 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
                 .warning_signs
                 .iter()
                 .take(2)
-                .map(|f| short(f.concept))
+                .map(|f| short(f.concept).unwrap_or_default())
                 .collect();
             let more = c.warning_signs.len().saturating_sub(2);
             let more = if more > 0 {
@@ -383,8 +404,7 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
             let risk = a
                 .risk_factors
                 .iter()
-                .map(|r| short(r))
-                .find(|s| !s.is_empty())
+                .find_map(|&r| short(r))
                 .unwrap_or("a risk factor");
             let ultrasound =
                 imaging_phrase(a).unwrap_or_else(|| "leg-vein ultrasound (urgent)".into());
@@ -427,7 +447,7 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
             match c.alternatives.first() {
                 Some(alt) => format!(
                     "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
-                    short(alt.concept)
+                    short(alt.concept).unwrap_or_default()
                 ),
                 None => format!(
                     "{head}: Wells {n} from the record; no DVT risk factor found. Examine; safety-net advice."
@@ -534,7 +554,7 @@ fn why(d: &mut String, a: &Assessment, m: &Mappings) {
     d.push_str("### Why this card\n\n");
     // A previous VTE that is the previous DVT itself is said once.
     let same_history = |f: &Finding| {
-        f.concept == "previous-vte"
+        f.concept == Concept::PreviousVte
             && a.concepts
                 .previous_dvt
                 .as_ref()
@@ -543,7 +563,7 @@ fn why(d: &mut String, a: &Assessment, m: &Mappings) {
     for f in a
         .findings()
         .iter()
-        .filter(|f| f.concept != "d-dimer" && !same_history(f))
+        .filter(|f| f.concept != Concept::DDimer && !same_history(f))
     {
         d.push_str(&finding_line(m, f));
         d.push('\n');
