@@ -118,6 +118,17 @@ pub fn unique_refs(refs: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// Evidence in first-seen order, each reference once (§6: a list never repeats one).
+pub fn unique_evidence(it: impl IntoIterator<Item = Evidence>) -> Vec<Evidence> {
+    let mut out: Vec<Evidence> = Vec::new();
+    for e in it {
+        if !out.iter().any(|o| o.reference == e.reference) {
+            out.push(e);
+        }
+    }
+    out
+}
+
 /// Left and right together make bilateral.
 pub fn combine_sides(sides: impl Iterator<Item = Side>) -> Option<Side> {
     let mut out: Option<Side> = None;

@@ -128,7 +128,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
         .iter()
         .map(|i| {
             let mut o = Map::new();
-            o.insert("id".into(), json!(i.id));
+            o.insert("id".into(), json!(i.id.as_str()));
             o.insert("points".into(), json!(i.points));
             o.insert("status".into(), json!(i.status.as_str()));
             if !i.evidence.is_empty() {
@@ -215,7 +215,7 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
             .iter()
             .map(|i| {
                 let mut o = Map::new();
-                o.insert("id".into(), json!(i.id));
+                o.insert("id".into(), json!(i.id.as_str()));
                 o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
                 o.insert("status".into(), json!(i.status.as_str()));
                 if !i.evidence.is_empty() {

@@ -9,7 +9,7 @@ use crate::assessment::concepts::Evidence;
 
 use crate::assessment::{
     Assessment, Category, Concept, CtpaReason, DDimerBlock, DDimerKind, DDimerResult, Finding,
-    PathwayNote, PePathway, WellsStatus,
+    LeftCriterion, PathwayNote, PePathway, WellsCriterion, WellsPeCriterion, WellsStatus,
 };
 use crate::mappings::{Mappings, Side};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
@@ -184,48 +184,65 @@ fn short(concept: Concept) -> Option<&'static str> {
 }
 
 /// §3 Wells item labels.
-pub fn wells_label(m: &Mappings, id: &str) -> String {
+pub fn wells_label(m: &Mappings, id: WellsCriterion) -> String {
     let w = &m.model.windows;
     let t = &m.model.thresholds;
     match id {
-        "active-cancer" => format!(
+        WellsCriterion::ActiveCancer => format!(
             "Active cancer (treatment within {} or palliative)",
             days_text(cancer_window(m))
         ),
-        "paralysis-or-cast" => "Paralysis, paresis or recent plaster cast of the leg".into(),
-        "bedridden-or-surgery" => format!(
+        WellsCriterion::ParalysisOrCast => {
+            "Paralysis, paresis or recent plaster cast of the leg".into()
+        }
+        WellsCriterion::BedriddenOrSurgery => format!(
             "Bedridden {} days or more, or major surgery within {}",
             t.bedridden_stay_min_days,
             days_text(w.recent_surgery)
         ),
-        "deep-vein-tenderness" => "Localised tenderness along the deep veins".into(),
-        "entire-leg-swollen" => "Entire leg swollen".into(),
-        "calf-swelling-3cm" => "Calf swelling 3 cm or more than the other leg".into(),
-        "pitting-oedema" => "Pitting oedema confined to the symptomatic leg".into(),
-        "collateral-veins" => "Collateral superficial veins (non-varicose)".into(),
-        "previous-dvt" => "Previously documented DVT".into(),
-        "alternative-diagnosis" => "Alternative diagnosis at least as likely as DVT".into(),
-        _ => id.into(),
+        WellsCriterion::DeepVeinTenderness => "Localised tenderness along the deep veins".into(),
+        WellsCriterion::EntireLegSwollen => "Entire leg swollen".into(),
+        WellsCriterion::CalfSwelling3cm => "Calf swelling 3 cm or more than the other leg".into(),
+        WellsCriterion::PittingOedema => "Pitting oedema confined to the symptomatic leg".into(),
+        WellsCriterion::CollateralVeins => "Collateral superficial veins (non-varicose)".into(),
+        WellsCriterion::PreviousDvt => "Previously documented DVT".into(),
+        WellsCriterion::AlternativeDiagnosis => {
+            "Alternative diagnosis at least as likely as DVT".into()
+        }
     }
 }
 
 /// §4 rule 1 Wells PE item labels.
-pub fn wells_pe_label(m: &Mappings, id: &str) -> String {
+pub fn wells_pe_label(m: &Mappings, id: WellsPeCriterion) -> String {
     let w = &m.model.windows;
     let t = &m.model.thresholds;
     match id {
-        "dvt-signs" => "Clinical signs of DVT (leg pain and swelling both documented)".into(),
-        "heart-rate" => format!("Heart rate over {} /min", num(t.pe_heart_rate_above)),
-        "immobilisation-or-surgery" => format!(
+        WellsPeCriterion::DvtSigns => {
+            "Clinical signs of DVT (leg pain and swelling both documented)".into()
+        }
+        WellsPeCriterion::HeartRate => {
+            format!("Heart rate over {} /min", num(t.pe_heart_rate_above))
+        }
+        WellsPeCriterion::ImmobilisationOrSurgery => format!(
             "Surgery within {} or bedridden {} days or more",
             days_text(w.pe_surgery),
             t.bedridden_stay_min_days
         ),
-        "previous-vte" => "Previous DVT or PE".into(),
-        "haemoptysis" => "Haemoptysis".into(),
-        "active-cancer" => "Active cancer".into(),
-        "pe-most-likely" => "PE the most likely diagnosis (clinician judgement)".into(),
-        _ => id.into(),
+        WellsPeCriterion::PreviousVte => "Previous DVT or PE".into(),
+        WellsPeCriterion::Haemoptysis => "Haemoptysis".into(),
+        WellsPeCriterion::ActiveCancer => "Active cancer".into(),
+        WellsPeCriterion::PeMostLikely => {
+            "PE the most likely diagnosis (clinician judgement)".into()
+        }
+    }
+}
+
+/// §4 rule 4 LEFt item labels.
+pub fn left_label(id: LeftCriterion) -> &'static str {
+    match id {
+        LeftCriterion::LeftLeg => "Left leg symptoms",
+        LeftCriterion::CalfCircumference => "Calf circumference difference 2 cm or more",
+        LeftCriterion::FirstTrimester => "First trimester",
     }
 }
 
@@ -642,7 +659,7 @@ fn scores(d: &mut String, a: &Assessment, m: &Mappings) {
                     let _ = writeln!(
                         d,
                         "| {} | 1 | {} | {} |",
-                        i.label,
+                        left_label(i.id),
                         i.status.as_str(),
                         evidence_text(&i.evidence)
                     );
