@@ -227,9 +227,10 @@ fn decide(m: &Mappings, a: &mut Assessment, early: Option<Category>) {
     // not in pregnancy.
     let pregnant = a.concepts.pregnancy.is_some() || a.concepts.postpartum.is_some();
     a.age_adjusted = !pregnant
-        && match early {
-            Some(Category::PeWarningSigns) => !pe_above,
-            _ => a.wells.documented < likely_at,
+        && if pe.is_some() {
+            !pe_above
+        } else {
+            a.wells.documented < likely_at
         };
     a.d_dimer = a
         .concepts

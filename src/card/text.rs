@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use crate::assessment::concepts::Evidence;
 
 use crate::assessment::{
-    Assessment, Category, Concept, CtpaReason, DDimerBlock, DDimerKind, DDimerResult, Finding,
-    LeftCriterion, PathwayNote, PePathway, WellsCriterion, WellsPeCriterion, WellsStatus,
+    Assessment, Category, Concept, CtpaReason, DDimerBlock, DDimerJudged, DDimerKind, DDimerResult,
+    Finding, LeftCriterion, PathwayNote, PePathway, WellsCriterion, WellsPeCriterion, WellsStatus,
 };
 use crate::mappings::{Mappings, Side};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
@@ -345,66 +345,12 @@ fn draft_only(a: &Assessment, f: &Finding) -> bool {
 
 /// §6 summary (the caller cuts it to 139 characters as a last guard; it is written to fit).
 pub fn summary(a: &Assessment, m: &Mappings) -> String {
-    let c = &a.concepts;
-    let cat = a.category.unwrap_or(Category::FollowUp);
     let n = a.wells.documented;
     let leg = side_prefix(a.side);
     let hours = m.model.thresholds.ultrasound_within_hours;
-    match cat {
-        Category::PeWarningSigns => {
-            let mut signs: Vec<&str> = c
-                .warning_signs
-                .iter()
-                .take(2)
-                .map(|f| short(f.concept).unwrap_or_default())
-                .collect();
-            let more = c.warning_signs.len().saturating_sub(2);
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            if signs.is_empty() {
-                signs.push("warning signs");
-            }
-            let next = match a.pe_pathway {
-                Some(PePathway::KnownVte) => {
-                    "known VTE: assess for progression or treatment failure".to_string()
-                }
-                Some(PePathway::Ctpa(_)) if a.drafts.ctpa.is_some() => {
-                    "assess now; CTPA being ordered".to_string()
-                }
-                Some(PePathway::Ctpa(_)) => "assess now; CT pulmonary angiography (stat)".into(),
-                Some(PePathway::DDimerFirst) if a.drafts.d_dimer.is_some() => {
-                    "assess now; D-dimer being ordered, CTPA if positive".into()
-                }
-                _ => "assess now; D-dimer (stat), CTPA if positive".into(),
-            };
-            let sep = if a.pe_pathway == Some(PePathway::KnownVte) {
-                "; "
-            } else {
-                ": "
-            };
-            format!(
-                "PE warning signs ({}{more}) with {}{sep}{next}.",
-                signs.join(", "),
-                trigger(a)
-            )
-        }
-        Category::Pregnancy => {
-            let who = if c.pregnancy.is_some() {
-                "Pregnant"
-            } else {
-                "Postpartum"
-            };
-            match imaging_phrase(a) {
-                Some(i) => format!("{who}, {}: possible DVT. Leg-vein {i}.", trigger(a)),
-                None => format!(
-                    "{who}, {}: possible DVT. Compression duplex ultrasound (urgent).",
-                    trigger(a)
-                ),
-            }
-        }
+    match a.category.unwrap_or(Category::FollowUp) {
+        Category::PeWarningSigns => pe_summary(a),
+        Category::Pregnancy => pregnancy_summary(a),
         Category::DvtLikely => match imaging_phrase(a) {
             Some(i) => format!(
                 "Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein {i}: the first test."
@@ -417,60 +363,132 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
             "DVT unlikely if the examination keeps Wells ≤ {}: Wells {n} from the record, negative D-dimer. Consider other causes.",
             unlikely_max(m)
         ),
-        Category::DvtEvaluation => {
-            let risk = a
-                .risk_factors
-                .iter()
-                .find_map(|&r| short(r))
-                .unwrap_or("a risk factor");
-            let ultrasound =
-                imaging_phrase(a).unwrap_or_else(|| "leg-vein ultrasound (urgent)".into());
-            if positive_d_dimer(a) {
-                format!("Possible {leg}DVT ({risk}), D-dimer positive: {ultrasound}.")
-            } else if a.d_dimer_block == Some(DDimerBlock::Anticoagulated) {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n}; anticoagulated, D-dimer unreliable: {ultrasound}."
-                )
-            } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n}: possibly anticoagulated; check the medication before a D-dimer."
-                )
-            } else if a.drafts.d_dimer.is_some() {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer being ordered; if positive, ultrasound."
-                )
-            } else {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.",
-                    short_threshold(a, m, a.suggested_d_dimer_kind)
-                )
-            }
+        Category::DvtEvaluation => evaluation_summary(a, m),
+        Category::FollowUp => follow_up_summary(a),
+    }
+}
+
+/// §4 rule 1 summary: the first two signs, the trigger, the PE pathway's next step.
+fn pe_summary(a: &Assessment) -> String {
+    let c = &a.concepts;
+    let mut signs: Vec<&str> = c
+        .warning_signs
+        .iter()
+        .take(2)
+        .map(|f| short(f.concept).unwrap_or_default())
+        .collect();
+    let more = c.warning_signs.len().saturating_sub(2);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    if signs.is_empty() {
+        signs.push("warning signs");
+    }
+    let next = match a.pe_pathway {
+        Some(PePathway::KnownVte) => {
+            "known VTE: assess for progression or treatment failure".to_string()
         }
-        Category::FollowUp => {
-            let what = match (c.leg_pain.is_some(), c.leg_swelling.is_some()) {
-                (true, false) => "pain",
-                (false, true) => "swelling",
-                (true, true) => "symptoms",
-                // §7: only a drafted VTE test made this an index presentation.
-                (false, false) => "",
-            };
-            let head = if what.is_empty() {
-                "DVT suspected (order)".to_string()
-            } else {
-                let mut h = format!("{leg}leg {what}");
-                h[..1].make_ascii_uppercase();
-                h
-            };
-            match c.alternatives.first() {
-                Some(alt) => format!(
-                    "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
-                    short(alt.concept).unwrap_or_default()
-                ),
-                None => format!(
-                    "{head}: Wells {n} from the record; no DVT risk factor found. Examine; safety-net advice."
-                ),
-            }
+        Some(PePathway::Ctpa(_)) if a.drafts.ctpa.is_some() => {
+            "assess now; CTPA being ordered".to_string()
         }
+        Some(PePathway::Ctpa(_)) => "assess now; CT pulmonary angiography (stat)".into(),
+        Some(PePathway::DDimerFirst) if a.drafts.d_dimer.is_some() => {
+            "assess now; D-dimer being ordered, CTPA if positive".into()
+        }
+        Some(PePathway::DDimerFirst) | None => {
+            "assess now; D-dimer (stat), CTPA if positive".into()
+        }
+    };
+    let sep = if a.pe_pathway == Some(PePathway::KnownVte) {
+        "; "
+    } else {
+        ": "
+    };
+    format!(
+        "PE warning signs ({}{more}) with {}{sep}{next}.",
+        signs.join(", "),
+        trigger(a)
+    )
+}
+
+/// §4 rule 4 summary.
+fn pregnancy_summary(a: &Assessment) -> String {
+    let who = if a.concepts.pregnancy.is_some() {
+        "Pregnant"
+    } else {
+        "Postpartum"
+    };
+    match imaging_phrase(a) {
+        Some(i) => format!("{who}, {}: possible DVT. Leg-vein {i}.", trigger(a)),
+        None => format!(
+            "{who}, {}: possible DVT. Compression duplex ultrasound (urgent).",
+            trigger(a)
+        ),
+    }
+}
+
+/// §4 rule 7 summary: the first risk factor a summary names, then what the D-dimer (or
+/// its block) leads to.
+fn evaluation_summary(a: &Assessment, m: &Mappings) -> String {
+    let n = a.wells.documented;
+    let leg = side_prefix(a.side);
+    let risk = a
+        .risk_factors
+        .iter()
+        .find_map(|&r| short(r))
+        .unwrap_or("a risk factor");
+    let ultrasound = imaging_phrase(a).unwrap_or_else(|| "leg-vein ultrasound (urgent)".into());
+    if positive_d_dimer(a) {
+        format!("Possible {leg}DVT ({risk}), D-dimer positive: {ultrasound}.")
+    } else if a.d_dimer_block == Some(DDimerBlock::Anticoagulated) {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n}; anticoagulated, D-dimer unreliable: {ultrasound}."
+        )
+    } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n}: possibly anticoagulated; check the medication before a D-dimer."
+        )
+    } else if a.drafts.d_dimer.is_some() {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer being ordered; if positive, ultrasound."
+        )
+    } else {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.",
+            short_threshold(a, m, a.suggested_d_dimer_kind)
+        )
+    }
+}
+
+/// §4 rule 8 summary: what the leg shows, and a coded alternative if there is one.
+fn follow_up_summary(a: &Assessment) -> String {
+    let c = &a.concepts;
+    let n = a.wells.documented;
+    let leg = side_prefix(a.side);
+    let what = match (c.leg_pain.is_some(), c.leg_swelling.is_some()) {
+        (true, false) => "pain",
+        (false, true) => "swelling",
+        (true, true) => "symptoms",
+        // §7: only a drafted VTE test made this an index presentation.
+        (false, false) => "",
+    };
+    let head = if what.is_empty() {
+        "DVT suspected (order)".to_string()
+    } else {
+        let mut h = format!("{leg}leg {what}");
+        h[..1].make_ascii_uppercase();
+        h
+    };
+    match c.alternatives.first() {
+        Some(alt) => format!(
+            "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
+            short(alt.concept).unwrap_or_default()
+        ),
+        None => format!(
+            "{head}: Wells {n} from the record; no DVT risk factor found. Examine; safety-net advice."
+        ),
     }
 }
 
@@ -567,6 +585,32 @@ pub fn detail(a: &Assessment, m: &Mappings) -> String {
     d
 }
 
+/// §5: the judged D-dimer as the card states it (value as recorded, result, threshold).
+fn d_dimer_line(a: &Assessment, m: &Mappings, dd: &DDimerJudged) -> String {
+    let value = match (dd.d.raw_value, &dd.d.raw_unit) {
+        (Some(v), Some(u)) => {
+            format!("{}{} {u}", dd.d.comparator.as_deref().unwrap_or(""), num(v))
+        }
+        (Some(v), None) => format!("{} (no unit)", num(v)),
+        _ => "no value".to_string(),
+    };
+    let date = dd.d.date.map(|x| format!(", {x}")).unwrap_or_default();
+    let adjusted = match a.age {
+        Some(age) if dd.age_adjusted && age > m.model.thresholds.d_dimer_feu.age_limit => {
+            " (age-adjusted)"
+        }
+        _ => "",
+    };
+    format!(
+        "- **D-dimer ({})** {value}{date}: {}, threshold {} µg/L {}{adjusted}: {}",
+        dd.d.kind.as_str(),
+        dd.result.as_str(),
+        num(dd.threshold),
+        dd.d.kind.as_str(),
+        dd.d.reference
+    )
+}
+
 fn why(d: &mut String, a: &Assessment, m: &Mappings) {
     d.push_str("### Why this card\n\n");
     // A previous VTE that is the previous DVT itself is said once.
@@ -607,29 +651,7 @@ fn why(d: &mut String, a: &Assessment, m: &Mappings) {
         let _ = writeln!(d, "- **CT pulmonary angiography being ordered**: {r}");
     }
     if let Some(dd) = &a.d_dimer {
-        let value = match (dd.d.raw_value, &dd.d.raw_unit) {
-            (Some(v), Some(u)) => {
-                format!("{}{} {u}", dd.d.comparator.as_deref().unwrap_or(""), num(v))
-            }
-            (Some(v), None) => format!("{} (no unit)", num(v)),
-            _ => "no value".to_string(),
-        };
-        let date = dd.d.date.map(|x| format!(", {x}")).unwrap_or_default();
-        let adjusted = match a.age {
-            Some(age) if dd.age_adjusted && age > m.model.thresholds.d_dimer_feu.age_limit => {
-                " (age-adjusted)"
-            }
-            _ => "",
-        };
-        let _ = writeln!(
-            d,
-            "- **D-dimer ({})** {value}{date}: {}, threshold {} µg/L {}{adjusted}: {}",
-            dd.d.kind.as_str(),
-            dd.result.as_str(),
-            num(dd.threshold),
-            dd.d.kind.as_str(),
-            dd.d.reference
-        );
+        let _ = writeln!(d, "{}", d_dimer_line(a, m, dd));
     }
     match a.age {
         Some(age) => {
@@ -731,9 +753,6 @@ fn imaging_line(a: &Assessment) -> Option<String> {
 
 fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
     let cat = a.category.unwrap_or(Category::FollowUp);
-    let t = &m.model.thresholds;
-    let hours = t.ultrasound_within_hours;
-    let low = unlikely_max(m);
     d.push_str("\n### Next step\n\n");
     let imaging = imaging_line(a);
     match cat {
@@ -750,103 +769,130 @@ fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
                 " A D-dimer is not suggested (not reliable in pregnancy or after delivery).\n",
             );
         }
-        Category::DvtLikely => {
-            match &imaging {
-                Some(l) => d.push_str(l),
-                None => {
-                    let _ = write!(
-                        d,
-                        "DVT likely (Wells {} or more from the record): proximal leg-vein ultrasound with the result within {hours} hours.",
-                        t.wells_likely_at_least
-                    );
-                }
-            }
-            // §4 modifier anticoagulated: the interim-anticoagulation sentence is dropped.
-            if !a.anticoagulated() {
-                let _ = write!(
-                    d,
-                    " If the scan cannot be done within {hours} h, NICE advises a D-dimer and interim anticoagulation."
-                );
-            }
-            d.push_str(" A negative D-dimer does not set aside DVT here.");
-            if positive_d_dimer(a) {
-                d.push_str(" A positive D-dimer is on record: the ultrasound stays the next test (NICE: scan first).");
-            }
-            d.push('\n');
-        }
+        Category::DvtLikely => likely_next_step(d, a, m, imaging.as_deref()),
         Category::DvtUnlikely => {
             let _ = writeln!(
                 d,
-                "Wells {} from the record and a negative D-dimer: DVT is unlikely if the examination keeps Wells ≤ {low}. Examine the leg (examination findings can raise the score) and consider the other causes below. No test is suggested.",
-                a.wells.documented
+                "Wells {} from the record and a negative D-dimer: DVT is unlikely if the examination keeps Wells ≤ {}. Examine the leg (examination findings can raise the score) and consider the other causes below. No test is suggested.",
+                a.wells.documented,
+                unlikely_max(m)
             );
         }
-        Category::DvtEvaluation => {
-            if positive_d_dimer(a) {
-                match &imaging {
-                    Some(l) => d.push_str(l),
-                    None => {
-                        let _ = write!(
-                            d,
-                            "D-dimer positive with Wells ≤ {low}: proximal leg-vein ultrasound (urgent)."
-                        );
-                    }
-                }
-            } else if a.anticoagulated() {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells ≤ {low}, on anticoagulation: a D-dimer is unreliable. "
-                );
-                match &imaging {
-                    Some(l) => d.push_str(l),
-                    None => d.push_str("Leg-vein ultrasound (urgent) instead."),
-                }
-            } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells ≤ {low}. Check the current medication first: if the patient is anticoagulated, leg-vein ultrasound; if not, a D-dimer (positive at {}), then ultrasound if positive.",
-                    threshold_text(a, m, a.suggested_d_dimer_kind)
-                );
-            } else if a.drafts.d_dimer.is_some() {
-                let _ = write!(
-                    d,
-                    "D-dimer being ordered: positive at {}. If positive, leg-vein ultrasound.",
-                    threshold_text(a, m, a.drafts.d_dimer_kind)
-                );
-            } else {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells ≤ {low}: D-dimer, positive at {}. If positive, leg-vein ultrasound.",
-                    threshold_text(a, m, a.suggested_d_dimer_kind)
-                );
-            }
-            d.push('\n');
-        }
-        Category::FollowUp => {
-            d.push_str("No DVT risk factor (recent surgery, bed rest, paralysis or leg cast, long-haul travel, active cancer, previous VTE) was found in the record. Examine the leg: if DVT is still suspected after the examination, ");
-            match a.d_dimer_block {
-                Some(DDimerBlock::Anticoagulated) => {
-                    d.push_str("imaging is the test (a D-dimer is unreliable on anticoagulants).")
-                }
-                Some(DDimerBlock::PossiblyAnticoagulated) => d.push_str(
-                    "check the current medication first: on anticoagulation imaging is the test, otherwise a D-dimer.",
-                ),
-                _ => {
-                    let kind = if a.drafts.d_dimer.is_some() {
-                        a.drafts.d_dimer_kind
-                    } else {
-                        a.suggested_d_dimer_kind
-                    };
-                    let _ = write!(
-                        d,
-                        "a D-dimer can be ordered: positive at {}.",
-                        threshold_text(a, m, kind)
-                    );
-                }
-            }
-            d.push('\n');
+        Category::DvtEvaluation => evaluation_next_step(d, a, m, imaging.as_deref()),
+        Category::FollowUp => follow_up_next_step(d, a, m),
+    }
+    block_note(d, a);
+    if !matches!(
+        cat,
+        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
+    ) && let Some(l) = &imaging
+    {
+        let _ = writeln!(d, "\n{l}");
+    }
+    order_checks(d, a, m);
+}
+
+/// §4 rule 5: the ultrasound first; the interim-anticoagulation advice unless
+/// anticoagulated (modifier).
+fn likely_next_step(d: &mut String, a: &Assessment, m: &Mappings, imaging: Option<&str>) {
+    let t = &m.model.thresholds;
+    let hours = t.ultrasound_within_hours;
+    match imaging {
+        Some(l) => d.push_str(l),
+        None => {
+            let _ = write!(
+                d,
+                "DVT likely (Wells {} or more from the record): proximal leg-vein ultrasound with the result within {hours} hours.",
+                t.wells_likely_at_least
+            );
         }
     }
+    // §4 modifier anticoagulated: the interim-anticoagulation sentence is dropped.
+    if !a.anticoagulated() {
+        let _ = write!(
+            d,
+            " If the scan cannot be done within {hours} h, NICE advises a D-dimer and interim anticoagulation."
+        );
+    }
+    d.push_str(" A negative D-dimer does not set aside DVT here.");
+    if positive_d_dimer(a) {
+        d.push_str(" A positive D-dimer is on record: the ultrasound stays the next test (NICE: scan first).");
+    }
+    d.push('\n');
+}
+
+/// §4 rule 7: the D-dimer, or the ultrasound when it is positive or cannot be used.
+fn evaluation_next_step(d: &mut String, a: &Assessment, m: &Mappings, imaging: Option<&str>) {
+    let low = unlikely_max(m);
+    if positive_d_dimer(a) {
+        match imaging {
+            Some(l) => d.push_str(l),
+            None => {
+                let _ = write!(
+                    d,
+                    "D-dimer positive with Wells ≤ {low}: proximal leg-vein ultrasound (urgent)."
+                );
+            }
+        }
+    } else if a.anticoagulated() {
+        let _ = write!(
+            d,
+            "A risk factor for DVT with Wells ≤ {low}, on anticoagulation: a D-dimer is unreliable. "
+        );
+        match imaging {
+            Some(l) => d.push_str(l),
+            None => d.push_str("Leg-vein ultrasound (urgent) instead."),
+        }
+    } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
+        let _ = write!(
+            d,
+            "A risk factor for DVT with Wells ≤ {low}. Check the current medication first: if the patient is anticoagulated, leg-vein ultrasound; if not, a D-dimer (positive at {}), then ultrasound if positive.",
+            threshold_text(a, m, a.suggested_d_dimer_kind)
+        );
+    } else if a.drafts.d_dimer.is_some() {
+        let _ = write!(
+            d,
+            "D-dimer being ordered: positive at {}. If positive, leg-vein ultrasound.",
+            threshold_text(a, m, a.drafts.d_dimer_kind)
+        );
+    } else {
+        let _ = write!(
+            d,
+            "A risk factor for DVT with Wells ≤ {low}: D-dimer, positive at {}. If positive, leg-vein ultrasound.",
+            threshold_text(a, m, a.suggested_d_dimer_kind)
+        );
+    }
+    d.push('\n');
+}
+
+/// §4 rule 8: examine; the D-dimer if DVT is still suspected (or imaging, anticoagulated).
+fn follow_up_next_step(d: &mut String, a: &Assessment, m: &Mappings) {
+    d.push_str("No DVT risk factor (recent surgery, bed rest, paralysis or leg cast, long-haul travel, active cancer, previous VTE) was found in the record. Examine the leg: if DVT is still suspected after the examination, ");
+    match a.d_dimer_block {
+        Some(DDimerBlock::Anticoagulated) => {
+            d.push_str("imaging is the test (a D-dimer is unreliable on anticoagulants).")
+        }
+        Some(DDimerBlock::PossiblyAnticoagulated) => d.push_str(
+            "check the current medication first: on anticoagulation imaging is the test, otherwise a D-dimer.",
+        ),
+        Some(DDimerBlock::Pregnancy | DDimerBlock::Postpartum) | None => {
+            let kind = if a.drafts.d_dimer.is_some() {
+                a.drafts.d_dimer_kind
+            } else {
+                a.suggested_d_dimer_kind
+            };
+            let _ = write!(
+                d,
+                "a D-dimer can be ordered: positive at {}.",
+                threshold_text(a, m, kind)
+            );
+        }
+    }
+    d.push('\n');
+}
+
+/// Why a D-dimer is not suggested (§4 modifier anticoagulated, §1 possibly anticoagulated).
+fn block_note(d: &mut String, a: &Assessment) {
     match a.d_dimer_block {
         Some(DDimerBlock::Anticoagulated) => d.push_str(
             "\nThe patient is anticoagulated: a D-dimer is unreliable and is not suggested.\n",
@@ -866,15 +912,13 @@ fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
                 }
             );
         }
-        _ => {}
+        Some(DDimerBlock::Pregnancy | DDimerBlock::Postpartum) | None => {}
     }
-    if !matches!(
-        cat,
-        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
-    ) && let Some(l) = &imaging
-    {
-        let _ = writeln!(d, "\n{l}");
-    }
+}
+
+/// §7: whether the drafted orders fit the pathway.
+fn order_checks(d: &mut String, a: &Assessment, m: &Mappings) {
+    let low = unlikely_max(m);
     for p in &a.pathway {
         let text = match p {
             PathwayNote::DDimerMaySpareScan => format!(
