@@ -105,6 +105,7 @@ fn bench(c: &mut Criterion) {
     let resources = record();
     assert_eq!(resources.len(), 500);
     let bytes = request_bytes(&resources);
+    let typed = dvt_cds::record::resource::from_values(&resources);
     let input = HookInput {
         hook: Hook::PatientView,
         hook_instance: "bench-1".into(),
@@ -123,7 +124,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     c.bench_function("parsed resources to assessment (500 resources)", |b| {
-        b.iter(|| black_box(assess(&m, &input, black_box(&resources), black_box(now))))
+        b.iter(|| black_box(assess(&m, &input, black_box(&typed), black_box(now))))
     });
 }
 

@@ -56,6 +56,7 @@ pub fn evaluate_command(args: &EvaluateArgs) -> Result<Value, String> {
         (Some(b), None) => {
             let v = read_json(b)?;
             let (input, resources) = from_bundle(&v, args)?;
+            let resources = crate::record::resource::from_values(&resources);
             Ok(respond(&mappings, &input, &resources, now))
         }
         (None, Some(r)) => evaluate_request(&mappings, args.hook, read_json(r)?, now),

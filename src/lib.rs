@@ -12,8 +12,9 @@
 //!   discovery entries, cards.
 //! - [`mappings`]: the clinical knowledge as data (`mappings/`: FHIR ValueSets and
 //!   `model.toml`), compiled into the binary, parsed and checked once at startup.
-//! - [`record`]: lenient reading of FHIR R4 resources (JSON) into the facts the model
-//!   needs: codes, dates, statuses, values. A malformed entry is skipped and counted.
+//! - [`record`]: FHIR R4 resources typed (`record::resource`, parsed leniently from JSON)
+//!   and read into the facts the model needs: codes, dates, statuses, values. A
+//!   malformed entry is skipped and counted.
 //! - [`assessment`]: `dvt-model.md` §1–§5 and §7, one file per clinical noun: `concept`
 //!   (the §2 names), `concepts` (§2 from the record), `wells` (§3), `wells_pe` (§4 rule
 //!   1), `left` (rule 4), `category` (the §4 rules), `d_dimer` (§5), `suggestions` (§4

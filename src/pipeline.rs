@@ -117,7 +117,8 @@ fn respond(
 ) -> Result<Value, CallError> {
     let mut input = req.hook_input();
     input.data_quality = gathered.data_quality;
-    let resources = gathered.resources;
+    let resources = crate::record::resource::from_values(&gathered.resources);
+    drop(gathered.resources);
     let mut response = std::panic::catch_unwind(AssertUnwindSafe(|| {
         crate::assessment::respond(mappings, &input, &resources, now)
     }))

@@ -325,6 +325,7 @@ fn evaluate(bundle: &Value, now: DateTime<Utc>) -> Value {
     };
     let (input, resources) =
         from_bundle(bundle, &args).unwrap_or_else(|e| panic!("dvt-cds evaluate refused: {e}"));
+    let resources = dvt_cds::record::resource::from_values(&resources);
     respond(mappings, &input, &resources, now)
 }
 

@@ -115,7 +115,7 @@ fn a_site_maps_a_local_long_haul_travel_code() {
     let r = respond(
         &m,
         &input(Hook::PatientView),
-        &[adult(), leg_pain("p", "M79.662", 1), travel.clone()],
+        &from_values(&[adult(), leg_pain("p", "M79.662", 1), travel.clone()]),
         now(),
     );
     assert_eq!(category(&r).as_deref(), Some("dvt-evaluation"));
@@ -126,7 +126,7 @@ fn a_site_maps_a_local_long_haul_travel_code() {
     let r = respond(
         &m,
         &input(Hook::PatientView),
-        &[adult(), leg_pain("p", "M79.662", 1), old],
+        &from_values(&[adult(), leg_pain("p", "M79.662", 1), old]),
         now(),
     );
     assert_eq!(category(&r).as_deref(), Some("follow-up"));
@@ -170,7 +170,7 @@ fn site_set_with_a_cpt_range_and_an_exclude_drives_the_assessment() {
         respond(
             &m,
             &input(Hook::PatientView),
-            &[adult(), leg_pain("p", "M79.662", 1), surgery],
+            &from_values(&[adult(), leg_pain("p", "M79.662", 1), surgery]),
             now(),
         )
     };
@@ -197,7 +197,7 @@ fn site_set_with_a_cpt_range_and_an_exclude_drives_the_assessment() {
         let r = respond(
             mappings(),
             &input(Hook::PatientView),
-            &[adult(), leg_pain("p", "M79.662", 1), surgery],
+            &from_values(&[adult(), leg_pain("p", "M79.662", 1), surgery]),
             now(),
         );
         assert_eq!(category(&r).as_deref(), Some("dvt-evaluation"), "{code}");

@@ -1051,7 +1051,7 @@ fn synthetic_patients() {
     for c in &all {
         let mut input = input(c.hook);
         input.encounter_id = c.encounter.map(str::to_string);
-        input.draft_orders = c.drafts.clone();
+        input.draft_orders = from_values(&c.drafts);
         let resp = run_with(&input, &c.resources);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.check)(&resp)));
         if let Err(e) = r {

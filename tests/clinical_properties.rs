@@ -69,11 +69,11 @@ proptest! {
     fn adding_a_risk_factor_never_lowers_wells(base in record(), extra in 0usize..7, age in 10i32..95) {
         let mut rs = base.clone();
         rs.push(patient(Some(&born(age))));
-        let before = assess(mappings(), &input(Hook::PatientView), &rs, now()).wells.documented;
+        let before = assess(mappings(), &input(Hook::PatientView), &from_values(&rs), now()).wells.documented;
         let mut r = risk(extra);
         r["id"] = serde_json::json!("added");
         rs.push(r);
-        let after = assess(mappings(), &input(Hook::PatientView), &rs, now()).wells.documented;
+        let after = assess(mappings(), &input(Hook::PatientView), &from_values(&rs), now()).wells.documented;
         prop_assert!(after >= before, "{before} -> {after}");
     }
 
@@ -81,7 +81,7 @@ proptest! {
     fn summary_is_always_under_140_chars(rs in record(), age in 0i32..100, hook in 0usize..4) {
         let mut rs = rs;
         rs.push(patient(Some(&born(age))));
-        let resp = respond(mappings(), &input(Hook::ALL[hook]), &rs, now());
+        let resp = respond(mappings(), &input(Hook::ALL[hook]), &from_values(&rs), now());
         if let Some(c) = card(&resp) {
             let s = c["summary"].as_str().unwrap();
             prop_assert!(s.chars().count() < 140, "{} chars: {s}", s.chars().count());
@@ -96,7 +96,7 @@ proptest! {
             let code = r["code"]["coding"][0]["code"].as_str().unwrap_or("");
             code != "M79.661" && code != "102572006"
         }).chain([adult()]).collect();
-        let resp = respond(mappings(), &input(Hook::PatientView), &rs, now());
+        let resp = respond(mappings(), &input(Hook::PatientView), &from_values(&rs), now());
         prop_assert_eq!(resp["cards"].as_array().unwrap().len(), 0);
     }
 
@@ -105,8 +105,8 @@ proptest! {
         let mut rs = rs;
         rs.push(leg_pain("idx", "M79.662", 1));
         rs.push(adult());
-        let a = respond(mappings(), &input(Hook::PatientView), &rs, now());
-        let b = respond(mappings(), &input(Hook::PatientView), &rs, now());
+        let a = respond(mappings(), &input(Hook::PatientView), &from_values(&rs), now());
+        let b = respond(mappings(), &input(Hook::PatientView), &from_values(&rs), now());
         prop_assert_eq!(&a, &b);
         if let Some(c) = card(&a) {
             prop_assert!(c["uuid"].as_str().is_some_and(|u| !u.is_empty()));

@@ -70,9 +70,9 @@ fn follow_up_card() {
 #[test]
 fn order_sign_card() {
     let mut i = input(Hook::OrderSign);
-    i.draft_orders = vec![
+    i.draft_orders = from_values(&[
         json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": service_request("draft-us", CPT, "93971", "draft", 0)}]}),
-    ];
+    ]);
     let r = run_with(&i, &[adult(), pain()]);
     assert_json_snapshot!("order_sign_ultrasound", r);
 }
@@ -107,7 +107,7 @@ fn pe_warning_signs_known_vte_card() {
 fn pe_warning_signs_on_a_drafted_ctpa_card() {
     // No leg symptoms: the drafted CTPA is the trigger; it is not suggested again.
     let mut i = input(Hook::OrderSelect);
-    i.draft_orders = vec![service_request("draft-ct", CPT, "71275", "draft", 0)];
+    i.draft_orders = from_values(&[service_request("draft-ct", CPT, "71275", "draft", 0)]);
     let r = run_with(&i, &[adult(), cond("cp", ICD, "R07.89", 0)]);
     assert_json_snapshot!("pe_warning_signs_drafted_ctpa", r);
 }

@@ -82,7 +82,7 @@ fn respond_to(req: &HookRequest, resources: &[Value]) -> Value {
     respond(
         &Mappings::embedded().unwrap(),
         &input,
-        resources,
+        &dvt_cds::record::resource::from_values(resources),
         synthetic::now(),
     )
 }

@@ -259,7 +259,12 @@ fn evaluate_in_process(mappings: &Mappings, bundle: &Value) -> Value {
         ..EvaluateArgs::default()
     };
     match from_bundle(bundle, &args) {
-        Ok((input, resources)) => respond(mappings, &input, &resources, instant(CORPUS_NOW)),
+        Ok((input, resources)) => respond(
+            mappings,
+            &input,
+            &dvt_cds::record::resource::from_values(&resources),
+            instant(CORPUS_NOW),
+        ),
         Err(e) => json!({"refused": e}),
     }
 }

@@ -19,6 +19,7 @@ use dvt_cds::cds_hooks::{
 };
 use dvt_cds::http::auth::{AuthFile, AuthOptions, Authenticator, IssuerConfig};
 use dvt_cds::mappings::Mappings;
+use dvt_cds::record::resource::from_values;
 
 /// Fuzz inputs larger than this are ignored (the HTTP layer limits bodies anyway).
 const MAX_INPUT: usize = 256 * 1024;
@@ -200,7 +201,7 @@ fn check_response(resp: &Value) {
 }
 
 fn run_assessment(input: &HookInput, resources: &[Value]) {
-    let resp = respond(mappings(), input, resources, now());
+    let resp = respond(mappings(), input, &from_values(resources), now());
     check_response(&resp);
 }
 
@@ -221,7 +222,7 @@ pub fn assessment_json(data: &[u8]) {
         Value::Array(a) => a,
         other => vec![other],
     };
-    let draft_orders = if hook.is_order_hook() {
+    let draft_orders: Vec<Value> = if hook.is_order_hook() {
         resources
             .iter()
             .filter(|r| r.get("status").and_then(Value::as_str) == Some("draft"))
@@ -235,7 +236,7 @@ pub fn assessment_json(data: &[u8]) {
         hook_instance: "fuzz".to_string(),
         patient_id: "p1".to_string(),
         encounter_id: (hook == Hook::EncounterStart).then(|| "e1".to_string()),
-        draft_orders,
+        draft_orders: from_values(&draft_orders),
         data_quality: vec![],
     };
     run_assessment(&input, &resources);
@@ -704,7 +705,7 @@ pub fn fhir_record(b: &mut Bytes<'_>) -> (HookInput, Vec<Value>) {
     for _ in 0..n {
         resources.push(resource(b, 0));
     }
-    let draft_orders = if hook.is_order_hook() {
+    let draft_orders: Vec<Value> = if hook.is_order_hook() {
         (0..b.below(3))
             .map(|_| {
                 let mut r = resource(b, 1);
@@ -724,7 +725,7 @@ pub fn fhir_record(b: &mut Bytes<'_>) -> (HookInput, Vec<Value>) {
         hook_instance: "fuzz".to_string(),
         patient_id: patient_id.to_string(),
         encounter_id: (hook == Hook::EncounterStart || b.chance(4)).then(|| "e1".to_string()),
-        draft_orders,
+        draft_orders: from_values(&draft_orders),
         data_quality: vec![],
     };
     (input, resources)

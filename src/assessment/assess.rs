@@ -2,7 +2,6 @@
 //! rendered from, and [`assess`], the sequence of steps that fills it.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::HookInput;
 use super::category::{self, Category, Indicator, NoCard};
@@ -17,6 +16,7 @@ use super::wells::{self, Wells};
 use super::wells_pe::{self, PePathway, WellsPe};
 use crate::mappings::{Mappings, Side};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
+use crate::record::resource::Resource;
 use crate::record::{self, DataNotes, Record};
 
 /// Everything the card shows.
@@ -200,7 +200,7 @@ fn data_quality(input: &HookInput, c: &Concepts, age: Option<u32>) -> Vec<DataQu
 pub fn assess(
     m: &Mappings,
     input: &HookInput,
-    resources: &[Value],
+    resources: &[Resource],
     now: DateTime<Utc>,
 ) -> Assessment {
     let rec = record::read(m, &input.patient_id, resources, now);

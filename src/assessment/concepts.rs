@@ -1,12 +1,11 @@
 //! `dvt-model.md` §2: the concepts the record supports, each with its evidence.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::Value;
 
 use super::concept::{ALTERNATIVES, Concept, WARNING_SIGNS};
-use crate::mappings::{CodeSet, Mappings, Side, UCUM, normalise_icd};
+use crate::mappings::{CodeSet, Mappings, Side};
 use crate::record::quality::{self, DataQualityCode, DataQualityNote};
-use crate::record::{Fact, Kind, Record, When, cmp_references, reference};
+use crate::record::{Fact, Kind, Qualitative, Record, When, cmp_references, reference};
 
 /// One resource behind a finding (§6: every statement points to the resource it came
 /// from).
@@ -367,36 +366,12 @@ fn quantity(
     f: &Fact<'_>,
     set: CodeSet,
 ) -> Option<(Option<f64>, Option<String>, Option<String>)> {
-    let holder: &Value = if f.codes.contains(set) {
-        f.resource
-    } else {
-        f.resource
-            .get("component")
-            .and_then(Value::as_array)?
-            .iter()
-            .find(|c| {
-                crate::record::concept_codes(m, c.get("code"))
-                    .0
-                    .contains(set)
-            })?
-    };
-    let Some(q) = holder.get("valueQuantity") else {
-        return Some((None, None, None));
-    };
-    let value = q.get("value").and_then(Value::as_f64);
-    let code = q.get("code").and_then(Value::as_str).filter(|_| {
-        q.get("system")
-            .and_then(Value::as_str)
-            .is_none_or(|s| s.trim() == UCUM)
-    });
-    let unit = code
-        .or_else(|| q.get("unit").and_then(Value::as_str))
-        .map(|u| u.trim().to_string());
-    let comparator = q
-        .get("comparator")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Some((value, unit, comparator))
+    let q = f.measure(m, set)?;
+    Some((
+        q.value,
+        q.unit.map(str::to_string),
+        q.comparator.map(str::to_string),
+    ))
 }
 
 /// The Observations (own code or panel component) in the window, newest first.
@@ -499,109 +474,15 @@ fn latest_d_dimer(
     first
 }
 
-/// Does a bodySite or reason of this resource name an upper limb (§2 dvt-imaging)?
-fn names_upper_limb(m: &Mappings, r: &Value) -> bool {
-    ["bodySite", "reasonCode"].iter().any(|k| {
-        let list: &[Value] = match r.get(*k) {
-            Some(Value::Array(a)) => a,
-            Some(other) => std::slice::from_ref(other),
-            None => &[],
-        };
-        list.iter().any(|cc| {
-            crate::record::concept_codes(m, Some(cc))
-                .0
-                .contains(CodeSet::UpperLimbSite)
-        })
-    })
-}
-
-/// A qualitative test's value: positive (`positive-values`, or the text "positive" /
-/// "detected"), negative (`absent-values`, or "negative" / "not detected"), or neither.
-fn qualitative(m: &Mappings, r: &Value) -> Option<bool> {
-    let value = r.get("valueCodeableConcept");
-    let rules = &m.model.record;
-    if crate::record::has_coding(value, &rules.positive_values) {
-        return Some(true);
-    }
-    if crate::record::has_coding(value, &rules.absent_values) {
-        return Some(false);
-    }
-    let s = r.get("valueString").and_then(Value::as_str)?.trim();
-    if s.eq_ignore_ascii_case("positive") || s.eq_ignore_ascii_case("detected") {
-        Some(true)
-    } else if s.eq_ignore_ascii_case("negative") || s.eq_ignore_ascii_case("not detected") {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-/// Does this (system, code) name a cancer only through Z85 (history)? The data
-/// excludes Z85 from the cancer set; this keeps the rule when a site's data does not.
-fn only_z85(m: &Mappings, f: &Fact<'_>) -> bool {
-    let Some(codings) = f
-        .resource
-        .get("code")
-        .and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
-    else {
-        return false;
-    };
-    let mut any_other = false;
-    for c in codings {
-        let (Some(s), Some(k)) = (
-            c.get("system").and_then(Value::as_str),
-            c.get("code").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        if !m.classify(s, k).contains(CodeSet::Cancer) {
-            continue;
-        }
-        let mut buf = [0u8; 16];
-        let z85 = m.is_icd10cm(s)
-            && normalise_icd(k, &mut buf).is_some_and(|n| n >= 3 && &buf[..3] == b"Z85");
-        if !z85 {
-            any_other = true;
-        }
-    }
-    !any_other
-}
-
 /// §4 rule 4 LEFt "first trimester": a Z3A / first-trimester code whose gestation, carried
 /// forward to now from its date (lower bound: Z3A.NN = NN weeks, others 0), is < 14 weeks.
-fn still_first_trimester(m: &Mappings, f: &Fact<'_>, now: DateTime<Utc>) -> bool {
+fn still_first_trimester(f: &Fact<'_>, now: DateTime<Utc>) -> bool {
     let Some(d) = f.date else { return false };
     if d.is_future(now) {
         return false;
     }
     let days_since = (now.date_naive() - d.date()).num_days();
-    let mut weeks = 0i64;
-    if let Some(codings) = f
-        .resource
-        .get("code")
-        .and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
-    {
-        for c in codings {
-            let (Some(s), Some(k)) = (
-                c.get("system").and_then(Value::as_str),
-                c.get("code").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            let mut buf = [0u8; 16];
-            if m.is_icd10cm(s)
-                && let Some(n) = normalise_icd(k, &mut buf)
-                && n == 5
-                && &buf[..3] == b"Z3A"
-                && let Ok(nn) = std::str::from_utf8(&buf[3..5]).unwrap_or("").parse::<i64>()
-            {
-                // Z3A.01 is "less than 8 weeks": lower bound 0.
-                weeks = if nn == 1 { 0 } else { nn };
-            }
-        }
-    }
+    let weeks = f.gestation_weeks.unwrap_or(0);
     weeks * 7 + days_since < 14 * 7
 }
 
@@ -739,7 +620,8 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                 // absent).
                 let metastatic = codes.contains(CodeSet::MetastaticCancer)
                     || codes.contains(CodeSet::HaematologicalCancer);
-                if f.active && (metastatic || (codes.contains(CodeSet::Cancer) && !only_z85(m, f)))
+                if f.active
+                    && (metastatic || (codes.contains(CodeSet::Cancer) && !f.cancer_only_z85))
                 {
                     cancers.add(f);
                     if metastatic || (!f.onset_unusable && within(f, now, w.cancer_activity)) {
@@ -785,7 +667,7 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                 {
                     preg_ends.push(d);
                 }
-                if codes.contains(CodeSet::FirstTrimester) && still_first_trimester(m, f, now) {
+                if codes.contains(CodeSet::FirstTrimester) && still_first_trimester(f, now) {
                     trimester.add(f);
                 }
                 // §2 postpartum: Condition ≤ 42 days (it also ends a pregnancy).
@@ -816,26 +698,21 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                 // pregnant) and a qualitative hCG (positive / negative).
                 let Some(d) = f.date else { continue };
                 if codes.contains(CodeSet::PregnancyStatus) {
-                    let value = f.resource.get("valueCodeableConcept");
-                    if crate::record::has_coding(
-                        value,
-                        std::slice::from_ref(&m.model.record.pregnant_value),
-                    ) {
-                        if within(f, now, w.pregnancy_evidence) {
-                            preg_evidence.push(f);
+                    match f.pregnancy_value {
+                        Some(Qualitative::Positive) if within(f, now, w.pregnancy_evidence) => {
+                            preg_evidence.push(f)
                         }
-                    } else if crate::record::has_coding(
-                        value,
-                        std::slice::from_ref(&m.model.record.not_pregnant_value),
-                    ) {
-                        preg_ends.push(d);
+                        Some(Qualitative::Negative) => preg_ends.push(d),
+                        Some(Qualitative::Positive) | None => {}
                     }
                 }
                 if codes.contains(CodeSet::Hcg) {
-                    match qualitative(m, f.resource) {
-                        Some(true) if within(f, now, w.pregnancy_evidence) => preg_evidence.push(f),
-                        Some(false) => preg_ends.push(d),
-                        _ => {}
+                    match f.qualitative {
+                        Some(Qualitative::Positive) if within(f, now, w.pregnancy_evidence) => {
+                            preg_evidence.push(f)
+                        }
+                        Some(Qualitative::Negative) => preg_ends.push(d),
+                        Some(Qualitative::Positive) | None => {}
                     }
                 }
             }
@@ -907,7 +784,7 @@ pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
                 if f.active
                     && codes.contains(CodeSet::LegVeinUltrasound)
                     && wholly_within(f, now, w.dvt_imaging)
-                    && !names_upper_limb(m, f.resource) =>
+                    && !f.upper_limb_site =>
             {
                 imaging.add(f);
             }
@@ -1052,6 +929,7 @@ mod tests {
     fn derive_all(resources: Vec<Value>) -> Concepts {
         let mut all = vec![patient()];
         all.extend(resources);
+        let all = crate::record::resource::from_values(&all);
         let rec = crate::record::read(m(), "p", &all, now());
         derive(m(), &rec, now())
     }
@@ -1383,7 +1261,7 @@ mod tests {
             ),
             (json!({"resourceType": "Patient", "id": "p"}), false),
         ] {
-            let all = vec![p.clone()];
+            let all = crate::record::resource::from_values(std::slice::from_ref(&p));
             let rec = crate::record::read(m(), "p", &all, now());
             let c = derive(m(), &rec, now());
             assert_eq!(c.deceased, dead, "{p}");

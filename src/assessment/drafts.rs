@@ -2,7 +2,6 @@
 //! leg-vein imaging, and whether a drafted order fits the pathway.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::HookInput;
 use super::assess::Assessment;
@@ -12,6 +11,7 @@ use super::concepts::{Concepts, DDimerKind, Evidence, Finding};
 use super::d_dimer::d_dimer_kind;
 use crate::mappings::{CodeSet, Mappings};
 use crate::record;
+use crate::record::resource;
 
 /// Draft orders of an order hook (§7), by what they order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,11 +49,13 @@ pub(super) fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
     }
     let mut flat = Vec::new();
     let mut skipped = 0;
-    record::flatten(&input.draft_orders, &mut flat, &mut skipped);
+    for draft in &input.draft_orders {
+        resource::flatten(draft, None, &mut skipped, &mut |r, _| flat.push(r));
+    }
     for r in flat {
-        let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("");
-        let codes = record::concept_codes(m, r.get("code")).0;
-        let reference = match r.get("id").and_then(Value::as_str) {
+        let rt = r.resource_type().unwrap_or("");
+        let codes = record::concept_codes(m, r.code.get()).0;
+        let reference = match r.id() {
             Some(id) => format!("{rt}/{id}"),
             None => format!("{rt} (draft)"),
         };

@@ -5,6 +5,7 @@ pub use serde_json::{Value, json};
 
 pub use super::{Assessment, Category, HookInput, Indicator, SuggestionKind, assess};
 pub use crate::cds_hooks::Hook;
+use crate::record::resource;
 pub use crate::test_support::{day, now, shipped as m};
 pub use SuggestionKind::{Ctpa, DDimer, Ultrasound};
 
@@ -62,15 +63,25 @@ pub fn input(hook: Hook, drafts: Vec<Value>) -> HookInput {
         hook_instance: "t".into(),
         patient_id: "p".into(),
         encounter_id: None,
-        draft_orders: drafts,
+        draft_orders: resource::from_values(&drafts),
         data_quality: vec![],
     }
 }
 pub fn run(resources: Vec<Value>) -> Assessment {
-    assess(m(), &input(Hook::PatientView, vec![]), &resources, now())
+    assess(
+        m(),
+        &input(Hook::PatientView, vec![]),
+        &resource::from_values(&resources),
+        now(),
+    )
 }
 pub fn run_order(resources: Vec<Value>, drafts: Vec<Value>) -> Assessment {
-    assess(m(), &input(Hook::OrderSign, drafts), &resources, now())
+    assess(
+        m(),
+        &input(Hook::OrderSign, drafts),
+        &resource::from_values(&resources),
+        now(),
+    )
 }
 pub fn kinds(a: &Assessment) -> Vec<(SuggestionKind, bool)> {
     a.suggestions

@@ -37,6 +37,7 @@ use chrono::{DateTime, Utc};
 use crate::cds_hooks::Hook;
 use crate::mappings::Mappings;
 use crate::record::quality::DataQualityNote;
+use crate::record::resource::Resource;
 
 pub use assess::{Assessment, assess};
 pub use category::{Category, Indicator, NoCard};
@@ -57,7 +58,7 @@ pub struct HookInput {
     pub patient_id: String,
     pub encounter_id: Option<String>,
     /// Resources of `context.draftOrders` (order hooks, §7).
-    pub draft_orders: Vec<serde_json::Value>,
+    pub draft_orders: Vec<Resource>,
     /// What the FHIR layer could not read for this call (e.g. paging cut short, §6):
     /// shown on the card before the record's own notes.
     pub data_quality: Vec<DataQualityNote>,
@@ -67,7 +68,7 @@ pub struct HookInput {
 pub fn respond(
     mappings: &Mappings,
     input: &HookInput,
-    resources: &[serde_json::Value],
+    resources: &[Resource],
     now: DateTime<Utc>,
 ) -> serde_json::Value {
     let a = assess(mappings, input, resources, now);

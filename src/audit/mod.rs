@@ -145,8 +145,9 @@ fn assess(ctx: &Context, p: &PatientResources) -> Result<PatientOutcome, String>
         .is_some_and(|patient| input::living_adult(patient, ctx.now));
     let call = hook_input(ctx.hook, &p.patient_id);
     // A panic in the assessment is a bug; the rest of the population is still audited.
+    let resources = crate::record::resource::from_values(&p.resources);
     let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        respond(ctx.mappings, &call, &p.resources, ctx.now)
+        respond(ctx.mappings, &call, &resources, ctx.now)
     }))
     .map_err(|_| "the assessment failed (a bug in dvt-cds: please report it)".to_string())?;
     Ok(PatientOutcome {

@@ -351,12 +351,17 @@ mod tests {
             hook_instance: "t".into(),
             patient_id: "p".into(),
             encounter_id: None,
-            draft_orders: drafts,
+            draft_orders: crate::record::resource::from_values(&drafts),
             data_quality: vec![],
         }
     }
     fn card_with(m: &Mappings, i: &HookInput, resources: &[Value]) -> Value {
-        let r = respond(m, i, resources, now());
+        let r = respond(
+            m,
+            i,
+            &crate::record::resource::from_values(resources),
+            now(),
+        );
         r["cards"][0].clone()
     }
     fn card(resources: &[Value]) -> Value {

@@ -161,7 +161,7 @@ impl HookRequest {
             hook_instance: self.hook_instance.clone(),
             patient_id: self.context.patient_id.clone(),
             encounter_id: self.context.encounter_id.clone(),
-            draft_orders: self.context.draft_orders.clone(),
+            draft_orders: crate::record::resource::from_values(&self.context.draft_orders),
             data_quality: Vec::new(),
         }
     }

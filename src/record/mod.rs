@@ -1,5 +1,7 @@
-//! Lenient reading of a patient's FHIR R4 resources (`serde_json::Value`) into the facts
-//! the model needs (`dvt-model.md` §1): codes, clinically relevant dates, statuses, sides.
+//! Lenient reading of a patient's FHIR R4 resources ([`resource::Resource`], typed) into
+//! the facts the model needs (`dvt-model.md` §1): codes, clinically relevant dates,
+//! statuses, sides, values. Everything the assessment reads of a resource is in its
+//! [`Fact`]: no module after this one reads the resource itself.
 //! Pure. Nothing here fails: a malformed entry is skipped and counted, a resource whose
 //! status says it is not true is ignored, a future date is ignored and counted.
 //!
@@ -11,11 +13,12 @@ pub mod resource;
 
 use std::collections::HashMap;
 
+use crate::mappings::{CodeSet, CodeSets, Mappings, Side, UCUM, normalise_icd};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use serde_json::Value;
-
-use crate::mappings::{CodeSet, CodeSets, Mappings, Side};
 use quality::{DataQualityCode, DataQualityNote};
+use resource::{
+    CodeableConcept, Coding, Component, Field, Ingredient, Period, Quantity, Resource, Text,
+};
 
 /// A clinically relevant date (§1), as the interval it names: a day, a month (`2026-11`)
 /// or a year (`2026`) is every instant from its first to its last, clipped to the
@@ -286,14 +289,107 @@ pub struct Fact<'a> {
     /// What the card calls the evidence: the matched coding's display, else the code's
     /// text, else another coding's display (a medication: the Medication's name).
     pub name: Option<&'a str>,
-    pub resource: &'a Value,
+    /// Observation: its `valueQuantity` (§1 vital signs, §2 d-dimer); see [`Fact::measure`].
+    pub value: Measure<'a>,
+    /// Observation: its components (§1 panels), read by [`Fact::measure`].
+    components: &'a [Component],
+    /// Observation: what its coded value says of pregnancy (§2 pregnancy status:
+    /// `pregnant-value` positive, `not-pregnant-value` negative).
+    pub pregnancy_value: Option<Qualitative>,
+    /// Observation: its qualitative result (§2 hCG): `positive-values`, "positive",
+    /// "detected"; `absent-values`, "negative", "not detected".
+    pub qualitative: Option<Qualitative>,
+    /// ServiceRequest, DiagnosticReport, ImagingStudy: a bodySite or reasonCode names an
+    /// upper limb (§2 dvt-imaging is of the legs).
+    pub upper_limb_site: bool,
+    /// Condition with a cancer code: every cancer coding is ICD-10-CM Z85 (history), which
+    /// is not active cancer (§2 active-cancer).
+    pub cancer_only_z85: bool,
+    /// Condition with a first-trimester code: the weeks of gestation a Z3A.NN coding names
+    /// (lower bound; Z3A.01, "< 8 weeks": 0); `None` without one (§4 rule 4 LEFt).
+    pub gestation_weeks: Option<i64>,
 }
 
-impl Fact<'_> {
+impl<'a> Fact<'a> {
+    fn new(kind: Kind, id: &'a str) -> Fact<'a> {
+        Fact {
+            kind,
+            id,
+            codes: CodeSets::default(),
+            component_codes: CodeSets::default(),
+            reason_codes: CodeSets::default(),
+            side: None,
+            date: None,
+            onset_unusable: false,
+            end: None,
+            ongoing: false,
+            active: true,
+            absent: false,
+            surgical_category: false,
+            inpatient: false,
+            unresolved_medication: false,
+            name: None,
+            value: Measure::default(),
+            components: &[],
+            pregnancy_value: None,
+            qualitative: None,
+            upper_limb_site: false,
+            cancer_only_z85: false,
+            gestation_weeks: None,
+        }
+    }
+
     /// `Condition/7` (the card's evidence).
     pub fn reference(&self) -> String {
         reference(self.kind, self.id)
     }
+
+    /// The measure of `set` (§1 panels): the Observation's own value when its code is in
+    /// the set, else the value of its first component whose code is; `None` when
+    /// neither is.
+    pub fn measure(&self, m: &Mappings, set: CodeSet) -> Option<Measure<'a>> {
+        if self.codes.contains(set) {
+            return Some(self.value);
+        }
+        self.components
+            .iter()
+            .find(|c| concept_codes(m, c.code.get()).0.contains(set))
+            .map(|c| Measure::of(c.value_quantity.get()))
+    }
+}
+
+/// A `valueQuantity` as recorded: what §1 vital signs and §2 d-dimer read of it (the
+/// unit conversion is theirs). All `None` when the quantity is absent or not an object.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Measure<'a> {
+    pub value: Option<f64>,
+    /// The UCUM code when the system is UCUM (or absent), else the unit text; trimmed.
+    pub unit: Option<&'a str>,
+    pub comparator: Option<&'a str>,
+}
+
+impl<'a> Measure<'a> {
+    fn of(q: Option<&'a Quantity>) -> Measure<'a> {
+        let Some(q) = q else {
+            return Measure::default();
+        };
+        let code = q
+            .code
+            .as_str()
+            .filter(|_| q.system.as_str().is_none_or(|s| s.trim() == UCUM));
+        Measure {
+            value: q.value.get().copied(),
+            unit: code.or(q.unit.as_str()).map(str::trim),
+            comparator: q.comparator.as_str(),
+        }
+    }
+}
+
+/// What a qualitative value says of the thing observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qualitative {
+    Positive,
+    Negative,
 }
 
 /// `Condition/7`, or `Condition (no id)`.
@@ -340,224 +436,32 @@ pub struct Record<'a> {
     pub quality: Vec<DataQualityNote>,
 }
 
-/// The top-level elements the model reads (`dvt-model.md` §1), one slot each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum El {
-    ResourceType,
-    Id,
-    Status,
-    Code,
-    Subject,
-    Patient,
-    ClinicalStatus,
-    VerificationStatus,
-    Component,
-    ReasonCode,
-    Class,
-    BodySite,
-    Category,
-    ValueBoolean,
-    ValueCodeableConcept,
-    MedicationCodeableConcept,
-    MedicationReference,
-    Contained,
-    ProcedureCode,
-    Period,
-    OnsetDateTime,
-    OnsetPeriod,
-    RecordedDate,
-    EffectiveDateTime,
-    EffectivePeriod,
-    EffectiveInstant,
-    Issued,
-    PerformedDateTime,
-    PerformedPeriod,
-    AuthoredOn,
-    DateAsserted,
-    Started,
-    BirthDate,
-    OnsetAge,
-    OnsetString,
-    OnsetRange,
-    AbatementDateTime,
-    AbatementPeriod,
-    AbatementAge,
-    AbatementRange,
-    AbatementString,
-    AbatementBoolean,
-    DeceasedBoolean,
-    DeceasedDateTime,
-    Interpretation,
-    DataAbsentReason,
-    ValueString,
-    Ingredient,
-    Entry,
+/// The elements whose JSON type the model relies on have it: `code` an object whose
+/// `coding` is an array, `subject` / `clinicalStatus` / `verificationStatus` objects,
+/// `status` / `id` strings, `component` / `reasonCode` arrays (§1: else the resource is
+/// malformed, skipped and counted).
+fn well_formed(r: &Resource) -> bool {
+    let code = match &r.code {
+        Field::Absent => true,
+        Field::Invalid => false,
+        Field::Value(c) => !c.coding.is_invalid(),
+    };
+    code && !r.subject.is_invalid()
+        && !r.clinical_status.is_invalid()
+        && !r.verification_status.is_invalid()
+        && !r.status.is_invalid()
+        && !r.id.is_invalid()
+        && !r.component.is_invalid()
+        && !r.reason_code.is_invalid()
 }
 
-const ELEMENTS: usize = El::Entry as usize + 1;
-
-impl El {
-    /// Grouped by length: a string match tests its arms one by one, and most keys of
-    /// a resource are not read at all (measured: the sequential match was most of the
-    /// reading pass).
-    fn of(key: &str) -> Option<El> {
-        Some(match key.len() {
-            2 if key == "id" => El::Id,
-            4 if key == "code" => El::Code,
-            5 => match key {
-                "class" => El::Class,
-                "entry" => El::Entry,
-                _ => return None,
-            },
-            6 => match key {
-                "status" => El::Status,
-                "period" => El::Period,
-                "issued" => El::Issued,
-                _ => return None,
-            },
-            7 => match key {
-                "subject" => El::Subject,
-                "patient" => El::Patient,
-                "started" => El::Started,
-                _ => return None,
-            },
-            8 => match key {
-                "bodySite" => El::BodySite,
-                "category" => El::Category,
-                "onsetAge" => El::OnsetAge,
-                _ => return None,
-            },
-            9 => match key {
-                "component" => El::Component,
-                "contained" => El::Contained,
-                "birthDate" => El::BirthDate,
-                _ => return None,
-            },
-            10 => match key {
-                "reasonCode" => El::ReasonCode,
-                "authoredOn" => El::AuthoredOn,
-                "onsetRange" => El::OnsetRange,
-                "ingredient" => El::Ingredient,
-                _ => return None,
-            },
-            11 => match key {
-                "onsetPeriod" => El::OnsetPeriod,
-                "onsetString" => El::OnsetString,
-                "valueString" => El::ValueString,
-                _ => return None,
-            },
-            12 => match key {
-                "resourceType" => El::ResourceType,
-                "valueBoolean" => El::ValueBoolean,
-                "recordedDate" => El::RecordedDate,
-                "dateAsserted" => El::DateAsserted,
-                "abatementAge" => El::AbatementAge,
-                _ => return None,
-            },
-            13 => match key {
-                "procedureCode" => El::ProcedureCode,
-                "onsetDateTime" => El::OnsetDateTime,
-                _ => return None,
-            },
-            14 => match key {
-                "clinicalStatus" => El::ClinicalStatus,
-                "abatementRange" => El::AbatementRange,
-                "interpretation" => El::Interpretation,
-                _ => return None,
-            },
-            15 => match key {
-                "effectivePeriod" => El::EffectivePeriod,
-                "performedPeriod" => El::PerformedPeriod,
-                "abatementPeriod" => El::AbatementPeriod,
-                "abatementString" => El::AbatementString,
-                "deceasedBoolean" => El::DeceasedBoolean,
-                _ => return None,
-            },
-            16 => match key {
-                "effectiveInstant" => El::EffectiveInstant,
-                "abatementBoolean" => El::AbatementBoolean,
-                "deceasedDateTime" => El::DeceasedDateTime,
-                "dataAbsentReason" => El::DataAbsentReason,
-                _ => return None,
-            },
-            17 => match key {
-                "effectiveDateTime" => El::EffectiveDateTime,
-                "performedDateTime" => El::PerformedDateTime,
-                "abatementDateTime" => El::AbatementDateTime,
-                _ => return None,
-            },
-            18 if key == "verificationStatus" => El::VerificationStatus,
-            19 if key == "medicationReference" => El::MedicationReference,
-            20 if key == "valueCodeableConcept" => El::ValueCodeableConcept,
-            25 if key == "medicationCodeableConcept" => El::MedicationCodeableConcept,
-            _ => return None,
-        })
-    }
-}
-
-/// A resource's elements, found in ONE pass over its JSON object: every later read is an
-/// array index, not a search of serde_json's BTreeMap (measured: the searches, three
-/// `resourceType` lookups and a second pass for the well-formedness check were most of
-/// the reading time).
-#[derive(Clone, Copy)]
-struct Elements<'a> {
-    slots: [Option<&'a Value>; ELEMENTS],
-    /// The elements we read have the JSON type FHIR gives them.
-    well_formed: bool,
-}
-
-impl<'a> Elements<'a> {
-    fn of(r: &'a Value) -> Elements<'a> {
-        let mut e = Elements {
-            slots: [None; ELEMENTS],
-            well_formed: false,
-        };
-        let Some(o) = r.as_object() else { return e };
-        e.well_formed = true;
-        for (k, v) in o {
-            let Some(el) = El::of(k) else { continue };
-            e.slots[el as usize] = Some(v);
-            e.well_formed &= match el {
-                El::Code => v
-                    .as_object()
-                    .is_some_and(|c| c.get("coding").is_none_or(Value::is_array)),
-                El::Subject | El::ClinicalStatus | El::VerificationStatus => v.is_object(),
-                El::Status | El::Id => v.is_string(),
-                El::Component | El::ReasonCode => v.is_array(),
-                _ => true,
-            };
-        }
-        e
-    }
-    fn get(&self, el: El) -> Option<&'a Value> {
-        self.slots[el as usize]
-    }
-    fn str(&self, el: El) -> Option<&'a str> {
-        self.get(el).and_then(Value::as_str)
-    }
-}
-
-fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-/// A Coding's (system, code), read in one pass over its entries.
-fn system_code(c: &Value) -> (Option<&str>, Option<&str>) {
-    let (mut system, mut code) = (None, None);
-    if let Some(o) = c.as_object() {
-        for (k, v) in o {
-            match k.as_str() {
-                "system" => system = v.as_str(),
-                "code" => code = v.as_str(),
-                _ => {}
-            }
-        }
-    }
-    (system, code)
+/// A Coding's (system, code), when both are strings.
+fn system_code(c: &Coding) -> Option<(&str, &str)> {
+    Some((c.system.as_str()?, c.code.as_str()?))
 }
 
 /// The codes of a CodeableConcept: code sets and side.
-pub fn concept_codes(m: &Mappings, cc: Option<&Value>) -> (CodeSets, Option<Side>) {
+pub fn concept_codes(m: &Mappings, cc: Option<&CodeableConcept>) -> (CodeSets, Option<Side>) {
     fold_codings(cc, |sys, code| classify_coding(m, sys, code))
 }
 
@@ -573,23 +477,23 @@ fn classify_coding(m: &Mappings, sys: &str, code: &str) -> Classified {
     (these, side)
 }
 
+/// The codings of a CodeableConcept (none when there is none).
+fn codings(cc: Option<&CodeableConcept>) -> &[Coding] {
+    cc.map_or(&[], CodeableConcept::codings)
+}
+
 /// The union of `classify(system, code)` over a CodeableConcept's codings, and the first
 /// side any of them names.
 fn fold_codings<'a>(
-    cc: Option<&'a Value>,
+    cc: Option<&'a CodeableConcept>,
     mut classify: impl FnMut(&'a str, &'a str) -> Classified,
 ) -> (CodeSets, Option<Side>) {
     let mut sets = CodeSets::default();
     let mut side = None;
-    if let Some(codings) = cc.and_then(|c| c.get("coding")).and_then(Value::as_array) {
-        for c in codings {
-            let (Some(sys), Some(code)) = system_code(c) else {
-                continue;
-            };
-            let (these, this_side) = classify(sys, code);
-            sets = sets.union(these);
-            side = side.or(this_side);
-        }
+    for (sys, code) in codings(cc).iter().filter_map(system_code) {
+        let (these, this_side) = classify(sys, code);
+        sets = sets.union(these);
+        side = side.or(this_side);
     }
     (sets, side)
 }
@@ -626,46 +530,39 @@ impl<'m, 'a> Coder<'m, 'a> {
     }
 
     /// [`concept_codes`], memoised.
-    fn codes(&mut self, cc: Option<&'a Value>) -> (CodeSets, Option<Side>) {
+    fn codes(&mut self, cc: Option<&'a CodeableConcept>) -> (CodeSets, Option<Side>) {
         fold_codings(cc, |sys, code| self.classify(sys, code))
     }
 
     /// What the card calls a CodeableConcept (v2 Evidence.name): the display of a coding
     /// the model matched, else its text, else any coding's display.
-    fn name(&mut self, cc: Option<&'a Value>) -> Option<&'a str> {
+    fn name(&mut self, cc: Option<&'a CodeableConcept>) -> Option<&'a str> {
         let cc = cc?;
-        if let Some(codings) = cc.get("coding").and_then(Value::as_array) {
-            for c in codings {
-                if let (Some(s), Some(k)) = system_code(c)
-                    && !self.classify(s, k).0.is_empty()
-                    && let Some(d) = str_at(c, "display")
-                {
-                    return Some(d);
-                }
+        for c in cc.codings() {
+            if let Some((s, k)) = system_code(c)
+                && !self.classify(s, k).0.is_empty()
+                && let Some(d) = c.display.as_str()
+            {
+                return Some(d);
             }
         }
-        str_at(cc, "text").or_else(|| displays(Some(cc)).next())
+        cc.text.as_str().or_else(|| displays(Some(cc)).next())
     }
 }
 
 /// Does any coding of this CodeableConcept have one of these codes (system + code)?
-pub fn has_coding(cc: Option<&Value>, list: &[crate::mappings::SimpleCoding]) -> bool {
-    cc.and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
-        .is_some_and(|codings| {
-            codings
-                .iter()
-                .any(|c| match (str_at(c, "system"), str_at(c, "code")) {
-                    (Some(s), Some(k)) => list.iter().any(|l| l.matches(s, k)),
-                    _ => false,
-                })
-        })
+pub fn has_coding(cc: Option<&CodeableConcept>, list: &[crate::mappings::SimpleCoding]) -> bool {
+    codings(cc)
+        .iter()
+        .filter_map(system_code)
+        .any(|(s, k)| list.iter().any(|l| l.matches(s, k)))
 }
 
-fn status_code(cc: Option<&Value>) -> Option<&str> {
-    cc.and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().find_map(|c| str_at(c, "code")))
+/// The first code of a status CodeableConcept's codings, trimmed.
+fn status_code(codings: &[Coding]) -> Option<&str> {
+    codings
+        .iter()
+        .find_map(|c| c.code.as_str())
         .map(crate::mappings::trim)
 }
 
@@ -679,41 +576,25 @@ struct BodySites {
     side: Option<Side>,
 }
 
-/// The sides a laterality qualifier or sided structure names, from a CodeableConcept's
-/// codings.
-fn coded_side(m: &Mappings, cc: &Value) -> Option<Side> {
-    let codings = cc.get("coding").and_then(Value::as_array)?;
-    codings.iter().find_map(|c| {
-        let (Some(s), Some(k)) = system_code(c) else {
-            return None;
-        };
-        m.body_site_side(s, k).or_else(|| m.icd_side(s, k))
-    })
+/// The sides a laterality qualifier or sided structure names, from codings.
+fn coded_side(m: &Mappings, codings: &[Coding]) -> Option<Side> {
+    codings
+        .iter()
+        .filter_map(system_code)
+        .find_map(|(s, k)| m.body_site_side(s, k).or_else(|| m.icd_side(s, k)))
 }
 
-fn body_sites(m: &Mappings, coder: &mut Coder<'_, '_>, t: &Elements<'_>) -> BodySites {
+fn body_sites(m: &Mappings, r: &Resource) -> BodySites {
     let mut out = BodySites::default();
-    let Some(sites) = t.get(El::BodySite) else {
-        return out;
-    };
-    let list: &[Value] = match sites {
-        Value::Array(a) => a,
-        other => std::slice::from_ref(other),
-    };
-    for site in list {
+    for site in r.body_site.all() {
         let mut leg = false;
         let mut named = false;
-        if let Some(codings) = site.get("coding").and_then(Value::as_array) {
-            for c in codings {
-                let (Some(s), Some(k)) = system_code(c) else {
-                    continue;
-                };
-                if coder.m.classify(s, k).contains(CodeSet::LegSite) {
-                    leg = true;
-                } else if m.body_site_side(s, k).is_none() {
-                    // A laterality qualifier alone names no site.
-                    named = true;
-                }
+        for (s, k) in site.codings().iter().filter_map(system_code) {
+            if m.classify(s, k).contains(CodeSet::LegSite) {
+                leg = true;
+            } else if m.body_site_side(s, k).is_none() {
+                // A laterality qualifier alone names no site.
+                named = true;
             }
         }
         out.leg |= leg;
@@ -721,46 +602,61 @@ fn body_sites(m: &Mappings, coder: &mut Coder<'_, '_>, t: &Elements<'_>) -> Body
         // §2 laterality: a sided structure or qualifier in the codings, or the
         // bodySite's laterality extension.
         let ext_side = site
-            .get("extension")
-            .and_then(Value::as_array)
-            .and_then(|exts| {
-                exts.iter()
-                    .filter(|x| {
-                        str_at(x, "url")
-                            .is_some_and(|u| u.to_ascii_lowercase().contains("laterality"))
-                    })
-                    .find_map(|x| x.get("valueCodeableConcept").and_then(|v| coded_side(m, v)))
+            .extension
+            .items()
+            .iter()
+            .filter(|x| {
+                x.url
+                    .as_str()
+                    .is_some_and(|u| u.to_ascii_lowercase().contains("laterality"))
+            })
+            .find_map(|x| {
+                let value = x.value_codeable_concept.get()?;
+                coded_side(m, value.coding.items())
             });
-        out.side = out.side.or(coded_side(m, site)).or(ext_side);
+        out.side = out.side.or(coded_side(m, site.codings())).or(ext_side);
     }
     out
 }
 
+/// A date candidate that is not there (a period's start or end when the period is not
+/// an object).
+static ABSENT: Field<Text> = Field::Absent;
+
+fn period_start(p: &Field<Period>) -> &Field<Text> {
+    p.get().map_or(&ABSENT, |p| &p.start)
+}
+
+fn period_end(p: &Field<Period>) -> &Field<Text> {
+    p.get().map_or(&ABSENT, |p| &p.end)
+}
+
+/// A date and whether a present candidate could not be read (§1 unreadable dates).
+type Dated<'a> = (Option<When<'a>>, bool);
+
 /// Reads the first readable candidate date (§1 order); also says whether a present
-/// candidate could not be read. A candidate is an element, or a key inside it.
-fn first_date<'a>(t: &Elements<'a>, paths: &[(El, Option<&str>)]) -> (Option<When<'a>>, bool) {
+/// candidate could not be read (not a string, or not a date).
+fn first_date<'a>(candidates: &[&'a Field<Text>]) -> Dated<'a> {
     let mut unreadable = false;
-    for &(el, key) in paths {
-        let mut v = t.get(el);
-        if let Some(key) = key {
-            v = v.and_then(|x| x.get(key));
-        }
-        if let Some(v) = v {
-            match v.as_str().and_then(parse_when) {
+    for c in candidates {
+        match c {
+            Field::Absent => {}
+            Field::Invalid => unreadable = true,
+            Field::Value(s) => match parse_when(s) {
                 Some(w) => return (Some(w), unreadable),
                 None => unreadable = true,
-            }
+            },
         }
     }
     (None, unreadable)
 }
 
 /// The patient id a `subject` / `patient` reference names, if it names one.
-fn referenced_patient<'a>(t: &Elements<'a>) -> Option<&'a str> {
+fn referenced_patient(r: &Resource) -> Option<&str> {
     const PATIENT: &[u8] = b"Patient/";
-    let reference = [El::Subject, El::Patient]
+    let reference = [&r.subject, &r.patient]
         .iter()
-        .find_map(|&k| t.get(k).and_then(|s| str_at(s, "reference")))?;
+        .find_map(|f| f.get().and_then(|s| s.reference.as_str()))?;
     // A byte search: `str::rfind` builds a two-way searcher per call (measured).
     let idx = reference
         .as_bytes()
@@ -768,53 +664,6 @@ fn referenced_patient<'a>(t: &Elements<'a>) -> Option<&'a str> {
         .rposition(|w| w == PATIENT)?;
     let rest = &reference[idx + PATIENT.len()..];
     Some(rest.split('/').next().unwrap_or(rest))
-}
-
-/// Flatten resources: Bundles (any type, nested once) give their entries' resources.
-pub fn flatten<'a>(resources: &'a [Value], out: &mut Vec<&'a Value>, malformed: &mut usize) {
-    for r in resources {
-        if str_at(r, "resourceType") == Some("Bundle") {
-            if let Some(entries) = r.get("entry").and_then(Value::as_array) {
-                for e in entries {
-                    match e.get("resource") {
-                        Some(res) if str_at(res, "resourceType") == Some("Bundle") => {
-                            flatten(std::slice::from_ref(res), out, malformed)
-                        }
-                        Some(res) => out.push(res),
-                        None => *malformed += 1,
-                    }
-                }
-            }
-        } else {
-            out.push(r);
-        }
-    }
-}
-
-/// One resource of the request: its JSON, its elements, and the Bundle entry's
-/// `fullUrl` when it came in a Bundle (a `medicationReference` may name it).
-type Entry<'a> = (&'a Value, Elements<'a>, Option<&'a str>);
-
-/// Like [`flatten`], reading each resource's elements in the same pass.
-fn collect<'a>(
-    r: &'a Value,
-    full_url: Option<&'a str>,
-    out: &mut Vec<Entry<'a>>,
-    malformed: &mut usize,
-) {
-    let e = Elements::of(r);
-    if e.str(El::ResourceType) != Some("Bundle") {
-        out.push((r, e, full_url));
-        return;
-    }
-    if let Some(entries) = e.get(El::Entry).and_then(Value::as_array) {
-        for entry in entries {
-            match entry.get("resource") {
-                Some(res) => collect(res, str_at(entry, "fullUrl"), out, malformed),
-                None => *malformed += 1,
-            }
-        }
-    }
 }
 
 /// A Medication, reduced to what matching needs (§1 Medications).
@@ -868,21 +717,18 @@ fn name_sets(m: &Mappings, text: &str) -> CodeSets {
 /// sets, RxNorm at every term type as the data lists them; by name only when no coding
 /// matched (§1). And the name the card shows.
 fn medication<'a>(
-    m: &Mappings,
     coder: &mut Coder<'_, 'a>,
-    code: Option<&'a Value>,
-    ingredients: Option<&'a Value>,
+    code: Option<&'a CodeableConcept>,
+    ingredients: &'a [Ingredient],
 ) -> Med<'a> {
     let mut codes = coder.codes(code).0;
-    if let Some(list) = ingredients.and_then(Value::as_array) {
-        for i in list {
-            codes = codes.union(coder.codes(i.get("itemCodeableConcept")).0);
-        }
+    for i in ingredients {
+        codes = codes.union(coder.codes(i.item_codeable_concept.get()).0);
     }
-    let text = code.and_then(|c| str_at(c, "text"));
+    let text = code.and_then(|c| c.text.as_str());
     if codes.is_empty() {
         for t in text.into_iter().chain(displays(code)) {
-            codes = codes.union(name_sets(m, t));
+            codes = codes.union(name_sets(coder.m, t));
         }
     }
     let name = text.or_else(|| coder.name(code));
@@ -890,37 +736,72 @@ fn medication<'a>(
 }
 
 /// The displays of a CodeableConcept's codings.
-fn displays(cc: Option<&Value>) -> impl Iterator<Item = &str> {
-    cc.and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| str_at(c, "display"))
+fn displays(cc: Option<&CodeableConcept>) -> impl Iterator<Item = &str> {
+    codings(cc).iter().filter_map(|c| c.display.as_str())
 }
 
 /// Read a patient's resources (`dvt-model.md` §1).
 pub fn read<'a>(
     m: &Mappings,
     patient_id: &str,
-    resources: &'a [Value],
+    resources: &'a [Resource],
     now: DateTime<Utc>,
 ) -> Record<'a> {
     let mut rec = Record::default();
-    let mut all = Vec::with_capacity(resources.len());
+    let mut all: Vec<(&'a Resource, Option<&'a str>)> = Vec::with_capacity(resources.len());
     for r in resources {
-        collect(r, None, &mut all, &mut rec.notes.malformed);
+        resource::flatten(r, None, &mut rec.notes.malformed, &mut |r, url| {
+            all.push((r, url))
+        });
     }
 
     let mut coder = Coder::new(m);
-    // Medications referenced by MedicationRequest / Statement.
+    let (meds, patient) = medications_and_patient(&mut coder, patient_id, &all);
+    read_patient(&mut rec, patient, now);
+
+    rec.facts.reserve(all.len());
+    for &(r, _) in &all {
+        let Some(rt) = r.resource_type() else {
+            rec.notes.malformed += 1;
+            continue;
+        };
+        if !well_formed(r) {
+            rec.notes.malformed += 1;
+            continue;
+        }
+        let Some(kind) = Kind::from_type(rt) else {
+            continue;
+        };
+        if let Some(pid) = referenced_patient(r)
+            && !patient_id.is_empty()
+            && pid != patient_id
+        {
+            rec.notes.other_patient += 1;
+            continue;
+        }
+        if let Some(f) = read_one(&mut coder, kind, r, &meds, &mut rec.quality, now) {
+            rec.facts.push(f);
+        }
+    }
+    rec
+}
+
+/// The Medications (referenced by MedicationRequest / Statement), and the context's
+/// Patient: the one with its id, or the only one when the context names none (another
+/// Patient's birthDate must not give the age).
+fn medications_and_patient<'a>(
+    coder: &mut Coder<'_, 'a>,
+    patient_id: &str,
+    all: &[(&'a Resource, Option<&'a str>)],
+) -> (Meds<'a>, Option<&'a Resource>) {
     let mut meds = Meds::default();
-    let mut patient: Option<&Elements<'_>> = None;
+    let mut patient: Option<&'a Resource> = None;
     let mut patients = 0;
-    for (_, e, full_url) in &all {
-        match e.str(El::ResourceType) {
+    for &(r, full_url) in all {
+        match r.resource_type() {
             Some("Medication") => {
-                let med = medication(m, &mut coder, e.get(El::Code), e.get(El::Ingredient));
-                if let Some(id) = e.str(El::Id) {
+                let med = medication(coder, r.code.get(), r.ingredient.items());
+                if let Some(id) = r.id() {
                     meds.by_id.insert(crate::mappings::trim(id), med);
                 }
                 if let Some(url) = full_url {
@@ -929,26 +810,30 @@ pub fn read<'a>(
             }
             Some("Patient") => {
                 patients += 1;
-                if e.str(El::Id) == Some(patient_id) || patient.is_none() {
-                    patient = Some(e);
+                if r.id() == Some(patient_id) || patient.is_none() {
+                    patient = Some(r);
                 }
             }
             _ => {}
         }
     }
-    // Only the context's Patient gives the age (another Patient's birthDate must not).
-    let patient = patient
-        .filter(|p| p.str(El::Id) == Some(patient_id) || (patient_id.is_empty() && patients == 1));
+    let patient =
+        patient.filter(|p| p.id() == Some(patient_id) || (patient_id.is_empty() && patients == 1));
+    (meds, patient)
+}
+
+/// The Patient's birth date and death (§1 Deceased, §4 rule 2).
+fn read_patient(rec: &mut Record<'_>, patient: Option<&Resource>, now: DateTime<Utc>) {
     if let Some(p) = patient {
-        match p.str(El::BirthDate).map(parse_when) {
+        match p.birth_date.as_str().map(parse_when) {
             Some(Some(w)) if !w.is_future(now) => rec.birth_date = Some(w.date()),
             Some(_) => rec.notes.birth_date_unreadable = true,
             None => {}
         }
         // §1 Deceased: deceasedBoolean true, or deceasedDateTime ≤ now.
         rec.deceased = deceased_at(
-            p.get(El::DeceasedBoolean).and_then(Value::as_bool),
-            p.str(El::DeceasedDateTime),
+            p.deceased_boolean.get().copied(),
+            p.deceased_date_time.as_str(),
             now,
         );
     } else {
@@ -956,371 +841,462 @@ pub fn read<'a>(
     }
     if rec.birth_date.is_none() {
         // §4 rule 2 / §5: unknown age counts as adult, fixed thresholds; say so.
-        let r = patient.map(|p| format!("Patient/{}", p.str(El::Id).unwrap_or("")));
+        let r = patient.map(|p| format!("Patient/{}", p.id().unwrap_or("")));
         quality::note(&mut rec.quality, DataQualityCode::UnknownAge, r);
     }
-
-    rec.facts.reserve(all.len());
-    for (r, e, _) in &all {
-        let Some(rt) = e.str(El::ResourceType) else {
-            rec.notes.malformed += 1;
-            continue;
-        };
-        if !e.well_formed {
-            rec.notes.malformed += 1;
-            continue;
-        }
-        let Some(kind) = Kind::from_type(rt) else {
-            continue;
-        };
-        if let Some(pid) = referenced_patient(e)
-            && !patient_id.is_empty()
-            && pid != patient_id
-        {
-            rec.notes.other_patient += 1;
-            continue;
-        }
-        if let Some(f) = read_one(m, &mut coder, kind, r, e, &meds, &mut rec.quality, now) {
-            rec.facts.push(f);
-        }
-    }
-    rec
 }
 
 /// §1 Active Condition: an `abatement[x]` in the past ends it. A dated abatement
 /// counts once any part of it is not in the future; an undated one (Age, Range, String,
 /// `abatementBoolean` true) says it has abated.
-fn abated(t: &Elements<'_>, now: DateTime<Utc>) -> bool {
-    let dated = first_date(
-        t,
-        &[
-            (El::AbatementDateTime, None),
-            (El::AbatementPeriod, Some("start")),
-            (El::AbatementPeriod, Some("end")),
-        ],
-    )
+fn abated(r: &Resource, now: DateTime<Utc>) -> bool {
+    let dated = first_date(&[
+        &r.abatement_date_time,
+        period_start(&r.abatement_period),
+        period_end(&r.abatement_period),
+    ])
     .0;
     if let Some(w) = dated {
         return !w.is_future(now);
     }
-    t.get(El::AbatementAge).is_some()
-        || t.get(El::AbatementRange).is_some()
-        || t.get(El::AbatementString).is_some()
-        || t.get(El::AbatementBoolean).and_then(Value::as_bool) == Some(true)
+    r.abatement_age.is_present()
+        || r.abatement_range.is_present()
+        || r.abatement_string.is_present()
+        || r.abatement_boolean.get() == Some(&true)
 }
 
 /// §1 Symptom Observations: the value says the symptom is absent.
-fn says_absent(m: &Mappings, t: &Elements<'_>) -> bool {
+fn says_absent(m: &Mappings, r: &Resource) -> bool {
     let rules = &m.model.record;
-    if t.get(El::ValueBoolean).and_then(Value::as_bool) == Some(false)
-        || has_coding(t.get(El::ValueCodeableConcept), &rules.absent_values)
-        || t.get(El::DataAbsentReason).is_some()
+    if r.value_boolean.get() == Some(&false)
+        || has_coding(r.value_codeable_concept.get(), &rules.absent_values)
+        || r.data_absent_reason.is_present()
     {
         return true;
     }
-    if let Some(s) = t.str(El::ValueString) {
+    if let Some(s) = r.value_string.as_str() {
         let s = s.trim().trim_end_matches(['.', '!']).trim();
         if rules.absent_words.iter().any(|w| w.eq_ignore_ascii_case(s)) {
             return true;
         }
     }
     // interpretation NEG (v3 ObservationInterpretation), in any of its codings.
-    let interp: &[Value] = match t.get(El::Interpretation) {
-        Some(Value::Array(a)) => a,
-        Some(other) => std::slice::from_ref(other),
-        None => &[],
-    };
-    interp.iter().any(|cc| {
-        cc.get("coding")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| str_at(c, "code").is_some_and(|k| k.trim() == "NEG"))
-            })
+    r.interpretation.all().iter().any(|cc| {
+        cc.codings()
+            .iter()
+            .any(|c| c.code.as_str().is_some_and(|k| k.trim() == "NEG"))
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// §2 pregnancy: what a pregnancy-status Observation's coded value says.
+fn pregnancy_value(m: &Mappings, r: &Resource) -> Option<Qualitative> {
+    let value = r.value_codeable_concept.get();
+    let rules = &m.model.record;
+    if has_coding(value, std::slice::from_ref(&rules.pregnant_value)) {
+        Some(Qualitative::Positive)
+    } else if has_coding(value, std::slice::from_ref(&rules.not_pregnant_value)) {
+        Some(Qualitative::Negative)
+    } else {
+        None
+    }
+}
+
+/// A qualitative test's value: positive (`positive-values`, or the text "positive" /
+/// "detected"), negative (`absent-values`, or "negative" / "not detected"), or neither.
+fn qualitative(m: &Mappings, r: &Resource) -> Option<Qualitative> {
+    let value = r.value_codeable_concept.get();
+    let rules = &m.model.record;
+    if has_coding(value, &rules.positive_values) {
+        return Some(Qualitative::Positive);
+    }
+    if has_coding(value, &rules.absent_values) {
+        return Some(Qualitative::Negative);
+    }
+    let s = r.value_string.as_str()?.trim();
+    if s.eq_ignore_ascii_case("positive") || s.eq_ignore_ascii_case("detected") {
+        Some(Qualitative::Positive)
+    } else if s.eq_ignore_ascii_case("negative") || s.eq_ignore_ascii_case("not detected") {
+        Some(Qualitative::Negative)
+    } else {
+        None
+    }
+}
+
+/// Does this code name a cancer only through Z85 (history)? The data excludes Z85 from
+/// the cancer set; this keeps the rule when a site's data does not (§2 active-cancer).
+fn only_z85<'a>(coder: &mut Coder<'_, 'a>, code: Option<&'a CodeableConcept>) -> bool {
+    let m = coder.m;
+    let mut any_other = false;
+    for (s, k) in codings(code).iter().filter_map(system_code) {
+        if !coder.classify(s, k).0.contains(CodeSet::Cancer) {
+            continue;
+        }
+        let mut buf = [0u8; 16];
+        let z85 = m.is_icd10cm(s)
+            && normalise_icd(k, &mut buf).is_some_and(|n| n >= 3 && &buf[..3] == b"Z85");
+        if !z85 {
+            any_other = true;
+        }
+    }
+    !any_other
+}
+
+/// §4 rule 4 LEFt "first trimester": the weeks of gestation the last Z3A.NN coding names
+/// (a lower bound: Z3A.01 is "less than 8 weeks", 0).
+fn gestation_weeks(m: &Mappings, code: Option<&CodeableConcept>) -> Option<i64> {
+    let mut weeks = None;
+    for (s, k) in codings(code).iter().filter_map(system_code) {
+        let mut buf = [0u8; 16];
+        if m.is_icd10cm(s)
+            && let Some(n) = normalise_icd(k, &mut buf)
+            && n == 5
+            && &buf[..3] == b"Z3A"
+            && let Ok(nn) = std::str::from_utf8(&buf[3..5]).unwrap_or("").parse::<i64>()
+        {
+            weeks = Some(if nn == 1 { 0 } else { nn });
+        }
+    }
+    weeks
+}
+
+/// §1 Conditions: status, codes, onset (else recordedDate). `None`: not true.
+fn read_condition<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    bound: &mut Option<When<'a>>,
+    now: DateTime<Utc>,
+) -> Option<Dated<'a>> {
+    // §1: verificationStatus entered-in-error / refuted are not true.
+    let verification = r.verification_status.get().map_or(&[][..], |c| c.codings());
+    if matches!(
+        status_code(verification),
+        Some("entered-in-error" | "refuted")
+    ) {
+        return None;
+    }
+    // §1 active: active, recurrence, relapse, or no clinicalStatus; an abatement in the
+    // past ends it.
+    f.active = match &r.clinical_status {
+        Field::Absent => true,
+        // Not an object: the resource is malformed and never read.
+        Field::Invalid => false,
+        Field::Value(cs) => matches!(
+            status_code(cs.codings()),
+            Some("active" | "recurrence" | "relapse")
+        ),
+    } && !abated(r, now);
+    let code = r.code.get();
+    (f.codes, f.side) = coder.codes(code);
+    if f.codes.contains(CodeSet::Cancer) {
+        f.cancer_only_z85 = only_z85(coder, code);
+    }
+    if f.codes.contains(CodeSet::FirstTrimester) {
+        f.gestation_weeks = gestation_weeks(coder.m, code);
+    }
+    *bound = first_date(&[&r.recorded_date]).0;
+    let onset = first_date(&[&r.onset_date_time, period_start(&r.onset_period)]);
+    f.onset_unusable = onset.0.is_none()
+        && (r.onset_date_time.is_present()
+            || r.onset_period.is_present()
+            || r.onset_age.is_present()
+            || r.onset_string.is_present()
+            || r.onset_range.is_present());
+    Some(match onset {
+        (Some(w), bad) => (Some(w), bad),
+        // §1: onset Age is ignored; recordedDate then.
+        (None, bad) => (*bound, bad),
+    })
+}
+
+/// §1 Observations: codes (a symptom question: its value's), absence, components,
+/// values. `None`: not true.
+fn read_observation<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    named: &mut Option<&'a CodeableConcept>,
+    status: &str,
+) -> Option<Dated<'a>> {
+    if matches!(status, "entered-in-error" | "cancelled") {
+        return None;
+    }
+    let m = coder.m;
+    (f.codes, f.side) = coder.codes(r.code.get());
+    if f.codes.contains(CodeSet::SymptomQuestion) {
+        // §1: an Observation whose VALUE is a symptom concept is that symptom,
+        // present (LOINC 75325-1 Symptom, 8661-1 Chief complaint).
+        let value = r.value_codeable_concept.get();
+        (f.codes, f.side) = coder.codes(value);
+        *named = value;
+    } else {
+        f.absent = says_absent(m, r);
+    }
+    f.components = r.component.items();
+    for c in f.components {
+        f.component_codes = f.component_codes.union(coder.codes(c.code.get()).0);
+    }
+    f.value = Measure::of(r.value_quantity.get());
+    f.pregnancy_value = pregnancy_value(m, r);
+    f.qualitative = qualitative(m, r);
+    Some(first_date(&[
+        &r.effective_date_time,
+        period_start(&r.effective_period),
+        &r.effective_instant,
+        &r.issued,
+    ]))
+}
+
+/// §1 Medications: status, the medication (coded, contained, referenced or named), and
+/// the date. `None`: never given.
+fn read_medication<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    meds: &Meds<'a>,
+    status: &str,
+) -> Option<Dated<'a>> {
+    // §1: entered-in-error / cancelled / not-taken were never given; stopped and
+    // completed are not current use but still say a treatment was given
+    // (§2 active-cancer treatment).
+    if matches!(status, "entered-in-error" | "cancelled" | "not-taken") {
+        return None;
+    }
+    // §2 "active MedicationRequest or MedicationStatement": current use.
+    f.active = status == "active";
+    let mut med = match r.medication_codeable_concept.get() {
+        Some(cc) => medication(coder, Some(cc), &[]),
+        None => Med::default(),
+    };
+    // Present in any JSON type: a reference to resolve (§1: never a silent "not found").
+    if r.medication_reference.is_present() {
+        let reference = r.medication_reference.get();
+        let resolved = match reference
+            .and_then(|mr| mr.reference.as_str())
+            .map(crate::mappings::trim)
+        {
+            Some(id) if id.starts_with('#') => r
+                .contained
+                .items()
+                .iter()
+                .find(|c| c.id() == Some(&id[1..]))
+                .map(|c| medication(coder, c.code.get(), c.ingredient.items())),
+            Some(reference) => meds.resolve(reference),
+            None => None,
+        };
+        match resolved {
+            Some(x) => {
+                med.codes = med.codes.union(x.codes);
+                med.name = med.name.or(x.name);
+            }
+            None => {
+                // The reference's display may still name the drug; the reference stays
+                // unresolved all the same (§1: never a silent "not found").
+                if let Some(d) = reference.and_then(|mr| mr.display.as_str()) {
+                    med.codes = med.codes.union(name_sets(coder.m, d));
+                    med.name = med.name.or(Some(d));
+                }
+                if f.active {
+                    f.unresolved_medication = true;
+                }
+            }
+        }
+    }
+    f.codes = med.codes;
+    f.name = med.name;
+    Some(if f.kind == Kind::MedicationRequest {
+        first_date(&[&r.authored_on])
+    } else {
+        first_date(&[
+            &r.effective_date_time,
+            period_start(&r.effective_period),
+            &r.date_asserted,
+        ])
+    })
+}
+
+/// §1 Encounters: class, reasons, period; ongoing or ended. `None`: never happened.
+fn read_encounter<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    named: &mut Option<&'a CodeableConcept>,
+    status: &str,
+    quality: &mut Vec<DataQualityNote>,
+    now: DateTime<Utc>,
+) -> Option<Dated<'a>> {
+    if matches!(status, "entered-in-error" | "cancelled" | "planned") {
+        return None;
+    }
+    let class = r.class.get();
+    let class_code = class
+        .and_then(|c| c.code.as_str())
+        .or_else(|| class.and_then(|c| status_code(c.coding.items())))
+        .map(crate::mappings::trim);
+    let inpatient = &coder.m.model.record.inpatient_classes;
+    f.inpatient = class_code.is_some_and(|c| inpatient.iter().any(|k| k == c));
+    for rc in r.reason_code.items() {
+        let (sets, side) = coder.codes(Some(rc));
+        if named.is_none() && !sets.is_empty() {
+            *named = Some(rc);
+        }
+        f.reason_codes = f.reason_codes.union(sets);
+        f.side = f.side.or(side);
+    }
+    let (start, start_bad) = first_date(&[period_start(&r.period)]);
+    let (end, end_bad) = first_date(&[period_end(&r.period)]);
+    let start = start.filter(|s| !s.is_future(now));
+    // §1 Encounters: only in-progress / arrived / triaged / onleave (or no status and no
+    // end) is ongoing; an end in the past ends any encounter.
+    let may_be_ongoing = matches!(status, "in-progress" | "arrived" | "triaged" | "onleave")
+        || (status.is_empty() && end.is_none());
+    match end {
+        Some(e) if !e.is_future(now) => f.end = Some(e),
+        _ if may_be_ongoing => f.ongoing = true,
+        _ => {
+            // Finished (or not ongoing) without a usable end: it ended at its last known
+            // date, and the card says so.
+            f.end = start;
+            quality::note(
+                quality,
+                DataQualityCode::EncounterWithoutEnd,
+                Some(f.reference()),
+            );
+        }
+    }
+    // The period as the interval of its date: start to end (to now while ongoing).
+    let date = start.or(f.end).map(|s| When {
+        end: if f.ongoing {
+            now
+        } else {
+            f.end.map_or(s.end, |e| e.end.max(s.start))
+        },
+        ..s
+    });
+    Some((date, start_bad || end_bad))
+}
+
+/// §2 dvt-imaging is of the legs: does a bodySite or reasonCode name an upper limb?
+fn names_upper_limb<'a>(coder: &mut Coder<'_, 'a>, r: &'a Resource) -> bool {
+    r.body_site
+        .all()
+        .iter()
+        .chain(r.reason_code.items())
+        .any(|cc| coder.codes(Some(cc)).0.contains(CodeSet::UpperLimbSite))
+}
+
+/// §1 Procedures: completed / in-progress; code or surgery category. `None`: not done.
+fn read_procedure<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    status: &str,
+) -> Option<Dated<'a>> {
+    if matches!(status, "entered-in-error" | "not-done") {
+        return None;
+    }
+    f.active = matches!(status, "completed" | "in-progress");
+    (f.codes, f.side) = coder.codes(r.code.get());
+    let surgery = &coder.m.model.record.surgery_categories;
+    f.surgical_category = r
+        .category
+        .all()
+        .iter()
+        .any(|c| has_coding(Some(c), surgery));
+    Some(first_date(&[
+        &r.performed_date_time,
+        period_end(&r.performed_period),
+        period_start(&r.performed_period),
+    ]))
+}
+
+/// §1 ServiceRequests: active / completed (§2 dvt-imaging). `None`: not true.
+fn read_service_request<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    status: &str,
+) -> Option<Dated<'a>> {
+    if matches!(status, "entered-in-error" | "revoked") {
+        return None;
+    }
+    f.active = matches!(status, "active" | "completed");
+    (f.codes, f.side) = coder.codes(r.code.get());
+    f.upper_limb_site = names_upper_limb(coder, r);
+    Some(first_date(&[&r.authored_on]))
+}
+
+/// §1 DiagnosticReports (§2 dvt-imaging). `None`: not true.
+fn read_report<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    status: &str,
+) -> Option<Dated<'a>> {
+    if matches!(status, "entered-in-error" | "cancelled") {
+        return None;
+    }
+    (f.codes, f.side) = coder.codes(r.code.get());
+    f.upper_limb_site = names_upper_limb(coder, r);
+    Some(first_date(&[
+        &r.effective_date_time,
+        period_start(&r.effective_period),
+        &r.issued,
+    ]))
+}
+
+/// §1 ImagingStudies: their procedure codes (§2 dvt-imaging). `None`: not true.
+fn read_imaging_study<'a>(
+    coder: &mut Coder<'_, 'a>,
+    r: &'a Resource,
+    f: &mut Fact<'a>,
+    status: &str,
+) -> Option<Dated<'a>> {
+    if matches!(status, "entered-in-error" | "cancelled") {
+        return None;
+    }
+    for c in r.procedure_code.items() {
+        f.codes = f.codes.union(coder.codes(Some(c)).0);
+    }
+    f.upper_limb_site = names_upper_limb(coder, r);
+    Some(first_date(&[&r.started]))
+}
+
 fn read_one<'a>(
-    m: &Mappings,
     coder: &mut Coder<'_, 'a>,
     kind: Kind,
-    r: &'a Value,
-    t: &Elements<'a>,
+    r: &'a Resource,
     meds: &Meds<'a>,
     quality: &mut Vec<DataQualityNote>,
     now: DateTime<Utc>,
 ) -> Option<Fact<'a>> {
-    let status = t.str(El::Status).map(crate::mappings::trim).unwrap_or("");
-    let mut f = Fact {
-        kind,
-        id: t.str(El::Id).unwrap_or(""),
-        codes: CodeSets::default(),
-        component_codes: CodeSets::default(),
-        reason_codes: CodeSets::default(),
-        side: None,
-        date: None,
-        onset_unusable: false,
-        end: None,
-        ongoing: false,
-        active: true,
-        absent: false,
-        surgical_category: false,
-        inpatient: false,
-        unresolved_medication: false,
-        name: None,
-        resource: r,
-    };
+    let status = r.status.as_str().map(crate::mappings::trim).unwrap_or("");
+    let mut f = Fact::new(kind, r.id().unwrap_or(""));
     // The CodeableConcept whose matched coding names the evidence.
-    let mut named: Option<&'a Value> = t.get(El::Code);
+    let mut named: Option<&'a CodeableConcept> = r.code.get();
     // §1 partial dates end no later than recordedDate.
     let mut bound: Option<When<'a>> = None;
     let (date, unreadable) = match kind {
-        Kind::Condition => {
-            // §1: verificationStatus entered-in-error / refuted are not true.
-            if matches!(
-                status_code(t.get(El::VerificationStatus)),
-                Some("entered-in-error" | "refuted")
-            ) {
-                return None;
-            }
-            // §1 active: active, recurrence, relapse, or no clinicalStatus; an
-            // abatement in the past ends it.
-            f.active = match t.get(El::ClinicalStatus) {
-                None => true,
-                Some(cs) => matches!(
-                    status_code(Some(cs)),
-                    Some("active" | "recurrence" | "relapse")
-                ),
-            } && !abated(t, now);
-            (f.codes, f.side) = coder.codes(t.get(El::Code));
-            bound = first_date(t, &[(El::RecordedDate, None)]).0;
-            let onset = first_date(
-                t,
-                &[(El::OnsetDateTime, None), (El::OnsetPeriod, Some("start"))],
-            );
-            f.onset_unusable = onset.0.is_none()
-                && [
-                    El::OnsetDateTime,
-                    El::OnsetPeriod,
-                    El::OnsetAge,
-                    El::OnsetString,
-                    El::OnsetRange,
-                ]
-                .iter()
-                .any(|&el| t.get(el).is_some());
-            match onset {
-                (Some(w), bad) => (Some(w), bad),
-                // §1: onset Age is ignored; recordedDate then.
-                (None, bad) => (bound, bad),
-            }
-        }
-        Kind::Observation => {
-            if matches!(status, "entered-in-error" | "cancelled") {
-                return None;
-            }
-            (f.codes, f.side) = coder.codes(t.get(El::Code));
-            if f.codes.contains(CodeSet::SymptomQuestion) {
-                // §1: an Observation whose VALUE is a symptom concept is that symptom,
-                // present (LOINC 75325-1 Symptom, 8661-1 Chief complaint).
-                let value = t.get(El::ValueCodeableConcept);
-                let (sets, side) = coder.codes(value);
-                f.codes = sets;
-                f.side = side;
-                named = value;
-            } else {
-                f.absent = says_absent(m, t);
-            }
-            if let Some(comps) = t.get(El::Component).and_then(Value::as_array) {
-                for c in comps {
-                    f.component_codes = f.component_codes.union(coder.codes(c.get("code")).0);
-                }
-            }
-            first_date(
-                t,
-                &[
-                    (El::EffectiveDateTime, None),
-                    (El::EffectivePeriod, Some("start")),
-                    (El::EffectiveInstant, None),
-                    (El::Issued, None),
-                ],
-            )
-        }
-        Kind::Procedure => {
-            if matches!(status, "entered-in-error" | "not-done") {
-                return None;
-            }
-            f.active = matches!(status, "completed" | "in-progress");
-            (f.codes, f.side) = coder.codes(t.get(El::Code));
-            f.surgical_category = match t.get(El::Category) {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .any(|c| has_coding(Some(c), &m.model.record.surgery_categories)),
-                other => has_coding(other, &m.model.record.surgery_categories),
-            };
-            first_date(
-                t,
-                &[
-                    (El::PerformedDateTime, None),
-                    (El::PerformedPeriod, Some("end")),
-                    (El::PerformedPeriod, Some("start")),
-                ],
-            )
-        }
+        Kind::Condition => read_condition(coder, r, &mut f, &mut bound, now)?,
+        Kind::Observation => read_observation(coder, r, &mut f, &mut named, status)?,
         Kind::MedicationRequest | Kind::MedicationStatement => {
-            // §1: entered-in-error / cancelled / not-taken were never given; stopped and
-            // completed are not current use but still say a treatment was given
-            // (§2 active-cancer treatment).
-            if matches!(status, "entered-in-error" | "cancelled" | "not-taken") {
-                return None;
-            }
-            // §2 "active MedicationRequest or MedicationStatement": current use.
-            f.active = status == "active";
-            let cc = t.get(El::MedicationCodeableConcept);
-            let mut med = if cc.is_some() {
-                medication(m, coder, cc, None)
-            } else {
-                Med::default()
-            };
-            if let Some(mr) = t.get(El::MedicationReference) {
-                let resolved = match str_at(mr, "reference").map(crate::mappings::trim) {
-                    Some(id) if id.starts_with('#') => t
-                        .get(El::Contained)
-                        .and_then(Value::as_array)
-                        .and_then(|cs| cs.iter().find(|c| str_at(c, "id") == Some(&id[1..])))
-                        .map(|c| medication(m, coder, c.get("code"), c.get("ingredient"))),
-                    Some(reference) => meds.resolve(reference),
-                    None => None,
-                };
-                match resolved {
-                    Some(x) => {
-                        med.codes = med.codes.union(x.codes);
-                        med.name = med.name.or(x.name);
-                    }
-                    None => {
-                        // The reference's display may still name the drug; the
-                        // reference stays unresolved all the same (§1: never a silent
-                        // "not found").
-                        if let Some(d) = str_at(mr, "display") {
-                            med.codes = med.codes.union(name_sets(m, d));
-                            med.name = med.name.or(Some(d));
-                        }
-                        if f.active {
-                            f.unresolved_medication = true;
-                        }
-                    }
-                }
-            }
-            f.codes = med.codes;
-            f.name = med.name;
             named = None;
-            if kind == Kind::MedicationRequest {
-                first_date(t, &[(El::AuthoredOn, None)])
-            } else {
-                first_date(
-                    t,
-                    &[
-                        (El::EffectiveDateTime, None),
-                        (El::EffectivePeriod, Some("start")),
-                        (El::DateAsserted, None),
-                    ],
-                )
-            }
+            read_medication(coder, r, &mut f, meds, status)?
         }
-        Kind::Encounter => {
-            if matches!(status, "entered-in-error" | "cancelled" | "planned") {
-                return None;
-            }
-            let class = t.get(El::Class);
-            let class_code = class
-                .and_then(|c| str_at(c, "code"))
-                .or_else(|| class.and_then(|c| status_code(Some(c))))
-                .map(crate::mappings::trim);
-            f.inpatient =
-                class_code.is_some_and(|c| m.model.record.inpatient_classes.iter().any(|k| k == c));
-            if let Some(reasons) = t.get(El::ReasonCode).and_then(Value::as_array) {
-                for rc in reasons {
-                    let (sets, side) = coder.codes(Some(rc));
-                    if named.is_none() && !sets.is_empty() {
-                        named = Some(rc);
-                    }
-                    f.reason_codes = f.reason_codes.union(sets);
-                    f.side = f.side.or(side);
-                }
-            }
-            let (start, start_bad) = first_date(t, &[(El::Period, Some("start"))]);
-            let (end, end_bad) = first_date(t, &[(El::Period, Some("end"))]);
-            let start = start.filter(|s| !s.is_future(now));
-            // §1 Encounters: only in-progress / arrived / triaged / onleave (or no status
-            // and no end) is ongoing; an end in the past ends any encounter.
-            let may_be_ongoing =
-                matches!(status, "in-progress" | "arrived" | "triaged" | "onleave")
-                    || (status.is_empty() && end.is_none());
-            match end {
-                Some(e) if !e.is_future(now) => f.end = Some(e),
-                _ if may_be_ongoing => f.ongoing = true,
-                _ => {
-                    // Finished (or not ongoing) without a usable end: it ended at its
-                    // last known date, and the card says so.
-                    f.end = start;
-                    quality::note(
-                        quality,
-                        DataQualityCode::EncounterWithoutEnd,
-                        Some(f.reference()),
-                    );
-                }
-            }
-            // The period as the interval of its date: start to end (to now while
-            // ongoing).
-            let date = start.or(f.end).map(|s| When {
-                end: if f.ongoing {
-                    now
-                } else {
-                    f.end.map_or(s.end, |e| e.end.max(s.start))
-                },
-                ..s
-            });
-            (date, start_bad || end_bad)
-        }
-        Kind::ServiceRequest => {
-            if matches!(status, "entered-in-error" | "revoked") {
-                return None;
-            }
-            f.active = matches!(status, "active" | "completed");
-            (f.codes, f.side) = coder.codes(t.get(El::Code));
-            first_date(t, &[(El::AuthoredOn, None)])
-        }
-        Kind::DiagnosticReport => {
-            if matches!(status, "entered-in-error" | "cancelled") {
-                return None;
-            }
-            (f.codes, f.side) = coder.codes(t.get(El::Code));
-            first_date(
-                t,
-                &[
-                    (El::EffectiveDateTime, None),
-                    (El::EffectivePeriod, Some("start")),
-                    (El::Issued, None),
-                ],
-            )
-        }
+        Kind::Encounter => read_encounter(coder, r, &mut f, &mut named, status, quality, now)?,
+        Kind::Procedure => read_procedure(coder, r, &mut f, status)?,
+        Kind::ServiceRequest => read_service_request(coder, r, &mut f, status)?,
+        Kind::DiagnosticReport => read_report(coder, r, &mut f, status)?,
         Kind::ImagingStudy => {
-            if matches!(status, "entered-in-error" | "cancelled") {
-                return None;
-            }
-            if let Some(codes) = t.get(El::ProcedureCode).and_then(Value::as_array) {
-                for c in codes {
-                    f.codes = f.codes.union(coder.codes(Some(c)).0);
-                }
-            }
             named = None;
-            first_date(t, &[(El::Started, None)])
+            read_imaging_study(coder, r, &mut f, status)?
         }
     };
+    let m = coder.m;
     if matches!(kind, Kind::Condition | Kind::Observation) && !f.codes.is_empty() {
-        apply_body_site(coder, t, &mut f);
+        apply_body_site(m, r, &mut f);
     } else if f.side.is_none() && !f.codes.is_empty() {
-        f.side = body_sites(m, coder, t).side;
+        f.side = body_sites(m, r).side;
     }
     let relevant = !f.codes.is_empty()
         || !f.component_codes.is_empty()
@@ -1366,9 +1342,8 @@ fn read_one<'a>(
 /// site is leg pain or leg swelling; R60.0 / 80068009 count unless a bodySite names
 /// another site; M79.89 only with a leg site. The side from the bodySite when the code
 /// names none.
-fn apply_body_site(coder: &mut Coder<'_, '_>, t: &Elements<'_>, f: &mut Fact<'_>) {
-    let m = coder.m;
-    let sites = body_sites(m, coder, t);
+fn apply_body_site(m: &Mappings, r: &Resource, f: &mut Fact<'_>) {
+    let sites = body_sites(m, r);
     if sites.leg {
         if f.codes.contains(CodeSet::GenericPain) {
             f.codes.insert(CodeSet::LegPain);
@@ -1454,18 +1429,240 @@ mod tests {
         }
     }
 
+    fn typed(v: serde_json::Value) -> Resource {
+        match resource::from_value(&v) {
+            Field::Value(r) => r,
+            Field::Absent | Field::Invalid => panic!("not a resource"),
+        }
+    }
+
     #[test]
-    fn one_pass_elements_check_types_and_find_the_patient() {
-        let r = serde_json::json!({"resourceType": "Condition", "id": "c1",
-            "subject": {"reference": "https://x.org/fhir/Patient/p1/_history/2"}});
-        let e = Elements::of(&r);
-        assert!(e.well_formed);
-        assert_eq!(e.str(El::Id), Some("c1"));
-        assert_eq!(referenced_patient(&e), Some("p1"));
-        let bad = serde_json::json!({"resourceType": "Condition", "status": 3});
-        assert!(!Elements::of(&bad).well_formed);
-        let no_patient = serde_json::json!({"subject": {"reference": "Group/g"}});
-        assert_eq!(referenced_patient(&Elements::of(&no_patient)), None);
+    fn elements_of_the_wrong_type_make_a_resource_malformed_and_the_patient_is_found() {
+        let r = typed(serde_json::json!({"resourceType": "Condition", "id": "c1",
+            "subject": {"reference": "https://x.org/fhir/Patient/p1/_history/2"}}));
+        assert!(well_formed(&r));
+        assert_eq!(referenced_patient(&r), Some("p1"));
+        for bad in [
+            serde_json::json!({"status": 3}),
+            serde_json::json!({"id": null}),
+            serde_json::json!({"code": "calf pain"}),
+            serde_json::json!({"code": {"coding": {"code": "x"}}}),
+            serde_json::json!({"subject": "Patient/p1"}),
+            serde_json::json!({"clinicalStatus": []}),
+            serde_json::json!({"verificationStatus": "confirmed"}),
+            serde_json::json!({"component": {}}),
+            serde_json::json!({"reasonCode": {"text": "x"}}),
+        ] {
+            assert!(!well_formed(&typed(bad.clone())), "{bad}");
+        }
+        // Elements the model does not check may be of any type.
+        assert!(well_formed(&typed(
+            serde_json::json!({"bodySite": 1, "category": "x", "patient": 2})
+        )));
+        let no_patient = typed(serde_json::json!({"subject": {"reference": "Group/g"}}));
+        assert_eq!(referenced_patient(&no_patient), None);
+        // The subject names no patient: the `patient` element does.
+        let both = typed(serde_json::json!({"subject": {"display": "x"},
+            "patient": {"reference": "Patient/p2"}}));
+        assert_eq!(referenced_patient(&both), Some("p2"));
+    }
+
+    const LOINC: &str = "http://loinc.org";
+    const SCT: &str = "http://snomed.info/sct";
+    const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+
+    fn cc(system: &str, code: &str) -> serde_json::Value {
+        serde_json::json!({"coding": [{"system": system, "code": code}]})
+    }
+
+    /// The facts of these resources, for patient `p` (the resources are leaked: the
+    /// facts borrow them, and a test is short-lived).
+    fn facts_with(m: &Mappings, resources: &[serde_json::Value]) -> Vec<Fact<'static>> {
+        let typed: &'static [Resource] = resource::from_values(resources).leak();
+        read(m, "p", typed, now()).facts
+    }
+
+    /// [`facts_with`] the shipped mappings.
+    fn facts(resources: &[serde_json::Value]) -> Vec<Fact<'static>> {
+        facts_with(crate::test_support::shipped(), resources)
+    }
+
+    fn obs(code: &str, more: serde_json::Value) -> serde_json::Value {
+        let mut o = serde_json::json!({"resourceType": "Observation", "id": "o",
+            "status": "final", "code": cc(LOINC, code), "effectiveDateTime": "2026-11-20"});
+        for (k, v) in more.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        o
+    }
+
+    #[test]
+    fn measures_are_the_own_value_or_the_first_matching_component() {
+        let m = crate::test_support::shipped();
+        let f = &facts(&[obs(
+            "59408-5",
+            serde_json::json!({"valueQuantity":
+            {"value": 93, "unit": "percent", "system": "http://unitsofmeasure.org", "code": " % "}}),
+        )])[0];
+        let own = Measure {
+            value: Some(93.0),
+            unit: Some("%"),
+            comparator: None,
+        };
+        assert_eq!(f.measure(m, CodeSet::Spo2), Some(own));
+        assert_eq!(f.measure(m, CodeSet::HeartRate), None);
+        // Another system than UCUM: the unit text; no quantity: nothing measured.
+        let f = &facts(&[obs(
+            "48065-7",
+            serde_json::json!({"valueQuantity":
+            {"value": 0.4, "comparator": "<", "unit": "mg/L FEU", "system": "http://x.org", "code": "mgl"}}),
+        )])[0];
+        let want = Measure {
+            value: Some(0.4),
+            unit: Some("mg/L FEU"),
+            comparator: Some("<"),
+        };
+        assert_eq!(f.measure(m, CodeSet::DDimerFeu), Some(want));
+        for q in [
+            serde_json::json!({}),
+            serde_json::json!({"valueQuantity": "93 %"}),
+        ] {
+            let f = &facts(&[obs("59408-5", q)])[0];
+            assert_eq!(f.measure(m, CodeSet::Spo2), Some(Measure::default()));
+        }
+        // A panel: the first component whose code is in the set.
+        let panel = obs(
+            "85353-1",
+            serde_json::json!({"component": [
+                {"code": cc(LOINC, "8480-6"), "valueQuantity": {"value": 120, "unit": "mm[Hg]"}},
+                {"code": cc(LOINC, "8867-4"), "valueQuantity": {"value": 108, "code": "/min"}},
+                {"code": cc(LOINC, "8867-4"), "valueQuantity": {"value": 50, "code": "/min"}},
+                {"code": cc(LOINC, "59408-5")}
+            ]}),
+        );
+        let f = &facts(&[panel])[0];
+        assert!(f.component_codes.contains(CodeSet::HeartRate));
+        let hr = Measure {
+            value: Some(108.0),
+            unit: Some("/min"),
+            comparator: None,
+        };
+        assert_eq!(f.measure(m, CodeSet::HeartRate), Some(hr));
+        assert_eq!(f.measure(m, CodeSet::Spo2), Some(Measure::default()));
+        assert_eq!(f.measure(m, CodeSet::DDimerFeu), None);
+    }
+
+    #[test]
+    fn coded_and_text_values_say_positive_or_negative() {
+        let value = |code: &str, v: serde_json::Value| {
+            let f = &facts(&[obs(code, v)])[0];
+            (f.pregnancy_value, f.qualitative)
+        };
+        use Qualitative::{Negative, Positive};
+        let coded = |code| serde_json::json!({"valueCodeableConcept": cc(SCT, code)});
+        let text = |s| serde_json::json!({"valueString": s});
+        assert_eq!(value("82810-3", coded("77386006")), (Some(Positive), None));
+        assert_eq!(value("82810-3", coded("60001007")), (Some(Negative), None));
+        assert_eq!(value("82810-3", coded("1")), (None, None));
+        assert_eq!(value("2106-3", coded("10828004")), (None, Some(Positive)));
+        assert_eq!(value("2106-3", coded("260385009")), (None, Some(Negative)));
+        assert_eq!(value("2106-3", text(" Detected ")), (None, Some(Positive)));
+        assert_eq!(
+            value("2106-3", text("not detected")),
+            (None, Some(Negative))
+        );
+        assert_eq!(value("2106-3", text("equivocal")), (None, None));
+        assert_eq!(
+            value("2106-3", serde_json::json!({"valueString": 1})),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn an_upper_limb_body_site_or_reason_is_noted_on_imaging() {
+        let us = |more: serde_json::Value| {
+            let mut r = serde_json::json!({"resourceType": "ServiceRequest", "id": "s",
+                "status": "active", "code": cc("http://www.ama-assn.org/go/cpt", "93971"),
+                "authoredOn": "2026-11-19"});
+            for (k, v) in more.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+            facts(&[r])[0].upper_limb_site
+        };
+        assert!(!us(serde_json::json!({})));
+        assert!(us(serde_json::json!({"bodySite": [cc(SCT, "53120007")]})));
+        assert!(us(serde_json::json!({"bodySite": cc(SCT, "53120007")})));
+        assert!(us(serde_json::json!({"reasonCode": [cc(SCT, "53120007")]})));
+        assert!(!us(serde_json::json!({"bodySite": [cc(SCT, "30021000")]})));
+    }
+
+    #[test]
+    fn conditions_carry_z85_only_cancer_and_z3a_weeks() {
+        let cond = |codings: &[(&str, &str)]| {
+            let coding: Vec<_> = codings
+                .iter()
+                .map(|(s, c)| serde_json::json!({"system": s, "code": c}))
+                .collect();
+            serde_json::json!({"resourceType": "Condition", "id": "c",
+                "code": {"coding": coding}, "onsetDateTime": "2026-11-01"})
+        };
+        let f = |m: &Mappings, codings: &[(&str, &str)]| {
+            let f = facts_with(m, &[cond(codings)]).pop().unwrap();
+            (f.cancer_only_z85, f.gestation_weeks)
+        };
+        let shipped = crate::test_support::shipped();
+        assert_eq!(f(shipped, &[(ICD, "C50.911")]), (false, None));
+        assert_eq!(f(shipped, &[(ICD, "Z3A.10")]), (false, Some(10)));
+        assert_eq!(f(shipped, &[(ICD, "Z3A.01")]), (false, Some(0)));
+        // The last Z3A coding names the weeks; another first-trimester code none.
+        assert_eq!(
+            f(shipped, &[(ICD, "Z3A.08"), (ICD, "Z3A.11")]),
+            (false, Some(11))
+        );
+        assert_eq!(f(shipped, &[(ICD, "O09.01")]), (false, None));
+        // A site whose cancer set keeps Z85: Z85 alone is history, with another
+        // cancer code it is not.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let mut files = vec![(
+            "model.toml".to_string(),
+            std::fs::read_to_string(root.join("model.toml")).unwrap(),
+        )];
+        for e in std::fs::read_dir(root.join("valuesets")).unwrap() {
+            let p = e.unwrap().path();
+            let name = format!("valuesets/{}", p.file_name().unwrap().to_string_lossy());
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if name == "valuesets/cancer.json" {
+                text = text.replacen(
+                    "\"code\": \"C00.0\",",
+                    "\"code\": \"Z85.3\"}, {\"code\": \"C00.0\",",
+                    1,
+                );
+            }
+            files.push((name, text));
+        }
+        let site = Mappings::from_files("site", &files).expect("edited set loads");
+        assert_eq!(f(&site, &[(ICD, "Z85.3")]), (true, None));
+        assert_eq!(f(&site, &[(ICD, "Z85.3"), (ICD, "C50.911")]), (false, None));
+    }
+
+    #[test]
+    fn malformed_resources_and_values_are_counted_once_each() {
+        let rec_of = |v: Vec<serde_json::Value>| {
+            let typed: &'static [Resource] = resource::from_values(&v).leak();
+            read(crate::test_support::shipped(), "p", typed, now()).notes
+        };
+        let notes = rec_of(vec![
+            serde_json::json!("not a resource"),
+            serde_json::json!({"id": "no type"}),
+            serde_json::json!({"resourceType": "Condition", "code": "pain"}),
+            serde_json::json!({"resourceType": "Medication", "status": 1}),
+            serde_json::json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Condition", "id": 7}}, {"fullUrl": "x"}, 3]}),
+            serde_json::json!({"resourceType": "Condition", "subject": {"reference": "Patient/q"}}),
+        ]);
+        assert_eq!(notes.malformed, 7);
+        assert_eq!(notes.other_patient, 1);
+        assert!(notes.no_patient);
     }
 
     #[test]

@@ -418,7 +418,8 @@ lenient_struct! {
         "bodySite" => body_site: Field<OneOrMany<CodeableConcept>>,
         "component" => component: Field<Vec<Component>>,
         "reasonCode" => reason_code: Field<Vec<CodeableConcept>>,
-        "procedureCode" => procedure_code: Field<OneOrMany<CodeableConcept>>,
+        /// An array only (a lone object is not read, as before the typed reader).
+        "procedureCode" => procedure_code: Field<Vec<CodeableConcept>>,
         "class" => class: Field<EncounterClass>,
         "interpretation" => interpretation: Field<OneOrMany<CodeableConcept>>,
         "dataAbsentReason" => data_absent_reason: Field<Present>,
@@ -508,6 +509,18 @@ pub fn from_value(json: &serde_json::Value) -> Field<Resource> {
     // `&Value` is a Deserializer whose only error is a type mismatch, which a lenient
     // field never raises.
     Field::<Resource>::deserialize(json).unwrap_or(Field::Invalid)
+}
+
+/// [`from_value`] over a list (a caller that still holds JSON values: its producer reads
+/// bytes in a later step). A value that is not an object is kept as a resource of no
+/// type, which `record` counts as malformed, as it counted the value.
+pub fn from_values(json: &[serde_json::Value]) -> Vec<Resource> {
+    json.iter()
+        .map(|v| match from_value(v) {
+            Field::Value(r) => r,
+            Field::Absent | Field::Invalid => Resource::default(),
+        })
+        .collect()
 }
 
 /// The resources of a resource or Bundle, Bundles (of any type, nested) flattened into

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use dvt_cds::assessment::{HookInput, respond};
 use dvt_cds::cds_hooks::Hook;
 use dvt_cds::mappings::Mappings;
+pub use dvt_cds::record::resource::from_values;
 use serde_json::{Value, json};
 
 pub const ICD: &str = "http://hl7.org/fhir/sid/icd-10-cm";
@@ -152,11 +153,16 @@ pub fn input(hook: Hook) -> HookInput {
 }
 
 pub fn run(resources: &[Value]) -> Value {
-    respond(mappings(), &input(Hook::PatientView), resources, now())
+    respond(
+        mappings(),
+        &input(Hook::PatientView),
+        &from_values(resources),
+        now(),
+    )
 }
 
 pub fn run_with(input: &HookInput, resources: &[Value]) -> Value {
-    respond(mappings(), input, resources, now())
+    respond(mappings(), input, &from_values(resources), now())
 }
 
 /// The single card, or None.
