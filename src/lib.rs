@@ -16,8 +16,10 @@
 //! - [`record`]: FHIR R4 resources typed (`record::resource`, parsed leniently from JSON)
 //!   and read into the facts the model needs: codes, dates, statuses, values. A
 //!   malformed entry is skipped and counted.
-//! - [`assessment`]: `dvt-model.md` §1–§5 and §7: concepts, the Wells score, the
-//!   D-dimer threshold, the decision and its modifiers.
+//! - [`assessment`]: `dvt-model.md` §1–§5 and §7, one file per clinical noun: `concept`
+//!   (the §2 names), `concepts` (§2 from the record), `wells` (§3), `wells_pe` (§4 rule
+//!   1), `left` (rule 4), `category` (the §4 rules), `d_dimer` (§5), `suggestions` (§4
+//!   modifiers), `drafts` (§7 order hooks), `assess` (the sequence).
 //! - [`card`]: `dvt-model.md` §6: the card rendered from an assessment.
 //! - [`json_cost`]: an upper bound of what a JSON text costs once parsed, read from its
 //!   bytes before parsing (the memory budgets count it).

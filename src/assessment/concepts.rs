@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::mappings::{CodeSet, Mappings, Side};
+use super::concept::{ALTERNATIVES, Concept, WARNING_SIGNS};
+use crate::mappings::{CodeSet, CodeSets, Mappings, Side, Windows};
 use crate::record::quality::{self, DataQualityCode, DataQualityNote};
 use crate::record::{Fact, Kind, Qualitative, Record, When, cmp_references, reference};
 
@@ -34,7 +35,7 @@ impl Evidence {
 /// A concept the record supports (§6 `findings`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    pub concept: &'static str,
+    pub concept: Concept,
     /// Most recent first.
     pub evidence: Vec<Evidence>,
     /// First day of the most recent evidence's date (a partial date: its first day;
@@ -76,7 +77,7 @@ impl<'a> Collect<'a> {
     fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-    fn finish(mut self, concept: &'static str) -> Option<Finding> {
+    fn finish(mut self, concept: Concept) -> Option<Finding> {
         if self.items.is_empty() {
             return None;
         }
@@ -111,6 +112,17 @@ pub fn unique_refs(refs: impl IntoIterator<Item = String>) -> Vec<String> {
     for r in refs {
         if !out.contains(&r) {
             out.push(r);
+        }
+    }
+    out
+}
+
+/// Evidence in first-seen order, each reference once (§6: a list never repeats one).
+pub fn unique_evidence(it: impl IntoIterator<Item = Evidence>) -> Vec<Evidence> {
+    let mut out: Vec<Evidence> = Vec::new();
+    for e in it {
+        if !out.iter().any(|o| o.reference == e.reference) {
+            out.push(e);
         }
     }
     out
@@ -241,31 +253,6 @@ pub struct Concepts {
     pub data_quality: Vec<DataQualityNote>,
 }
 
-pub const WARNING_SIGNS: [(CodeSet, &str); 6] = [
-    (CodeSet::Dyspnoea, "dyspnoea"),
-    (CodeSet::ChestPain, "chest-pain"),
-    (CodeSet::Cough, "cough"),
-    (CodeSet::Haemoptysis, "haemoptysis"),
-    (CodeSet::Syncope, "syncope"),
-    (CodeSet::Dizziness, "dizziness"),
-];
-
-pub const ALTERNATIVES: [(CodeSet, &str); 7] = [
-    (CodeSet::BakerCyst, "baker-cyst"),
-    (CodeSet::CalfMuscleStrain, "calf-muscle-strain"),
-    (
-        CodeSet::KneeLigamentOrMeniscusInjury,
-        "knee-ligament-or-meniscus-injury",
-    ),
-    (CodeSet::NerveCompression, "nerve-compression"),
-    (CodeSet::ArterialDisease, "arterial-disease"),
-    (
-        CodeSet::SuperficialThrombophlebitis,
-        "superficial-thrombophlebitis",
-    ),
-    (CodeSet::Cellulitis, "cellulitis"),
-];
-
 /// §1: a window that raises a card or a risk factor (any part of the date inside).
 fn within(f: &Fact<'_>, now: DateTime<Utc>, days: u32) -> bool {
     f.date.is_some_and(|d| d.within_days(now, days))
@@ -281,7 +268,13 @@ fn symptom_present(f: &Fact<'_>) -> bool {
     match f.kind {
         Kind::Condition => f.active,
         Kind::Observation => !f.absent,
-        _ => false,
+        Kind::Procedure
+        | Kind::MedicationRequest
+        | Kind::MedicationStatement
+        | Kind::Encounter
+        | Kind::ServiceRequest
+        | Kind::DiagnosticReport
+        | Kind::ImagingStudy => false,
     }
 }
 
@@ -523,379 +516,536 @@ fn bedridden_stay(m: &Mappings, f: &Fact<'_>, now: DateTime<Utc>) -> bool {
     }
 }
 
-/// Derive every §2 concept from the record.
+/// What every §2 group reads: the mappings (windows, thresholds) and now.
+#[derive(Clone, Copy)]
+struct Ctx<'m> {
+    m: &'m Mappings,
+    now: DateTime<Utc>,
+}
+
+impl Ctx<'_> {
+    fn windows(&self) -> &Windows {
+        &self.m.model.windows
+    }
+    /// §1: any part of the fact's date within `days` (a raising window).
+    fn within(&self, f: &Fact<'_>, days: u32) -> bool {
+        within(f, self.now, days)
+    }
+    /// §1: the whole date within `days` (a suppressing window).
+    fn wholly_within(&self, f: &Fact<'_>, days: u32) -> bool {
+        wholly_within(f, self.now, days)
+    }
+}
+
+/// §1: a leg symptom or warning sign without a usable date cannot be placed in its
+/// window: noted (a future one is already noted as such).
+fn note_undated_symptom(notes: &mut Vec<DataQualityNote>, f: &Fact<'_>) {
+    let codes = f.codes;
+    let windowed = codes.contains(CodeSet::LegPain)
+        || codes.contains(CodeSet::LegSwelling)
+        || WARNING_SIGNS.iter().any(|(s, _)| codes.contains(*s));
+    if !windowed || f.date.is_some() || !matches!(f.kind, Kind::Condition | Kind::Observation) {
+        return;
+    }
+    let r = f.reference();
+    let future = notes
+        .iter()
+        .any(|n| n.code == DataQualityCode::FutureDate && n.evidence.contains(&r));
+    if !future {
+        quality::note(notes, DataQualityCode::UnreadableDate, Some(r));
+    }
+}
+
+/// §2 leg-pain, leg-swelling, the coded warning signs, long-haul-travel: present
+/// symptoms (Conditions, Observations) within their windows.
+#[derive(Default)]
+struct Symptoms<'a> {
+    pain: Collect<'a>,
+    swelling: Collect<'a>,
+    signs: [Collect<'a>; WARNING_SIGNS.len()],
+    travel: Collect<'a>,
+}
+
+impl<'a> Symptoms<'a> {
+    fn see(&mut self, cx: Ctx<'_>, f: &Fact<'a>) {
+        let w = cx.windows();
+        if !matches!(f.kind, Kind::Condition | Kind::Observation) || !symptom_present(f) {
+            return;
+        }
+        // §2 leg-pain / leg-swelling: ≤ 14 days, present.
+        if cx.within(f, w.index_presentation) {
+            if f.codes.contains(CodeSet::LegPain) {
+                self.pain.add(f);
+            }
+            if f.codes.contains(CodeSet::LegSwelling) {
+                self.swelling.add(f);
+            }
+        }
+        // §2 warning signs: ≤ 3 days, present.
+        if cx.within(f, w.warning_sign) {
+            for (col, (set, _)) in self.signs.iter_mut().zip(WARNING_SIGNS) {
+                if f.codes.contains(set) {
+                    col.add(f);
+                }
+            }
+        }
+        // §2 long-haul-travel: a site-mapped code, ≤ 56 days.
+        if f.codes.contains(CodeSet::LongHaulTravel) && cx.within(f, w.long_haul_travel) {
+            self.travel.add(f);
+        }
+    }
+
+    fn finish(self, c: &mut Concepts) {
+        c.leg_pain = self.pain.finish(Concept::LegPain);
+        c.leg_swelling = self.swelling.finish(Concept::LegSwelling);
+        for (col, (_, concept)) in self.signs.into_iter().zip(WARNING_SIGNS) {
+            c.warning_signs.extend(col.finish(concept));
+        }
+        c.long_haul_travel = self.travel.finish(Concept::LongHaulTravel);
+    }
+}
+
+/// §2 recent-surgery, bedridden, paralysis-or-cast.
+#[derive(Default)]
+struct Immobility<'a> {
+    surgery: Collect<'a>,
+    /// Surgery within the Wells PE window (§4 rule 1).
+    surgery_for_pe: bool,
+    bedridden: Collect<'a>,
+    paralysis: Collect<'a>,
+}
+
+impl<'a> Immobility<'a> {
+    fn see(&mut self, cx: Ctx<'_>, f: &Fact<'a>) {
+        let w = cx.windows();
+        match f.kind {
+            // §2 bedridden / paralysis-or-cast: active Condition.
+            Kind::Condition => {
+                if f.active && f.codes.contains(CodeSet::Bedridden) {
+                    self.bedridden.add(f);
+                }
+                if f.active && f.codes.contains(CodeSet::Paralysis) {
+                    self.paralysis.add(f);
+                }
+            }
+            Kind::Procedure => {
+                // §2 recent-surgery: completed / in-progress, code or category, ≤ 84 days.
+                if f.active
+                    && (f.codes.contains(CodeSet::Surgery) || f.surgical_category)
+                    && cx.within(f, w.recent_surgery)
+                {
+                    self.surgery.add(f);
+                    self.surgery_for_pe |= cx.within(f, w.pe_surgery);
+                }
+                // §2 paralysis-or-cast: leg cast ≤ 84 days.
+                if f.active && f.codes.contains(CodeSet::LegCast) && cx.within(f, w.leg_cast) {
+                    self.paralysis.add(f);
+                }
+            }
+            // §2 bedridden: inpatient stay ≥ 3 days, ended ≤ 28 days ago or ongoing.
+            Kind::Encounter => {
+                if f.inpatient && bedridden_stay(cx.m, f, cx.now) {
+                    self.bedridden.add(f);
+                }
+            }
+            Kind::Observation
+            | Kind::MedicationRequest
+            | Kind::MedicationStatement
+            | Kind::ServiceRequest
+            | Kind::DiagnosticReport
+            | Kind::ImagingStudy => {}
+        }
+    }
+
+    fn finish(self, c: &mut Concepts) {
+        c.recent_surgery = self.surgery.finish(Concept::RecentSurgery);
+        c.surgery_for_pe = self.surgery_for_pe;
+        c.bedridden = self.bedridden.finish(Concept::Bedridden);
+        c.paralysis_or_cast = self.paralysis.finish(Concept::ParalysisOrCast);
+    }
+}
+
+/// §2 active-cancer: the cancer Conditions, and what shows activity.
+#[derive(Default)]
+struct Cancer<'a> {
+    cancers: Collect<'a>,
+    /// A cancer Condition that is active cancer without more (metastatic,
+    /// haematological, or onset within the window).
+    active_alone: bool,
+    activity: Collect<'a>,
+}
+
+impl<'a> Cancer<'a> {
+    fn see(&mut self, cx: Ctx<'_>, f: &Fact<'a>) {
+        let window = cx.windows().cancer_activity;
+        let treatment = |codes: CodeSets| {
+            codes.contains(CodeSet::CancerTreatment) || codes.contains(CodeSet::PalliativeCare)
+        };
+        let activity = match f.kind {
+            Kind::Condition => {
+                self.see_condition(cx, f);
+                // Treatment (Z51.0, Z51.1x) or palliative care ≤ 183 days.
+                treatment(f.codes)
+            }
+            // Cancer treatment or palliative care ≤ 183 days.
+            Kind::Procedure => f.active && treatment(f.codes),
+            // An antineoplastic prescribed ≤ 183 days ago (stopped or completed still
+            // says it was given).
+            Kind::MedicationRequest | Kind::MedicationStatement => {
+                f.codes.contains(CodeSet::Antineoplastic)
+            }
+            // Encounter reason cancer treatment / palliative care.
+            Kind::Encounter => treatment(f.reason_codes),
+            Kind::Observation
+            | Kind::ServiceRequest
+            | Kind::DiagnosticReport
+            | Kind::ImagingStudy => false,
+        };
+        if activity && cx.within(f, window) {
+            self.activity.add(f);
+        }
+    }
+
+    /// An active cancer Condition (never Z85, C44 BCC/SCC, D37–D49: excluded by the
+    /// data); metastatic or haematological counts without more; else onset ≤ 183 days
+    /// (recordedDate only when onset is absent).
+    fn see_condition(&mut self, cx: Ctx<'_>, f: &Fact<'a>) {
+        let metastatic = f.codes.contains(CodeSet::MetastaticCancer)
+            || f.codes.contains(CodeSet::HaematologicalCancer);
+        if f.active && (metastatic || (f.codes.contains(CodeSet::Cancer) && !f.cancer_only_z85)) {
+            self.cancers.add(f);
+            if metastatic || (!f.onset_unusable && cx.within(f, cx.windows().cancer_activity)) {
+                self.active_alone = true;
+            }
+        }
+    }
+
+    /// A cancer Condition with activity; else to confirm (§3), with its evidence.
+    /// Treatment without a cancer Condition is to confirm too.
+    fn finish(mut self, c: &mut Concepts) {
+        let active = !self.cancers.is_empty() && (self.active_alone || !self.activity.is_empty());
+        self.cancers.extend(&self.activity);
+        let finding = self.cancers.finish(Concept::ActiveCancer);
+        if active {
+            c.active_cancer = finding;
+        } else {
+            c.cancer_to_confirm = finding;
+        }
+    }
+}
+
+/// §2 previous-dvt, previous-vte, current-dvt (Conditions).
+#[derive(Default)]
+struct Vte<'a> {
+    previous_dvt: Collect<'a>,
+    previous_pe: Collect<'a>,
+    current: Collect<'a>,
+}
+
+impl<'a> Vte<'a> {
+    fn see(&mut self, cx: Ctx<'_>, f: &Fact<'a>) {
+        if f.kind != Kind::Condition {
+            return;
+        }
+        let codes = f.codes;
+        let recent = cx.wholly_within(f, cx.windows().current_dvt);
+        // §2 previous-dvt / previous-vte: DVT or PE recorded > 90 days ago or not active
+        // (any part of a partial date older: it raises a risk factor); chronic DVT is
+        // always history; the history codes.
+        let dvt = codes.contains(CodeSet::Dvt) || codes.contains(CodeSet::DvtChronic);
+        let old = !f.active || !recent;
+        if (dvt && (old || codes.contains(CodeSet::DvtChronic)))
+            || codes.contains(CodeSet::DvtHistory)
+        {
+            self.previous_dvt.add(f);
+        }
+        if (codes.contains(CodeSet::Pe) && old) || codes.contains(CodeSet::PeHistory) {
+            self.previous_pe.add(f);
+        }
+        // §2 current-dvt: an active acute DVT or PE (never chronic I82.5-) whose whole
+        // date lies within 90 days (it suppresses the card).
+        let acute = (codes.contains(CodeSet::Dvt) && !codes.contains(CodeSet::DvtChronic))
+            || codes.contains(CodeSet::Pe);
+        if f.active && acute && recent {
+            self.current.add(f);
+        }
+    }
+
+    fn finish(self, c: &mut Concepts) {
+        // §2 previous-vte: previous-dvt, or PE the same way.
+        let mut previous_vte = Collect::default();
+        previous_vte.extend(&self.previous_dvt);
+        previous_vte.extend(&self.previous_pe);
+        c.previous_dvt = self.previous_dvt.finish(Concept::PreviousDvt);
+        c.previous_vte = previous_vte.finish(Concept::PreviousVte);
+        c.current_vte = self.current.finish(Concept::CurrentDvt);
+    }
+}
+
+/// §2 pregnancy, postpartum, and §4 rule 4 first trimester.
+#[derive(Default)]
+struct Pregnancy<'a> {
+    /// Evidence of pregnancy within its window.
+    evidence: Vec<&'a Fact<'a>>,
+    /// What ends a pregnancy: a later delivery, loss, postpartum evidence or negative test.
+    ends: Vec<When<'a>>,
+    postpartum: Collect<'a>,
+    first_trimester: Collect<'a>,
+}
+
+impl<'a> Pregnancy<'a> {
+    fn see(&mut self, cx: Ctx<'_>, f: &'a Fact<'a>) {
+        let w = cx.windows();
+        match f.kind {
+            Kind::Condition => {
+                // §2 pregnancy: active Condition, evidence ≤ 294 days.
+                if f.active
+                    && f.codes.contains(CodeSet::Pregnancy)
+                    && cx.within(f, w.pregnancy_evidence)
+                {
+                    self.evidence.push(f);
+                }
+                if f.codes.contains(CodeSet::PregnancyLoss) {
+                    self.ends.extend(f.date);
+                }
+                if f.codes.contains(CodeSet::FirstTrimester) && still_first_trimester(f, cx.now) {
+                    self.first_trimester.add(f);
+                }
+                // §2 postpartum: Condition ≤ 42 days (it also ends a pregnancy).
+                if f.codes.contains(CodeSet::Postpartum) {
+                    self.postpartum(cx, f);
+                }
+            }
+            Kind::Observation => self.see_observation(cx, f),
+            // §2 postpartum: a delivery ≤ 42 days; it ends a pregnancy.
+            Kind::Procedure => {
+                if f.active && f.codes.contains(CodeSet::Delivery) {
+                    self.postpartum(cx, f);
+                }
+            }
+            Kind::MedicationRequest
+            | Kind::MedicationStatement
+            | Kind::Encounter
+            | Kind::ServiceRequest
+            | Kind::DiagnosticReport
+            | Kind::ImagingStudy => {}
+        }
+    }
+
+    /// A delivery or postpartum evidence: it ends a pregnancy; postpartum ≤ 42 days.
+    fn postpartum(&mut self, cx: Ctx<'_>, f: &'a Fact<'a>) {
+        self.ends.extend(f.date);
+        if cx.within(f, cx.windows().postpartum) {
+            self.postpartum.add(f);
+        }
+    }
+
+    /// §2 pregnancy: the pregnancy-status Observation (pregnant / not pregnant) and a
+    /// qualitative hCG (positive / negative).
+    fn see_observation(&mut self, cx: Ctx<'_>, f: &'a Fact<'a>) {
+        let Some(d) = f.date else { return };
+        let in_window = cx.within(f, cx.windows().pregnancy_evidence);
+        let mut read = |value: Option<Qualitative>| match value {
+            Some(Qualitative::Positive) if in_window => self.evidence.push(f),
+            Some(Qualitative::Negative) => self.ends.push(d),
+            Some(Qualitative::Positive) | None => {}
+        };
+        if f.codes.contains(CodeSet::PregnancyStatus) {
+            read(f.pregnancy_value);
+        }
+        if f.codes.contains(CodeSet::Hcg) {
+            read(f.qualitative);
+        }
+    }
+
+    fn finish(self, c: &mut Concepts) {
+        // §2 pregnancy: evidence with nothing ending it on or after its date.
+        let mut pregnancy = Collect::default();
+        for f in self.evidence {
+            if let Some(d) = f.date
+                && !self.ends.iter().any(|e| e.start >= d.start)
+            {
+                pregnancy.add(f);
+            }
+        }
+        c.pregnancy = pregnancy.finish(Concept::Pregnancy);
+        c.postpartum = self.postpartum.finish(Concept::Postpartum);
+        c.first_trimester = self.first_trimester.finish(Concept::FirstTrimester);
+    }
+}
+
+/// §2 estrogen-use, anticoagulated; §1 possibly anticoagulated.
+#[derive(Default)]
+struct Medications<'a> {
+    estrogen: Collect<'a>,
+    anticoagulated: Collect<'a>,
+    possibly_anticoagulated: Collect<'a>,
+}
+
+impl<'a> Medications<'a> {
+    fn see(&mut self, f: &Fact<'a>) {
+        // Active Conditions (Z79.3, Z79.890, Z79.01) and current medications.
+        let medication = matches!(f.kind, Kind::MedicationRequest | Kind::MedicationStatement);
+        if !(medication || f.kind == Kind::Condition) {
+            return;
+        }
+        if f.active && f.codes.contains(CodeSet::Estrogen) {
+            self.estrogen.add(f);
+        }
+        if f.active && f.codes.contains(CodeSet::Anticoagulant) {
+            self.anticoagulated.add(f);
+        }
+        // §1: a current medication that could not be resolved.
+        if medication && f.unresolved_medication && !f.codes.contains(CodeSet::Anticoagulant) {
+            self.possibly_anticoagulated.add(f);
+        }
+    }
+
+    fn finish(self, c: &mut Concepts) {
+        c.estrogen_use = self.estrogen.finish(Concept::EstrogenUse);
+        c.anticoagulated = self.anticoagulated.finish(Concept::Anticoagulated);
+        c.possibly_anticoagulated = self
+            .possibly_anticoagulated
+            .finish(Concept::PossiblyAnticoagulated);
+    }
+}
+
+/// §2 alternatives (Conditions, active or ≤ 30 days) and dvt-imaging.
+#[derive(Default)]
+struct Alternatives<'a> {
+    alternatives: [Collect<'a>; ALTERNATIVES.len()],
+}
+
+impl<'a> Alternatives<'a> {
+    fn see(&mut self, cx: Ctx<'_>, f: &Fact<'a>) {
+        if f.kind != Kind::Condition || !(f.active || cx.within(f, cx.windows().alternative)) {
+            return;
+        }
+        for (col, (set, _)) in self.alternatives.iter_mut().zip(ALTERNATIVES) {
+            if f.codes.contains(set) {
+                col.add(f);
+            }
+        }
+    }
+
+    fn finish(self, c: &mut Concepts) {
+        for (col, (_, concept)) in self.alternatives.into_iter().zip(ALTERNATIVES) {
+            c.alternatives.extend(col.finish(concept));
+        }
+    }
+}
+
+/// §2 dvt-imaging: ServiceRequest (active / completed), DiagnosticReport or ImagingStudy
+/// with a leg-vein ultrasound code, not of an upper limb, wholly ≤ 7 days (it suppresses
+/// a suggestion).
+fn is_dvt_imaging(cx: Ctx<'_>, f: &Fact<'_>) -> bool {
+    matches!(
+        f.kind,
+        Kind::ServiceRequest | Kind::DiagnosticReport | Kind::ImagingStudy
+    ) && f.active
+        && f.codes.contains(CodeSet::LegVeinUltrasound)
+        && cx.wholly_within(f, cx.windows().dvt_imaging)
+        && !f.upper_limb_site
+}
+
+/// §2 hypoxaemia (an active R09.02 Condition ≤ 3 days, or the latest readable SpO2 ≤ 1
+/// day below 95 %), tachycardia (the latest readable heart rate ≤ 1 day, ≥ 100 /min), and
+/// the d-dimer: the measurements, read once the facts are seen.
+#[derive(Default)]
+struct Measurements<'a> {
+    hypoxaemia: Collect<'a>,
+}
+
+impl<'a> Measurements<'a> {
+    fn see(&mut self, cx: Ctx<'_>, f: &Fact<'a>) {
+        if f.kind == Kind::Condition
+            && f.active
+            && f.codes.contains(CodeSet::Hypoxaemia)
+            && cx.within(f, cx.windows().warning_sign)
+        {
+            self.hypoxaemia.add(f);
+        }
+    }
+
+    fn finish(self, cx: Ctx<'_>, rec: &Record<'_>, c: &mut Concepts) {
+        let (m, now) = (cx.m, cx.now);
+        let days = cx.windows().vital_sign;
+        let t = &m.model.thresholds;
+        let mut dq = std::mem::take(&mut c.data_quality);
+        c.spo2 = latest_vital(m, rec, &mut dq, CodeSet::Spo2, days, now, &["%"]);
+        let mut hypoxaemia = self.hypoxaemia.finish(Concept::Hypoxaemia);
+        if let Some(v) = c.spo2.as_ref().filter(|v| v.value < t.spo2_below) {
+            let h = hypoxaemia.get_or_insert_with(|| Finding {
+                concept: Concept::Hypoxaemia,
+                evidence: vec![],
+                date: v.date,
+                side: None,
+            });
+            h.evidence.insert(0, v.evidence("SpO2", "%"));
+            h.date = h.date.max(v.date);
+        }
+        c.warning_signs.extend(hypoxaemia);
+        let hr = ["/min", "beats/min"];
+        c.heart_rate = latest_vital(m, rec, &mut dq, CodeSet::HeartRate, days, now, &hr);
+        if let Some(v) = c
+            .heart_rate
+            .as_ref()
+            .filter(|v| v.value >= t.heart_rate_at_least)
+        {
+            c.tachycardia = Some(Finding {
+                concept: Concept::Tachycardia,
+                evidence: vec![v.evidence("Heart rate", "/min")],
+                date: v.date,
+                side: None,
+            });
+        }
+        c.d_dimer = latest_d_dimer(m, rec, &mut dq, now);
+        c.data_quality = dq;
+    }
+}
+
+/// Derive every §2 concept from the record: one pass over the facts, each §2 group
+/// seeing every fact, then each group's findings; the measurements last (§1: the newest
+/// readable value).
 pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
-    let w = &m.model.windows;
+    let cx = Ctx { m, now };
     let mut c = Concepts {
         deceased: rec.deceased,
         data_quality: rec.quality.clone(),
         ..Concepts::default()
     };
-    let (mut pain, mut swelling, mut surgery, mut bedridden, mut paralysis) = (
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-    );
-    // §2 active-cancer: the cancer Conditions, and what shows activity.
-    let (mut cancers, mut activity) = (Collect::default(), Collect::default());
-    let mut cancer_active_alone = false;
-    let (mut prev_dvt, mut prev_pe, mut cur_vte, mut postpartum, mut estrogen) = (
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-    );
-    let (mut anticoag, mut possibly, mut travel, mut imaging, mut trimester, mut hypox) = (
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-        Collect::default(),
-    );
-    let mut signs: Vec<Collect> = WARNING_SIGNS.iter().map(|_| Collect::default()).collect();
-    let mut alts: Vec<Collect> = ALTERNATIVES.iter().map(|_| Collect::default()).collect();
-    // §2 pregnancy: evidence, and what ends it (a later delivery, loss, postpartum
-    // evidence or negative test).
-    let mut preg_evidence: Vec<&Fact<'_>> = Vec::new();
-    let mut preg_ends: Vec<When<'_>> = Vec::new();
-
+    let mut symptoms = Symptoms::default();
+    let mut immobility = Immobility::default();
+    let mut cancer = Cancer::default();
+    let mut vte = Vte::default();
+    let mut pregnancy = Pregnancy::default();
+    let mut medications = Medications::default();
+    let mut alternatives = Alternatives::default();
+    let mut imaging = Collect::default();
+    let mut measurements = Measurements::default();
     for f in &rec.facts {
-        let codes = f.codes;
-        let windowed = codes.contains(CodeSet::LegPain)
-            || codes.contains(CodeSet::LegSwelling)
-            || WARNING_SIGNS.iter().any(|(s, _)| codes.contains(*s));
-        if windowed && f.date.is_none() && matches!(f.kind, Kind::Condition | Kind::Observation) {
-            // A symptom without a usable date cannot be placed in its window; a future
-            // one is already noted as such.
-            let r = f.reference();
-            let future = c
-                .data_quality
-                .iter()
-                .any(|n| n.code == DataQualityCode::FutureDate && n.evidence.contains(&r));
-            if !future {
-                quality::note(
-                    &mut c.data_quality,
-                    DataQualityCode::UnreadableDate,
-                    Some(r),
-                );
-            }
+        note_undated_symptom(&mut c.data_quality, f);
+        symptoms.see(cx, f);
+        immobility.see(cx, f);
+        cancer.see(cx, f);
+        vte.see(cx, f);
+        pregnancy.see(cx, f);
+        medications.see(f);
+        alternatives.see(cx, f);
+        if is_dvt_imaging(cx, f) {
+            imaging.add(f);
         }
-        match f.kind {
-            Kind::Condition | Kind::Observation => {
-                // §2 leg-pain / leg-swelling: ≤ 14 days, present.
-                if symptom_present(f) && within(f, now, w.index_presentation) {
-                    if codes.contains(CodeSet::LegPain) {
-                        pain.add(f);
-                    }
-                    if codes.contains(CodeSet::LegSwelling) {
-                        swelling.add(f);
-                    }
-                }
-                // §2 warning signs: ≤ 3 days, present.
-                if symptom_present(f) && within(f, now, w.warning_sign) {
-                    for (i, (set, _)) in WARNING_SIGNS.iter().enumerate() {
-                        if codes.contains(*set) {
-                            signs[i].add(f);
-                        }
-                    }
-                }
-                // §2 long-haul-travel: a site-mapped code, ≤ 56 days.
-                if codes.contains(CodeSet::LongHaulTravel)
-                    && symptom_present(f)
-                    && within(f, now, w.long_haul_travel)
-                {
-                    travel.add(f);
-                }
-            }
-            _ => {}
-        }
-        match f.kind {
-            Kind::Condition => {
-                // §2 bedridden / paralysis-or-cast: active Condition.
-                if f.active && codes.contains(CodeSet::Bedridden) {
-                    bedridden.add(f);
-                }
-                if f.active && codes.contains(CodeSet::Paralysis) {
-                    paralysis.add(f);
-                }
-                // §2 hypoxaemia: an active R09.02 Condition ≤ 3 days.
-                if f.active && codes.contains(CodeSet::Hypoxaemia) && within(f, now, w.warning_sign)
-                {
-                    hypox.add(f);
-                }
-                // §2 active-cancer: an active cancer Condition (never Z85, C44 BCC/SCC,
-                // D37–D49: excluded by the data); metastatic or haematological counts
-                // without more; else onset ≤ 183 days (recordedDate only when onset is
-                // absent).
-                let metastatic = codes.contains(CodeSet::MetastaticCancer)
-                    || codes.contains(CodeSet::HaematologicalCancer);
-                if f.active
-                    && (metastatic || (codes.contains(CodeSet::Cancer) && !f.cancer_only_z85))
-                {
-                    cancers.add(f);
-                    if metastatic || (!f.onset_unusable && within(f, now, w.cancer_activity)) {
-                        cancer_active_alone = true;
-                    }
-                }
-                // §2 active-cancer: treatment (Z51.0, Z51.1x) or palliative care ≤ 183 days.
-                if (codes.contains(CodeSet::CancerTreatment)
-                    || codes.contains(CodeSet::PalliativeCare))
-                    && within(f, now, w.cancer_activity)
-                {
-                    activity.add(f);
-                }
-                // §2 previous-dvt / previous-vte: DVT or PE recorded > 90 days ago or not
-                // active (any part of a partial date older: it raises a risk factor);
-                // chronic DVT is always history; the history codes.
-                let dvt = codes.contains(CodeSet::Dvt) || codes.contains(CodeSet::DvtChronic);
-                let old = !f.active || !wholly_within(f, now, w.current_dvt);
-                if (dvt && (old || codes.contains(CodeSet::DvtChronic)))
-                    || codes.contains(CodeSet::DvtHistory)
-                {
-                    prev_dvt.add(f);
-                }
-                if (codes.contains(CodeSet::Pe) && old) || codes.contains(CodeSet::PeHistory) {
-                    prev_pe.add(f);
-                }
-                // §2 current-dvt: an active acute DVT or PE (never chronic I82.5-) whose
-                // whole date lies within 90 days (it suppresses the card).
-                let acute = (codes.contains(CodeSet::Dvt) && !codes.contains(CodeSet::DvtChronic))
-                    || codes.contains(CodeSet::Pe);
-                if f.active && acute && wholly_within(f, now, w.current_dvt) {
-                    cur_vte.add(f);
-                }
-                // §2 pregnancy: active Condition, evidence ≤ 294 days.
-                if f.active
-                    && codes.contains(CodeSet::Pregnancy)
-                    && within(f, now, w.pregnancy_evidence)
-                {
-                    preg_evidence.push(f);
-                }
-                if codes.contains(CodeSet::PregnancyLoss)
-                    && let Some(d) = f.date
-                {
-                    preg_ends.push(d);
-                }
-                if codes.contains(CodeSet::FirstTrimester) && still_first_trimester(f, now) {
-                    trimester.add(f);
-                }
-                // §2 postpartum: Condition ≤ 42 days (it also ends a pregnancy).
-                if codes.contains(CodeSet::Postpartum) {
-                    if let Some(d) = f.date {
-                        preg_ends.push(d);
-                    }
-                    if within(f, now, w.postpartum) {
-                        postpartum.add(f);
-                    }
-                }
-                // §2 estrogen-use / anticoagulated: active Condition (Z79.3, Z79.890, Z79.01).
-                if f.active && codes.contains(CodeSet::Estrogen) {
-                    estrogen.add(f);
-                }
-                if f.active && codes.contains(CodeSet::Anticoagulant) {
-                    anticoag.add(f);
-                }
-                // §2 alternatives: active or ≤ 30 days.
-                for (i, (set, _)) in ALTERNATIVES.iter().enumerate() {
-                    if codes.contains(*set) && (f.active || within(f, now, w.alternative)) {
-                        alts[i].add(f);
-                    }
-                }
-            }
-            Kind::Observation => {
-                // §2 pregnancy: the pregnancy-status Observation (pregnant / not
-                // pregnant) and a qualitative hCG (positive / negative).
-                let Some(d) = f.date else { continue };
-                if codes.contains(CodeSet::PregnancyStatus) {
-                    match f.pregnancy_value {
-                        Some(Qualitative::Positive) if within(f, now, w.pregnancy_evidence) => {
-                            preg_evidence.push(f)
-                        }
-                        Some(Qualitative::Negative) => preg_ends.push(d),
-                        Some(Qualitative::Positive) | None => {}
-                    }
-                }
-                if codes.contains(CodeSet::Hcg) {
-                    match f.qualitative {
-                        Some(Qualitative::Positive) if within(f, now, w.pregnancy_evidence) => {
-                            preg_evidence.push(f)
-                        }
-                        Some(Qualitative::Negative) => preg_ends.push(d),
-                        Some(Qualitative::Positive) | None => {}
-                    }
-                }
-            }
-            Kind::Procedure if f.active => {
-                // §2 recent-surgery: completed / in-progress, code or category, ≤ 84 days.
-                if (codes.contains(CodeSet::Surgery) || f.surgical_category)
-                    && within(f, now, w.recent_surgery)
-                {
-                    surgery.add(f);
-                    if within(f, now, w.pe_surgery) {
-                        c.surgery_for_pe = true;
-                    }
-                }
-                // §2 paralysis-or-cast: leg cast ≤ 84 days.
-                if codes.contains(CodeSet::LegCast) && within(f, now, w.leg_cast) {
-                    paralysis.add(f);
-                }
-                // §2 postpartum: a delivery ≤ 42 days; it ends a pregnancy.
-                if codes.contains(CodeSet::Delivery) {
-                    if let Some(d) = f.date {
-                        preg_ends.push(d);
-                    }
-                    if within(f, now, w.postpartum) {
-                        postpartum.add(f);
-                    }
-                }
-                // §2 active-cancer: cancer treatment or palliative care ≤ 183 days.
-                if (codes.contains(CodeSet::CancerTreatment)
-                    || codes.contains(CodeSet::PalliativeCare))
-                    && within(f, now, w.cancer_activity)
-                {
-                    activity.add(f);
-                }
-            }
-            Kind::MedicationRequest | Kind::MedicationStatement => {
-                if f.active && codes.contains(CodeSet::Estrogen) {
-                    estrogen.add(f);
-                }
-                if f.active && codes.contains(CodeSet::Anticoagulant) {
-                    anticoag.add(f);
-                }
-                // §1: a current medication that could not be resolved.
-                if f.unresolved_medication && !codes.contains(CodeSet::Anticoagulant) {
-                    possibly.add(f);
-                }
-                // §2 active-cancer: an antineoplastic prescribed ≤ 183 days ago (stopped
-                // or completed still says it was given).
-                if codes.contains(CodeSet::Antineoplastic) && within(f, now, w.cancer_activity) {
-                    activity.add(f);
-                }
-            }
-            Kind::Encounter => {
-                // §2 bedridden: inpatient stay ≥ 3 days, ended ≤ 28 days ago or ongoing.
-                if f.inpatient && bedridden_stay(m, f, now) {
-                    bedridden.add(f);
-                }
-                // §2 active-cancer: Encounter reason cancer treatment / palliative care.
-                if (f.reason_codes.contains(CodeSet::CancerTreatment)
-                    || f.reason_codes.contains(CodeSet::PalliativeCare))
-                    && within(f, now, w.cancer_activity)
-                {
-                    activity.add(f);
-                }
-            }
-            // §2 dvt-imaging: ServiceRequest (active / completed), DiagnosticReport or
-            // ImagingStudy with a leg-vein ultrasound code, not of an upper limb, wholly
-            // ≤ 7 days (it suppresses a suggestion).
-            Kind::ServiceRequest | Kind::DiagnosticReport | Kind::ImagingStudy
-                if f.active
-                    && codes.contains(CodeSet::LegVeinUltrasound)
-                    && wholly_within(f, now, w.dvt_imaging)
-                    && !f.upper_limb_site =>
-            {
-                imaging.add(f);
-            }
-            _ => {}
-        }
+        measurements.see(cx, f);
     }
-
-    // §2 pregnancy: evidence with nothing ending it on or after its date.
-    let mut preg = Collect::default();
-    for f in preg_evidence {
-        if let Some(d) = f.date
-            && !preg_ends.iter().any(|e| e.start >= d.start)
-        {
-            preg.add(f);
-        }
-    }
-
-    // §2 active-cancer: a cancer Condition with activity; else to confirm (§3), with
-    // its evidence. Treatment without a cancer Condition is to confirm too.
-    if !cancers.is_empty() && (cancer_active_alone || !activity.is_empty()) {
-        cancers.extend(&activity);
-        c.active_cancer = cancers.finish("active-cancer");
-    } else {
-        cancers.extend(&activity);
-        c.cancer_to_confirm = cancers.finish("active-cancer");
-    }
-
-    // §2 previous-vte: previous-dvt, or PE the same way.
-    let mut prev_vte = Collect::default();
-    prev_vte.extend(&prev_dvt);
-    prev_vte.extend(&prev_pe);
-
-    c.leg_pain = pain.finish("leg-pain");
-    c.leg_swelling = swelling.finish("leg-swelling");
-    c.recent_surgery = surgery.finish("recent-surgery");
-    c.bedridden = bedridden.finish("bedridden");
-    c.paralysis_or_cast = paralysis.finish("paralysis-or-cast");
-    c.previous_dvt = prev_dvt.finish("previous-dvt");
-    c.previous_vte = prev_vte.finish("previous-vte");
-    c.current_vte = cur_vte.finish("current-dvt");
-    c.pregnancy = preg.finish("pregnancy");
-    c.postpartum = postpartum.finish("postpartum");
-    c.first_trimester = trimester.finish("first-trimester");
-    c.estrogen_use = estrogen.finish("estrogen-use");
-    c.anticoagulated = anticoag.finish("anticoagulated");
-    c.possibly_anticoagulated = possibly.finish("possibly-anticoagulated");
-    c.long_haul_travel = travel.finish("long-haul-travel");
-    c.dvt_imaging = imaging.finish("dvt-imaging");
-    for (col, (_, name)) in signs.into_iter().zip(WARNING_SIGNS) {
-        if let Some(f) = col.finish(name) {
-            c.warning_signs.push(f);
-        }
-    }
-    for (col, (_, name)) in alts.into_iter().zip(ALTERNATIVES) {
-        if let Some(f) = col.finish(name) {
-            c.alternatives.push(f);
-        }
-    }
-
-    // §2 hypoxaemia: latest readable SpO2 ≤ 1 day, < 95 %; or an active R09.02 ≤ 3 days.
-    let mut dq = std::mem::take(&mut c.data_quality);
-    c.spo2 = latest_vital(m, rec, &mut dq, CodeSet::Spo2, w.vital_sign, now, &["%"]);
-    let mut hypoxaemia = hypox.finish("hypoxaemia");
-    if let Some(v) = &c.spo2
-        && v.value < m.model.thresholds.spo2_below
-    {
-        let h = hypoxaemia.get_or_insert_with(|| Finding {
-            concept: "hypoxaemia",
-            evidence: vec![],
-            date: v.date,
-            side: None,
-        });
-        h.evidence.insert(0, v.evidence("SpO2", "%"));
-        h.date = h.date.max(v.date);
-    }
-    c.warning_signs.extend(hypoxaemia);
-    // §2 tachycardia: latest readable heart rate ≤ 1 day, ≥ 100 /min.
-    c.heart_rate = latest_vital(
-        m,
-        rec,
-        &mut dq,
-        CodeSet::HeartRate,
-        w.vital_sign,
-        now,
-        &["/min", "beats/min"],
-    );
-    if let Some(v) = &c.heart_rate
-        && v.value >= m.model.thresholds.heart_rate_at_least
-    {
-        c.tachycardia = Some(Finding {
-            concept: "tachycardia",
-            evidence: vec![v.evidence("Heart rate", "/min")],
-            date: v.date,
-            side: None,
-        });
-    }
-    c.d_dimer = latest_d_dimer(m, rec, &mut dq, now);
-    c.data_quality = dq;
+    symptoms.finish(&mut c);
+    immobility.finish(&mut c);
+    cancer.finish(&mut c);
+    vte.finish(&mut c);
+    pregnancy.finish(&mut c);
+    medications.finish(&mut c);
+    alternatives.finish(&mut c);
+    c.dvt_imaging = imaging.finish(Concept::DvtImaging);
+    measurements.finish(cx, rec, &mut c);
     c
 }
 
@@ -1597,7 +1747,11 @@ mod tests {
                     "valueCodeableConcept",
                     cc(SNOMED, "267036007"),
                 )],
-                |c| c.warning_signs.iter().any(|f| f.concept == "dyspnoea"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::Dyspnoea)
+                },
             ),
         ]);
     }
@@ -1765,7 +1919,7 @@ mod tests {
                         .as_ref()
                         .is_some_and(|v| v.reference == "Observation/old")
                         && c.warning_signs.iter().any(|f| {
-                            f.concept == "hypoxaemia"
+                            f.concept == Concept::Hypoxaemia
                                 && f.evidence[0].name.as_deref() == Some("SpO2 91 %")
                         })
                         && note(c, DataQualityCode::UnreadableUnit) == ["Observation/new"]
@@ -1798,12 +1952,20 @@ mod tests {
             (
                 "coded hypoxaemia R09.02 within 3 d",
                 vec![cond("h", ICD, "R09.02", &day(3))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "hypoxaemia"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::Hypoxaemia)
+                },
             ),
             (
                 "coded hypoxaemia R09.02 4 d ago",
                 vec![cond("h", ICD, "R09.02", &day(4))],
-                |c| c.warning_signs.iter().all(|f| f.concept != "hypoxaemia"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .all(|f| f.concept != Concept::Hypoxaemia)
+                },
             ),
         ]);
     }
@@ -2164,7 +2326,7 @@ mod tests {
             (
                 "cough R05 exact",
                 vec![cond("c", ICD, "R05", &day(1))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "cough"),
+                |c| c.warning_signs.iter().any(|f| f.concept == Concept::Cough),
             ),
             (
                 "chronic cough R05.3",
@@ -2174,12 +2336,20 @@ mod tests {
             (
                 "pleuritic chest pain R07.81",
                 vec![cond("c", ICD, "R07.81", &day(1))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "chest-pain"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::ChestPain)
+                },
             ),
             (
                 "exertional dyspnoea 60845006",
                 vec![cond("c", SNOMED, "60845006", &day(1))],
-                |c| c.warning_signs.iter().any(|f| f.concept == "dyspnoea"),
+                |c| {
+                    c.warning_signs
+                        .iter()
+                        .any(|f| f.concept == Concept::Dyspnoea)
+                },
             ),
             (
                 "ICD-10-CM without its dot",

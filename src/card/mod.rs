@@ -141,14 +141,25 @@ fn extension(m: &Mappings, a: &Assessment) -> Value {
             ext.insert(k.into(), json!(v));
         }
     };
-    put_list("riskFactors", a.risk_factors.clone());
+    put_list(
+        "riskFactors",
+        a.risk_factors.iter().map(|c| c.as_str()).collect(),
+    );
     put_list(
         "warningSigns",
-        a.concepts.warning_signs.iter().map(|f| f.concept).collect(),
+        a.concepts
+            .warning_signs
+            .iter()
+            .map(|f| f.concept.as_str())
+            .collect(),
     );
     put_list(
         "alternatives",
-        a.concepts.alternatives.iter().map(|f| f.concept).collect(),
+        a.concepts
+            .alternatives
+            .iter()
+            .map(|f| f.concept.as_str())
+            .collect(),
     );
     let findings = findings(a);
     if !findings.is_empty() {
@@ -179,7 +190,7 @@ fn wells_items(a: &Assessment) -> Vec<Value> {
         .iter()
         .map(|i| {
             let mut o = Map::new();
-            o.insert("id".into(), json!(i.id));
+            o.insert("id".into(), json!(i.id.as_str()));
             o.insert("points".into(), json!(i.points));
             o.insert("status".into(), json!(i.status.as_str()));
             if !i.evidence.is_empty() {
@@ -196,7 +207,7 @@ fn findings(a: &Assessment) -> Vec<Value> {
         .into_iter()
         .map(|f| {
             let mut o = Map::new();
-            o.insert("concept".into(), json!(f.concept));
+            o.insert("concept".into(), json!(f.concept.as_str()));
             if !f.evidence.is_empty() {
                 o.insert("evidence".into(), json!(references(&f.evidence)));
             }
@@ -243,7 +254,7 @@ fn wells_pe(pe: &WellsPe) -> Value {
         .iter()
         .map(|i| {
             let mut o = Map::new();
-            o.insert("id".into(), json!(i.id));
+            o.insert("id".into(), json!(i.id.as_str()));
             o.insert("points".into(), json_num(f64::from(i.tenths) / 10.0));
             o.insert("status".into(), json!(i.status.as_str()));
             if !i.evidence.is_empty() {

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use crate::assessment::concepts::Evidence;
 
 use crate::assessment::{
-    Assessment, Category, CtpaReason, DDimerBlock, DDimerKind, DDimerResult, Finding, PathwayNote,
-    PePathway, WellsStatus,
+    Assessment, Category, Concept, CtpaReason, DDimerBlock, DDimerJudged, DDimerKind, DDimerResult,
+    Finding, LeftCriterion, PathwayNote, PePathway, WellsCriterion, WellsPeCriterion, WellsStatus,
 };
 use crate::mappings::{Mappings, Side};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
@@ -77,134 +77,172 @@ pub fn cancer_to_confirm_text(m: &Mappings) -> String {
 }
 
 /// What a §2 concept is called on the card.
-pub fn concept_label(m: &Mappings, concept: &str) -> String {
+pub fn concept_label(m: &Mappings, concept: Concept) -> String {
     let w = &m.model.windows;
     let t = &m.model.thresholds;
     match concept {
-        "leg-pain" => "Calf or lower-leg pain".into(),
-        "leg-swelling" => "Leg swelling or oedema".into(),
-        "recent-surgery" => format!("Major surgery within {}", days_text(w.recent_surgery)),
-        "bedridden" => format!(
+        Concept::LegPain => "Calf or lower-leg pain".into(),
+        Concept::LegSwelling => "Leg swelling or oedema".into(),
+        Concept::RecentSurgery => format!("Major surgery within {}", days_text(w.recent_surgery)),
+        Concept::Bedridden => format!(
             "Bedridden {} days or more (or an inpatient stay that ended within {})",
             t.bedridden_stay_min_days,
             days_text(w.bedridden_stay_ended)
         ),
-        "paralysis-or-cast" => format!(
+        Concept::ParalysisOrCast => format!(
             "Paralysis, paresis or leg cast (cast within {})",
             days_text(w.leg_cast)
         ),
-        "active-cancer" => format!(
+        Concept::ActiveCancer => format!(
             "Active cancer (activity within {} or palliative)",
             days_text(cancer_window(m))
         ),
-        "previous-dvt" => "Previous DVT (also a previous VTE)".into(),
-        "previous-vte" => "Previous DVT or PE".into(),
-        "current-vte" | "current-dvt" => format!(
+        Concept::PreviousDvt => "Previous DVT (also a previous VTE)".into(),
+        Concept::PreviousVte => "Previous DVT or PE".into(),
+        Concept::CurrentDvt => format!(
             "Known VTE (DVT or PE recorded within {})",
             days_text(w.current_dvt)
         ),
-        "pregnancy" => "Pregnant".into(),
-        "postpartum" => format!("Within {} after delivery", days_text(w.postpartum)),
-        "estrogen-use" => "Oestrogen or hormonal contraception".into(),
-        "anticoagulated" => "Currently anticoagulated".into(),
-        "long-haul-travel" => format!("Long-haul travel within {}", days_text(w.long_haul_travel)),
-        "dyspnoea" => "Shortness of breath or difficulty breathing".into(),
-        "chest-pain" => "Chest pain".into(),
-        "cough" => "Sudden cough".into(),
-        "haemoptysis" => "Coughing up blood (haemoptysis; a sign added from the guidelines)".into(),
-        "syncope" => "Fainting".into(),
-        "dizziness" => "Dizziness or light-headedness".into(),
-        "hypoxaemia" => format!(
+        Concept::Pregnancy => "Pregnant".into(),
+        Concept::Postpartum => format!("Within {} after delivery", days_text(w.postpartum)),
+        // Shown in the LEFt table, never as a finding line.
+        Concept::FirstTrimester => "First trimester".into(),
+        Concept::EstrogenUse => "Oestrogen or hormonal contraception".into(),
+        Concept::Anticoagulated => "Currently anticoagulated".into(),
+        // Shown on its own line ("Possibly anticoagulated"), never as a finding line.
+        Concept::PossiblyAnticoagulated => "Possibly anticoagulated".into(),
+        Concept::LongHaulTravel => {
+            format!("Long-haul travel within {}", days_text(w.long_haul_travel))
+        }
+        Concept::Dyspnoea => "Shortness of breath or difficulty breathing".into(),
+        Concept::ChestPain => "Chest pain".into(),
+        Concept::Cough => "Sudden cough".into(),
+        Concept::Haemoptysis => {
+            "Coughing up blood (haemoptysis; a sign added from the guidelines)".into()
+        }
+        Concept::Syncope => "Fainting".into(),
+        Concept::Dizziness => "Dizziness or light-headedness".into(),
+        Concept::Hypoxaemia => format!(
             "SpO2 below {} % (a sign added from the guidelines)",
             num(t.spo2_below)
         ),
-        "tachycardia" => format!("Heart rate {} /min or more", num(t.heart_rate_at_least)),
-        "dvt-imaging" => format!(
+        Concept::Tachycardia => format!("Heart rate {} /min or more", num(t.heart_rate_at_least)),
+        Concept::DvtImaging => format!(
             "Leg-vein ultrasound ordered or done within {}",
             days_text(w.dvt_imaging)
         ),
-        "d-dimer" => "D-dimer".into(),
-        "baker-cyst" => "Baker cyst".into(),
-        "calf-muscle-strain" => "Calf muscle strain or tear".into(),
-        "knee-ligament-or-meniscus-injury" => "Knee ligament or meniscus injury".into(),
-        "nerve-compression" => "Nerve compression (sciatica, radiculopathy)".into(),
-        "arterial-disease" => "Peripheral arterial disease".into(),
-        "superficial-thrombophlebitis" => "Superficial thrombophlebitis".into(),
-        "cellulitis" => "Cellulitis or another local cause".into(),
-        _ => "Finding".into(),
+        Concept::DDimer => "D-dimer".into(),
+        Concept::BakerCyst => "Baker cyst".into(),
+        Concept::CalfMuscleStrain => "Calf muscle strain or tear".into(),
+        Concept::KneeLigamentOrMeniscusInjury => "Knee ligament or meniscus injury".into(),
+        Concept::NerveCompression => "Nerve compression (sciatica, radiculopathy)".into(),
+        Concept::ArterialDisease => "Peripheral arterial disease".into(),
+        Concept::SuperficialThrombophlebitis => "Superficial thrombophlebitis".into(),
+        Concept::Cellulitis => "Cellulitis or another local cause".into(),
     }
 }
 
-/// A §2 concept in a summary.
-fn short(concept: &str) -> &'static str {
+/// A §2 concept in a summary: the risk factors, warning signs and alternatives a summary
+/// names; `None` for the rest (a summary never names them).
+fn short(concept: Concept) -> Option<&'static str> {
     match concept {
-        "recent-surgery" => "recent surgery",
-        "bedridden" => "bed rest",
-        "paralysis-or-cast" => "paralysis or leg cast",
-        "long-haul-travel" => "long-haul travel",
-        "active-cancer" => "active cancer",
-        "previous-vte" => "previous VTE",
-        "dyspnoea" => "breathlessness",
-        "chest-pain" => "chest pain",
-        "cough" => "sudden cough",
-        "haemoptysis" => "haemoptysis",
-        "syncope" => "fainting",
-        "dizziness" => "dizziness",
-        "hypoxaemia" => "low SpO2",
-        "baker-cyst" => "Baker cyst",
-        "calf-muscle-strain" => "calf muscle strain",
-        "knee-ligament-or-meniscus-injury" => "knee ligament/meniscus injury",
-        "nerve-compression" => "nerve compression",
-        "arterial-disease" => "arterial disease",
-        "superficial-thrombophlebitis" => "superficial thrombophlebitis",
-        "cellulitis" => "cellulitis",
-        _ => "",
+        Concept::RecentSurgery => Some("recent surgery"),
+        Concept::Bedridden => Some("bed rest"),
+        Concept::ParalysisOrCast => Some("paralysis or leg cast"),
+        Concept::LongHaulTravel => Some("long-haul travel"),
+        Concept::ActiveCancer => Some("active cancer"),
+        Concept::PreviousVte => Some("previous VTE"),
+        Concept::Dyspnoea => Some("breathlessness"),
+        Concept::ChestPain => Some("chest pain"),
+        Concept::Cough => Some("sudden cough"),
+        Concept::Haemoptysis => Some("haemoptysis"),
+        Concept::Syncope => Some("fainting"),
+        Concept::Dizziness => Some("dizziness"),
+        Concept::Hypoxaemia => Some("low SpO2"),
+        Concept::BakerCyst => Some("Baker cyst"),
+        Concept::CalfMuscleStrain => Some("calf muscle strain"),
+        Concept::KneeLigamentOrMeniscusInjury => Some("knee ligament/meniscus injury"),
+        Concept::NerveCompression => Some("nerve compression"),
+        Concept::ArterialDisease => Some("arterial disease"),
+        Concept::SuperficialThrombophlebitis => Some("superficial thrombophlebitis"),
+        Concept::Cellulitis => Some("cellulitis"),
+        // Not risk factors a summary names (rule 7's list), nor signs or alternatives.
+        Concept::LegPain
+        | Concept::LegSwelling
+        | Concept::PreviousDvt
+        | Concept::CurrentDvt
+        | Concept::Pregnancy
+        | Concept::Postpartum
+        | Concept::FirstTrimester
+        | Concept::EstrogenUse
+        | Concept::Anticoagulated
+        | Concept::PossiblyAnticoagulated
+        | Concept::Tachycardia
+        | Concept::DDimer
+        | Concept::DvtImaging => None,
     }
 }
 
 /// §3 Wells item labels.
-pub fn wells_label(m: &Mappings, id: &str) -> String {
+pub fn wells_label(m: &Mappings, id: WellsCriterion) -> String {
     let w = &m.model.windows;
     let t = &m.model.thresholds;
     match id {
-        "active-cancer" => format!(
+        WellsCriterion::ActiveCancer => format!(
             "Active cancer (treatment within {} or palliative)",
             days_text(cancer_window(m))
         ),
-        "paralysis-or-cast" => "Paralysis, paresis or recent plaster cast of the leg".into(),
-        "bedridden-or-surgery" => format!(
+        WellsCriterion::ParalysisOrCast => {
+            "Paralysis, paresis or recent plaster cast of the leg".into()
+        }
+        WellsCriterion::BedriddenOrSurgery => format!(
             "Bedridden {} days or more, or major surgery within {}",
             t.bedridden_stay_min_days,
             days_text(w.recent_surgery)
         ),
-        "deep-vein-tenderness" => "Localised tenderness along the deep veins".into(),
-        "entire-leg-swollen" => "Entire leg swollen".into(),
-        "calf-swelling-3cm" => "Calf swelling 3 cm or more than the other leg".into(),
-        "pitting-oedema" => "Pitting oedema confined to the symptomatic leg".into(),
-        "collateral-veins" => "Collateral superficial veins (non-varicose)".into(),
-        "previous-dvt" => "Previously documented DVT".into(),
-        "alternative-diagnosis" => "Alternative diagnosis at least as likely as DVT".into(),
-        _ => id.into(),
+        WellsCriterion::DeepVeinTenderness => "Localised tenderness along the deep veins".into(),
+        WellsCriterion::EntireLegSwollen => "Entire leg swollen".into(),
+        WellsCriterion::CalfSwelling3cm => "Calf swelling 3 cm or more than the other leg".into(),
+        WellsCriterion::PittingOedema => "Pitting oedema confined to the symptomatic leg".into(),
+        WellsCriterion::CollateralVeins => "Collateral superficial veins (non-varicose)".into(),
+        WellsCriterion::PreviousDvt => "Previously documented DVT".into(),
+        WellsCriterion::AlternativeDiagnosis => {
+            "Alternative diagnosis at least as likely as DVT".into()
+        }
     }
 }
 
 /// §4 rule 1 Wells PE item labels.
-pub fn wells_pe_label(m: &Mappings, id: &str) -> String {
+pub fn wells_pe_label(m: &Mappings, id: WellsPeCriterion) -> String {
     let w = &m.model.windows;
     let t = &m.model.thresholds;
     match id {
-        "dvt-signs" => "Clinical signs of DVT (leg pain and swelling both documented)".into(),
-        "heart-rate" => format!("Heart rate over {} /min", num(t.pe_heart_rate_above)),
-        "immobilisation-or-surgery" => format!(
+        WellsPeCriterion::DvtSigns => {
+            "Clinical signs of DVT (leg pain and swelling both documented)".into()
+        }
+        WellsPeCriterion::HeartRate => {
+            format!("Heart rate over {} /min", num(t.pe_heart_rate_above))
+        }
+        WellsPeCriterion::ImmobilisationOrSurgery => format!(
             "Surgery within {} or bedridden {} days or more",
             days_text(w.pe_surgery),
             t.bedridden_stay_min_days
         ),
-        "previous-vte" => "Previous DVT or PE".into(),
-        "haemoptysis" => "Haemoptysis".into(),
-        "active-cancer" => "Active cancer".into(),
-        "pe-most-likely" => "PE the most likely diagnosis (clinician judgement)".into(),
-        _ => id.into(),
+        WellsPeCriterion::PreviousVte => "Previous DVT or PE".into(),
+        WellsPeCriterion::Haemoptysis => "Haemoptysis".into(),
+        WellsPeCriterion::ActiveCancer => "Active cancer".into(),
+        WellsPeCriterion::PeMostLikely => {
+            "PE the most likely diagnosis (clinician judgement)".into()
+        }
+    }
+}
+
+/// §4 rule 4 LEFt item labels.
+pub fn left_label(id: LeftCriterion) -> &'static str {
+    match id {
+        LeftCriterion::LeftLeg => "Left leg symptoms",
+        LeftCriterion::CalfCircumference => "Calf circumference difference 2 cm or more",
+        LeftCriterion::FirstTrimester => "First trimester",
     }
 }
 
@@ -307,66 +345,12 @@ fn draft_only(a: &Assessment, f: &Finding) -> bool {
 
 /// §6 summary (the caller cuts it to 139 characters as a last guard; it is written to fit).
 pub fn summary(a: &Assessment, m: &Mappings) -> String {
-    let c = &a.concepts;
-    let cat = a.category.unwrap_or(Category::FollowUp);
     let n = a.wells.documented;
     let leg = side_prefix(a.side);
     let hours = m.model.thresholds.ultrasound_within_hours;
-    match cat {
-        Category::PeWarningSigns => {
-            let mut signs: Vec<&str> = c
-                .warning_signs
-                .iter()
-                .take(2)
-                .map(|f| short(f.concept))
-                .collect();
-            let more = c.warning_signs.len().saturating_sub(2);
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            if signs.is_empty() {
-                signs.push("warning signs");
-            }
-            let next = match a.pe_pathway {
-                Some(PePathway::KnownVte) => {
-                    "known VTE: assess for progression or treatment failure".to_string()
-                }
-                Some(PePathway::Ctpa(_)) if a.drafts.ctpa.is_some() => {
-                    "assess now; CTPA being ordered".to_string()
-                }
-                Some(PePathway::Ctpa(_)) => "assess now; CT pulmonary angiography (stat)".into(),
-                Some(PePathway::DDimerFirst) if a.drafts.d_dimer.is_some() => {
-                    "assess now; D-dimer being ordered, CTPA if positive".into()
-                }
-                _ => "assess now; D-dimer (stat), CTPA if positive".into(),
-            };
-            let sep = if a.pe_pathway == Some(PePathway::KnownVte) {
-                "; "
-            } else {
-                ": "
-            };
-            format!(
-                "PE warning signs ({}{more}) with {}{sep}{next}.",
-                signs.join(", "),
-                trigger(a)
-            )
-        }
-        Category::Pregnancy => {
-            let who = if c.pregnancy.is_some() {
-                "Pregnant"
-            } else {
-                "Postpartum"
-            };
-            match imaging_phrase(a) {
-                Some(i) => format!("{who}, {}: possible DVT. Leg-vein {i}.", trigger(a)),
-                None => format!(
-                    "{who}, {}: possible DVT. Compression duplex ultrasound (urgent).",
-                    trigger(a)
-                ),
-            }
-        }
+    match a.category.unwrap_or(Category::FollowUp) {
+        Category::PeWarningSigns => pe_summary(a),
+        Category::Pregnancy => pregnancy_summary(a),
         Category::DvtLikely => match imaging_phrase(a) {
             Some(i) => format!(
                 "Possible {leg}DVT: Wells {n} from the record (likely). Leg-vein {i}: the first test."
@@ -379,61 +363,132 @@ pub fn summary(a: &Assessment, m: &Mappings) -> String {
             "DVT unlikely if the examination keeps Wells ≤ {}: Wells {n} from the record, negative D-dimer. Consider other causes.",
             unlikely_max(m)
         ),
-        Category::DvtEvaluation => {
-            let risk = a
-                .risk_factors
-                .iter()
-                .map(|r| short(r))
-                .find(|s| !s.is_empty())
-                .unwrap_or("a risk factor");
-            let ultrasound =
-                imaging_phrase(a).unwrap_or_else(|| "leg-vein ultrasound (urgent)".into());
-            if positive_d_dimer(a) {
-                format!("Possible {leg}DVT ({risk}), D-dimer positive: {ultrasound}.")
-            } else if a.d_dimer_block == Some(DDimerBlock::Anticoagulated) {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n}; anticoagulated, D-dimer unreliable: {ultrasound}."
-                )
-            } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n}: possibly anticoagulated; check the medication before a D-dimer."
-                )
-            } else if a.drafts.d_dimer.is_some() {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer being ordered; if positive, ultrasound."
-                )
-            } else {
-                format!(
-                    "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.",
-                    short_threshold(a, m, a.suggested_d_dimer_kind)
-                )
-            }
+        Category::DvtEvaluation => evaluation_summary(a, m),
+        Category::FollowUp => follow_up_summary(a),
+    }
+}
+
+/// §4 rule 1 summary: the first two signs, the trigger, the PE pathway's next step.
+fn pe_summary(a: &Assessment) -> String {
+    let c = &a.concepts;
+    let mut signs: Vec<&str> = c
+        .warning_signs
+        .iter()
+        .take(2)
+        .map(|f| short(f.concept).unwrap_or_default())
+        .collect();
+    let more = c.warning_signs.len().saturating_sub(2);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    if signs.is_empty() {
+        signs.push("warning signs");
+    }
+    let next = match a.pe_pathway {
+        Some(PePathway::KnownVte) => {
+            "known VTE: assess for progression or treatment failure".to_string()
         }
-        Category::FollowUp => {
-            let what = match (c.leg_pain.is_some(), c.leg_swelling.is_some()) {
-                (true, false) => "pain",
-                (false, true) => "swelling",
-                (true, true) => "symptoms",
-                // §7: only a drafted VTE test made this an index presentation.
-                (false, false) => "",
-            };
-            let head = if what.is_empty() {
-                "DVT suspected (order)".to_string()
-            } else {
-                let mut h = format!("{leg}leg {what}");
-                h[..1].make_ascii_uppercase();
-                h
-            };
-            match c.alternatives.first() {
-                Some(alt) => format!(
-                    "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
-                    short(alt.concept)
-                ),
-                None => format!(
-                    "{head}: Wells {n} from the record; no DVT risk factor found. Examine; safety-net advice."
-                ),
-            }
+        Some(PePathway::Ctpa(_)) if a.drafts.ctpa.is_some() => {
+            "assess now; CTPA being ordered".to_string()
         }
+        Some(PePathway::Ctpa(_)) => "assess now; CT pulmonary angiography (stat)".into(),
+        Some(PePathway::DDimerFirst) if a.drafts.d_dimer.is_some() => {
+            "assess now; D-dimer being ordered, CTPA if positive".into()
+        }
+        Some(PePathway::DDimerFirst) | None => {
+            "assess now; D-dimer (stat), CTPA if positive".into()
+        }
+    };
+    let sep = if a.pe_pathway == Some(PePathway::KnownVte) {
+        "; "
+    } else {
+        ": "
+    };
+    format!(
+        "PE warning signs ({}{more}) with {}{sep}{next}.",
+        signs.join(", "),
+        trigger(a)
+    )
+}
+
+/// §4 rule 4 summary.
+fn pregnancy_summary(a: &Assessment) -> String {
+    let who = if a.concepts.pregnancy.is_some() {
+        "Pregnant"
+    } else {
+        "Postpartum"
+    };
+    match imaging_phrase(a) {
+        Some(i) => format!("{who}, {}: possible DVT. Leg-vein {i}.", trigger(a)),
+        None => format!(
+            "{who}, {}: possible DVT. Compression duplex ultrasound (urgent).",
+            trigger(a)
+        ),
+    }
+}
+
+/// §4 rule 7 summary: the first risk factor a summary names, then what the D-dimer (or
+/// its block) leads to.
+fn evaluation_summary(a: &Assessment, m: &Mappings) -> String {
+    let n = a.wells.documented;
+    let leg = side_prefix(a.side);
+    let risk = a
+        .risk_factors
+        .iter()
+        .find_map(|&r| short(r))
+        .unwrap_or("a risk factor");
+    let ultrasound = imaging_phrase(a).unwrap_or_else(|| "leg-vein ultrasound (urgent)".into());
+    if positive_d_dimer(a) {
+        format!("Possible {leg}DVT ({risk}), D-dimer positive: {ultrasound}.")
+    } else if a.d_dimer_block == Some(DDimerBlock::Anticoagulated) {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n}; anticoagulated, D-dimer unreliable: {ultrasound}."
+        )
+    } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n}: possibly anticoagulated; check the medication before a D-dimer."
+        )
+    } else if a.drafts.d_dimer.is_some() {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer being ordered; if positive, ultrasound."
+        )
+    } else {
+        format!(
+            "Possible {leg}DVT ({risk}), Wells {n} from the record: D-dimer, positive at {}.",
+            short_threshold(a, m, a.suggested_d_dimer_kind)
+        )
+    }
+}
+
+/// §4 rule 8 summary: what the leg shows, and a coded alternative if there is one.
+fn follow_up_summary(a: &Assessment) -> String {
+    let c = &a.concepts;
+    let n = a.wells.documented;
+    let leg = side_prefix(a.side);
+    let what = match (c.leg_pain.is_some(), c.leg_swelling.is_some()) {
+        (true, false) => "pain",
+        (false, true) => "swelling",
+        (true, true) => "symptoms",
+        // §7: only a drafted VTE test made this an index presentation.
+        (false, false) => "",
+    };
+    let head = if what.is_empty() {
+        "DVT suspected (order)".to_string()
+    } else {
+        let mut h = format!("{leg}leg {what}");
+        h[..1].make_ascii_uppercase();
+        h
+    };
+    match c.alternatives.first() {
+        Some(alt) => format!(
+            "{head}: Wells {n} from the record, coded {}. Examine; safety-net advice.",
+            short(alt.concept).unwrap_or_default()
+        ),
+        None => format!(
+            "{head}: Wells {n} from the record; no DVT risk factor found. Examine; safety-net advice."
+        ),
     }
 }
 
@@ -530,11 +585,37 @@ pub fn detail(a: &Assessment, m: &Mappings) -> String {
     d
 }
 
+/// §5: the judged D-dimer as the card states it (value as recorded, result, threshold).
+fn d_dimer_line(a: &Assessment, m: &Mappings, dd: &DDimerJudged) -> String {
+    let value = match (dd.d.raw_value, &dd.d.raw_unit) {
+        (Some(v), Some(u)) => {
+            format!("{}{} {u}", dd.d.comparator.as_deref().unwrap_or(""), num(v))
+        }
+        (Some(v), None) => format!("{} (no unit)", num(v)),
+        _ => "no value".to_string(),
+    };
+    let date = dd.d.date.map(|x| format!(", {x}")).unwrap_or_default();
+    let adjusted = match a.age {
+        Some(age) if dd.age_adjusted && age > m.model.thresholds.d_dimer_feu.age_limit => {
+            " (age-adjusted)"
+        }
+        _ => "",
+    };
+    format!(
+        "- **D-dimer ({})** {value}{date}: {}, threshold {} µg/L {}{adjusted}: {}",
+        dd.d.kind.as_str(),
+        dd.result.as_str(),
+        num(dd.threshold),
+        dd.d.kind.as_str(),
+        dd.d.reference
+    )
+}
+
 fn why(d: &mut String, a: &Assessment, m: &Mappings) {
     d.push_str("### Why this card\n\n");
     // A previous VTE that is the previous DVT itself is said once.
     let same_history = |f: &Finding| {
-        f.concept == "previous-vte"
+        f.concept == Concept::PreviousVte
             && a.concepts
                 .previous_dvt
                 .as_ref()
@@ -543,7 +624,7 @@ fn why(d: &mut String, a: &Assessment, m: &Mappings) {
     for f in a
         .findings()
         .iter()
-        .filter(|f| f.concept != "d-dimer" && !same_history(f))
+        .filter(|f| f.concept != Concept::DDimer && !same_history(f))
     {
         d.push_str(&finding_line(m, f));
         d.push('\n');
@@ -570,29 +651,7 @@ fn why(d: &mut String, a: &Assessment, m: &Mappings) {
         let _ = writeln!(d, "- **CT pulmonary angiography being ordered**: {r}");
     }
     if let Some(dd) = &a.d_dimer {
-        let value = match (dd.d.raw_value, &dd.d.raw_unit) {
-            (Some(v), Some(u)) => {
-                format!("{}{} {u}", dd.d.comparator.as_deref().unwrap_or(""), num(v))
-            }
-            (Some(v), None) => format!("{} (no unit)", num(v)),
-            _ => "no value".to_string(),
-        };
-        let date = dd.d.date.map(|x| format!(", {x}")).unwrap_or_default();
-        let adjusted = match a.age {
-            Some(age) if dd.age_adjusted && age > m.model.thresholds.d_dimer_feu.age_limit => {
-                " (age-adjusted)"
-            }
-            _ => "",
-        };
-        let _ = writeln!(
-            d,
-            "- **D-dimer ({})** {value}{date}: {}, threshold {} µg/L {}{adjusted}: {}",
-            dd.d.kind.as_str(),
-            dd.result.as_str(),
-            num(dd.threshold),
-            dd.d.kind.as_str(),
-            dd.d.reference
-        );
+        let _ = writeln!(d, "{}", d_dimer_line(a, m, dd));
     }
     match a.age {
         Some(age) => {
@@ -622,7 +681,7 @@ fn scores(d: &mut String, a: &Assessment, m: &Mappings) {
                     let _ = writeln!(
                         d,
                         "| {} | 1 | {} | {} |",
-                        i.label,
+                        left_label(i.id),
                         i.status.as_str(),
                         evidence_text(&i.evidence)
                     );
@@ -694,9 +753,6 @@ fn imaging_line(a: &Assessment) -> Option<String> {
 
 fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
     let cat = a.category.unwrap_or(Category::FollowUp);
-    let t = &m.model.thresholds;
-    let hours = t.ultrasound_within_hours;
-    let low = unlikely_max(m);
     d.push_str("\n### Next step\n\n");
     let imaging = imaging_line(a);
     match cat {
@@ -713,103 +769,130 @@ fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
                 " A D-dimer is not suggested (not reliable in pregnancy or after delivery).\n",
             );
         }
-        Category::DvtLikely => {
-            match &imaging {
-                Some(l) => d.push_str(l),
-                None => {
-                    let _ = write!(
-                        d,
-                        "DVT likely (Wells {} or more from the record): proximal leg-vein ultrasound with the result within {hours} hours.",
-                        t.wells_likely_at_least
-                    );
-                }
-            }
-            // §4 modifier anticoagulated: the interim-anticoagulation sentence is dropped.
-            if !a.anticoagulated() {
-                let _ = write!(
-                    d,
-                    " If the scan cannot be done within {hours} h, NICE advises a D-dimer and interim anticoagulation."
-                );
-            }
-            d.push_str(" A negative D-dimer does not set aside DVT here.");
-            if positive_d_dimer(a) {
-                d.push_str(" A positive D-dimer is on record: the ultrasound stays the next test (NICE: scan first).");
-            }
-            d.push('\n');
-        }
+        Category::DvtLikely => likely_next_step(d, a, m, imaging.as_deref()),
         Category::DvtUnlikely => {
             let _ = writeln!(
                 d,
-                "Wells {} from the record and a negative D-dimer: DVT is unlikely if the examination keeps Wells ≤ {low}. Examine the leg (examination findings can raise the score) and consider the other causes below. No test is suggested.",
-                a.wells.documented
+                "Wells {} from the record and a negative D-dimer: DVT is unlikely if the examination keeps Wells ≤ {}. Examine the leg (examination findings can raise the score) and consider the other causes below. No test is suggested.",
+                a.wells.documented,
+                unlikely_max(m)
             );
         }
-        Category::DvtEvaluation => {
-            if positive_d_dimer(a) {
-                match &imaging {
-                    Some(l) => d.push_str(l),
-                    None => {
-                        let _ = write!(
-                            d,
-                            "D-dimer positive with Wells ≤ {low}: proximal leg-vein ultrasound (urgent)."
-                        );
-                    }
-                }
-            } else if a.anticoagulated() {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells ≤ {low}, on anticoagulation: a D-dimer is unreliable. "
-                );
-                match &imaging {
-                    Some(l) => d.push_str(l),
-                    None => d.push_str("Leg-vein ultrasound (urgent) instead."),
-                }
-            } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells ≤ {low}. Check the current medication first: if the patient is anticoagulated, leg-vein ultrasound; if not, a D-dimer (positive at {}), then ultrasound if positive.",
-                    threshold_text(a, m, a.suggested_d_dimer_kind)
-                );
-            } else if a.drafts.d_dimer.is_some() {
-                let _ = write!(
-                    d,
-                    "D-dimer being ordered: positive at {}. If positive, leg-vein ultrasound.",
-                    threshold_text(a, m, a.drafts.d_dimer_kind)
-                );
-            } else {
-                let _ = write!(
-                    d,
-                    "A risk factor for DVT with Wells ≤ {low}: D-dimer, positive at {}. If positive, leg-vein ultrasound.",
-                    threshold_text(a, m, a.suggested_d_dimer_kind)
-                );
-            }
-            d.push('\n');
-        }
-        Category::FollowUp => {
-            d.push_str("No DVT risk factor (recent surgery, bed rest, paralysis or leg cast, long-haul travel, active cancer, previous VTE) was found in the record. Examine the leg: if DVT is still suspected after the examination, ");
-            match a.d_dimer_block {
-                Some(DDimerBlock::Anticoagulated) => {
-                    d.push_str("imaging is the test (a D-dimer is unreliable on anticoagulants).")
-                }
-                Some(DDimerBlock::PossiblyAnticoagulated) => d.push_str(
-                    "check the current medication first: on anticoagulation imaging is the test, otherwise a D-dimer.",
-                ),
-                _ => {
-                    let kind = if a.drafts.d_dimer.is_some() {
-                        a.drafts.d_dimer_kind
-                    } else {
-                        a.suggested_d_dimer_kind
-                    };
-                    let _ = write!(
-                        d,
-                        "a D-dimer can be ordered: positive at {}.",
-                        threshold_text(a, m, kind)
-                    );
-                }
-            }
-            d.push('\n');
+        Category::DvtEvaluation => evaluation_next_step(d, a, m, imaging.as_deref()),
+        Category::FollowUp => follow_up_next_step(d, a, m),
+    }
+    block_note(d, a);
+    if !matches!(
+        cat,
+        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
+    ) && let Some(l) = &imaging
+    {
+        let _ = writeln!(d, "\n{l}");
+    }
+    order_checks(d, a, m);
+}
+
+/// §4 rule 5: the ultrasound first; the interim-anticoagulation advice unless
+/// anticoagulated (modifier).
+fn likely_next_step(d: &mut String, a: &Assessment, m: &Mappings, imaging: Option<&str>) {
+    let t = &m.model.thresholds;
+    let hours = t.ultrasound_within_hours;
+    match imaging {
+        Some(l) => d.push_str(l),
+        None => {
+            let _ = write!(
+                d,
+                "DVT likely (Wells {} or more from the record): proximal leg-vein ultrasound with the result within {hours} hours.",
+                t.wells_likely_at_least
+            );
         }
     }
+    // §4 modifier anticoagulated: the interim-anticoagulation sentence is dropped.
+    if !a.anticoagulated() {
+        let _ = write!(
+            d,
+            " If the scan cannot be done within {hours} h, NICE advises a D-dimer and interim anticoagulation."
+        );
+    }
+    d.push_str(" A negative D-dimer does not set aside DVT here.");
+    if positive_d_dimer(a) {
+        d.push_str(" A positive D-dimer is on record: the ultrasound stays the next test (NICE: scan first).");
+    }
+    d.push('\n');
+}
+
+/// §4 rule 7: the D-dimer, or the ultrasound when it is positive or cannot be used.
+fn evaluation_next_step(d: &mut String, a: &Assessment, m: &Mappings, imaging: Option<&str>) {
+    let low = unlikely_max(m);
+    if positive_d_dimer(a) {
+        match imaging {
+            Some(l) => d.push_str(l),
+            None => {
+                let _ = write!(
+                    d,
+                    "D-dimer positive with Wells ≤ {low}: proximal leg-vein ultrasound (urgent)."
+                );
+            }
+        }
+    } else if a.anticoagulated() {
+        let _ = write!(
+            d,
+            "A risk factor for DVT with Wells ≤ {low}, on anticoagulation: a D-dimer is unreliable. "
+        );
+        match imaging {
+            Some(l) => d.push_str(l),
+            None => d.push_str("Leg-vein ultrasound (urgent) instead."),
+        }
+    } else if a.d_dimer_block == Some(DDimerBlock::PossiblyAnticoagulated) {
+        let _ = write!(
+            d,
+            "A risk factor for DVT with Wells ≤ {low}. Check the current medication first: if the patient is anticoagulated, leg-vein ultrasound; if not, a D-dimer (positive at {}), then ultrasound if positive.",
+            threshold_text(a, m, a.suggested_d_dimer_kind)
+        );
+    } else if a.drafts.d_dimer.is_some() {
+        let _ = write!(
+            d,
+            "D-dimer being ordered: positive at {}. If positive, leg-vein ultrasound.",
+            threshold_text(a, m, a.drafts.d_dimer_kind)
+        );
+    } else {
+        let _ = write!(
+            d,
+            "A risk factor for DVT with Wells ≤ {low}: D-dimer, positive at {}. If positive, leg-vein ultrasound.",
+            threshold_text(a, m, a.suggested_d_dimer_kind)
+        );
+    }
+    d.push('\n');
+}
+
+/// §4 rule 8: examine; the D-dimer if DVT is still suspected (or imaging, anticoagulated).
+fn follow_up_next_step(d: &mut String, a: &Assessment, m: &Mappings) {
+    d.push_str("No DVT risk factor (recent surgery, bed rest, paralysis or leg cast, long-haul travel, active cancer, previous VTE) was found in the record. Examine the leg: if DVT is still suspected after the examination, ");
+    match a.d_dimer_block {
+        Some(DDimerBlock::Anticoagulated) => {
+            d.push_str("imaging is the test (a D-dimer is unreliable on anticoagulants).")
+        }
+        Some(DDimerBlock::PossiblyAnticoagulated) => d.push_str(
+            "check the current medication first: on anticoagulation imaging is the test, otherwise a D-dimer.",
+        ),
+        Some(DDimerBlock::Pregnancy | DDimerBlock::Postpartum) | None => {
+            let kind = if a.drafts.d_dimer.is_some() {
+                a.drafts.d_dimer_kind
+            } else {
+                a.suggested_d_dimer_kind
+            };
+            let _ = write!(
+                d,
+                "a D-dimer can be ordered: positive at {}.",
+                threshold_text(a, m, kind)
+            );
+        }
+    }
+    d.push('\n');
+}
+
+/// Why a D-dimer is not suggested (§4 modifier anticoagulated, §1 possibly anticoagulated).
+fn block_note(d: &mut String, a: &Assessment) {
     match a.d_dimer_block {
         Some(DDimerBlock::Anticoagulated) => d.push_str(
             "\nThe patient is anticoagulated: a D-dimer is unreliable and is not suggested.\n",
@@ -829,15 +912,13 @@ fn next_step(d: &mut String, a: &Assessment, m: &Mappings) {
                 }
             );
         }
-        _ => {}
+        Some(DDimerBlock::Pregnancy | DDimerBlock::Postpartum) | None => {}
     }
-    if !matches!(
-        cat,
-        Category::Pregnancy | Category::DvtLikely | Category::DvtEvaluation
-    ) && let Some(l) = &imaging
-    {
-        let _ = writeln!(d, "\n{l}");
-    }
+}
+
+/// §7: whether the drafted orders fit the pathway.
+fn order_checks(d: &mut String, a: &Assessment, m: &Mappings) {
+    let low = unlikely_max(m);
     for p in &a.pathway {
         let text = match p {
             PathwayNote::DDimerMaySpareScan => format!(
