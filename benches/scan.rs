@@ -12,12 +12,13 @@
 //! `scripts/bench-load` sends it (298 resources, 290,283 bytes = 284 KiB; bench-load's
 //! re-dating keeps every length). `BENCH_BODY=FILE` scans another file as it is.
 //!
-//! Run: `cargo bench --bench scan -- --warm-up-time 1 --measurement-time 5`.
+//! Run: `cargo bench --bench scan -- --warm-up-time 1 --measurement-time 5`. Instructions
+//! per parse, which the machine's load does not move: `SCAN_ONCE` below.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -81,4 +82,29 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `SCAN_ONCE=KIND SCAN_TIMES=N` (KIND `scan`, `value` or `typed`): parse the body N times
+/// and exit, without criterion, for an instruction count that does not depend on the
+/// machine's load: `valgrind --tool=callgrind` of N=10 minus that of N=0, divided by 10.
+fn once(kind: &str) {
+    let body = body();
+    let times: usize = std::env::var("SCAN_TIMES").map_or(1, |n| n.parse().expect("SCAN_TIMES"));
+    for _ in 0..times {
+        match kind {
+            "scan" => drop(black_box(
+                serde_json::from_slice::<IgnoredAny>(&body).unwrap(),
+            )),
+            "value" => drop(black_box(serde_json::from_slice::<Value>(&body).unwrap())),
+            "typed" => drop(black_box(typed(&body))),
+            other => panic!("SCAN_ONCE={other}: scan, value or typed"),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(kind) = std::env::var("SCAN_ONCE") {
+        return once(&kind);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
