@@ -4,6 +4,10 @@
 //! after the parse) and the PEAK while parsing, as multiples of the body's size, under a
 //! counting allocator (mimalloc's size classes). Targets: kept <= 2x, peak <= 3x.
 //! `cargo test --test typed_memory -- --nocapture --test-threads=1` prints the table.
+//!
+//! Cases that miss the targets are asserted against their measured multiple (plus a
+//! margin), so that a change that makes them worse fails here and one that fixes them
+//! shows: see BENCHMARKS.md, "Memory of the typed parse", for why they miss.
 
 #[path = "common/counting.rs"]
 mod counting;
@@ -52,57 +56,96 @@ fn condition(elements: &str) -> String {
     request(&format!(r#"{{"resourceType":"Condition",{elements}}}"#))
 }
 
+/// What a case must stay under, as multiples of the body's size.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// The issue's targets: kept <= 2x, peak <= 3x.
+    Target,
+    /// Missed today: the measured multiples plus about 5 % (BENCHMARKS.md says why).
+    Missed { kept: f64, peak: f64 },
+}
+
+impl Bound {
+    fn limits(self) -> (f64, f64) {
+        match self {
+            Bound::Target => (2.0, 3.0),
+            Bound::Missed { kept, peak } => (kept, peak),
+        }
+    }
+}
+
+fn missed(kept: f64, peak: f64) -> Bound {
+    Bound::Missed { kept, peak }
+}
+
 fn deep(n: usize) -> String {
     format!("{}0{}", "[".repeat(n), "]".repeat(n))
 }
 
-/// The benchmark body (compact, as sent) and the worst cases, each near 1 to 4 MiB.
-fn cases() -> Vec<(&'static str, String)> {
+/// The benchmark body (compact, as sent) and the worst cases, each 0.3 to 4 MiB (the
+/// multiples do not grow with the size; the cases that keep the most are the smallest,
+/// so that the suite does not allocate gigabytes).
+fn cases() -> Vec<(&'static str, String, Bound)> {
     const N: usize = 100_000;
     let bench: serde_json::Value =
         serde_json::from_str(include_str!("../benches/data/patient-300.request.json")).unwrap();
+    let codings = |items: &str| condition(&format!(r#""code":{{"coding":[{items}]}}"#));
     vec![
-        ("patient-300 request (compact)", bench.to_string()),
         (
-            "Bundle of 1e5 tiny entries {\"resource\":{\"resourceType\":\"Condition\"}}",
+            "patient-300 request (compact)",
+            bench.to_string(),
+            missed(3.7, 3.8),
+        ),
+        (
+            "Bundle of 1e4 tiny entries {\"resource\":{\"resourceType\":\"Condition\"}}",
             bundle(&repeat_join(
                 r#"{"resource":{"resourceType":"Condition"}}"#,
-                N,
+                N / 10,
             )),
+            missed(47.0, 47.0),
         ),
         (
-            "Bundle of 1e6 entries {}",
-            bundle(&repeat_join("{}", 10 * N)),
-        ),
-        ("Bundle of 1e6 entries 0", bundle(&repeat_join("0", 10 * N))),
-        (
-            "contained: 1e6 resources {}",
-            condition(&format!(r#""contained":[{}]"#, repeat_join("{}", 10 * N))),
+            "Bundle of 1e5 entries {}",
+            bundle(&repeat_join("{}", N)),
+            missed(29.0, 44.0),
         ),
         (
-            "code.coding: 1e6 codings {}",
-            condition(&format!(
-                r#""code":{{"coding":[{}]}}"#,
-                repeat_join("{}", 10 * N)
-            )),
+            "Bundle of 1e5 entries 0",
+            bundle(&repeat_join("0", N)),
+            missed(44.0, 66.0),
         ),
         (
-            "category: 1e6 concepts {}",
-            condition(&format!(r#""category":[{}]"#, repeat_join("{}", 10 * N))),
+            "contained: 1e4 resources {}",
+            condition(&format!(r#""contained":[{}]"#, repeat_join("{}", N / 10))),
+            missed(630.0, 630.0),
         ),
         (
-            "code.coding: 2e5 codings {\"code\":\"a\"}",
-            condition(&format!(
-                r#""code":{{"coding":[{}]}}"#,
-                repeat_join(r#"{"code":"a"}"#, 2 * N)
-            )),
+            "code.coding: 1e5 codings {}",
+            codings(&repeat_join("{}", N)),
+            missed(37.0, 55.0),
         ),
         (
-            "skipped element: 1e4 arrays 100 deep",
+            "category: 1e5 concepts {}",
+            condition(&format!(r#""category":[{}]"#, repeat_join("{}", N))),
+            missed(37.0, 55.0),
+        ),
+        (
+            "code.coding: 1e5 codings {\"code\":\"a\"}",
+            codings(&repeat_join(r#"{"code":"a"}"#, N)),
+            missed(9.2, 13.2),
+        ),
+        (
+            "code.coding: 1e5 codings {\"display\":\"a\"}",
+            codings(&repeat_join(r#"{"display":"a"}"#, N)),
+            missed(7.5, 10.7),
+        ),
+        (
+            "skipped element (extension): 1e4 arrays 100 deep",
             condition(&format!(
                 r#""extension":[{}]"#,
                 repeat_join(&deep(100), N / 10)
             )),
+            Bound::Target,
         ),
         (
             "read element (category): 1e4 arrays 100 deep",
@@ -110,32 +153,27 @@ fn cases() -> Vec<(&'static str, String)> {
                 r#""category":[{}]"#,
                 repeat_join(&deep(100), N / 10)
             )),
+            Bound::Target,
         ),
         (
             "read element (code.coding): 1e4 arrays 100 deep",
-            condition(&format!(
-                r#""code":{{"coding":[{}]}}"#,
-                repeat_join(&deep(100), N / 10)
-            )),
+            codings(&repeat_join(&deep(100), N / 10)),
+            Bound::Target,
         ),
         (
             "one long string, read (code.text, 4 MiB)",
             condition(&format!(r#""code":{{"text":"{}"}}"#, "y".repeat(4 << 20))),
+            Bound::Target,
         ),
         (
             "one long escaped string, read (code.text, 2 MiB of \\n)",
             condition(&format!(r#""code":{{"text":"{}"}}"#, "\\n".repeat(1 << 20))),
+            Bound::Target,
         ),
         (
             "one long string, skipped (text.div, 4 MiB)",
             condition(&format!(r#""text":{{"div":"{}"}}"#, "y".repeat(4 << 20))),
-        ),
-        (
-            "2e5 short strings, read (code.coding[].display \"a\")",
-            condition(&format!(
-                r#""code":{{"coding":[{}]}}"#,
-                repeat_join(r#"{"display":"a"}"#, 2 * N)
-            )),
+            Bound::Target,
         ),
     ]
 }
@@ -155,18 +193,29 @@ fn sizes_of_the_parsed_types() {
 
 #[test]
 fn kept_and_peak_of_the_typed_parse() {
-    println!("| body | bytes | kept | peak | kept/bytes | peak/bytes |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (name, body) in cases() {
+    let mut failures = Vec::new();
+    println!("| body | bytes | kept | peak | kept/bytes | peak/bytes | asserted |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for (name, body, bound) in cases() {
         let m = typed(body.as_bytes());
         let n = body.len() as f64;
+        let (kept, peak) = (m.kept as f64 / n, m.peak as f64 / n);
+        let (max_kept, max_peak) = bound.limits();
+        let asserted = match bound {
+            Bound::Target => "target".to_string(),
+            Bound::Missed { .. } => format!("missed: <= {max_kept} / {max_peak}"),
+        };
         println!(
-            "| {name} | {} | {} | {} | {:.2} | {:.2} |",
+            "| {name} | {} | {} | {} | {kept:.2} | {peak:.2} | {asserted} |",
             body.len(),
             m.kept,
-            m.peak,
-            m.kept as f64 / n,
-            m.peak as f64 / n
+            m.peak
         );
+        if kept > max_kept || peak > max_peak {
+            failures.push(format!(
+                "{name}: kept {kept:.2}x (max {max_kept}), peak {peak:.2}x (max {max_peak})"
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
