@@ -179,6 +179,11 @@ impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
         let mut out = Vec::new();
         while let Some(item) = seq.next_element::<Field<T>>()? {
             if let Field::Value(v) = item {
+                if out.len() == out.capacity() {
+                    // What the vector grows by (it doubles, from 4): charged as held.
+                    charge::<A::Error>(size_of::<T>() * out.capacity().max(4))?;
+                    out.reserve_exact(out.capacity().max(4));
+                }
                 out.push(v);
             }
         }
@@ -388,6 +393,41 @@ thread_local! {
     static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+thread_local! {
+    /// Bytes the parse on this thread may still keep ([`with_allowance`]).
+    static ALLOWANCE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Runs `parse` (a `serde_json` parse of resources, on this thread) allowed to keep at
+/// most `bytes` in arrays and nested resources, the parts of the parsed form that
+/// small JSON can multiply (a `{}` of `contained` keeps a whole `Resource`, 1.5 KB; a
+/// string keeps its own bytes, rounded up to 8). Past it the parse fails with a
+/// `serde_json` error of category `Data` (`is_data()`), which the lenient reading raises
+/// for nothing else: the caller answers "parsed form too large". Without it (the default)
+/// a parse keeps what it reads. Not nested: an inner call replaces the outer allowance
+/// until it returns.
+pub fn with_allowance<T>(bytes: usize, parse: impl FnOnce() -> T) -> T {
+    /// Restores the outer allowance however `parse` ends (a worker thread parses again).
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ALLOWANCE.set(self.0);
+        }
+    }
+    let _restore = Restore(ALLOWANCE.replace(bytes));
+    parse()
+}
+
+/// Takes `bytes` from the allowance of [`with_allowance`].
+fn charge<E: de::Error>(bytes: usize) -> Result<(), E> {
+    let left = ALLOWANCE.get();
+    if bytes > left {
+        return Err(E::custom("the parsed form passes its allowance"));
+    }
+    ALLOWANCE.set(left - bytes);
+    Ok(())
+}
+
 /// A nested resource (an entry's, a contained one), read within [`MAX_RESOURCE_DEPTH`].
 impl<'de> Lenient<'de> for Box<Resource> {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
@@ -396,6 +436,7 @@ impl<'de> Lenient<'de> for Box<Resource> {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             return Ok(None);
         }
+        charge::<A::Error>(size_of::<Resource>())?;
         DEPTH.set(depth + 1);
         let read = Resource::from_map(map);
         DEPTH.set(depth);
@@ -674,6 +715,36 @@ mod tests {
             ]
         );
         assert_eq!(malformed, 4);
+    }
+
+    #[test]
+    fn an_allowance_bounds_what_small_json_multiplies() {
+        let contained = format!(
+            "{{\"resourceType\":\"Condition\",\"contained\":[{}]}}",
+            vec!["{}"; 1000].join(",")
+        );
+        let entries = format!(
+            "{{\"resourceType\":\"Bundle\",\"entry\":[{}]}}",
+            vec!["0"; 1000].join(",")
+        );
+        for text in [contained, entries] {
+            // `{},` keeps 1.5 KB, `0,` an entry of 64 bytes: refused at 8 times the
+            // text, as data.
+            let e = with_allowance(8 * text.len(), || from_slice(text.as_bytes())).unwrap_err();
+            assert!(e.is_data(), "{e}");
+            // The allowance ends with its call.
+            assert!(from_slice(text.as_bytes()).is_ok());
+        }
+        // Real FHIR (the benchmark's prefetch: 298 resources) is read whole within 4
+        // times its text: the whole parsed form keeps 3.6 times (BENCHMARKS.md).
+        let request: serde_json::Value =
+            serde_json::from_str(include_str!("../../benches/data/patient-300.request.json"))
+                .unwrap();
+        for value in request["prefetch"].as_object().unwrap().values() {
+            let text = serde_json::to_vec(value).unwrap();
+            let read = with_allowance(4 * text.len(), || from_slice(&text));
+            assert_eq!(read.unwrap(), from_slice(&text).unwrap());
+        }
     }
 
     #[test]
