@@ -15,6 +15,7 @@
 //!   serde_json decodes what the typed parser reads (strings, numbers, keys) and only
 //!   scans what it skips, so a lone surrogate escape or a number out of `f64`'s range is
 //!   an error where it is read (as in the `Value` tree), not where it is skipped;
+//! - under `with_allowance` the parse reads the same or is refused as data (`is_data`);
 //! - the Bundle flattener and the paging link read any parsed form without panic.
 
 use std::fmt::Write;
@@ -191,6 +192,16 @@ pub fn typed_text(text: &[u8]) {
         }
         (Err(e), Ok(_)) => panic!("from_slice refused JSON that the Value tree reads: {e}"),
         (Ok(_) | Err(_), Err(_)) => {}
+    }
+    if let Ok(parsed) = &typed {
+        // An allowance refuses as data, or reads the same.
+        match resource::with_allowance(2 * text.len(), || resource::from_slice(text)) {
+            Ok(bounded) => assert_eq!(bounded, *parsed, "an allowance changed the reading"),
+            Err(e) => assert!(
+                e.is_data(),
+                "an allowance failed otherwise than as data: {e}"
+            ),
+        }
     }
     if let Ok(Field::Value(r)) = &typed {
         let mut malformed = 0;
