@@ -4,17 +4,26 @@
 //! and today's service do. A typed core cannot parse faster than the scan with serde_json;
 //! if the scan alone is near the target, a faster parser is the way (issue 11).
 //!
+//! Beside them, the typed parse (`record::resource`): the same body read in one pass with
+//! every prefetch value a `Field<Resource>` (elements the model does not read skipped
+//! unread), through a bench-local envelope that skips everything but `prefetch`.
+//!
 //! The body: `benches/data/patient-300.request.json` written compactly, as
 //! `scripts/bench-load` sends it (298 resources, 290,283 bytes = 284 KiB; bench-load's
 //! re-dating keeps every length). `BENCH_BODY=FILE` scans another file as it is.
 //!
-//! Run: `cargo bench --bench scan -- --warm-up-time 1 --measurement-time 5`.
+//! Run: `cargo bench --bench scan -- --warm-up-time 1 --measurement-time 5`. Instructions
+//! per parse, which the machine's load does not move: `SCAN_ONCE` below.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
+use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
+
+use dvt_cds::record::resource::{Field, Resource};
 
 /// The allocator the `dvt-cds` binary and the floor ship with: the tree's cost is mostly
 /// allocation, so the figure must be the service's.
@@ -34,6 +43,20 @@ fn body() -> Vec<u8> {
     serde_json::to_vec(&pretty).unwrap()
 }
 
+/// The request as the typed parse reads it: only the prefetch, each value a resource
+/// (or Bundle) read by `record::resource` (`null` reads as `Field::Invalid`). Bench-local:
+/// the product's envelope is `cds_hooks::request`'s.
+#[derive(Deserialize)]
+struct TypedRequest {
+    prefetch: HashMap<String, Field<Resource>>,
+}
+
+fn typed(body: &[u8]) -> HashMap<String, Field<Resource>> {
+    serde_json::from_slice::<TypedRequest>(body)
+        .unwrap()
+        .prefetch
+}
+
 fn bench(c: &mut Criterion) {
     let body = body();
     eprintln!("scan: body of {} bytes", body.len());
@@ -49,8 +72,39 @@ fn bench(c: &mut Criterion) {
     g.bench_function("into a Value tree, drop not timed", |b| {
         b.iter_with_large_drop(|| serde_json::from_slice::<Value>(black_box(&body)).unwrap())
     });
+    g.bench_function("typed resources, and drop them", |b| {
+        b.iter(|| typed(black_box(&body)))
+    });
+    g.bench_function("typed resources, drop not timed", |b| {
+        b.iter_with_large_drop(|| typed(black_box(&body)))
+    });
     g.finish();
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `SCAN_ONCE=KIND SCAN_TIMES=N` (KIND `scan`, `value` or `typed`): parse the body N times
+/// and exit, without criterion, for an instruction count that does not depend on the
+/// machine's load: `valgrind --tool=callgrind` of N=10 minus that of N=0, divided by 10.
+fn once(kind: &str) {
+    let body = body();
+    let times: usize = std::env::var("SCAN_TIMES").map_or(1, |n| n.parse().expect("SCAN_TIMES"));
+    for _ in 0..times {
+        match kind {
+            "scan" => drop(black_box(
+                serde_json::from_slice::<IgnoredAny>(&body).unwrap(),
+            )),
+            "value" => drop(black_box(serde_json::from_slice::<Value>(&body).unwrap())),
+            "typed" => drop(black_box(typed(&body))),
+            other => panic!("SCAN_ONCE={other}: scan, value or typed"),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(kind) = std::env::var("SCAN_ONCE") {
+        return once(&kind);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,6 +5,8 @@
 
 #[path = "../fuzz/src/harness.rs"]
 mod harness;
+#[path = "../fuzz/src/typed.rs"]
+mod typed;
 
 use std::path::Path;
 
@@ -62,6 +64,11 @@ fn assessment_json_corpus_assesses_without_panic() {
 #[test]
 fn assessment_structured_corpus_assesses_without_panic() {
     assert!(replay("assessment_structured", harness::assessment_structured) > 0);
+}
+
+#[test]
+fn typed_resource_corpus_meets_the_oracle() {
+    assert!(replay("typed_resource", typed::typed_resource) > 0);
 }
 
 /// The harness's checks can fail: a token genuinely signed by the fuzz key for the

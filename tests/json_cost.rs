@@ -4,50 +4,18 @@
 //! `expansion` reads from the bytes. Prints each case's peak, bound and tightness
 //! (`cargo test --test json_cost -- --nocapture`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+#[path = "common/counting.rs"]
+mod counting;
 
-use dvt_cds::json_cost::{expansion, size_class};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(size_class(layout.size()), Relaxed) + size_class(layout.size());
-        PEAK.fetch_max(live, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(size_class(layout.size()), Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Counted as the allocator may do it: the new block, then the old one freed.
-        let live = LIVE.fetch_add(size_class(new_size), Relaxed) + size_class(new_size);
-        PEAK.fetch_max(live, Relaxed);
-        LIVE.fetch_sub(size_class(layout.size()), Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::{Counting, measure};
+use dvt_cds::json_cost::expansion;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The counters are global: one measurement at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Peak bytes allocated while parsing `text` (the tree, the scratch, transient copies).
 fn parse_peak(text: &[u8]) -> usize {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let before = LIVE.load(Relaxed);
-    PEAK.store(before, Relaxed);
-    let parsed = serde_json::from_slice::<serde_json::Value>(text);
-    let peak = PEAK.load(Relaxed) - before;
-    drop(parsed);
-    peak
+    measure(|| serde_json::from_slice::<serde_json::Value>(text)).peak
 }
 
 fn repeat_join(item: &str, sep: &str, n: usize) -> String {
