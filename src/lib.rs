@@ -27,7 +27,8 @@
 //!   assess, render); the service and `dvt-cds evaluate` both run it.
 //! - [`evaluate`]: `dvt-cds evaluate`, offline: a request through [`pipeline`], or a
 //!   Bundle straight to the assessment (reads only the files it is given).
-//! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
+//! - [`store`]: shared state behind one trait: feedback, and on PostgreSQL the token
+//!   replay ledger (SQLite file by default, PostgreSQL for replicas).
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
 //!   OperationOutcome, metrics, request ids.
 //! - [`audit`]: `dvt-cds audit`, the population report before go-live: reads a
@@ -43,13 +44,13 @@ pub mod card;
 pub mod cds_hooks;
 pub mod cli;
 pub mod evaluate;
-pub mod feedback;
 pub mod fhir;
 pub mod http;
 pub mod json_cost;
 pub mod mappings;
 pub mod pipeline;
 pub mod record;
+pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;
