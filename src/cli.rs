@@ -1,4 +1,4 @@
-//! The command line: `serve`, `healthcheck`, `evaluate`, `audit`, `mappings check`,
+//! The command line: `serve`, `healthcheck`, `evaluate`, `audit`, `report`, `mappings check`,
 //! `feedback export`.
 //! Every `serve` flag also reads an environment variable `DVT_CDS_<NAME>`; defaults are
 //! written here, beside the flags, and invalid values stop the process with a message.

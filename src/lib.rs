@@ -27,14 +27,15 @@
 //!   assess, render); the service and `dvt-cds evaluate` both run it.
 //! - [`evaluate`]: `dvt-cds evaluate`, offline: a request through [`pipeline`], or a
 //!   Bundle straight to the assessment (reads only the files it is given).
-//! - [`store`]: shared state behind one trait: feedback, and on PostgreSQL the token
-//!   replay ledger (SQLite file by default, PostgreSQL for replicas).
+//! - [`store`]: shared state behind one trait: feedback, the card log and, on
+//!   PostgreSQL, the token replay ledger (SQLite file by default, PostgreSQL for
+//!   replicas); `store::report` (pure) sums the card log and feedback for `report`.
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
 //!   OperationOutcome, metrics, request ids.
 //! - [`audit`]: `dvt-cds audit`, the population report before go-live: reads a
 //!   directory of Bundles or Bulk Data NDJSON, runs each patient through
 //!   [`assessment::respond`] on worker threads, counts the cards.
-//! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `audit`,
+//! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `audit`, `report`,
 //!   `mappings check`, `feedback export`).
 //! - [`telemetry`]: the log subscriber (no PHI, no secrets).
 

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::jwt::{self, KeyPair, PUBLIC_URL};
 use common::*;
 use dvt_cds::cds_hooks::parse_feedback;
-use dvt_cds::store::{Claim, PgSettings, ReplayLedger, Store, StoreConfig, StoreKind};
+use dvt_cds::store::report::{ReportFormat, render, summarise};
+use dvt_cds::store::{CardShown, Claim, PgSettings, ReplayLedger, Store, StoreConfig, StoreKind};
 use pg_support::Postgres;
 use serde_json::{Value, json};
 
@@ -27,8 +28,17 @@ fn settings(url: &str) -> PgSettings {
 }
 
 fn feedback_body(card: &str, outcome: &str) -> Value {
-    json!({"feedback": [{"card": card, "outcome": outcome,
-        "outcomeTimestamp": "2026-12-01T12:00:00Z"}]})
+    json!({"feedback": [feedback_entry(card, outcome)]})
+}
+
+/// An entry; an `accepted` one names the suggestion taken (the spec requires it).
+fn feedback_entry(card: &str, outcome: &str) -> Value {
+    let mut e = json!({"card": card, "outcome": outcome,
+        "outcomeTimestamp": "2026-12-01T12:00:00Z"});
+    if outcome == "accepted" {
+        e["acceptedSuggestions"] = json!([{"id": "1f0c8e9a-5a55-4b64-9e3c-8a6c2b1d0e77"}]);
+    }
+    e
 }
 
 /// The same contract on both stores: a duplicate is stored once per service, export
@@ -107,6 +117,192 @@ async fn the_storage_contract_holds_on_sqlite_and_postgres() {
             }
         }
     }
+}
+
+const CATEGORIES: [(&str, &str); 3] = [
+    ("dvt-likely", "warning"),
+    ("dvt-evaluation", "info"),
+    ("pe-warning", "critical"),
+];
+const REASONS: [&str; 3] = [
+    "already-assessed",
+    "alternative-diagnosis",
+    "patient-declined",
+];
+
+/// The report's figures on both stores equal an independent count over the same inputs:
+/// 60 cards over three categories, shown 10 s apart (some outside the period), with
+/// feedback on most of them (some twice, one about a card never logged).
+#[tokio::test]
+async fn the_report_equals_an_independent_count_on_both_stores() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let configs = [
+        StoreConfig::Sqlite(dir.path().join("f.sqlite3")),
+        StoreConfig::Postgres(settings(&pg.create_database("report"))),
+    ];
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    let cards: Vec<CardShown> = (0..60u32)
+        .map(|i| {
+            let (category, indicator) = CATEGORIES[i as usize % 3];
+            CardShown {
+                card: uuid::Uuid::from_u128(0xdead_0000 + u128::from(i)),
+                service_id: "dvt-encounter-start".into(),
+                hook: "encounter-start".into(),
+                category: category.into(),
+                indicator: indicator.into(),
+                mapping_version: "2.0.0".into(),
+                issuer: Some("https://ehr.test".into()),
+                shown_at: start + chrono::Duration::seconds(10 * i64::from(i)),
+                patient_hash: None,
+            }
+        })
+        .collect();
+    // The period: cards 5..=54.
+    let since = start + chrono::Duration::seconds(50);
+    let until = start + chrono::Duration::seconds(550);
+    // Card i: i % 4 == 0 no feedback; 1 accepted; 2 overridden with a reason; 3
+    // overridden without one, then again with a reason.
+    let mut bodies = Vec::new();
+    for (i, c) in cards.iter().enumerate() {
+        let entry = |outcome: &str, reason: Option<&str>, ts: &str| {
+            let mut e = feedback_entry(&c.card.to_string(), outcome);
+            e["outcomeTimestamp"] = json!(ts);
+            if let Some(r) = reason {
+                e["overrideReason"] = json!({"reason": {"code": r,
+                    "system": "https://dvt-cds.example.org/fhir/CodeSystem/override-reason"}});
+            }
+            e
+        };
+        match i % 4 {
+            0 => {}
+            1 => bodies.push(entry("accepted", None, "2026-12-01T12:00:00Z")),
+            2 => bodies.push(entry(
+                "overridden",
+                Some(REASONS[i % 3]),
+                "2026-12-01T12:00:00Z",
+            )),
+            _ => {
+                bodies.push(entry("overridden", None, "2026-12-01T12:00:00Z"));
+                bodies.push(entry(
+                    "overridden",
+                    Some(REASONS[i % 3]),
+                    "2026-12-01T12:00:01Z",
+                ));
+            }
+        }
+    }
+    bodies.push(feedback_entry(
+        &uuid::Uuid::from_u128(7).to_string(),
+        "accepted",
+    ));
+
+    for config in configs {
+        let store = config.open().await.unwrap().store;
+        let kind = store.kind();
+        assert_eq!(
+            store.log_cards(cards.clone()).await.unwrap(),
+            60,
+            "{kind:?}"
+        );
+        // Logged once per card uuid.
+        assert_eq!(
+            store.log_cards(cards[..10].to_vec()).await.unwrap(),
+            0,
+            "{kind:?}"
+        );
+        for b in &bodies {
+            let entries = parse_feedback(&json!({"feedback": [b]})).unwrap();
+            store.record("dvt-encounter-start", entries).await.unwrap();
+        }
+        let rows = store.report_rows(since, until).await.unwrap();
+        let report = summarise(&rows.cards, &rows.feedback);
+        let stored = store.export().await.unwrap();
+        let expected = independent_count(&cards, since, until, &stored);
+        let got: Vec<Value> = report
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        assert_eq!(got, expected, "{kind:?}");
+        // Every format renders every row.
+        for format in [ReportFormat::Text, ReportFormat::Csv, ReportFormat::Json] {
+            let text = render(&report, format);
+            for (category, _) in CATEGORIES {
+                assert!(text.contains(category), "{kind:?} {format:?}: {text}");
+            }
+        }
+    }
+}
+
+/// The report's figures counted another way: straight from the cards sent and the
+/// feedback as the store exported it, one category at a time.
+fn independent_count(
+    cards: &[CardShown],
+    since: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+    stored: &[dvt_cds::store::StoredFeedback],
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut categories: Vec<(&str, &str)> = CATEGORIES.to_vec();
+    categories.sort();
+    for (category, indicator) in categories {
+        let shown: Vec<&CardShown> = cards
+            .iter()
+            .filter(|c| c.category == category && c.shown_at >= since && c.shown_at < until)
+            .collect();
+        let about = |c: &CardShown| -> Vec<&dvt_cds::store::StoredFeedback> {
+            stored
+                .iter()
+                .filter(|f| f.entry["card"] == c.card.to_string())
+                .collect()
+        };
+        let with = |outcome: &str| {
+            shown
+                .iter()
+                .filter(|c| about(c).iter().any(|f| f.entry["outcome"] == outcome))
+                .count()
+        };
+        let mut reasons = serde_json::Map::new();
+        let mut delays = Vec::new();
+        for c in &shown {
+            let entries = about(c);
+            for f in entries
+                .iter()
+                .filter(|f| f.entry["outcome"] == "overridden")
+            {
+                let code = f.entry["overrideReason"]["reason"]["code"]
+                    .as_str()
+                    .unwrap_or("(none)");
+                let n = reasons.get(code).and_then(Value::as_u64).unwrap_or(0);
+                reasons.insert(code.to_string(), json!(n + 1));
+            }
+            let first = entries
+                .iter()
+                .map(|f| chrono::DateTime::parse_from_rfc3339(&f.received_at).unwrap())
+                .min();
+            if let Some(first) = first {
+                delays.push(
+                    (first.timestamp_millis() - c.shown_at.timestamp_millis()) as f64 / 1000.0,
+                );
+            }
+        }
+        delays.sort_by(f64::total_cmp);
+        let median = match delays.len() {
+            0 => Value::Null,
+            n if n % 2 == 1 => json!(delays[n / 2]),
+            n => json!((delays[n / 2 - 1] + delays[n / 2]) / 2.0),
+        };
+        out.push(json!({
+            "category": category,
+            "indicator": indicator,
+            "shown": shown.len(),
+            "accepted": with("accepted"),
+            "overridden": with("overridden"),
+            "override_reasons": reasons,
+            "median_seconds_to_feedback": median,
+        }));
+    }
+    out
 }
 
 /// 32 replicas' worth of concurrent claims of one token: exactly one wins.
@@ -219,6 +415,68 @@ async fn three_replicas_share_the_replay_ledger_and_feedback() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0]["card"], card);
     assert_eq!(stored[0]["serviceId"], "dvt-patient-view");
+
+    // A card shown by one replica (twice: the EHR retried on another), overridden
+    // through a third: `report` against the shared database counts it once.
+    let request: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/cds-hooks/examples/dvt-likely.request.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let route = "/cds-services/dvt-encounter-start";
+    let mut card = Value::Null;
+    for replica in [0, 1] {
+        let (status, _, body) =
+            post_json(&r.apps[replica].url(route), &request, Some(&r.token(route))).await;
+        assert_eq!(status, 200, "{body}");
+        card = body["cards"][0].clone();
+    }
+    let uuid = &card["uuid"];
+    let route = "/cds-services/dvt-encounter-start/feedback";
+    let feedback = json!({"feedback": [{"card": uuid, "outcome": "overridden",
+        "overrideReason": {"reason": {"code": "already-assessed",
+            "system": "https://dvt-cds.example.org/fhir/CodeSystem/override-reason"}},
+        "outcomeTimestamp": "2026-12-01T12:00:00Z"}]});
+    let (status, _, _) = post_json(&r.apps[2].url(route), &feedback, Some(&r.token(route))).await;
+    assert_eq!(status, 200);
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let until = Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        // The card log is written from a queue: wait for it.
+        let out = run(&[
+            "report", "--since", &since, "--format", "json", "--store", &store,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if report.as_array().is_some_and(|a| !a.is_empty()) || Instant::now() > until {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(report.as_array().unwrap().len(), 1, "{report}");
+    let row = &report[0];
+    assert_eq!(
+        row["category"], card["extension"]["dvt-assessment"]["category"],
+        "{report}"
+    );
+    assert_eq!(row["indicator"], card["indicator"], "{report}");
+    assert_eq!(
+        (row["shown"].as_u64(), row["overridden"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(
+        row["override_reasons"],
+        json!({"already-assessed": 1}),
+        "{report}"
+    );
 }
 
 /// Poll `url` until its status is `want` (or panic after `within`).
@@ -332,5 +590,69 @@ fn store_and_feedback_db_together_are_refused() {
     assert!(
         err.contains("--store") && err.contains("--feedback-db"),
         "{err}"
+    );
+}
+
+/// `kill -9` of a replica under a feedback load loses no acknowledged entry: every entry
+/// answered `200` (by the killed replica or the other one) is in the database. Prints
+/// the acknowledged writes per second (`--nocapture`).
+#[tokio::test]
+async fn kill_9_of_a_replica_under_feedback_load_loses_no_acknowledged_entry() {
+    let pg = Postgres::start();
+    let store = pg.create_database("kill");
+    let mut r = replicas(2, &store);
+    let route = "/cds-services/dvt-patient-view/feedback";
+    let urls: Vec<String> = r.apps.iter().map(|a| a.url(route)).collect();
+    let tokens: Vec<String> = (0..3000).map(|_| r.token(route)).collect();
+    let tokens = Arc::new(tokens);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    // 8 clients, half on each replica; the first replica is killed mid-load.
+    let clients = (0..8).map(|client| {
+        let (urls, tokens, next) = (urls.clone(), tokens.clone(), next.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let http = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= tokens.len() || started.elapsed() > Duration::from_secs(4) {
+                    return acked;
+                }
+                let card = uuid::Uuid::from_u128(0xfeed_0000 + i as u128).to_string();
+                let body = feedback_body(&card, "accepted");
+                let url = &urls[client % 2];
+                let sent = http
+                    .post(url)
+                    .bearer_auth(&tokens[i])
+                    .json(&body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status() == 200 => acked.push(card),
+                    // Refused or cut off by the kill: not acknowledged, so no promise.
+                    _ => {}
+                }
+            }
+        })
+    });
+    let clients: Vec<_> = clients.collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    r.apps[0].kill();
+    let mut acked = Vec::new();
+    for c in clients {
+        acked.extend(c.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stored: std::collections::HashSet<String> = export(&store)
+        .into_iter()
+        .map(|e| e["card"].as_str().unwrap().to_string())
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|c| !stored.contains(*c)).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    assert!(acked.len() > 50, "only {} acknowledged", acked.len());
+    println!(
+        "feedback on PostgreSQL: {} acknowledged in {elapsed:.1} s ({:.0}/s, 8 clients, 2 replicas, one killed at 1.5 s)",
+        acked.len(),
+        acked.len() as f64 / elapsed
     );
 }

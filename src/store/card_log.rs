@@ -147,3 +147,60 @@ async fn drain(store: Arc<dyn Store>, mut rx: mpsc::Receiver<CardShown>, counts:
         batch.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn card(n: u128, shown_at: DateTime<Utc>) -> CardShown {
+        CardShown {
+            card: uuid::Uuid::from_u128(n),
+            service_id: "dvt-patient-view".into(),
+            hook: "patient-view".into(),
+            category: "dvt-likely".into(),
+            indicator: "warning".into(),
+            mapping_version: "2.0.0".into(),
+            issuer: None,
+            shown_at,
+            patient_hash: None,
+        }
+    }
+
+    /// Queued cards are written by the time `drain` returns, a repeated uuid once; a
+    /// card logged after the queue closed is counted as dropped.
+    #[tokio::test]
+    async fn drain_writes_what_was_queued_and_later_cards_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("f")).unwrap());
+        let secret = IdSecret::from_text("site").unwrap();
+        let log = CardLog::start(store.clone(), Some(secret));
+        let hash = log.patient_hash("patient-1").unwrap();
+        assert_eq!(hash.len(), 32);
+        assert!(!hash.contains("patient"));
+        let now = Utc::now();
+        for n in [1, 2, 1] {
+            log.log(card(n, now));
+        }
+        log.drain(DRAIN_WITHIN).await;
+        let rows = store
+            .report_rows(
+                now - chrono::Duration::seconds(1),
+                now + chrono::Duration::seconds(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.cards.len(), 2);
+        log.log(card(3, now));
+        let mut text = String::new();
+        log.render_metrics(&mut text);
+        assert!(
+            text.contains("dvt_cds_card_log_written_total 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dvt_cds_card_log_dropped_total 1\n"),
+            "{text}"
+        );
+    }
+}
