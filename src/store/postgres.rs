@@ -328,41 +328,42 @@ impl Inner {
             .collect())
     }
 
+    /// One statement per batch (`UNNEST` of one array per column): one round trip
+    /// however many cards, so the queue drains faster than hook calls fill it.
     async fn log_cards_async(&self, cards: &[CardShown]) -> Result<usize, StoreError> {
         self.ensure_schema().await?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let insert = tx
+        let client = self.client().await?;
+        let insert = client
             .prepare_cached(
                 "INSERT INTO card_log (card, service_id, hook, category, indicator,
                  mapping_version, issuer, shown_at, patient_hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                     $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
                  ON CONFLICT (card) DO NOTHING",
             )
             .await
             .map_err(pg_error)?;
-        let mut new = 0;
-        for c in cards {
-            let card = c.card.to_string();
-            new += tx
-                .execute(
-                    &insert,
-                    &[
-                        &card,
-                        &c.service_id,
-                        &c.hook,
-                        &c.category,
-                        &c.indicator,
-                        &c.mapping_version,
-                        &c.issuer,
-                        &c.shown_at,
-                        &c.patient_hash,
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-        }
-        tx.commit().await.map_err(pg_error)?;
+        let column = |f: fn(&CardShown) -> String| cards.iter().map(f).collect::<Vec<_>>();
+        let new = client
+            .execute(
+                &insert,
+                &[
+                    &column(|c| c.card.to_string()),
+                    &column(|c| c.service_id.clone()),
+                    &column(|c| c.hook.clone()),
+                    &column(|c| c.category.clone()),
+                    &column(|c| c.indicator.clone()),
+                    &column(|c| c.mapping_version.clone()),
+                    &cards.iter().map(|c| c.issuer.clone()).collect::<Vec<_>>(),
+                    &cards.iter().map(|c| c.shown_at).collect::<Vec<_>>(),
+                    &cards
+                        .iter()
+                        .map(|c| c.patient_hash.clone())
+                        .collect::<Vec<_>>(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
         Ok(usize::try_from(new).unwrap_or(usize::MAX))
     }
 
