@@ -248,7 +248,7 @@ impl Inner {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(|e| StoreError::Unavailable(with_causes(&e)))
     }
 
     /// Apply the migrations once per process (retried on the next call after a failure).
@@ -460,8 +460,23 @@ impl Inner {
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => StoreError::Postgres(format!("{}: {}", db.code().code(), db.message())),
-        None => StoreError::Postgres(e.to_string()),
+        None => StoreError::Postgres(with_causes(&e)),
     }
+}
+
+/// `e` and its causes ("error connecting to server: Connection refused"): the pool's and
+/// the driver's own messages leave the cause out.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Apply the migrations this database lacks, in one transaction under an advisory lock.
