@@ -627,12 +627,16 @@ async fn kill_9_of_a_replica_under_feedback_load_loses_no_acknowledged_entry() {
         let (urls, tokens, next) = (urls.clone(), tokens.clone(), next.clone());
         tokio::spawn(async move {
             let mut acked = Vec::new();
+            // The longest a refused or cut-off call took: what a client retrying on the
+            // other replica loses.
+            let mut longest_failure = Duration::ZERO;
             let http = reqwest::Client::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= tokens.len() || started.elapsed() > Duration::from_secs(4) {
-                    return acked;
+                    return (acked, longest_failure);
                 }
+                let sent_at = Instant::now();
                 let card = uuid::Uuid::from_u128(0xfeed_0000 + i as u128).to_string();
                 let body = feedback_body(&card, "accepted");
                 let url = &urls[client % 2];
@@ -647,6 +651,8 @@ async fn kill_9_of_a_replica_under_feedback_load_loses_no_acknowledged_entry() {
                     && resp.status() == 200
                 {
                     acked.push(card);
+                } else {
+                    longest_failure = longest_failure.max(sent_at.elapsed());
                 }
             }
         })
@@ -655,8 +661,11 @@ async fn kill_9_of_a_replica_under_feedback_load_loses_no_acknowledged_entry() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     r.apps[0].kill();
     let mut acked = Vec::new();
+    let mut longest_failure = Duration::ZERO;
     for c in clients {
-        acked.extend(c.await.unwrap());
+        let (a, longest) = c.await.unwrap();
+        acked.extend(a);
+        longest_failure = longest_failure.max(longest);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let stored: std::collections::HashSet<String> = export(&store)
@@ -670,5 +679,8 @@ async fn kill_9_of_a_replica_under_feedback_load_loses_no_acknowledged_entry() {
         "feedback on PostgreSQL: {} acknowledged in {elapsed:.1} s ({:.0}/s, 8 clients, 2 replicas, one killed at 1.5 s)",
         acked.len(),
         acked.len() as f64 / elapsed
+    );
+    println!(
+        "a call refused or cut off by the kill took at most {longest_failure:?} before the client could retry elsewhere"
     );
 }
