@@ -613,3 +613,33 @@ impl ReplayLedger for PgStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> PgSettings {
+        PgSettings {
+            url: url.into(),
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+            replay_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_url_is_logged_without_its_password_or_query() {
+        let s = settings("postgres://dvt:s3cret@db.example.org:5432/dvt_cds?password=other");
+        assert_eq!(s.redacted(), "postgres://db.example.org:5432/dvt_cds");
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("other"),
+            "{debug}"
+        );
+        for bad in ["mysql://u:s3cret@h/db", "postgres://u:s3cret@h:port/db"] {
+            let err = settings(bad).pg_config().unwrap_err();
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}
