@@ -597,10 +597,7 @@ mod tests {
             Some("Patient/p1")
         );
         let comp = &r.component.items()[0];
-        assert_eq!(
-            comp.value_quantity.get().unwrap().value,
-            Field::Value(108.0)
-        );
+        assert_eq!(comp.value_quantity.get().unwrap().value, Field::Value(108.0));
     }
 
     #[test]
@@ -638,7 +635,8 @@ mod tests {
 
     #[test]
     fn repeated_keys_keep_the_last_and_escaped_keys_match() {
-        let r = from_slice(br#"{"id": "a", "id": "b", "resource\u0054ype": "Patient"}"#).unwrap();
+        let r = from_slice(br#"{"id": "a", "id": "b", "resource\u0054ype": "Patient"}"#)
+            .unwrap();
         let Field::Value(r) = r else { panic!() };
         assert_eq!(r.id(), Some("b"));
         assert_eq!(r.resource_type(), Some("Patient"));
@@ -687,10 +685,7 @@ mod tests {
             "[".repeat(10_000),
             "]".repeat(10_000)
         );
-        assert!(matches!(
-            from_slice(deep.as_bytes()).unwrap(),
-            Field::Value(_)
-        ));
+        assert!(matches!(from_slice(deep.as_bytes()).unwrap(), Field::Value(_)));
         // Resources nested in resources are read to MAX_RESOURCE_DEPTH, deeper ones
         // skipped: the stack stays bounded however deep the input.
         for n in [3, 100, 10_000] {
