@@ -40,9 +40,11 @@ USER dvt
 WORKDIR /var/lib/dvt-cds
 # Settings as variables, not CMD flags, so that `dvt-cds healthcheck` reads the same
 # DVT_CDS_LISTEN (and DVT_CDS_ADMIN_LISTEN, when the operator sets it) as `serve`.
+# No DVT_CDS_FEEDBACK_DB: it may not be set together with DVT_CDS_STORE (PostgreSQL,
+# for replicas); without either, the SQLite default dvt-cds-feedback.sqlite3 lands in
+# the working directory, the data volume.
 ENV DVT_CDS_LISTEN=0.0.0.0:8080 \
-    DVT_CDS_AUTH_CONFIG=/etc/dvt-cds/auth.toml \
-    DVT_CDS_FEEDBACK_DB=/var/lib/dvt-cds/feedback.sqlite3
+    DVT_CDS_AUTH_CONFIG=/etc/dvt-cds/auth.toml
 VOLUME ["/var/lib/dvt-cds"]
 EXPOSE 8080
 # GET /readyz on loopback (the admin listener when set): 0 when ready, else 1 with the

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `healthcheck`, `evaluate`, `audit`, `mappings check`,
+//! The command line: `serve`, `healthcheck`, `evaluate`, `audit`, `report`, `mappings check`,
 //! `feedback export`.
 //! Every `serve` flag also reads an environment variable `DVT_CDS_<NAME>`; defaults are
 //! written here, beside the flags, and invalid values stop the process with a message.
@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::pseudonym::IdSecret;
 use crate::cds_hooks::Hook;
 use crate::fhir::{EgressPolicy, FhirSettings, LiveDataPool, ServerBase};
 use crate::http::{Application, ServeConfig};
+use crate::store::{PgSettings, StoreConfig};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -44,6 +46,10 @@ enum Command {
         #[command(subcommand)]
         command: MappingsCommand,
     },
+    /// Governance report from the card log and the feedback: cards shown, accepted and
+    /// overridden per category and indicator, override reasons, median time from card
+    /// to feedback.
+    Report(ReportArgs),
     /// Stored feedback.
     Feedback {
         #[command(subcommand)]
@@ -67,6 +73,8 @@ enum FeedbackCommand {
             default_value = "dvt-cds-feedback.sqlite3"
         )]
         feedback_db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -89,13 +97,19 @@ struct ServeArgs {
     /// origin, FHIR queries without a token allowed.
     #[arg(long, env = "DVT_CDS_DEV", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     dev: bool,
-    /// SQLite file for feedback.
+    /// SQLite file for feedback (the default store, for one machine).
     #[arg(
         long,
         env = "DVT_CDS_FEEDBACK_DB",
         default_value = "dvt-cds-feedback.sqlite3"
     )]
     feedback_db: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Site secret of the card log's keyed patient hash (HMAC-SHA256 of the patient id,
+    /// as `audit`'s pseudonyms); unset: the card log holds no patient hash.
+    #[arg(long, env = "DVT_CDS_ID_SECRET", hide_env_values = true)]
+    id_secret: Option<String>,
     /// Allowed CORS origin (repeatable; the variable takes a comma-separated list).
     #[arg(
         long = "cors-origin",
@@ -166,6 +180,68 @@ struct ServeArgs {
     /// --help and without a variable: a deployed service never has it.
     #[arg(long, hide = true, value_parser = parse_now)]
     now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Cards shown at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_now)]
+    since: chrono::DateTime<chrono::Utc>,
+    /// Cards shown before this time (RFC 3339); default: now.
+    #[arg(long, value_parser = parse_now)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: crate::store::report::ReportFormat,
+    #[arg(
+        long,
+        env = "DVT_CDS_FEEDBACK_DB",
+        default_value = "dvt-cds-feedback.sqlite3"
+    )]
+    feedback_db: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `--store` and its pool settings (`serve`; `--store` alone for `feedback export`).
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// PostgreSQL for feedback and the token replay ledger, shared by replicas
+    /// (postgres://user:password@host:port/database). Not with --feedback-db.
+    #[arg(
+        long,
+        env = "DVT_CDS_STORE",
+        hide_env_values = true,
+        conflicts_with = "feedback_db"
+    )]
+    store: Option<String>,
+    /// Most PostgreSQL connections this process holds.
+    #[arg(long, env = "DVT_CDS_STORE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    store_pool_size: u16,
+    /// Longest wait to connect to PostgreSQL, or for a free pooled connection.
+    #[arg(long, env = "DVT_CDS_STORE_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    store_connect_timeout: Duration,
+    /// PostgreSQL cancels a statement running longer (statement_timeout).
+    #[arg(long, env = "DVT_CDS_STORE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    store_statement_timeout: Duration,
+    /// Longest a token check waits for the shared replay ledger before this process's
+    /// own cache decides alone (it is on every authenticated call's path).
+    #[arg(long, env = "DVT_CDS_STORE_REPLAY_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    store_replay_timeout: Duration,
+}
+
+impl StoreArgs {
+    fn config(&self, feedback_db: PathBuf) -> StoreConfig {
+        match &self.store {
+            None => StoreConfig::Sqlite(feedback_db),
+            Some(url) => StoreConfig::Postgres(PgSettings {
+                url: url.clone(),
+                pool_size: usize::from(self.store_pool_size),
+                connect_timeout: self.store_connect_timeout,
+                statement_timeout: self.store_statement_timeout,
+                replay_timeout: self.store_replay_timeout,
+            }),
+        }
+    }
 }
 
 /// The same variables as `serve`, so the check finds the service it runs beside.
@@ -251,14 +327,15 @@ pub fn run() -> ExitCode {
             }
         }
         Command::Audit(a) => audit(a),
+        Command::Report(a) => report(a),
         Command::Mappings {
             command: MappingsCommand::Check { dir },
         } => {
             print_or_fail(crate::mappings::check_command(dir.as_deref()).map_err(|e| e.to_string()))
         }
         Command::Feedback {
-            command: FeedbackCommand::Export { feedback_db },
-        } => export(&feedback_db),
+            command: FeedbackCommand::Export { feedback_db, store },
+        } => export(store.config(feedback_db)),
     }
 }
 
@@ -310,13 +387,18 @@ fn audit(a: AuditArgs) -> ExitCode {
 
 fn serve(a: ServeArgs) -> ExitCode {
     crate::telemetry::init(a.log_format);
+    let id_secret = match a.id_secret.as_deref().map(IdSecret::from_text).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("--id-secret: {e}")),
+    };
     let config = ServeConfig {
         listen: a.listen,
         admin_listen: a.admin_listen,
         public_url: a.public_url,
         auth_config: a.auth_config,
         dev: a.dev,
-        feedback_db: a.feedback_db,
+        store: a.store.config(a.feedback_db),
+        id_secret,
         cors_origins: a.cors_origins,
         max_body: a.max_body,
         header_timeout: a.header_timeout,
@@ -452,30 +534,67 @@ async fn ask_ready(url: &str, timeout: Duration) -> Result<(), String> {
     Err(line)
 }
 
-fn export(path: &std::path::Path) -> ExitCode {
-    if !path.exists() {
-        return fail(&format!("--feedback-db {}: no such file", path.display()));
+/// `f` over the store of `config` (an SQLite file must exist: reading never creates one).
+fn with_store<T>(
+    config: StoreConfig,
+    f: impl AsyncFnOnce(&dyn crate::store::Store) -> Result<T, String>,
+) -> Result<T, String> {
+    if let StoreConfig::Sqlite(path) = &config
+        && !path.exists()
+    {
+        return Err(format!("--feedback-db {}: no such file", path.display()));
     }
-    let store = match crate::feedback::SqliteStore::open(path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let opened = config.open().await?;
+        f(opened.store.as_ref()).await
+    })
+}
+
+fn report(a: ReportArgs) -> ExitCode {
+    let until = a.until.unwrap_or_else(chrono::Utc::now);
+    let since = a.since;
+    let rows = with_store(a.store.config(a.feedback_db), async |store| {
+        store
+            .report_rows(since, until)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match rows {
+        Ok(rows) => {
+            let summary = crate::store::report::summarise(&rows.cards, &rows.feedback);
+            let text = crate::store::report::render(&summary, a.format);
+            print_or_fail(Ok(text.trim_end().to_string()))
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn export(config: StoreConfig) -> ExitCode {
+    let stored = with_store(config, async |store| {
+        store.export().await.map_err(|e| e.to_string())
+    });
+    let stored = match stored {
         Ok(s) => s,
-        Err(e) => return fail(&format!("--feedback-db {}: {e}", path.display())),
+        Err(e) => return fail(&e),
     };
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let mut write_err = None;
-    let r = store.export(|f| {
-        if write_err.is_none()
-            && let Err(e) = serde_json::to_writer(&mut out, &f)
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = stored
+        .iter()
+        .try_for_each(|f| {
+            serde_json::to_writer(&mut out, f)
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out))
-        {
-            write_err = Some(e);
-        }
-    });
-    match (r, write_err) {
-        (Err(e), _) => fail(&e.to_string()),
-        (_, Some(e)) => fail(&format!("writing: {e}")),
-        _ => ExitCode::SUCCESS,
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing: {e}")),
     }
 }
 

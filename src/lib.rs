@@ -33,13 +33,15 @@
 //!   last step ([`pipeline::respond_to`]: assessment -> card -> response).
 //! - [`evaluate`]: `dvt-cds evaluate`, offline: a request through [`pipeline`], or a
 //!   Bundle straight to the assessment (reads only the files it is given).
-//! - [`feedback`]: durable feedback storage behind a trait (SQLite by default).
+//! - [`store`]: shared state behind one trait: feedback, the card log and, on
+//!   PostgreSQL, the token replay ledger (SQLite file by default, PostgreSQL for
+//!   replicas); `store::report` (pure) sums the card log and feedback for `report`.
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
 //!   OperationOutcome, metrics, request ids.
 //! - [`audit`]: `dvt-cds audit`, the population report before go-live: reads a
 //!   directory of Bundles or Bulk Data NDJSON, runs each patient through
 //!   [`pipeline::respond_to`] on worker threads, counts the cards.
-//! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `audit`,
+//! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `audit`, `report`,
 //!   `mappings check`, `feedback export`).
 //! - [`telemetry`]: the log subscriber (no PHI, no secrets).
 
@@ -49,13 +51,13 @@ pub mod card;
 pub mod cds_hooks;
 pub mod cli;
 pub mod evaluate;
-pub mod feedback;
 pub mod fhir;
 pub mod http;
 pub mod json_cost;
 pub mod mappings;
 pub mod pipeline;
 pub mod record;
+pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;

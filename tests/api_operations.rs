@@ -273,7 +273,7 @@ async fn readyz_and_healthcheck_fail_while_the_database_cannot_be_written() {
     assert!(out.contains("ready"), "{out}");
 
     let lock = lock_database(&app);
-    tokio::time::sleep(dvt_cds::feedback::WRITE_PROBE_INTERVAL).await;
+    tokio::time::sleep(dvt_cds::store::sqlite::WRITE_PROBE_INTERVAL).await;
     let started = Instant::now();
     let (status, _, body) = get(&readyz, None).await;
     assert_eq!(status, 503, "{body}");

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use super::auth::Verified;
 use super::error::ApiError;
 use super::{AppState, BodyPermit, Refused, RequestLog};
-use crate::cds_hooks::{Hook, HookRequest, discovery_document, parse_feedback};
+use crate::cds_hooks::{Card, Hook, HookRequest, discovery_document, parse_feedback};
 use crate::json_cost::Expansion;
 use crate::pipeline::{self, CallEnv, CallError, Gather, Watch};
+use crate::store::StoreKind;
 
 /// `GET /cds-services`. Spec: "Discovery".
 pub async fn list_services(
@@ -56,6 +57,7 @@ pub async fn call_service(
         state: &state,
         log: &log,
         hook,
+        patient_hash: std::sync::OnceLock::new(),
     };
     let response = pipeline::answer(&env, hook, &body, &watch)
         .await
@@ -70,22 +72,52 @@ pub async fn call_service(
         })?;
     for card in &response.cards {
         state.0.metrics.card(hook.service_id(), card.indicator);
+        log_card(&state, hook, card, client.as_ref(), &watch);
     }
     log.set_cards(response.cards.len());
     // Serialised here, once, straight from the typed response.
     Ok(Json(response).into_response())
 }
 
-/// What a hook call's steps leave in the metrics and the request's log line.
+/// The card log's entry for `card` (JSON for now: the typed card can give the fields).
+fn log_card(
+    state: &AppState,
+    hook: Hook,
+    card: &Card,
+    client: Option<&Verified>,
+    watch: &Measured<'_>,
+) {
+    // The card's own extension says its category (§6); render always writes it.
+    let category = card.extension["dvt-assessment"]["category"]
+        .as_str()
+        .unwrap_or("none");
+    let patient_hash = watch.patient_hash.get().cloned().flatten();
+    let issuer = client.map(|c| c.iss.as_str());
+    state.0.card_shown(
+        hook,
+        card.uuid,
+        category,
+        card.indicator,
+        issuer,
+        patient_hash,
+    );
+}
+
+/// What a hook call's steps leave in the metrics, the request's log line and the card
+/// log.
 struct Measured<'a> {
     state: &'a AppState,
     log: &'a RequestLog,
     hook: Hook,
+    /// The card log's keyed hash of the call's patient (never the id itself).
+    patient_hash: std::sync::OnceLock<Option<String>>,
 }
 
 impl Watch for Measured<'_> {
     fn validated(&self, req: &HookRequest) {
         self.log.set_hook_instance(&req.hook_instance);
+        let hash = self.state.0.card_log.patient_hash(&req.context.patient_id);
+        let _ = self.patient_hash.set(hash);
     }
 
     fn gathered(&self, seconds: f64, outcome: Gather<'_>) {
@@ -129,7 +161,7 @@ pub async fn record_feedback(
     // Committed before we answer 200 (the store's contract).
     let stored = state
         .0
-        .feedback
+        .store
         .record(hook.service_id(), entries)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -143,16 +175,33 @@ pub async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// `GET /readyz`: ready to answer calls (the feedback store takes a write; see
-/// `FeedbackStore::check`).
+/// `GET /readyz`: this process is ready to answer calls. With SQLite that includes its
+/// own database file taking a write (see `Store::check`); a shared PostgreSQL is left
+/// out: its outage would take every replica out at once, while cards still flow without
+/// it. `/healthz/store` reports it.
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    match state.0.store.kind() {
+        StoreKind::Sqlite => state
+            .0
+            .store
+            .check()
+            .await
+            .map_err(|e| ApiError::NotReady(e.to_string()))?,
+        StoreKind::Postgres => {}
+    }
+    Ok(Json(json!({"status": "ready"})).into_response())
+}
+
+/// `GET /healthz/store`: the store takes writes (`503` when not, with the reason).
+pub async fn store_health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let kind = state.0.store.kind().as_str();
     state
         .0
-        .feedback
+        .store
         .check()
         .await
-        .map_err(|e| ApiError::NotReady(e.to_string()))?;
-    Ok(Json(json!({"status": "ready"})).into_response())
+        .map_err(|e| ApiError::NotReady(format!("{kind} store: {e}")))?;
+    Ok(Json(json!({"status": "ok", "store": kind})).into_response())
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -165,6 +214,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         {
             let mut text = state.0.metrics.render();
             state.0.body_budget.render_metrics(&mut text);
+            crate::store::render_metrics(state.0.store.as_ref(), &mut text).await;
+            state.0.card_log.render_metrics(&mut text);
             let pool = &state.0.fhir_settings.pool;
             let _ = write!(
                 text,

@@ -25,9 +25,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::feedback::{FeedbackStore, SqliteStore};
 use crate::fhir::{FhirSettings, FhirSource, HttpFhirSource};
 use crate::mappings::Mappings;
+use crate::store::card_log::DRAIN_WITHIN;
+use crate::store::{CardLog, CardShown, Store, StoreConfig};
 use auth::Authenticator;
 pub use budget::{BodyBudget, BodyPermit, Refused};
 use error::{ApiError, ErrorDetail};
@@ -45,7 +46,11 @@ pub struct ServeConfig {
     pub public_url: Option<url::Url>,
     pub auth_config: Option<PathBuf>,
     pub dev: bool,
-    pub feedback_db: PathBuf,
+    /// Where feedback (and, on PostgreSQL, the replay ledger) lives.
+    pub store: StoreConfig,
+    /// Site secret of the card log's keyed patient hash (`--id-secret`); `None`: the
+    /// card log holds no patient hash.
+    pub id_secret: Option<crate::audit::pseudonym::IdSecret>,
     pub cors_origins: Vec<String>,
     pub max_body: usize,
     /// Time allowed for a request head to arrive (and for an idle keep-alive connection).
@@ -70,7 +75,9 @@ pub struct App {
     pub mappings: Arc<Mappings>,
     pub fhir: Arc<dyn FhirSource>,
     pub fhir_settings: FhirSettings,
-    pub feedback: Arc<dyn FeedbackStore>,
+    pub store: Arc<dyn Store>,
+    /// Every card returned, queued for the store (`store::card_log`).
+    pub card_log: Arc<CardLog>,
     /// `None` only with `--dev` and no `--auth-config`.
     pub auth: Option<Arc<Authenticator>>,
     pub metrics: Metrics,
@@ -84,6 +91,32 @@ pub struct App {
     pub cors: CorsPolicy,
     /// "now" of every call when fixed ([`ServeConfig::fixed_now`]); else the clock.
     pub fixed_now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl App {
+    /// Log one card returned by a hook call (queued: never waits; see
+    /// `store::card_log`). `patient_hash`: from [`CardLog::patient_hash`].
+    pub fn card_shown(
+        &self,
+        hook: crate::cds_hooks::Hook,
+        card: uuid::Uuid,
+        category: &str,
+        indicator: crate::cds_hooks::Indicator,
+        issuer: Option<&str>,
+        patient_hash: Option<String>,
+    ) {
+        self.card_log.log(CardShown {
+            card,
+            service_id: hook.service_id().to_string(),
+            hook: hook.as_str().to_string(),
+            category: category.to_string(),
+            indicator: indicator.as_str().to_string(),
+            mapping_version: self.mappings.version.clone(),
+            issuer: issuer.map(str::to_string),
+            shown_at: chrono::Utc::now(),
+            patient_hash,
+        });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -170,7 +203,8 @@ pub enum Endpoints {
     All,
     /// The CDS Hooks endpoints only (the main listener, with `--admin-listen`).
     Service,
-    /// `/healthz`, `/readyz` and `/metrics` only (the `--admin-listen` listener).
+    /// `/healthz`, `/healthz/store`, `/readyz` and `/metrics` only (the `--admin-listen`
+    /// listener).
     /// They carry no authentication, hence the option to keep them off the public port.
     Admin,
 }
@@ -206,6 +240,7 @@ pub fn router(state: AppState, endpoints: Endpoints) -> Router {
         Router::new()
             .route("/healthz", get(handlers::healthz))
             .route("/readyz", get(handlers::readyz))
+            .route("/healthz/store", get(handlers::store_health))
             .route("/metrics", get(handlers::metrics))
     };
     let routes = match endpoints {
@@ -229,6 +264,7 @@ fn route_of(path: &str) -> (&'static str, Option<&'static str>) {
         "/cds-services" => ("/cds-services", None),
         "/healthz" => ("/healthz", None),
         "/readyz" => ("/readyz", None),
+        "/healthz/store" => ("/healthz/store", None),
         "/metrics" => ("/metrics", None),
         p => match p.strip_prefix("/cds-services/") {
             Some(rest) => match rest.split_once('/') {
@@ -329,6 +365,8 @@ pub struct Application {
     /// `--admin-listen`: `/healthz`, `/readyz`, `/metrics` there and not on `service`.
     admin: Option<Listener>,
     header_timeout: Duration,
+    /// Drained after the last call ends.
+    card_log: Arc<CardLog>,
 }
 
 /// With client authentication, a token's `aud` must be the URL the EHR calls plus the
@@ -375,13 +413,17 @@ impl Application {
             Some(dir) => Mappings::load_dir(dir).map_err(|e| e.to_string())?,
             None => Mappings::embedded().map_err(|e| e.to_string())?,
         };
+        let opened = config.store.open().await?;
         let auth = match &config.auth_config {
             Some(path) => {
                 let options = auth::AuthOptions {
                     dev: config.dev,
                     max_token_lifetime: config.max_token_lifetime,
                 };
-                let auth = Authenticator::load(path, &options)?;
+                let mut auth = Authenticator::load(path, &options)?;
+                if let Some(ledger) = &opened.ledger {
+                    auth.share_replay(ledger.clone());
+                }
                 // Fetch each jwks_url now, in the background: a JWKS that is down at
                 // startup is retried (and logged), not fatal.
                 auth.start_background_refresh();
@@ -389,8 +431,6 @@ impl Application {
             }
             None => None,
         };
-        let store = SqliteStore::open(&config.feedback_db)
-            .map_err(|e| format!("--feedback-db {}: {e}", config.feedback_db.display()))?;
         let cors = if config.dev {
             CorsPolicy::Any
         } else {
@@ -455,7 +495,7 @@ impl Application {
             admin_listen = admin_tcp.as_ref().map(|(_, a)| a.to_string()),
             public_url = %public_url,
             issuers = auth.as_ref().map(|a| a.issuer_count()).unwrap_or(0),
-            feedback_db = %config.feedback_db.display(),
+            store = %config.store.describe(),
             mappings = config.mappings_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "embedded".into()),
             deadline_ms = config.deadline.as_millis() as u64,
             "dvt-cds starting"
@@ -465,7 +505,8 @@ impl Application {
             mappings: Arc::new(mappings),
             fhir: Arc::new(HttpFhirSource::new(&fhir_settings)),
             fhir_settings,
-            feedback: Arc::new(store),
+            card_log: Arc::new(CardLog::start(opened.store.clone(), config.id_secret)),
+            store: opened.store,
             auth,
             metrics: Metrics::default(),
             public_url,
@@ -476,6 +517,7 @@ impl Application {
             cors,
             fixed_now: config.fixed_now,
         };
+        let card_log = app.card_log.clone();
         let state = AppState(Arc::new(app));
         let service_endpoints = match admin_tcp {
             Some(_) => Endpoints::Service,
@@ -495,6 +537,7 @@ impl Application {
             service,
             admin,
             header_timeout: config.header_timeout,
+            card_log,
         })
     }
 
@@ -520,6 +563,7 @@ impl Application {
             service,
             admin,
             header_timeout,
+            card_log,
         } = self;
         // HTTP/1 only: the header timer then runs from the first byte a connection
         // could send (auto-detection of HTTP/2 would wait for it without a bound).
@@ -571,6 +615,7 @@ impl Application {
         drop(service);
         drop(admin);
         graceful.shutdown().await;
+        card_log.drain(DRAIN_WITHIN).await;
         tracing::info!("dvt-cds stopped");
         Ok(())
     }

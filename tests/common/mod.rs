@@ -87,10 +87,25 @@ impl TestApp {
     /// [`TestApp::spawn_in`] for another build of the binary.
     pub fn spawn_bin_in(bin: &str, dir: Arc<tempfile::TempDir>, args: &[&str]) -> TestApp {
         let db = dir.path().join("feedback.sqlite3");
-        let mut child = command_of(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--feedback-db"])
+        let mut c = command_of(bin);
+        c.args(["serve", "--listen", "127.0.0.1:0", "--feedback-db"])
             .arg(&db)
-            .args(args)
+            .args(args);
+        Self::launch(c, dir)
+    }
+
+    /// `dvt-cds serve --listen 127.0.0.1:0 --store <store> <args>` (a shared store:
+    /// several apps on one database are replicas).
+    pub fn spawn_on_store(dir: Arc<tempfile::TempDir>, store: &str, args: &[&str]) -> TestApp {
+        let mut c = command();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+            .args(args);
+        Self::launch(c, dir)
+    }
+
+    /// Start `c` (a `serve` command) and wait for its listening line.
+    fn launch(mut c: Command, dir: Arc<tempfile::TempDir>) -> TestApp {
+        let mut child = c
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -26,6 +26,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
 use crate::fhir::ServerBase;
+use crate::store::{Claim, ReplayLedger};
 use keys::{KeyError, KeySource, Location, OnUnknownKid};
 pub use replay::{REPLAY_CACHE_CAP, ReplayCache};
 
@@ -137,8 +138,10 @@ pub struct Authenticator {
     issuers: HashMap<String, Issuer>,
     /// Every key source once (an issuer's `jwks_url` may also be one of its `jku`s).
     sources: Vec<Arc<KeySource>>,
-    /// `(iss, jti)` of live tokens already used.
+    /// `(iss, jti)` of live tokens already used (by this process).
     seen: Mutex<ReplayCache>,
+    /// The ledger every replica shares (`--store postgres://...`), asked after `seen`.
+    shared_replay: Option<Arc<dyn ReplayLedger>>,
     max_token_lifetime: Duration,
 }
 
@@ -227,6 +230,7 @@ impl Authenticator {
             issuers,
             sources,
             seen: Mutex::new(ReplayCache::new(REPLAY_CACHE_CAP, issuer_count)),
+            shared_replay: None,
             max_token_lifetime: options.max_token_lifetime,
         })
     }
@@ -241,6 +245,12 @@ impl Authenticator {
                 && configured.iter().any(|c| Arc::ptr_eq(c, s));
             s.refresh_in_background(eager);
         }
+    }
+
+    /// Check every token's `jti` against `ledger` too, so that a token used on one
+    /// replica is refused by the others.
+    pub fn share_replay(&mut self, ledger: Arc<dyn ReplayLedger>) {
+        self.shared_replay = Some(ledger);
     }
 
     pub fn issuer_count(&self) -> usize {
@@ -347,6 +357,7 @@ impl Authenticator {
             return Err(fail_with(&mut fail, "jti missing"));
         };
         self.check_replay(&claims.iss, &jti, claims.exp, now)
+            .await
             .map_err(|check| fail_with(&mut fail, check))?;
         Ok(Verified {
             iss: claims.iss,
@@ -355,10 +366,35 @@ impl Authenticator {
         })
     }
 
-    /// A `jti` is accepted once within its token's lifetime (exp + leeway).
-    fn check_replay(&self, iss: &str, jti: &str, exp: u64, now: u64) -> Result<(), &'static str> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.check(iss, jti, exp.saturating_add(LEEWAY_SECS), now)
+    /// A `jti` is accepted once within its token's lifetime (exp + leeway): first by this
+    /// process's cache (which also keeps working while the shared ledger is down), then
+    /// by the shared ledger, when there is one. While the ledger cannot answer, the
+    /// process's cache alone decides: a token replayed to another replica then passes
+    /// (README, "Deployment").
+    async fn check_replay(
+        &self,
+        iss: &str,
+        jti: &str,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), &'static str> {
+        let dead_after = exp.saturating_add(LEEWAY_SECS);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.check(iss, jti, dead_after, now)?;
+        }
+        let Some(ledger) = &self.shared_replay else {
+            return Ok(());
+        };
+        match ledger.claim(iss, jti, dead_after).await {
+            Ok(Claim::New) => Ok(()),
+            Ok(Claim::Replayed) => Err("jti replayed"),
+            Err(e) => {
+                // The store's health monitor logs the outage once; per call, debug only.
+                tracing::debug!(error = %e, "replay ledger unavailable: checked by this process only");
+                Ok(())
+            }
+        }
     }
 }
 

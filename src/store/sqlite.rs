@@ -1,57 +1,18 @@
-//! Durable feedback storage behind [`FeedbackStore`], so a shared database can replace
-//! the embedded SQLite ([`SqliteStore`]) when several replicas run.
-//!
-//! Contract of every store: `record` returns only once the entries are durable (committed),
-//! and the same entry submitted twice for the same service is stored once.
+//! The embedded store: one SQLite file (the default for one machine).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use rusqlite::{Connection, params};
 
+use super::report::ShownCard;
+use super::{
+    CardShown, ReportRows, Store, StoreError, StoreKind, StoredFeedback, card_feedback, dedup_key,
+};
 use crate::cds_hooks::FeedbackEntry;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("feedback database: {0}")]
-    Database(#[from] rusqlite::Error),
-    #[error("feedback database file: {0}")]
-    File(#[from] std::io::Error),
-    #[error("feedback database did not answer within {} ms", .0.as_millis())]
-    Timeout(Duration),
-    /// The verdict of a write probe less than [`WRITE_PROBE_INTERVAL`] ago.
-    #[error("{0}")]
-    RecentProbe(String),
-    #[error("feedback store task failed: {0}")]
-    Task(String),
-}
-
-/// One stored entry, as `feedback export` prints it.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredFeedback {
-    pub service_id: String,
-    /// When we committed it (RFC 3339, UTC).
-    pub received_at: String,
-    #[serde(flatten)]
-    pub entry: serde_json::Value,
-}
-
-pub trait FeedbackStore: Send + Sync {
-    /// Store `entries` for `service_id`; resolves once committed. Returns how many were
-    /// new (duplicates of stored entries are skipped).
-    fn record(
-        &self,
-        service_id: &str,
-        entries: Vec<FeedbackEntry>,
-    ) -> BoxFuture<'static, Result<usize, StoreError>>;
-
-    /// Can the store take a write now (for `/readyz`)? Cheap enough to be called on
-    /// every probe: a store may answer from a recent check.
-    fn check(&self) -> BoxFuture<'static, Result<(), StoreError>>;
-}
 
 /// SQLite in WAL mode with `synchronous=FULL`: a commit survives a crash of the process
 /// and of the machine. One connection behind a mutex: feedback is low volume.
@@ -91,6 +52,18 @@ CREATE TABLE IF NOT EXISTS feedback (
     received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_card ON feedback(card);
+CREATE TABLE IF NOT EXISTS card_log (
+    card TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL,
+    hook TEXT NOT NULL,
+    category TEXT NOT NULL,
+    indicator TEXT NOT NULL,
+    mapping_version TEXT NOT NULL,
+    issuer TEXT,
+    shown_at TEXT NOT NULL,
+    patient_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS card_log_shown_at ON card_log(shown_at);
 CREATE TABLE IF NOT EXISTS write_probe (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     probed_at TEXT NOT NULL
@@ -125,7 +98,7 @@ impl SqliteStore {
     ) -> Result<usize, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let now = rfc3339(Utc::now());
         let mut new = 0;
         for e in entries {
             let json = serde_json::to_string(e).expect("feedback entries serialise");
@@ -149,8 +122,91 @@ impl SqliteStore {
         Ok(new)
     }
 
+    fn log_cards_blocking(&self, cards: &[CardShown]) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut new = 0;
+        for c in cards {
+            new += tx.execute(
+                "INSERT OR IGNORE INTO card_log (card, service_id, hook, category, indicator,
+                 mapping_version, issuer, shown_at, patient_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    c.card.to_string(),
+                    c.service_id,
+                    c.hook,
+                    c.category,
+                    c.indicator,
+                    c.mapping_version,
+                    c.issuer,
+                    rfc3339(c.shown_at),
+                    c.patient_hash
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    /// Times are stored as RFC 3339 UTC with milliseconds, which sort as text.
+    fn report_rows_blocking(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<ReportRows, StoreError> {
+        let conn = self.lock();
+        let (since, until) = (rfc3339(since), rfc3339(until));
+        let mut rows = ReportRows::default();
+        let mut stmt = conn.prepare(
+            "SELECT card, category, indicator, shown_at FROM card_log
+             WHERE shown_at >= ?1 AND shown_at < ?2",
+        )?;
+        let cards = stmt.query_map(params![since, until], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for card in cards {
+            let (card, category, indicator, shown_at) = card?;
+            if let (Ok(card), Some(shown_at)) = (card.parse(), parse_time(&shown_at)) {
+                rows.cards.push(ShownCard {
+                    card,
+                    category,
+                    indicator,
+                    shown_at,
+                });
+            }
+        }
+        let mut stmt = conn.prepare(
+            "SELECT f.card, f.outcome, f.entry_json, f.received_at FROM feedback f
+             JOIN card_log c ON c.card = f.card
+             WHERE c.shown_at >= ?1 AND c.shown_at < ?2",
+        )?;
+        let feedback = stmt.query_map(params![since, until], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for f in feedback {
+            let (card, outcome, json, received_at) = f?;
+            if let Some(f) =
+                parse_time(&received_at).and_then(|at| card_feedback(&card, &outcome, &json, at))
+            {
+                rows.feedback.push(f);
+            }
+        }
+        Ok(rows)
+    }
+
     /// Every stored entry, oldest first.
-    pub fn export(&self, mut each: impl FnMut(StoredFeedback)) -> Result<(), StoreError> {
+    fn export_blocking(&self) -> Result<Vec<StoredFeedback>, StoreError> {
+        let mut out = Vec::new();
         let conn = self.lock();
         let mut stmt = conn
             .prepare("SELECT service_id, received_at, entry_json FROM feedback ORDER BY rowid")?;
@@ -164,14 +220,24 @@ impl SqliteStore {
         for row in rows {
             let (service_id, received_at, json) = row?;
             let entry = serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json));
-            each(StoredFeedback {
+            out.push(StoredFeedback {
                 service_id,
                 received_at,
                 entry,
             });
         }
-        Ok(())
+        Ok(out)
     }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Feedback is clinical data: a new database file is created `0600` before SQLite opens
@@ -220,13 +286,11 @@ fn probe_write(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The same entry (same canonical JSON) for the same service gets the same key.
-fn dedup_key(service_id: &str, canonical_json: &str) -> String {
-    let name = format!("{service_id}\n{canonical_json}");
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
-}
+impl Store for SqliteStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Sqlite
+    }
 
-impl FeedbackStore for SqliteStore {
     fn record(
         &self,
         service_id: &str,
@@ -265,6 +329,34 @@ impl FeedbackStore for SqliteStore {
             verdict
         })
     }
+
+    fn export(&self) -> BoxFuture<'static, Result<Vec<StoredFeedback>, StoreError>> {
+        let store = self.clone();
+        Box::pin(blocking(move || store.export_blocking()))
+    }
+
+    fn log_cards(&self, cards: Vec<CardShown>) -> BoxFuture<'static, Result<usize, StoreError>> {
+        let store = self.clone();
+        Box::pin(blocking(move || store.log_cards_blocking(&cards)))
+    }
+
+    fn report_rows(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<ReportRows, StoreError>> {
+        let store = self.clone();
+        Box::pin(blocking(move || store.report_rows_blocking(since, until)))
+    }
+}
+
+/// `f` on a blocking thread (SQLite calls block).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
 #[cfg(test)]
@@ -291,8 +383,7 @@ mod tests {
             store.record_blocking("dvt-order-sign", &entries).unwrap(),
             1
         );
-        let mut out = Vec::new();
-        store.export(|f| out.push(f)).unwrap();
+        let out = store.export_blocking().unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].entry["card"], "f6b95768-b1c8-40dc-8385-bf3504b82ffb");
     }
