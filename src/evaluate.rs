@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use crate::assessment::HookInput;
 use crate::cds_hooks::{Hook, Invalid, NamedHook, RequestBody, Response};
@@ -238,7 +237,7 @@ pub fn from_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn body(v: Value) -> RequestBody {
         RequestBody::from_slice(v.to_string().as_bytes()).unwrap()

@@ -13,12 +13,12 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use crate::assessment::{HookInput, assess};
 use crate::cds_hooks::{Hook, HookRequest, Invalid, RequestError, Response, parse_hook_request};
 use crate::fhir::{DataUnavailable, FhirSettings, FhirSource, Gathered, ServerBase};
 use crate::mappings::Mappings;
 use crate::record::resource::Resource;
+use chrono::{DateTime, Utc};
 
 /// What a hook call runs with besides its body.
 pub struct CallEnv<'a> {
@@ -177,8 +177,8 @@ pub fn respond_to(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
     use crate::fhir::{FetchError, FetchFuture, FhirGet};
+    use serde_json::Value;
     use serde_json::json;
     use std::sync::Mutex;
 

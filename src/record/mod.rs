@@ -1632,11 +1632,15 @@ mod tests {
             let name = format!("valuesets/{}", p.file_name().unwrap().to_string_lossy());
             let mut text = std::fs::read_to_string(&p).unwrap();
             if name == "valuesets/cancer.json" {
-                text = text.replacen(
-                    "\"code\": \"C00.0\",",
-                    "\"code\": \"Z85.3\"}, {\"code\": \"C00.0\",",
-                    1,
-                );
+                // Included, and no longer excluded (the shipped set excludes Z85 and
+                // below; the exclusion becomes a second one of D49).
+                text = text
+                    .replacen(
+                        "\"code\": \"C00.0\",",
+                        "\"code\": \"Z85.3\"}, {\"code\": \"C00.0\",",
+                        1,
+                    )
+                    .replacen("\"value\": \"Z85\"", "\"value\": \"D49\"", 1);
             }
             files.push((name, text));
         }

@@ -158,7 +158,13 @@ pub fn run(resources: &[Value]) -> Value {
 }
 
 pub fn run_with(input: &HookInput, resources: &[Value]) -> Value {
-    serde_json::to_value(respond_to(mappings(), input, &from_values(resources), now())).unwrap()
+    serde_json::to_value(respond_to(
+        mappings(),
+        input,
+        &from_values(resources),
+        now(),
+    ))
+    .unwrap()
 }
 
 /// The single card, or None.
