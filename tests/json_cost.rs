@@ -106,6 +106,7 @@ fn cases() -> Vec<(&'static str, String)> {
 
 #[test]
 fn the_bound_holds_for_worst_case_texts() {
+    let _serial = counting::serial();
     let mut failures = Vec::new();
     println!("| text | bytes | parsed peak | bound | peak/bytes | bound/peak |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -127,6 +128,7 @@ fn the_bound_holds_for_worst_case_texts() {
 
 #[test]
 fn the_bound_is_not_wildly_loose_on_real_fhir() {
+    let _serial = counting::serial();
     let text = include_str!("../benches/data/patient-300.request.json");
     let peak = parse_peak(text.as_bytes());
     let bound = expansion(text.as_bytes());

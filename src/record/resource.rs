@@ -199,21 +199,27 @@ impl<'de> Lenient<'de> for Present {
 }
 
 /// An array: its elements that could be read (an element of the wrong type is dropped,
-/// as the model reads nothing from it). Not an array: invalid. Each element is charged
-/// to the parse's allowance (twice its size: the list grows by doubling), as an element
-/// can be larger than its tree's slot (`component: [{}, ...]`); past it the rest is
-/// skipped unread.
+/// as the model reads nothing from it). Not an array: invalid. Each time the list grows
+/// its new buffer is charged to the parse's allowance, at the allocator's size class (an
+/// element can be larger than its tree's slot: `component: [{}, ...]`); the charges add
+/// up to at least the old and the new buffer held together while it grows, so the peak
+/// stays within the allowance. Past it the rest is skipped unread.
 impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
     fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
         let mut out = Vec::new();
         while let Some(item) = seq.next_element::<Field<T>>()? {
-            if !charge(2 * std::mem::size_of::<T>()) {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                break;
+            let Field::Value(v) = item else { continue };
+            if out.len() == out.capacity() {
+                let grown = (2 * out.capacity()).max(4);
+                if !charge(crate::json_cost::size_class(
+                    grown * std::mem::size_of::<T>(),
+                )) {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    break;
+                }
+                out.reserve_exact(grown - out.len());
             }
-            if let Field::Value(v) = item {
-                out.push(v);
-            }
+            out.push(v);
         }
         Ok(Some(out))
     }
@@ -850,15 +856,18 @@ mod tests {
             let entries = vec![r#"{"resource":{"resourceType":"Condition"}}"#; n].join(",");
             format!(r#"{{"resourceType":"Bundle","entry":[{entries}]}}"#)
         };
-        // A tree cost of 0: the slack alone, for each entry its resource and its slot
-        // in the list of entries (twice: the list grows by doubling).
-        let fits = ALLOWANCE_SLACK / (RESOURCE_COST + 2 * std::mem::size_of::<Field<Entry>>());
+        // A tree cost of 0: the slack alone. Each entry costs its resource and its
+        // list's slots (at most 5: every buffer the doubling list had, up to twice its
+        // length, at the allocator's classes): this many always fit, and more than the
+        // slack holds resources never do.
+        let fits = ALLOWANCE_SLACK / (RESOURCE_COST + 5 * std::mem::size_of::<Entry>());
+        let never = ALLOWANCE_SLACK / RESOURCE_COST + 1;
         let read = |n: usize| within_allowance(0, || from_slice(page(n).as_bytes()));
         let Ok(Ok(Field::Value(b))) = read(fits) else {
             panic!()
         };
         assert_eq!(b.entry.items().len(), fits);
-        assert!(matches!(read(fits + 1), Err(OverAllowance)));
+        assert!(matches!(read(never), Err(OverAllowance)));
         // The allowance is the parse's own: the next one starts unlimited again.
         assert!(matches!(
             from_slice(page(fits + 1).as_bytes()),

@@ -36,6 +36,16 @@ unsafe impl GlobalAlloc for Counting {
 /// The counters are global: one measurement at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The counters see every thread's allocations: a test that measures holds this for its
+/// whole body, so that another test of the same binary (building or dropping its bodies
+/// on another thread) cannot move the counters under a measurement.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hold for the whole of a test that measures (see [`SERIAL`]).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What `f` allocates: the most bytes live at once while it runs (its scratch, transient
 /// copies, its result), and the bytes still live when it returns (its result, dropped
 /// before the next measurement may start).
