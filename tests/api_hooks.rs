@@ -475,9 +475,27 @@ async fn healthz_readyz_and_metrics() {
         "# TYPE dvt_cds_cards_total counter",
         "# TYPE dvt_cds_feedback_total counter",
         "# TYPE dvt_cds_fhir_failures_total counter",
+        // Sub-millisecond buckets (a prefetch-only call can take less than 1 ms).
+        "dvt_cds_http_request_duration_seconds_bucket{route=\"/cds-services/{id}\",service=\"dvt-patient-view\",le=\"0.0001\"}",
+        // Byte units (these were *_kib before; CHANGELOG.md lists the renames).
+        "\ndvt_cds_inflight_body_bytes 0\n",
+        "\ndvt_cds_inflight_body_limit_bytes 134217728\n",
+        "\ndvt_cds_fhir_inflight_bytes 0\n",
+        "\ndvt_cds_fhir_inflight_limit_bytes 268435456\n",
+        &format!(
+            "\ndvt_cds_build_info{{version=\"{}\",mapping_set=\"dvt-cds-default\",mapping_version=\"2.0.0\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "\nprocess_resident_memory_bytes ",
+        "\nprocess_virtual_memory_bytes ",
+        "\nprocess_cpu_seconds_total ",
+        "\nprocess_open_fds ",
+        "\nprocess_max_fds ",
+        "\nprocess_start_time_seconds ",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+    assert!(!text.contains("_kib"), "a metric still in KiB:\n{text}");
 }
 
 #[tokio::test]

@@ -863,7 +863,7 @@ async fn a_body_dribbled_byte_by_byte_gets_408_at_the_body_timeout() {
     assert!(logs.contains("body timeout"), "{logs}");
 }
 
-/// `dvt_cds_inflight_body_kib` from /metrics.
+/// `dvt_cds_inflight_body_bytes` from /metrics, in KiB (the budget counts whole KiB).
 async fn inflight_kib(app: &TestApp) -> u64 {
     let metrics = reqwest::get(app.url("/metrics"))
         .await
@@ -871,12 +871,14 @@ async fn inflight_kib(app: &TestApp) -> u64 {
         .text()
         .await
         .unwrap();
-    metrics
+    let bytes: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("dvt_cds_inflight_body_kib "))
+        .find_map(|l| l.strip_prefix("dvt_cds_inflight_body_bytes "))
         .unwrap_or_else(|| panic!("no gauge in {metrics}"))
         .parse()
-        .unwrap()
+        .unwrap();
+    assert_eq!(bytes % 1024, 0, "not whole KiB: {bytes}");
+    bytes / 1024
 }
 
 /// Bodies held by calls in flight share `--max-inflight-body`: a call whose body would

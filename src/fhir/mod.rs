@@ -269,7 +269,25 @@ impl LiveDataPool {
     pub fn total_kib(&self) -> usize {
         self.total_kib
     }
+
+    /// The pool's gauges, in the Prometheus text format: in bytes (Prometheus's base
+    /// unit), though the pool counts whole KiB, so both are multiples of 1024.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "# HELP dvt_cds_fhir_inflight_bytes Bytes of live FHIR data held by calls in flight (bytes and parsed cost, counted in whole KiB).\n\
+             # TYPE dvt_cds_fhir_inflight_bytes gauge\n\
+             dvt_cds_fhir_inflight_bytes {}\n\
+             # HELP dvt_cds_fhir_inflight_limit_bytes The live-data pool in bytes (--fhir-max-inflight-bytes, rounded up to whole KiB).\n\
+             # TYPE dvt_cds_fhir_inflight_limit_bytes gauge\n\
+             dvt_cds_fhir_inflight_limit_bytes {}\n",
+            self.in_use_kib() as u64 * 1024,
+            self.total_kib as u64 * 1024
+        );
+    }
 }
+
 
 /// The live-data budget of one hook call ([`FhirSettings::max_call_bytes`]), shared by
 /// its keys' concurrent queries, and drawn from the process's [`LiveDataPool`].
@@ -1620,6 +1638,14 @@ mod tests {
         assert!(err.busy, "{err}");
         assert!(err.reason.contains("--fhir-max-inflight-bytes"), "{err}");
         assert_eq!(settings.pool.in_use_kib(), 1020);
+        // The gauges say it in bytes.
+        let mut text = String::new();
+        settings.pool.render_metrics(&mut text);
+        assert!(
+            text.contains("\ndvt_cds_fhir_inflight_bytes 1044480\n")
+                && text.contains("\ndvt_cds_fhir_inflight_limit_bytes 1048576\n"),
+            "{text}"
+        );
         // Once it ends, the call is served, and gives its share back when done.
         drop(other);
         let got = gather(&source(), &settings, &ehr(), &req, deadline())

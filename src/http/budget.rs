@@ -44,19 +44,20 @@ impl BodyBudget {
         self.total_kib - self.permits.available_permits() as u32
     }
 
-    /// The budget's gauges, in the Prometheus text format.
+    /// The budget's gauges, in the Prometheus text format: in bytes (Prometheus's base
+    /// unit), though the budget counts whole KiB, so both are multiples of 1024.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let _ = write!(
             out,
-            "# HELP dvt_cds_inflight_body_kib KiB held by the bodies of calls in flight (bytes and parsed cost).\n\
-             # TYPE dvt_cds_inflight_body_kib gauge\n\
-             dvt_cds_inflight_body_kib {}\n\
-             # HELP dvt_cds_inflight_body_limit_kib The request-body budget in KiB (--max-inflight-body).\n\
-             # TYPE dvt_cds_inflight_body_limit_kib gauge\n\
-             dvt_cds_inflight_body_limit_kib {}\n",
-            self.in_use_kib(),
-            self.total_kib
+            "# HELP dvt_cds_inflight_body_bytes Bytes held by the bodies of calls in flight (bytes and parsed cost, counted in whole KiB).\n\
+             # TYPE dvt_cds_inflight_body_bytes gauge\n\
+             dvt_cds_inflight_body_bytes {}\n\
+             # HELP dvt_cds_inflight_body_limit_bytes The request-body budget in bytes (--max-inflight-body, rounded up to whole KiB).\n\
+             # TYPE dvt_cds_inflight_body_limit_bytes gauge\n\
+             dvt_cds_inflight_body_limit_bytes {}\n",
+            u64::from(self.in_use_kib()) * 1024,
+            u64::from(self.total_kib) * 1024
         );
     }
 
@@ -123,6 +124,24 @@ mod tests {
         assert!(budget.cover(&mut b, 9 * 1024).is_ok());
         drop(b);
         assert_eq!(budget.in_use_kib(), 0);
+    }
+
+    #[test]
+    fn gauges_are_in_bytes() {
+        let budget = BodyBudget::new(10 * 1024);
+        let mut a = BodyPermit::default();
+        budget.cover(&mut a, 3000).unwrap();
+        let mut text = String::new();
+        budget.render_metrics(&mut text);
+        assert!(
+            text.contains("\ndvt_cds_inflight_body_bytes 3072\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ndvt_cds_inflight_body_limit_bytes 10240\n"),
+            "{text}"
+        );
+        assert!(!text.contains("kib"), "{text}");
     }
 
     #[test]

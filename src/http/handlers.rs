@@ -1,6 +1,5 @@
 //! The route handlers. Each names the spec section it implements.
 
-use std::fmt::Write;
 use std::time::Instant;
 
 use axum::Json;
@@ -216,18 +215,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             state.0.body_budget.render_metrics(&mut text);
             crate::store::render_metrics(state.0.store.as_ref(), &mut text).await;
             state.0.card_log.render_metrics(&mut text);
-            let pool = &state.0.fhir_settings.pool;
-            let _ = write!(
-                text,
-                "# HELP dvt_cds_fhir_inflight_kib KiB of live FHIR data held by calls in flight (bytes and parsed cost).\n\
-                 # TYPE dvt_cds_fhir_inflight_kib gauge\n\
-                 dvt_cds_fhir_inflight_kib {}\n\
-                 # HELP dvt_cds_fhir_inflight_limit_kib The live-data pool in KiB (--fhir-max-inflight-bytes).\n\
-                 # TYPE dvt_cds_fhir_inflight_limit_kib gauge\n\
-                 dvt_cds_fhir_inflight_limit_kib {}\n",
-                pool.in_use_kib(),
-                pool.total_kib()
-            );
+            state.0.fhir_settings.pool.render_metrics(&mut text);
+            super::metrics::render_build_info(&mut text, &state.0.mappings);
+            super::process::render_metrics(&mut text);
             text
         },
     )

@@ -8,8 +8,13 @@ use std::sync::Mutex;
 
 use crate::cds_hooks::Indicator;
 
-const BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+/// Latency buckets in seconds. A call answered from its prefetch takes well under a
+/// millisecond in a release build (BENCHMARKS.md), and `/healthz` less: the first buckets
+/// (100 µs to 1 ms) tell those apart; the last reach past `--deadline`'s maximum for
+/// FHIR gathers that wait on a slow server.
+const BUCKETS: [f64; 17] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
 ];
 
 struct Family {
@@ -210,6 +215,23 @@ impl Metrics {
     }
 }
 
+/// `dvt_cds_build_info`: always 1, its labels say which build and which clinical content
+/// answer (the mapping set loaded: the embedded one or `--mappings DIR`), so a dashboard
+/// can join them to every other series.
+pub fn render_build_info(out: &mut String, mappings: &crate::mappings::Mappings) {
+    let _ = write!(
+        out,
+        "# HELP dvt_cds_build_info The running build: crate version and the mapping set that answers.\n\
+         # TYPE dvt_cds_build_info gauge\n\
+         dvt_cds_build_info{{{}}} 1\n",
+        labels(&[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("mapping_set", &mappings.id),
+            ("mapping_version", &mappings.version),
+        ])
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +248,46 @@ mod tests {
         assert!(text.contains("le=\"0.025\"} 1"), "{text}");
         assert!(text.contains("le=\"0.5\"} 2"), "{text}");
         assert!(text.contains("dvt_cds_http_request_duration_seconds_count{route=\"/cds-services/{id}\",service=\"dvt-patient-view\"} 2"));
+    }
+
+    /// A call answered in 300 µs falls in the 0.0005 s bucket and not the 0.00025 s one:
+    /// sub-millisecond calls are told apart (the first bucket used to be 5 ms).
+    #[test]
+    fn sub_millisecond_latencies_are_resolved() {
+        let m = Metrics::default();
+        m.request("/healthz", "-", 200, 0.00005);
+        m.request("/healthz", "-", 200, 0.0003);
+        m.request("/healthz", "-", 200, 0.0009);
+        let text = m.render();
+        let bucket = |le: &str| {
+            let prefix = format!(
+                "dvt_cds_http_request_duration_seconds_bucket{{route=\"/healthz\",service=\"-\",le=\"{le}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no bucket le={le} in\n{text}"))
+                .to_string()
+        };
+        assert_eq!(bucket("0.0001"), "1");
+        assert_eq!(bucket("0.00025"), "1");
+        assert_eq!(bucket("0.0005"), "2");
+        assert_eq!(bucket("0.001"), "3");
+        assert_eq!(bucket("30"), "3");
+        assert_eq!(bucket("+Inf"), "3");
+    }
+
+    #[test]
+    fn build_info_names_the_version_and_the_mapping_set() {
+        let mappings = crate::mappings::Mappings::embedded().expect("shipped mappings");
+        let mut text = String::new();
+        render_build_info(&mut text, &mappings);
+        let line = format!(
+            "dvt_cds_build_info{{version=\"{}\",mapping_set=\"{}\",mapping_version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            mappings.id,
+            mappings.version
+        );
+        assert!(text.contains(&line), "{text}");
+        assert!(text.contains("# TYPE dvt_cds_build_info gauge\n"), "{text}");
     }
 }

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod error;
 mod handlers;
 pub mod metrics;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
