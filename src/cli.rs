@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::audit::pseudonym::IdSecret;
 use crate::cds_hooks::Hook;
@@ -308,8 +308,28 @@ struct AuditArgs {
     jobs: Option<u16>,
 }
 
+/// `dvt-cds --version`: the crate's version and the embedded mapping set's id and
+/// version (the clinical content has its own version: CHANGELOG.md), e.g. `dvt-cds 0.1.0
+/// (mappings dvt-cds-default 2.0.0)`.
+pub fn version() -> String {
+    match crate::mappings::embedded_identity() {
+        Some((id, version)) => format!("{} (mappings {id} {version})", env!("CARGO_PKG_VERSION")),
+        None => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// The command line, with [`version`] as `--version` says it. Built once per process.
+fn command() -> clap::Command {
+    Cli::command().version(version().leak() as &'static str)
+}
+
 pub fn run() -> ExitCode {
-    match Cli::parse().command {
+    let matches = command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Evaluate(a) => {
@@ -725,7 +745,21 @@ mod tests {
 
     #[test]
     fn command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_crate_and_the_embedded_mapping_set() {
+        let e = command()
+            .try_get_matches_from(["dvt-cds", "--version"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "dvt-cds {} (mappings dvt-cds-default 2.0.0)\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
     }
 }

@@ -15,7 +15,7 @@ const HOOKS: [&str; 4] = [
 ];
 
 /// Discovery names the mapping set that answers (`dvt-model.md` §6; README "Endpoints"):
-/// the shipped one by default, a site's own with `--mappings DIR`.
+/// the shipped one by default, a site's own with `--mappings DIR`; and the release.
 #[tokio::test]
 async fn discovery_names_the_mapping_set() {
     let app = TestApp::dev();
@@ -24,6 +24,11 @@ async fn discovery_names_the_mapping_set() {
         assert_eq!(
             s["extension"]["dvt-cds-mappings"],
             json!({"name": "dvt-cds-default", "version": "2.0.0"}),
+            "{s}"
+        );
+        assert_eq!(
+            s["extension"]["dvt-cds-service"],
+            json!({"name": "dvt-cds", "version": env!("CARGO_PKG_VERSION")}),
             "{s}"
         );
     }
@@ -50,6 +55,23 @@ async fn discovery_names_the_mapping_set() {
             s["extension"]["dvt-cds-mappings"],
             json!({"name": "stmary-dvt", "version": "2026.3"}),
             "{s}"
+        );
+    }
+}
+
+/// `dvt-cds --version` (and `-V`) names the release and the embedded mapping set, the
+/// same two versions discovery gives.
+#[test]
+fn version_names_the_release_and_the_mapping_set() {
+    for flag in ["--version", "-V"] {
+        let out = run(&[flag]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!(
+                "dvt-cds {} (mappings dvt-cds-default 2.0.0)\n",
+                env!("CARGO_PKG_VERSION")
+            )
         );
     }
 }

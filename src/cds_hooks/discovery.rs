@@ -12,6 +12,35 @@ use crate::mappings::Mappings;
 /// `mappings` (`dvt-model.md` §6), so an EHR can tell which clinical knowledge it calls.
 pub const MAPPINGS_EXTENSION: &str = "dvt-cds-mappings";
 
+/// The key of our discovery extension that names the software answering: `{"name":
+/// "dvt-cds", "version": <crate version>}`, so an EHR team can tell which release it
+/// calls (with the mapping set, what changed between two answers).
+pub const SERVICE_EXTENSION: &str = "dvt-cds-service";
+
+/// The software a service runs: this build's name and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceRef {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl ServiceRef {
+    pub const THIS: ServiceRef = ServiceRef {
+        name: "dvt-cds",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+}
+
+/// A discovery entry's `extension` (CDS Hooks 2.0 "Extensions": one object whose keys
+/// are the extension's names).
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscoveryExtension {
+    #[serde(rename = "dvt-cds-mappings")]
+    pub mappings: MappingSetRef,
+    #[serde(rename = "dvt-cds-service")]
+    pub service: ServiceRef,
+}
+
 /// The mapping set a service answers with: `{"name": id, "version": version}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MappingSetRef {
@@ -41,8 +70,9 @@ pub struct DiscoveryService {
     pub prefetch: BTreeMap<&'static str, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage_requirements: Option<&'static str>,
-    /// `{"dvt-cds-mappings": {"name": .., "version": ..}}`.
-    pub extension: BTreeMap<&'static str, MappingSetRef>,
+    /// `{"dvt-cds-mappings": {"name": .., "version": ..}, "dvt-cds-service": {"name":
+    /// "dvt-cds", "version": ..}}`.
+    pub extension: DiscoveryExtension,
 }
 
 const USAGE: &str = "Send the prefetch listed here, or fhirServer with fhirAuthorization \
@@ -87,7 +117,10 @@ impl DiscoveryService {
             description,
             prefetch: crate::fhir::prefetch_templates(hook),
             usage_requirements: Some(USAGE),
-            extension: BTreeMap::from([(MAPPINGS_EXTENSION, mappings.clone())]),
+            extension: DiscoveryExtension {
+                mappings: mappings.clone(),
+                service: ServiceRef::THIS,
+            },
         }
     }
 }
@@ -107,7 +140,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_service_names_the_mapping_set() {
+    fn every_service_names_the_mapping_set_and_the_release() {
         let m = Mappings::embedded().expect("shipped mappings");
         let d = discovery_document(&m);
         let services = d["services"].as_array().expect("services");
@@ -118,6 +151,12 @@ mod tests {
                 serde_json::json!({"name": "dvt-cds-default", "version": "2.0.0"}),
                 "{s}"
             );
+            assert_eq!(
+                s["extension"][SERVICE_EXTENSION],
+                serde_json::json!({"name": "dvt-cds", "version": env!("CARGO_PKG_VERSION")}),
+                "{s}"
+            );
+            assert_eq!(s["extension"].as_object().map(|o| o.len()), Some(2), "{s}");
         }
     }
 }

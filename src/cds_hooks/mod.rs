@@ -228,7 +228,10 @@ pub use card::{
     Action, ActionType, Card, Coding, Indicator, Link, LinkType, Response, SelectionBehavior,
     Source, Suggestion,
 };
-pub use discovery::{DiscoveryService, MAPPINGS_EXTENSION, MappingSetRef, discovery_document};
+pub use discovery::{
+    DiscoveryExtension, DiscoveryService, MAPPINGS_EXTENSION, MappingSetRef, SERVICE_EXTENSION,
+    ServiceRef, discovery_document,
+};
 pub use feedback::{
     AcceptedSuggestion, FeedbackEntry, MAX_FEEDBACK_ENTRIES, Outcome, OverrideReason,
     parse_feedback,

@@ -473,6 +473,25 @@ fn normalise_icd_string(code: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
+/// The embedded mapping set's `[model] id` and `version`, from its `model.toml` alone
+/// (for `dvt-cds --version`, which should not compile every value set to print a line).
+/// `None` only for a build whose embedded `model.toml` is missing or unreadable, which
+/// [`Mappings::embedded`] would refuse too.
+pub fn embedded_identity() -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        model: Identity,
+    }
+    #[derive(serde::Deserialize)]
+    struct Identity {
+        id: String,
+        version: String,
+    }
+    let (_, text) = embedded::FILES.iter().find(|(p, _)| *p == "model.toml")?;
+    let file: File = toml::from_str(text).ok()?;
+    Some((file.model.id, file.model.version))
+}
+
 impl Mappings {
     /// The mappings compiled into the binary.
     pub fn embedded() -> Result<Mappings, MappingError> {
@@ -1668,6 +1687,8 @@ mod tests {
         );
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
         let on_disk = Mappings::load_dir(&dir).expect("mappings/ on disk");
+        // `--version`'s quick read of model.toml says what the full load says.
+        assert_eq!(embedded_identity(), Some((m.id.clone(), m.version.clone())));
         assert_eq!((on_disk.id, on_disk.version), (m.id, m.version));
         let report = check_command(None).unwrap();
         assert!(
