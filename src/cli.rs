@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::audit::pseudonym::IdSecret;
@@ -15,7 +16,7 @@ use crate::cds_hooks::Hook;
 use crate::fhir::{EgressPolicy, FhirSettings, LiveDataPool, ServerBase};
 use crate::http::{Application, ServeConfig};
 use crate::store::{PgSettings, StoreConfig};
-use crate::telemetry::LogFormat;
+use crate::telemetry::{FlagSource, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -142,6 +143,14 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "DVT_CDS_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Send OpenTelemetry traces to this OTLP/HTTP collector (base URL, e.g.
+    /// http://otel-collector:4318; spans go to URL/v1/traces, protobuf). Off unless this
+    /// or OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set. The
+    /// flag on the command line wins; the standard OTEL_* variables win over its
+    /// variable DVT_CDS_OTLP_ENDPOINT. OTEL_SERVICE_NAME (default dvt-cds), OTEL_BSP_*,
+    /// OTEL_TRACES_SAMPLER and OTEL_EXPORTER_OTLP_HEADERS are honoured.
+    #[arg(long, env = "DVT_CDS_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// Timeout of each FHIR request.
     #[arg(long, env = "DVT_CDS_FHIR_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     fhir_timeout: Duration,
@@ -330,7 +339,18 @@ pub fn run() -> ExitCode {
         Err(e) => e.exit(),
     };
     match cli.command {
-        Command::Serve(args) => serve(*args),
+        Command::Serve(args) => {
+            // Whether --otlp-endpoint was written or came from its variable decides
+            // whether the standard OTEL_* variables win over it (`telemetry`).
+            let otlp_source = matches
+                .subcommand_matches("serve")
+                .and_then(|m| m.value_source("otlp_endpoint"));
+            let otlp_source = match otlp_source {
+                Some(ValueSource::CommandLine) => FlagSource::CommandLine,
+                _ => FlagSource::Environment,
+            };
+            serve(*args, otlp_source)
+        }
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Evaluate(a) => {
             let args = crate::evaluate::EvaluateArgs {
@@ -405,8 +425,46 @@ fn audit(a: AuditArgs) -> ExitCode {
     }
 }
 
-fn serve(a: ServeArgs) -> ExitCode {
-    crate::telemetry::init(a.log_format);
+fn serve(a: ServeArgs, otlp_source: FlagSource) -> ExitCode {
+    let traces = match crate::telemetry::traces_endpoint(
+        a.otlp_endpoint.as_deref().map(|e| (e, otlp_source)),
+        |name| std::env::var(name).ok(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    // Before the log: the traces exporter sends from this runtime.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let telemetry = match crate::telemetry::init(a.log_format, traces.as_ref(), runtime.handle()) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    if let Some(t) = &traces {
+        // The URL without any user or password it may carry.
+        tracing::info!(
+            endpoint = %format!("{}{}", t.url.origin().ascii_serialization(), t.url.path()),
+            from = t.from,
+            "traces: OpenTelemetry spans are sent over OTLP/HTTP"
+        );
+    }
+    let code = runtime.block_on(async {
+        let code = serve_on_runtime(a).await;
+        // The spans of the last calls, then the process ends.
+        telemetry.shutdown().await;
+        code
+    });
+    // Tasks still blocked (a collector that never answers) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn serve_on_runtime(a: ServeArgs) -> ExitCode {
     let id_secret = match a.id_secret.as_deref().map(IdSecret::from_text).transpose() {
         Ok(s) => s,
         Err(e) => return fail(&format!("--id-secret: {e}")),
@@ -442,34 +500,25 @@ fn serve(a: ServeArgs) -> ExitCode {
         max_token_lifetime: a.max_token_lifetime,
         fixed_now: a.now,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => return fail(&e),
     };
-    runtime.block_on(async {
-        let app = match Application::build(config).await {
-            Ok(app) => app,
-            Err(e) => return fail(&e),
-        };
-        // The lines black-box tests and scripts wait for (stdout; logs go to stderr):
-        // the service first, then the admin listener when there is one.
-        {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "dvt-cds listening on http://{}", app.local_addr());
-            if let Some(admin) = app.admin_addr() {
-                let _ = writeln!(out, "dvt-cds admin listening on http://{admin}");
-            }
-            let _ = out.flush();
+    // The lines black-box tests and scripts wait for (stdout; logs go to stderr):
+    // the service first, then the admin listener when there is one.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "dvt-cds listening on http://{}", app.local_addr());
+        if let Some(admin) = app.admin_addr() {
+            let _ = writeln!(out, "dvt-cds admin listening on http://{admin}");
         }
-        match app.run_until_stopped().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&format!("server error: {e}")),
-        }
-    })
+        let _ = out.flush();
+    }
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("server error: {e}")),
+    }
 }
 
 /// Exit 0 when `/readyz` answers 200; otherwise 1 (what Docker's HEALTHCHECK expects),
@@ -761,5 +810,22 @@ mod tests {
                 env!("CARGO_PKG_VERSION")
             )
         );
+    }
+
+    /// Whether `--otlp-endpoint` was written decides the precedence (`telemetry`): clap
+    /// must tell the command line from the variable.
+    #[test]
+    fn the_otlp_flags_source_is_known() {
+        let source = |args: &[&str]| {
+            let m = command().try_get_matches_from(args).unwrap();
+            m.subcommand_matches("serve")
+                .unwrap()
+                .value_source("otlp_endpoint")
+        };
+        assert_eq!(
+            source(&["dvt-cds", "serve", "--otlp-endpoint", "http://c:4318"]),
+            Some(ValueSource::CommandLine)
+        );
+        assert_eq!(source(&["dvt-cds", "serve"]), None);
     }
 }

@@ -37,13 +37,15 @@
 //!   PostgreSQL, the token replay ledger (SQLite file by default, PostgreSQL for
 //!   replicas); `store::report` (pure) sums the card log and feedback for `report`.
 //! - [`http`]: the axum router, authentication (JWT), CORS, errors as
-//!   OperationOutcome, metrics, request ids.
+//!   OperationOutcome, metrics (`process_*` from `/proc` too), request ids, each call's
+//!   server span.
 //! - [`audit`]: `dvt-cds audit`, the population report before go-live: reads a
 //!   directory of Bundles or Bulk Data NDJSON, runs each patient through
 //!   [`pipeline::respond_to`] on worker threads, counts the cards.
 //! - [`cli`]: the command line (`serve`, `healthcheck`, `evaluate`, `audit`, `report`,
 //!   `mappings check`, `feedback export`).
-//! - [`telemetry`]: the log subscriber (no PHI, no secrets).
+//! - [`telemetry`]: the log subscriber and, with an OTLP endpoint, OpenTelemetry traces
+//!   (no PHI, no secrets in either).
 
 pub mod assessment;
 pub mod audit;

@@ -157,12 +157,22 @@ pub fn respond_to(
     resources: &[Resource],
     now: DateTime<Utc>,
 ) -> Response {
+    // The assessment's span (a child of the hook call's): its category and card count,
+    // the same facts the card log keeps; nothing about the patient beyond them.
+    let span = tracing::info_span!(
+        "assessment",
+        dvt.category = tracing::field::Empty,
+        cds.cards = tracing::field::Empty,
+    );
+    let _entered = span.enter();
     let a = assess(mappings, input, resources, now);
     let response = Response {
         cards: crate::card::render(mappings, input, &a)
             .into_iter()
             .collect(),
     };
+    span.record("dvt.category", a.category.map_or("none", |c| c.as_str()));
+    span.record("cds.cards", response.cards.len());
     // The response types keep the JSON rule by construction; the card's open JSON (its
     // extension, the draft resources) is checked here in every debug build and test.
     #[cfg(debug_assertions)]

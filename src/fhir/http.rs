@@ -78,6 +78,19 @@ impl HttpFhirSource {
             .get(request.url.clone())
             .header(ACCEPT, "application/fhir+json")
             .timeout(request.timeout);
+        // W3C trace context: the FHIR server's spans join the call's trace, as children
+        // of this GET's span (`Live::get_json` makes it current). Without an exporter
+        // the propagator is the no-op one and nothing is added.
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        let context =
+            tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(
+                &context,
+                &mut opentelemetry_http::HeaderInjector(&mut trace_headers),
+            )
+        });
+        builder = builder.headers(trace_headers);
         if let Some(token) = request.bearer {
             let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| FetchError::InvalidToken)?;

@@ -32,6 +32,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+use tracing::field::Empty;
 use url::Url;
 
 pub use egress::{EgressPolicy, Route, ServerBase};
@@ -288,7 +290,6 @@ impl LiveDataPool {
     }
 }
 
-
 /// The live-data budget of one hook call ([`FhirSettings::max_call_bytes`]), shared by
 /// its keys' concurrent queries, and drawn from the process's [`LiveDataPool`].
 #[derive(Debug)]
@@ -397,6 +398,18 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// A short name of the failure, for spans (`error.type`).
+    fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Refused => "connection-refused",
+            FetchError::TimedOut => "timeout",
+            FetchError::AddressRefused(_) => "address-refused",
+            FetchError::Transport(_) => "transport",
+            FetchError::TooLarge => "too-large",
+            FetchError::InvalidToken => "invalid-token",
+        }
+    }
+
     /// What happened, for the log (`timeout`: the request's timeout).
     fn log_detail(&self, timeout: Duration) -> String {
         match self {
@@ -467,9 +480,22 @@ pub async fn gather(
                         resources,
                         ..KeyData::default()
                     }),
-                    Some(next) => live.follow(spec, resources, &next).await,
+                    Some(next) => {
+                        let span = query_span(&spec);
+                        let got = live
+                            .follow(spec, resources, &next)
+                            .instrument(span.clone())
+                            .await;
+                        record_query(&span, &got);
+                        got
+                    }
                 },
-                Decision::Fetch(_) => live.fetch(spec).await,
+                Decision::Fetch(_) => {
+                    let span = query_span(&spec);
+                    let got = live.fetch(spec).instrument(span.clone()).await;
+                    record_query(&span, &got);
+                    got
+                }
             };
             outcome.map(|data| (spec, data))
         }
@@ -598,6 +624,48 @@ struct KeyData {
     notes: Vec<String>,
     /// Paging stopped before the last page (cap, budget, or a next link not followed).
     cut_short: bool,
+    /// Pages (or the one resource of a read) fetched live, for the query's span.
+    pages: usize,
+}
+
+/// The span of one prefetch key's live query (a read, or a search and its pages),
+/// around the spans of its GETs. Named by key and resource type, never by an id: the
+/// patient id is in every query's URL, which no span carries.
+fn query_span(spec: &KeySpec) -> tracing::Span {
+    let interaction = match spec.kind {
+        KeyKind::Read(_) => "read",
+        KeyKind::Search { .. } => "search",
+    };
+    let name = format!("FHIR {interaction} {}", spec.resource_type);
+    tracing::info_span!(
+        "fhir query",
+        otel.name = name.as_str(),
+        otel.status_code = Empty,
+        fhir.query = spec.key,
+        fhir.resource_type = spec.resource_type,
+        fhir.interaction = interaction,
+        fhir.pages = Empty,
+        fhir.resources = Empty,
+        fhir.cut_short = Empty,
+        fhir.unavailable = Empty,
+    )
+}
+
+/// What a key's query ended with, on its span. The reason a query failed is what the
+/// caller's OperationOutcome says (no URL, no id); the detail that only the log gets is
+/// left out.
+fn record_query(span: &tracing::Span, got: &Result<KeyData, DataUnavailable>) {
+    match got {
+        Ok(data) => {
+            span.record("fhir.pages", data.pages);
+            span.record("fhir.resources", data.resources.len());
+            span.record("fhir.cut_short", data.cut_short);
+        }
+        Err(u) => {
+            span.record("otel.status_code", "error");
+            span.record("fhir.unavailable", u.reason.as_str());
+        }
+    }
 }
 
 /// What a GET is for, as errors and the log name it (never an id).
@@ -610,6 +678,14 @@ enum Query {
 }
 
 impl Query {
+    /// The prefetch key (or `medication`), for spans.
+    fn key(self) -> &'static str {
+        match self {
+            Query::Key(spec) => spec.key,
+            Query::Medication => "medication",
+        }
+    }
+
     fn describe(self) -> String {
         match self {
             Query::Key(spec) => spec.describe(),
@@ -790,6 +866,7 @@ impl Live<'_> {
                     return Ok(data);
                 };
                 let url = read_url(base, spec.resource_type, id);
+                data.pages = 1;
                 let resource = match self.get_json(&spec, &url, true).await? {
                     Fetched::Resource(r) => Some(*r),
                     Fetched::Missing => None,
@@ -858,8 +935,7 @@ impl Live<'_> {
         let data = KeyData {
             resources,
             fetched: true,
-            notes: Vec::new(),
-            cut_short: false,
+            ..KeyData::default()
         };
         match Url::options().base_url(Some(base)).parse(next) {
             Ok(url) => self.pages(spec, data, url, 1).await,
@@ -928,6 +1004,7 @@ impl Live<'_> {
                 ));
             }
             read += 1;
+            data.pages += 1;
             let next = bundle::next_link(&page).map(str::to_owned);
             data.resources.extend(bundle::resources(page));
             let Some(next) = next else {
@@ -976,7 +1053,43 @@ impl Live<'_> {
             timeout,
             budget: &self.budget,
         };
-        let reply = match tokio::time::timeout_at(self.deadline, self.source.get(request)).await {
+        // The client span of the GET: its context is the `traceparent` the FHIR server
+        // gets (`http::HttpFhirSource`). The server's address, never the URL: its path
+        // or query holds the patient id.
+        let span = tracing::info_span!(
+            "fhir GET",
+            otel.name = "GET",
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = "GET",
+            server.address = url.host_str().unwrap_or(""),
+            server.port = url.port_or_known_default().unwrap_or(0),
+            fhir.query = spec.key(),
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        let got = tokio::time::timeout_at(
+            self.deadline,
+            self.source.get(request).instrument(span.clone()),
+        )
+        .await;
+        match &got {
+            Ok(Ok(reply)) => {
+                span.record("http.response.status_code", reply.status);
+                if reply.status >= 400 {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            Ok(Err(e)) => {
+                span.record("otel.status_code", "error");
+                span.record("error.type", e.kind());
+            }
+            Err(_) => {
+                span.record("otel.status_code", "error");
+                span.record("error.type", "deadline");
+            }
+        }
+        let reply = match got {
             Err(_) => return Err(self.unavailable(spec, "no answer before the call's deadline")),
             Ok(Err(FetchError::TimedOut)) if timeout < self.settings.query_timeout => {
                 return Err(self.unavailable(spec, "no answer before the call's deadline"));

@@ -73,7 +73,7 @@ pub async fn call_service(
         state.0.metrics.card(hook.service_id(), card.indicator);
         log_card(&state, hook, card, client.as_ref(), &watch);
     }
-    log.set_cards(response.cards.len());
+    log.set_cards(&response.cards);
     // Serialised here, once, straight from the typed response.
     Ok(Json(response).into_response())
 }

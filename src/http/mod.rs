@@ -1,5 +1,6 @@
 //! The HTTP edge: the axum router, client authentication (JWT), CORS, errors as
-//! OperationOutcome, metrics, request ids and the one log line per request.
+//! OperationOutcome, metrics, request ids, the one log line per request and its server
+//! span (`trace`).
 //!
 //! - [`Application`]: build (load, open, bind), then `run_until_stopped` (graceful
 //!   shutdown on SIGTERM / Ctrl-C).
@@ -12,6 +13,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 pub mod process;
+mod trace;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
 
 use crate::fhir::{FhirSettings, FhirSource, HttpFhirSource};
 use crate::mappings::Mappings;
@@ -172,6 +175,8 @@ struct LogFields {
     hook_instance: Option<String>,
     client: Option<String>,
     cards: Option<usize>,
+    /// The first card's indicator (a call returns at most one card); for the span.
+    indicator: Option<&'static str>,
     stored: Option<usize>,
 }
 
@@ -189,8 +194,11 @@ impl RequestLog {
     fn set_client(&self, iss: &str) {
         self.with(|l| l.client = Some(iss.chars().take(200).collect()));
     }
-    fn set_cards(&self, n: usize) {
-        self.with(|l| l.cards = Some(n));
+    fn set_cards(&self, cards: &[crate::cds_hooks::Card]) {
+        self.with(|l| {
+            l.cards = Some(cards.len());
+            l.indicator = cards.first().map(|c| c.indicator.as_str());
+        });
     }
     fn set_stored(&self, n: usize) {
         self.with(|l| l.stored = Some(n));
@@ -304,8 +312,9 @@ async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> R
     req.extensions_mut().insert(log.clone());
     let method = req.method().clone();
     let (route, path_service) = route_of(req.uri().path());
+    let span = trace::server_span(&method, route, req.headers(), &id);
 
-    let mut resp = next.run(req).await;
+    let mut resp = next.run(req).instrument(span.clone()).await;
 
     resp.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
     let secs = started.elapsed().as_secs_f64();
@@ -316,27 +325,41 @@ async fn track(State(state): State<AppState>, mut req: Request, next: Next) -> R
             l.hook_instance.take(),
             l.client.take(),
             l.cards,
+            l.indicator,
             l.stored,
         )
     });
-    let (service, hook_instance, client, cards, stored) = fields;
+    let (service, hook_instance, client, cards, indicator, stored) = fields;
     let service = service.or(path_service).unwrap_or("-");
     state
         .0
         .metrics
         .request(route, service, status.as_u16(), secs);
+    trace::record_outcome(
+        &span,
+        trace::Outcome {
+            status: status.as_u16(),
+            service,
+            hook_instance: hook_instance.as_deref(),
+            client: client.as_deref(),
+            cards,
+            indicator,
+        },
+    );
+    // The log line names the trace, so a log search leads to the trace and back.
+    let trace_id = trace::trace_id(&span);
     let error = resp.extensions().get::<ErrorDetail>().map(|e| e.0.as_str());
     let request_id = id.to_str().unwrap_or("-");
     let duration_ms = (secs * 1000.0 * 10.0).round() / 10.0;
     if status.is_server_error() {
         tracing::error!(request_id, method = %method, route, service, status = status.as_u16(), duration_ms,
-            hook_instance, client, cards, stored, error, "request");
+            hook_instance, client, cards, stored, trace_id, error, "request");
     } else if status.is_client_error() {
         tracing::warn!(request_id, method = %method, route, service, status = status.as_u16(), duration_ms,
-            hook_instance, client, cards, stored, error, "request");
+            hook_instance, client, cards, stored, trace_id, error, "request");
     } else {
         tracing::info!(request_id, method = %method, route, service, status = status.as_u16(), duration_ms,
-            hook_instance, client, cards, stored, "request");
+            hook_instance, client, cards, stored, trace_id, "request");
     }
     resp
 }

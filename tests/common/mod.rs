@@ -46,7 +46,9 @@ pub struct TestApp {
     pub dir: Arc<tempfile::TempDir>,
 }
 
-/// A command for the binary with no `DVT_CDS_*` variables inherited from the caller.
+/// A command for the binary with no `DVT_CDS_*` or `OTEL_*` variables inherited from
+/// the caller (a developer's own OpenTelemetry settings would send the tests' traces to
+/// their collector).
 pub fn command() -> Command {
     command_of(BIN)
 }
@@ -55,7 +57,7 @@ pub fn command() -> Command {
 pub fn command_of(bin: &str) -> Command {
     let mut c = Command::new(bin);
     for (k, _) in std::env::vars() {
-        if k.starts_with("DVT_CDS_") {
+        if k.starts_with("DVT_CDS_") || k.starts_with("OTEL_") {
             c.env_remove(k);
         }
     }
@@ -82,6 +84,17 @@ impl TestApp {
     /// Start in `dir` (e.g. to restart on the same feedback database).
     pub fn spawn_in(dir: Arc<tempfile::TempDir>, args: &[&str]) -> TestApp {
         Self::spawn_bin_in(BIN, dir, args)
+    }
+
+    /// [`TestApp::spawn`] with these environment variables set.
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut c = command();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--feedback-db"])
+            .arg(dir.path().join("feedback.sqlite3"))
+            .args(args)
+            .envs(env.iter().copied());
+        Self::launch(c, dir)
     }
 
     /// [`TestApp::spawn_in`] for another build of the binary.
