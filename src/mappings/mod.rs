@@ -1019,6 +1019,39 @@ fn parse_part(
     let inc = inc
         .as_object()
         .ok_or_else(|| err(file, at, "must be an object"))?;
+    check_part_keys(file, at, inc)?;
+    let system = non_empty_str(file, &format!("{at}.system"), inc.get("system"))?
+        .trim()
+        .to_string();
+    require_source(file, at, inc)?;
+    let mut pi = ParsedInclude {
+        system: system.clone(),
+        codes: Vec::new(),
+        is_a: Vec::new(),
+        ranges: Vec::new(),
+    };
+    match (inc.get("concept"), inc.get("filter")) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                file,
+                at,
+                "has both concept and filter (FHIR allows one)",
+            ));
+        }
+        (None, None) => return Err(err(file, at, "has neither concept nor filter")),
+        (Some(concepts), None) => pi.codes = parse_concepts(file, at, concepts)?,
+        (None, Some(filters)) => parse_filters(file, at, &system, filters, &mut pi)?,
+    }
+    Ok(pi)
+}
+
+/// An include may carry only the keys the index reads: a `valueSet` reference (or any
+/// other key) would silently widen or narrow the set if it were ignored.
+fn check_part_keys(
+    file: &str,
+    at: &str,
+    inc: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), MappingError> {
     for key in inc.keys() {
         if !matches!(
             key.as_str(),
@@ -1031,9 +1064,16 @@ fn parse_part(
             ));
         }
     }
-    let system = non_empty_str(file, &format!("{at}.system"), inc.get("system"))?
-        .trim()
-        .to_string();
+    Ok(())
+}
+
+/// Every include names where its codes come from: a [`SOURCE_EXT`] extension with a
+/// non-blank `valueString`.
+fn require_source(
+    file: &str,
+    at: &str,
+    inc: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), MappingError> {
     let has_source = inc
         .get("extension")
         .and_then(|e| e.as_array())
@@ -1052,96 +1092,98 @@ fn parse_part(
             format!("needs a source extension ({SOURCE_EXT}) saying where the codes come from"),
         ));
     }
-    let mut pi = ParsedInclude {
-        system: system.clone(),
-        codes: Vec::new(),
-        is_a: Vec::new(),
-        ranges: Vec::new(),
-    };
-    match (inc.get("concept"), inc.get("filter")) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                file,
-                at,
-                "has both concept and filter (FHIR allows one)",
-            ));
-        }
-        (None, None) => return Err(err(file, at, "has neither concept nor filter")),
-        (Some(concepts), None) => {
-            let arr = concepts
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| err(file, format!("{at}.concept"), "must be a non-empty array"))?;
-            for (j, c) in arr.iter().enumerate() {
-                let cat = format!("{at}.concept[{j}]");
-                let c = c
-                    .as_object()
-                    .ok_or_else(|| err(file, &cat, "must be an object"))?;
-                for key in c.keys() {
-                    if !matches!(
-                        key.as_str(),
-                        "code" | "display" | "extension" | "designation"
-                    ) {
-                        return Err(err(file, format!("{cat}.{key}"), "not supported"));
-                    }
-                }
-                let code = non_empty_str(file, &format!("{cat}.code"), c.get("code"))?;
-                if code.chars().any(char::is_whitespace) {
-                    return Err(err(file, format!("{cat}.code"), "contains whitespace"));
-                }
-                pi.codes.push((cat, code.to_string()));
+    Ok(())
+}
+
+/// `concept`: a non-empty array of `{code}` objects; returns (entry path, code) pairs.
+fn parse_concepts(
+    file: &str,
+    at: &str,
+    concepts: &serde_json::Value,
+) -> Result<Vec<(String, String)>, MappingError> {
+    let arr = concepts
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| err(file, format!("{at}.concept"), "must be a non-empty array"))?;
+    let mut codes = Vec::with_capacity(arr.len());
+    for (j, c) in arr.iter().enumerate() {
+        let cat = format!("{at}.concept[{j}]");
+        let c = c
+            .as_object()
+            .ok_or_else(|| err(file, &cat, "must be an object"))?;
+        for key in c.keys() {
+            if !matches!(
+                key.as_str(),
+                "code" | "display" | "extension" | "designation"
+            ) {
+                return Err(err(file, format!("{cat}.{key}"), "not supported"));
             }
         }
-        (None, Some(filters)) => {
-            let arr = filters
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| err(file, format!("{at}.filter"), "must be a non-empty array"))?;
-            for (j, f) in arr.iter().enumerate() {
-                let fat = format!("{at}.filter[{j}]");
-                let prop = non_empty_str(file, &format!("{fat}.property"), f.get("property"))?;
-                let op = non_empty_str(file, &format!("{fat}.op"), f.get("op"))?;
-                let value = non_empty_str(file, &format!("{fat}.value"), f.get("value"))?;
-                match (prop, op) {
-                    ("concept", "is-a") => {
-                        if system != ICD10CM {
-                            return Err(err(
-                                file,
-                                &fat,
-                                "is-a filters are only supported for ICD-10-CM: list the codes explicitly",
-                            ));
-                        }
-                        pi.is_a.push((fat, value.to_string()));
-                    }
-                    (CODE_RANGE, "=") => {
-                        // FHIR joins the filters of one include with AND: a range with
-                        // another filter would mean their intersection, which nobody means.
-                        if arr.len() != 1 {
-                            return Err(err(
-                                file,
-                                &fat,
-                                "a code-range filter must be its include's only filter (FHIR \
-                                 combines the filters of one include with AND): give each \
-                                 range its own include",
-                            ));
-                        }
-                        pi.ranges.push(parse_range(file, &fat, &system, value)?);
-                    }
-                    _ => {
-                        return Err(err(
-                            file,
-                            &fat,
-                            format!(
-                                "only property \"concept\" with op \"is-a\", or property \
-                                 \"{CODE_RANGE}\" with op \"=\", is supported, not {prop} {op}"
-                            ),
-                        ));
-                    }
+        let code = non_empty_str(file, &format!("{cat}.code"), c.get("code"))?;
+        if code.chars().any(char::is_whitespace) {
+            return Err(err(file, format!("{cat}.code"), "contains whitespace"));
+        }
+        codes.push((cat, code.to_string()));
+    }
+    Ok(codes)
+}
+
+/// `filter`: a non-empty array of `is-a` roots (ICD-10-CM only) or one `code-range`,
+/// added to `pi`.
+fn parse_filters(
+    file: &str,
+    at: &str,
+    system: &str,
+    filters: &serde_json::Value,
+    pi: &mut ParsedInclude,
+) -> Result<(), MappingError> {
+    let arr = filters
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| err(file, format!("{at}.filter"), "must be a non-empty array"))?;
+    for (j, f) in arr.iter().enumerate() {
+        let fat = format!("{at}.filter[{j}]");
+        let prop = non_empty_str(file, &format!("{fat}.property"), f.get("property"))?;
+        let op = non_empty_str(file, &format!("{fat}.op"), f.get("op"))?;
+        let value = non_empty_str(file, &format!("{fat}.value"), f.get("value"))?;
+        match (prop, op) {
+            ("concept", "is-a") => {
+                if system != ICD10CM {
+                    return Err(err(
+                        file,
+                        &fat,
+                        "is-a filters are only supported for ICD-10-CM: list the codes explicitly",
+                    ));
                 }
+                pi.is_a.push((fat, value.to_string()));
+            }
+            (CODE_RANGE, "=") => {
+                // FHIR joins the filters of one include with AND: a range with
+                // another filter would mean their intersection, which nobody means.
+                if arr.len() != 1 {
+                    return Err(err(
+                        file,
+                        &fat,
+                        "a code-range filter must be its include's only filter (FHIR \
+                         combines the filters of one include with AND): give each \
+                         range its own include",
+                    ));
+                }
+                pi.ranges.push(parse_range(file, &fat, system, value)?);
+            }
+            _ => {
+                return Err(err(
+                    file,
+                    &fat,
+                    format!(
+                        "only property \"concept\" with op \"is-a\", or property \
+                         \"{CODE_RANGE}\" with op \"=\", is supported, not {prop} {op}"
+                    ),
+                ));
             }
         }
     }
-    Ok(pi)
+    Ok(())
 }
 
 /// A `code-range` value, `FIRST-LAST` (both ends included), in the order of its system:
