@@ -529,29 +529,20 @@ impl Mappings {
             .ok_or_else(|| err(&format!("{root}/model.toml"), "", "file missing"))?;
         let model_file = format!("{root}/model.toml");
         let model = Model::parse(&model_file, model_text)?;
+        let value_sets = parse_value_set_files(root, files)?;
+        let mut m = Mappings::empty(model);
+        let used = m.index_code_sets(&model_file, &value_sets)?;
+        m.check_code_set_keys(&model_file)?;
+        check_all_listed(&value_sets, &used)?;
+        m.compile_ranges();
+        m.build_laterality(&model_file)?;
+        m.build_medication_names(&model_file)?;
+        Ok(m)
+    }
 
-        // Parse every value set file; the file name must match its `id`.
-        let mut value_sets: HashMap<String, (String, ParsedValueSet)> = HashMap::new();
-        for (path, text) in files {
-            let Some(stem) = path
-                .strip_prefix("valuesets/")
-                .and_then(|p| p.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let file = format!("{root}/{path}");
-            let vs = parse_value_set(&file, text)?;
-            if vs.id != stem {
-                return Err(err(
-                    &file,
-                    "id",
-                    format!("is \"{}\" but the file is named \"{stem}.json\"", vs.id),
-                ));
-            }
-            value_sets.insert(stem.to_string(), (file, vs));
-        }
-
-        let mut m = Mappings {
+    /// A mapping set for `model` with nothing indexed yet.
+    fn empty(model: Model) -> Mappings {
+        Mappings {
             id: model.model.id.clone(),
             version: model.model.version.clone(),
             model,
@@ -561,16 +552,26 @@ impl Mappings {
             laterality: FastMap::default(),
             body_sites: FastMap::default(),
             medication_names: Vec::new(),
-        };
+        }
+    }
+
+    /// Index the value sets `[codesets]` lists for every code set the model uses: each
+    /// code set must be listed and name at least one value set, and each value set it
+    /// names must exist. Returns the ids of the value sets indexed.
+    fn index_code_sets<'v>(
+        &mut self,
+        model_file: &str,
+        value_sets: &'v ValueSets,
+    ) -> Result<HashSet<&'v str>, MappingError> {
         let mut used: HashSet<&str> = HashSet::new();
         for &set in CodeSet::ALL {
             let ids =
-                m.model.codesets.get(set.key()).ok_or_else(|| {
-                    err(&model_file, format!("[codesets] {}", set.key()), "missing")
+                self.model.codesets.get(set.key()).ok_or_else(|| {
+                    err(model_file, format!("[codesets] {}", set.key()), "missing")
                 })?;
             if ids.is_empty() {
                 return Err(err(
-                    &model_file,
+                    model_file,
                     format!("[codesets] {}", set.key()),
                     "lists no value set",
                 ));
@@ -578,7 +579,7 @@ impl Mappings {
             for id in ids.clone() {
                 let (file, vs) = value_sets.get(&id).ok_or_else(|| {
                     err(
-                        &model_file,
+                        model_file,
                         format!("[codesets] {}", set.key()),
                         format!("value set \"{id}\" not found (expected valuesets/{id}.json)"),
                     )
@@ -589,32 +590,32 @@ impl Mappings {
                         .map(|(k, _)| k.as_str())
                         .unwrap_or(""),
                 );
-                m.add_value_set(set, file, vs)?;
-                m.info[set as usize].value_sets.push(id.clone());
+                self.add_value_set(set, file, vs)?;
+                self.info[set as usize].value_sets.push(id.clone());
             }
         }
-        for key in m.model.codesets.keys() {
+        Ok(used)
+    }
+
+    /// `[codesets]` may name only code sets the model uses: any other key is a typo or a
+    /// set nothing reads.
+    fn check_code_set_keys(&self, model_file: &str) -> Result<(), MappingError> {
+        for key in self.model.codesets.keys() {
             if CodeSet::from_key(key).is_none() {
                 return Err(err(
-                    &model_file,
+                    model_file,
                     format!("[codesets] {key}"),
                     "unknown code set (the model does not use it)",
                 ));
             }
         }
-        let mut unused: Vec<&String> = value_sets
-            .keys()
-            .filter(|k| !used.contains(k.as_str()))
-            .collect();
-        unused.sort();
-        if let Some(id) = unused.first() {
-            return Err(err(
-                &value_sets[*id].0,
-                "",
-                "not listed under [codesets] in model.toml, so it would be ignored: list it",
-            ));
-        }
-        for system in &mut m.systems {
+        Ok(())
+    }
+
+    /// Compile every range table into disjoint segments, once all value sets are in
+    /// (ranges of different value sets may overlap).
+    fn compile_ranges(&mut self) {
+        for system in &mut self.systems {
             for table in system
                 .include
                 .ranges
@@ -624,9 +625,6 @@ impl Mappings {
                 table.compile();
             }
         }
-        m.build_laterality(&model_file)?;
-        m.build_medication_names(&model_file)?;
-        Ok(m)
     }
 
     /// `[medication-names]`: each key a code set, each name a non-empty word or phrase.
@@ -932,6 +930,54 @@ fn non_empty_str<'a>(
         Some(_) => Err(err(file, entry, "must be a string")),
         None => Err(err(file, entry, "is missing")),
     }
+}
+
+/// Value sets by id, each with the file (as shown in errors) it came from.
+type ValueSets = HashMap<String, (String, ParsedValueSet)>;
+
+/// Parse every `valuesets/*.json` file of `files`; the file name must match its `id`.
+fn parse_value_set_files(
+    root: &str,
+    files: &[(String, String)],
+) -> Result<ValueSets, MappingError> {
+    let mut value_sets = ValueSets::new();
+    for (path, text) in files {
+        let Some(stem) = path
+            .strip_prefix("valuesets/")
+            .and_then(|p| p.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let file = format!("{root}/{path}");
+        let vs = parse_value_set(&file, text)?;
+        if vs.id != stem {
+            return Err(err(
+                &file,
+                "id",
+                format!("is \"{}\" but the file is named \"{stem}.json\"", vs.id),
+            ));
+        }
+        value_sets.insert(stem.to_string(), (file, vs));
+    }
+    Ok(value_sets)
+}
+
+/// A value set file `[codesets]` does not list would be silently ignored: refuse the
+/// first such file (by id, so the error does not depend on hash order).
+fn check_all_listed(value_sets: &ValueSets, used: &HashSet<&str>) -> Result<(), MappingError> {
+    let mut unused: Vec<&String> = value_sets
+        .keys()
+        .filter(|k| !used.contains(k.as_str()))
+        .collect();
+    unused.sort();
+    if let Some(id) = unused.first() {
+        return Err(err(
+            &value_sets[*id].0,
+            "",
+            "not listed under [codesets] in model.toml, so it would be ignored: list it",
+        ));
+    }
+    Ok(())
 }
 
 fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingError> {
@@ -1366,6 +1412,25 @@ mod tests {
         let e = Mappings::from_files("t", &f).unwrap_err();
         assert_eq!(e.entry, "[codesets] leg-pain");
         assert!(e.problem.contains("not found"));
+    }
+
+    #[test]
+    fn an_unlisted_value_set_is_refused_first_by_id_whatever_the_hash_order() {
+        let vs = |id: &str| ParsedValueSet {
+            id: id.into(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+        };
+        let mut sets = ValueSets::new();
+        for id in ["c-set", "a-set", "b-set", "listed"] {
+            sets.insert(id.into(), (format!("t/valuesets/{id}.json"), vs(id)));
+        }
+        let used: HashSet<&str> = ["listed"].into_iter().collect();
+        let e = check_all_listed(&sets, &used).unwrap_err();
+        assert_eq!(e.file, "t/valuesets/a-set.json");
+        assert_eq!(e.entry, "");
+        let used: HashSet<&str> = ["a-set", "b-set", "c-set", "listed"].into_iter().collect();
+        assert!(check_all_listed(&sets, &used).is_ok());
     }
 
     // ---- code ranges and compose.exclude ----
