@@ -1433,6 +1433,32 @@ mod tests {
         assert!(check_all_listed(&sets, &used).is_ok());
     }
 
+    #[test]
+    fn the_source_extension_needs_our_url_and_a_non_blank_value() {
+        let inc = |ext: serde_json::Value| serde_json::json!({"extension": ext, "system": "s", "concept": [{"code": "c"}]});
+        let check = |ext| {
+            let v = inc(ext);
+            require_source("f", "compose.include[0]", v.as_object().unwrap())
+        };
+        assert!(
+            check(serde_json::json!([{"url": SOURCE_EXT, "valueString": "site list"}])).is_ok()
+        );
+        // Any one extension of several may carry the source.
+        assert!(
+            check(serde_json::json!([{"url": "other"}, {"url": SOURCE_EXT, "valueString": "x"}]))
+                .is_ok()
+        );
+        for bad in [
+            serde_json::json!([{"url": SOURCE_EXT, "valueString": "  "}]),
+            serde_json::json!([{"url": SOURCE_EXT}]),
+            serde_json::json!([{"url": "other", "valueString": "x"}]),
+            serde_json::json!({"url": SOURCE_EXT, "valueString": "x"}),
+        ] {
+            let e = check(bad.clone()).unwrap_err();
+            assert_eq!(e.entry, "compose.include[0].extension", "{bad}");
+        }
+    }
+
     // ---- code ranges and compose.exclude ----
 
     const SRC: &str = r#""extension":[{"url":"https://dvt-cds.example.org/fhir/StructureDefinition/source","valueString":"t"}]"#;
