@@ -125,6 +125,8 @@ pub fn parse_feedback(body: &Value) -> Result<Vec<FeedbackEntry>, Vec<Invalid>> 
     }
 }
 
+/// One feedback entry (`path` is `feedback[i]`): every problem goes to `errs`, and the
+/// entry is returned only when it has none.
 fn parse_entry(
     path: &str,
     e: &Map<String, Value>,
@@ -137,8 +139,35 @@ fn parse_entry(
         "the card.uuid of a card we sent",
         errs,
     );
+    let outcome = parse_outcome(path, e.get("outcome"), errs);
+    let accepted_suggestions = parse_accepted_suggestions(path, e.get("acceptedSuggestions"), errs);
+    // cds-fb-2: accepted implies acceptedSuggestions (said only when nothing above was
+    // wrong, so a bad suggestion id is not also reported as a missing one).
+    if outcome == Some(Outcome::Accepted) && accepted_suggestions.is_empty() && errs.len() == before
+    {
+        errs.push(Invalid::new(
+            format!("{path}.acceptedSuggestions"),
+            "required when outcome is \"accepted\": the suggestions the user accepted",
+        ));
+    }
+    let override_reason = parse_override_reason(path, e.get("overrideReason"), errs);
+    let outcome_timestamp = parse_outcome_timestamp(path, e.get("outcomeTimestamp"), errs);
 
-    let outcome = match e.get("outcome").and_then(Value::as_str) {
+    if errs.len() != before {
+        return None;
+    }
+    Some(FeedbackEntry {
+        card: card?,
+        outcome: outcome?,
+        accepted_suggestions,
+        override_reason,
+        outcome_timestamp: outcome_timestamp?,
+    })
+}
+
+/// `outcome`: `"accepted"` or `"overridden"`.
+fn parse_outcome(path: &str, v: Option<&Value>, errs: &mut Vec<Invalid>) -> Option<Outcome> {
+    match v.and_then(Value::as_str) {
         Some("accepted") => Some(Outcome::Accepted),
         Some("overridden") => Some(Outcome::Overridden),
         _ => {
@@ -148,10 +177,18 @@ fn parse_entry(
             ));
             None
         }
-    };
+    }
+}
 
+/// `acceptedSuggestions`: absent, null, or an array of `{"id": uuid}`; the ids that
+/// parse.
+fn parse_accepted_suggestions(
+    path: &str,
+    v: Option<&Value>,
+    errs: &mut Vec<Invalid>,
+) -> Vec<AcceptedSuggestion> {
     let mut accepted_suggestions = Vec::new();
-    match e.get("acceptedSuggestions") {
+    match v {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             for (j, s) in items.iter().enumerate() {
@@ -171,46 +208,21 @@ fn parse_entry(
             format!("expected an array of {{\"id\": uuid}}, got {}", kind(v)),
         )),
     }
-    // cds-fb-2: accepted implies acceptedSuggestions.
-    if outcome == Some(Outcome::Accepted) && accepted_suggestions.is_empty() && errs.len() == before
-    {
-        errs.push(Invalid::new(
-            format!("{path}.acceptedSuggestions"),
-            "required when outcome is \"accepted\": the suggestions the user accepted",
-        ));
-    }
+    accepted_suggestions
+}
 
-    let override_reason = match e.get("overrideReason") {
+/// `overrideReason`: absent, null, or an object with a reason, a userComment, or both
+/// (cds-fb-3).
+fn parse_override_reason(
+    path: &str,
+    v: Option<&Value>,
+    errs: &mut Vec<Invalid>,
+) -> Option<OverrideReason> {
+    match v {
         None | Some(Value::Null) => None,
         Some(Value::Object(o)) => {
-            let reason = match o.get("reason") {
-                None | Some(Value::Null) => None,
-                Some(r @ Value::Object(c))
-                    if c.get("code")
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| !s.is_empty()) =>
-                {
-                    Some(r.clone())
-                }
-                Some(_) => {
-                    errs.push(Invalid::new(
-                        format!("{path}.overrideReason.reason"),
-                        "expected a Coding with a code (one of the card's overrideReasons)",
-                    ));
-                    None
-                }
-            };
-            let user_comment = match o.get("userComment") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(_) => {
-                    errs.push(Invalid::new(
-                        format!("{path}.overrideReason.userComment"),
-                        "expected a non-empty string",
-                    ));
-                    None
-                }
-            };
+            let reason = parse_reason_coding(path, o.get("reason"), errs);
+            let user_comment = parse_user_comment(path, o.get("userComment"), errs);
             // cds-fb-3: a reason, a userComment, or both.
             if reason.is_none() && user_comment.is_none() {
                 errs.push(Invalid::new(
@@ -230,9 +242,53 @@ fn parse_entry(
             ));
             None
         }
-    };
+    }
+}
 
-    let outcome_timestamp = match e.get("outcomeTimestamp").and_then(Value::as_str) {
+/// `overrideReason.reason`: absent, null, or a Coding with a non-empty code, kept as
+/// sent.
+fn parse_reason_coding(path: &str, v: Option<&Value>, errs: &mut Vec<Invalid>) -> Option<Value> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(r @ Value::Object(c))
+            if c.get("code")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty()) =>
+        {
+            Some(r.clone())
+        }
+        Some(_) => {
+            errs.push(Invalid::new(
+                format!("{path}.overrideReason.reason"),
+                "expected a Coding with a code (one of the card's overrideReasons)",
+            ));
+            None
+        }
+    }
+}
+
+/// `overrideReason.userComment`: absent, null, or a non-empty string.
+fn parse_user_comment(path: &str, v: Option<&Value>, errs: &mut Vec<Invalid>) -> Option<String> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => {
+            errs.push(Invalid::new(
+                format!("{path}.overrideReason.userComment"),
+                "expected a non-empty string",
+            ));
+            None
+        }
+    }
+}
+
+/// `outcomeTimestamp`: an RFC 3339 date-time, kept as sent (see [`FeedbackEntry`]).
+fn parse_outcome_timestamp(
+    path: &str,
+    v: Option<&Value>,
+    errs: &mut Vec<Invalid>,
+) -> Option<String> {
+    match v.and_then(Value::as_str) {
         Some(s) if DateTime::<FixedOffset>::parse_from_rfc3339(s).is_ok() => Some(s.to_string()),
         _ => {
             errs.push(Invalid::new(
@@ -241,18 +297,7 @@ fn parse_entry(
             ));
             None
         }
-    };
-
-    if errs.len() != before {
-        return None;
     }
-    Some(FeedbackEntry {
-        card: card?,
-        outcome: outcome?,
-        accepted_suggestions,
-        override_reason,
-        outcome_timestamp: outcome_timestamp?,
-    })
 }
 
 fn uuid_field(
@@ -316,6 +361,37 @@ mod tests {
             "{}",
             errs[0].message
         );
+    }
+
+    #[test]
+    fn a_reason_needs_a_code_and_is_kept_as_sent() {
+        let mut errs = Vec::new();
+        let coding = json!({"system": "s", "code": "c", "display": "D", "extra": 1});
+        let kept = parse_reason_coding("feedback[0]", Some(&coding), &mut errs);
+        assert_eq!(kept, Some(coding));
+        for bad in [
+            json!({"system": "s"}),
+            json!({"code": ""}),
+            json!({"code": 7}),
+            json!("c"),
+        ] {
+            assert_eq!(
+                parse_reason_coding("feedback[0]", Some(&bad), &mut errs),
+                None
+            );
+        }
+        assert_eq!(errs.len(), 4);
+        assert!(
+            errs.iter()
+                .all(|i| i.path == "feedback[0].overrideReason.reason")
+        );
+        // Absent and null are no reason, not an error.
+        assert_eq!(parse_reason_coding("f", None, &mut errs), None);
+        assert_eq!(
+            parse_reason_coding("f", Some(&Value::Null), &mut errs),
+            None
+        );
+        assert_eq!(errs.len(), 4);
     }
 
     #[test]

@@ -106,6 +106,26 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// An OperationOutcome of one issue with no path: every error but an invalid body.
+fn one_issue(code: &str, diagnostics: impl Into<String>) -> Value {
+    operation_outcome(&[(code, diagnostics.into(), None)])
+}
+
+/// An invalid body's OperationOutcome: one issue per problem, with its path, coded
+/// `required` when its message starts with "required" (a missing field), else
+/// `invalid`. Only the listed issues are formatted; the rest are counted.
+fn invalid_outcome(list: &[Invalid]) -> Value {
+    let issues = list.iter().map(|i| {
+        let code = if i.message.starts_with("required") {
+            "required"
+        } else {
+            "invalid"
+        };
+        (code, i.to_string(), Some(i.path.as_str()))
+    });
+    listed_outcome(issues, list.len())
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -126,115 +146,83 @@ impl ApiError {
         }
     }
 
+    /// The OperationOutcome answering this error: what the client should do about it.
     fn body(&self) -> Value {
         match self {
-            ApiError::Invalid(list) => {
-                // Only the listed issues are formatted; the rest are counted.
-                let issues = list.iter().map(|i| {
-                    let code = if i.message.starts_with("required") {
-                        "required"
-                    } else {
-                        "invalid"
-                    };
-                    (code, i.to_string(), Some(i.path.as_str()))
-                });
-                listed_outcome(issues, list.len())
+            ApiError::Invalid(list) => invalid_outcome(list),
+            ApiError::MalformedJson(e) => {
+                one_issue("structure", format!("the body is not valid JSON: {e}"))
             }
-            ApiError::MalformedJson(e) => operation_outcome(&[(
-                "structure",
-                format!("the body is not valid JSON: {e}"),
-                None,
-            )]),
-            ApiError::Unauthorized(_) => operation_outcome(&[(
+            ApiError::Unauthorized(_) => one_issue(
                 "login",
                 "authentication failed: send Authorization: Bearer <JWT> signed by a \
                  registered issuer, with aud set to the URL called (CDS Hooks 2.0, \
-                 Trusting CDS Clients)"
-                    .to_string(),
-                None,
-            )]),
-            ApiError::UnknownService(id) => operation_outcome(&[(
+                 Trusting CDS Clients)",
+            ),
+            ApiError::UnknownService(id) => one_issue(
                 "not-found",
                 format!(
                     "no CDS service \"{}\": GET /cds-services lists the services (dvt-patient-view, \
                      dvt-encounter-start, dvt-order-select, dvt-order-sign)",
                     clip(id, 64)
                 ),
-                None,
-            )]),
-            ApiError::NotFound => operation_outcome(&[(
+            ),
+            ApiError::NotFound => one_issue(
                 "not-found",
                 "no such endpoint: this service answers GET /cds-services, \
-                 POST /cds-services/{id} and POST /cds-services/{id}/feedback"
-                    .to_string(),
-                None,
-            )]),
-            ApiError::MethodNotAllowed(allow) => operation_outcome(&[(
+                 POST /cds-services/{id} and POST /cds-services/{id}/feedback",
+            ),
+            ApiError::MethodNotAllowed(allow) => one_issue(
                 "not-supported",
                 format!("method not allowed here: use {allow}"),
-                None,
-            )]),
-            ApiError::DataUnavailable(d) => {
-                operation_outcome(&[("incomplete", d.explanation(), None)])
-            }
-            ApiError::DeadlineExceeded(d) => operation_outcome(&[(
+            ),
+            ApiError::DataUnavailable(d) => one_issue("incomplete", d.explanation()),
+            ApiError::DeadlineExceeded(d) => one_issue(
                 "timeout",
                 format!(
                     "deadline exceeded: the FHIR data could not be gathered within {} ms; send \
                      the prefetch so the service need not query the FHIR server",
                     d.as_millis()
                 ),
-                None,
-            )]),
-            ApiError::TooLarge(limit) => operation_outcome(&[(
+            ),
+            ApiError::TooLarge(limit) => one_issue(
                 "too-costly",
                 format!("the body is larger than the limit of {limit} bytes (--max-body)"),
-                None,
-            )]),
-            ApiError::ParsedTooLarge => operation_outcome(&[(
+            ),
+            ApiError::ParsedTooLarge => one_issue(
                 "too-costly",
                 "the body's parsed form would take more memory than this service allows for \
                  all calls in flight (--max-inflight-body): send less data, e.g. fewer \
-                 prefetch resources (many small JSON objects cost far more than their bytes)"
-                    .to_string(),
-                None,
-            )]),
-            ApiError::UnsupportedMediaType => operation_outcome(&[(
+                 prefetch resources (many small JSON objects cost far more than their bytes)",
+            ),
+            ApiError::UnsupportedMediaType => one_issue(
                 "not-supported",
-                "send the body as JSON with Content-Type: application/json".to_string(),
-                None,
-            )]),
-            ApiError::BodyTimeout(d) => operation_outcome(&[(
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            ApiError::BodyTimeout(d) => one_issue(
                 "timeout",
                 format!(
                     "the request body did not arrive within {} ms (--body-timeout)",
                     d.as_millis()
                 ),
-                None,
-            )]),
-            ApiError::Busy => operation_outcome(&[(
+            ),
+            ApiError::Busy => one_issue(
                 "throttled",
-                "busy: too many large calls in flight; retry shortly".to_string(),
-                None,
-            )]),
-            ApiError::LiveDataBusy => operation_outcome(&[(
+                "busy: too many large calls in flight; retry shortly",
+            ),
+            ApiError::LiveDataBusy => one_issue(
                 "throttled",
                 "busy: the live FHIR data of the calls in flight fills the service's \
-                 budget (--fhir-max-inflight-bytes); retry shortly"
-                    .to_string(),
-                None,
-            )]),
-            ApiError::NotReady(_) => operation_outcome(&[(
+                 budget (--fhir-max-inflight-bytes); retry shortly",
+            ),
+            ApiError::NotReady(_) => one_issue(
                 "transient",
-                "not ready: the feedback database cannot be written (the log says why)".to_string(),
-                None,
-            )]),
-            ApiError::Internal(_) => operation_outcome(&[(
+                "not ready: the feedback database cannot be written (the log says why)",
+            ),
+            ApiError::Internal(_) => one_issue(
                 "exception",
-                "internal error: the service could not answer this call; it has been logged"
-                    .to_string(),
-                None,
-            )]),
+                "internal error: the service could not answer this call; it has been logged",
+            ),
         }
     }
 

@@ -548,29 +548,20 @@ impl Mappings {
             .ok_or_else(|| err(&format!("{root}/model.toml"), "", "file missing"))?;
         let model_file = format!("{root}/model.toml");
         let model = Model::parse(&model_file, model_text)?;
+        let value_sets = parse_value_set_files(root, files)?;
+        let mut m = Mappings::empty(model);
+        let used = m.index_code_sets(&model_file, &value_sets)?;
+        m.check_code_set_keys(&model_file)?;
+        check_all_listed(&value_sets, &used)?;
+        m.compile_ranges();
+        m.build_laterality(&model_file)?;
+        m.build_medication_names(&model_file)?;
+        Ok(m)
+    }
 
-        // Parse every value set file; the file name must match its `id`.
-        let mut value_sets: HashMap<String, (String, ParsedValueSet)> = HashMap::new();
-        for (path, text) in files {
-            let Some(stem) = path
-                .strip_prefix("valuesets/")
-                .and_then(|p| p.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let file = format!("{root}/{path}");
-            let vs = parse_value_set(&file, text)?;
-            if vs.id != stem {
-                return Err(err(
-                    &file,
-                    "id",
-                    format!("is \"{}\" but the file is named \"{stem}.json\"", vs.id),
-                ));
-            }
-            value_sets.insert(stem.to_string(), (file, vs));
-        }
-
-        let mut m = Mappings {
+    /// A mapping set for `model` with nothing indexed yet.
+    fn empty(model: Model) -> Mappings {
+        Mappings {
             id: model.model.id.clone(),
             version: model.model.version.clone(),
             model,
@@ -580,16 +571,26 @@ impl Mappings {
             laterality: FastMap::default(),
             body_sites: FastMap::default(),
             medication_names: Vec::new(),
-        };
+        }
+    }
+
+    /// Index the value sets `[codesets]` lists for every code set the model uses: each
+    /// code set must be listed and name at least one value set, and each value set it
+    /// names must exist. Returns the ids of the value sets indexed.
+    fn index_code_sets<'v>(
+        &mut self,
+        model_file: &str,
+        value_sets: &'v ValueSets,
+    ) -> Result<HashSet<&'v str>, MappingError> {
         let mut used: HashSet<&str> = HashSet::new();
         for &set in CodeSet::ALL {
             let ids =
-                m.model.codesets.get(set.key()).ok_or_else(|| {
-                    err(&model_file, format!("[codesets] {}", set.key()), "missing")
+                self.model.codesets.get(set.key()).ok_or_else(|| {
+                    err(model_file, format!("[codesets] {}", set.key()), "missing")
                 })?;
             if ids.is_empty() {
                 return Err(err(
-                    &model_file,
+                    model_file,
                     format!("[codesets] {}", set.key()),
                     "lists no value set",
                 ));
@@ -597,7 +598,7 @@ impl Mappings {
             for id in ids.clone() {
                 let (file, vs) = value_sets.get(&id).ok_or_else(|| {
                     err(
-                        &model_file,
+                        model_file,
                         format!("[codesets] {}", set.key()),
                         format!("value set \"{id}\" not found (expected valuesets/{id}.json)"),
                     )
@@ -608,32 +609,32 @@ impl Mappings {
                         .map(|(k, _)| k.as_str())
                         .unwrap_or(""),
                 );
-                m.add_value_set(set, file, vs)?;
-                m.info[set as usize].value_sets.push(id.clone());
+                self.add_value_set(set, file, vs)?;
+                self.info[set as usize].value_sets.push(id.clone());
             }
         }
-        for key in m.model.codesets.keys() {
+        Ok(used)
+    }
+
+    /// `[codesets]` may name only code sets the model uses: any other key is a typo or a
+    /// set nothing reads.
+    fn check_code_set_keys(&self, model_file: &str) -> Result<(), MappingError> {
+        for key in self.model.codesets.keys() {
             if CodeSet::from_key(key).is_none() {
                 return Err(err(
-                    &model_file,
+                    model_file,
                     format!("[codesets] {key}"),
                     "unknown code set (the model does not use it)",
                 ));
             }
         }
-        let mut unused: Vec<&String> = value_sets
-            .keys()
-            .filter(|k| !used.contains(k.as_str()))
-            .collect();
-        unused.sort();
-        if let Some(id) = unused.first() {
-            return Err(err(
-                &value_sets[*id].0,
-                "",
-                "not listed under [codesets] in model.toml, so it would be ignored: list it",
-            ));
-        }
-        for system in &mut m.systems {
+        Ok(())
+    }
+
+    /// Compile every range table into disjoint segments, once all value sets are in
+    /// (ranges of different value sets may overlap).
+    fn compile_ranges(&mut self) {
+        for system in &mut self.systems {
             for table in system
                 .include
                 .ranges
@@ -643,9 +644,6 @@ impl Mappings {
                 table.compile();
             }
         }
-        m.build_laterality(&model_file)?;
-        m.build_medication_names(&model_file)?;
-        Ok(m)
     }
 
     /// `[medication-names]`: each key a code set, each name a non-empty word or phrase.
@@ -953,6 +951,54 @@ fn non_empty_str<'a>(
     }
 }
 
+/// Value sets by id, each with the file (as shown in errors) it came from.
+type ValueSets = HashMap<String, (String, ParsedValueSet)>;
+
+/// Parse every `valuesets/*.json` file of `files`; the file name must match its `id`.
+fn parse_value_set_files(
+    root: &str,
+    files: &[(String, String)],
+) -> Result<ValueSets, MappingError> {
+    let mut value_sets = ValueSets::new();
+    for (path, text) in files {
+        let Some(stem) = path
+            .strip_prefix("valuesets/")
+            .and_then(|p| p.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let file = format!("{root}/{path}");
+        let vs = parse_value_set(&file, text)?;
+        if vs.id != stem {
+            return Err(err(
+                &file,
+                "id",
+                format!("is \"{}\" but the file is named \"{stem}.json\"", vs.id),
+            ));
+        }
+        value_sets.insert(stem.to_string(), (file, vs));
+    }
+    Ok(value_sets)
+}
+
+/// A value set file `[codesets]` does not list would be silently ignored: refuse the
+/// first such file (by id, so the error does not depend on hash order).
+fn check_all_listed(value_sets: &ValueSets, used: &HashSet<&str>) -> Result<(), MappingError> {
+    let mut unused: Vec<&String> = value_sets
+        .keys()
+        .filter(|k| !used.contains(k.as_str()))
+        .collect();
+    unused.sort();
+    if let Some(id) = unused.first() {
+        return Err(err(
+            &value_sets[*id].0,
+            "",
+            "not listed under [codesets] in model.toml, so it would be ignored: list it",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_value_set(file: &str, text: &str) -> Result<ParsedValueSet, MappingError> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         err(
@@ -1038,6 +1084,39 @@ fn parse_part(
     let inc = inc
         .as_object()
         .ok_or_else(|| err(file, at, "must be an object"))?;
+    check_part_keys(file, at, inc)?;
+    let system = non_empty_str(file, &format!("{at}.system"), inc.get("system"))?
+        .trim()
+        .to_string();
+    require_source(file, at, inc)?;
+    let mut pi = ParsedInclude {
+        system: system.clone(),
+        codes: Vec::new(),
+        is_a: Vec::new(),
+        ranges: Vec::new(),
+    };
+    match (inc.get("concept"), inc.get("filter")) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                file,
+                at,
+                "has both concept and filter (FHIR allows one)",
+            ));
+        }
+        (None, None) => return Err(err(file, at, "has neither concept nor filter")),
+        (Some(concepts), None) => pi.codes = parse_concepts(file, at, concepts)?,
+        (None, Some(filters)) => parse_filters(file, at, &system, filters, &mut pi)?,
+    }
+    Ok(pi)
+}
+
+/// An include may carry only the keys the index reads: a `valueSet` reference (or any
+/// other key) would silently widen or narrow the set if it were ignored.
+fn check_part_keys(
+    file: &str,
+    at: &str,
+    inc: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), MappingError> {
     for key in inc.keys() {
         if !matches!(
             key.as_str(),
@@ -1050,9 +1129,16 @@ fn parse_part(
             ));
         }
     }
-    let system = non_empty_str(file, &format!("{at}.system"), inc.get("system"))?
-        .trim()
-        .to_string();
+    Ok(())
+}
+
+/// Every include names where its codes come from: a [`SOURCE_EXT`] extension with a
+/// non-blank `valueString`.
+fn require_source(
+    file: &str,
+    at: &str,
+    inc: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), MappingError> {
     let has_source = inc
         .get("extension")
         .and_then(|e| e.as_array())
@@ -1071,96 +1157,98 @@ fn parse_part(
             format!("needs a source extension ({SOURCE_EXT}) saying where the codes come from"),
         ));
     }
-    let mut pi = ParsedInclude {
-        system: system.clone(),
-        codes: Vec::new(),
-        is_a: Vec::new(),
-        ranges: Vec::new(),
-    };
-    match (inc.get("concept"), inc.get("filter")) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                file,
-                at,
-                "has both concept and filter (FHIR allows one)",
-            ));
-        }
-        (None, None) => return Err(err(file, at, "has neither concept nor filter")),
-        (Some(concepts), None) => {
-            let arr = concepts
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| err(file, format!("{at}.concept"), "must be a non-empty array"))?;
-            for (j, c) in arr.iter().enumerate() {
-                let cat = format!("{at}.concept[{j}]");
-                let c = c
-                    .as_object()
-                    .ok_or_else(|| err(file, &cat, "must be an object"))?;
-                for key in c.keys() {
-                    if !matches!(
-                        key.as_str(),
-                        "code" | "display" | "extension" | "designation"
-                    ) {
-                        return Err(err(file, format!("{cat}.{key}"), "not supported"));
-                    }
-                }
-                let code = non_empty_str(file, &format!("{cat}.code"), c.get("code"))?;
-                if code.chars().any(char::is_whitespace) {
-                    return Err(err(file, format!("{cat}.code"), "contains whitespace"));
-                }
-                pi.codes.push((cat, code.to_string()));
+    Ok(())
+}
+
+/// `concept`: a non-empty array of `{code}` objects; returns (entry path, code) pairs.
+fn parse_concepts(
+    file: &str,
+    at: &str,
+    concepts: &serde_json::Value,
+) -> Result<Vec<(String, String)>, MappingError> {
+    let arr = concepts
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| err(file, format!("{at}.concept"), "must be a non-empty array"))?;
+    let mut codes = Vec::with_capacity(arr.len());
+    for (j, c) in arr.iter().enumerate() {
+        let cat = format!("{at}.concept[{j}]");
+        let c = c
+            .as_object()
+            .ok_or_else(|| err(file, &cat, "must be an object"))?;
+        for key in c.keys() {
+            if !matches!(
+                key.as_str(),
+                "code" | "display" | "extension" | "designation"
+            ) {
+                return Err(err(file, format!("{cat}.{key}"), "not supported"));
             }
         }
-        (None, Some(filters)) => {
-            let arr = filters
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| err(file, format!("{at}.filter"), "must be a non-empty array"))?;
-            for (j, f) in arr.iter().enumerate() {
-                let fat = format!("{at}.filter[{j}]");
-                let prop = non_empty_str(file, &format!("{fat}.property"), f.get("property"))?;
-                let op = non_empty_str(file, &format!("{fat}.op"), f.get("op"))?;
-                let value = non_empty_str(file, &format!("{fat}.value"), f.get("value"))?;
-                match (prop, op) {
-                    ("concept", "is-a") => {
-                        if system != ICD10CM {
-                            return Err(err(
-                                file,
-                                &fat,
-                                "is-a filters are only supported for ICD-10-CM: list the codes explicitly",
-                            ));
-                        }
-                        pi.is_a.push((fat, value.to_string()));
-                    }
-                    (CODE_RANGE, "=") => {
-                        // FHIR joins the filters of one include with AND: a range with
-                        // another filter would mean their intersection, which nobody means.
-                        if arr.len() != 1 {
-                            return Err(err(
-                                file,
-                                &fat,
-                                "a code-range filter must be its include's only filter (FHIR \
-                                 combines the filters of one include with AND): give each \
-                                 range its own include",
-                            ));
-                        }
-                        pi.ranges.push(parse_range(file, &fat, &system, value)?);
-                    }
-                    _ => {
-                        return Err(err(
-                            file,
-                            &fat,
-                            format!(
-                                "only property \"concept\" with op \"is-a\", or property \
-                                 \"{CODE_RANGE}\" with op \"=\", is supported, not {prop} {op}"
-                            ),
-                        ));
-                    }
+        let code = non_empty_str(file, &format!("{cat}.code"), c.get("code"))?;
+        if code.chars().any(char::is_whitespace) {
+            return Err(err(file, format!("{cat}.code"), "contains whitespace"));
+        }
+        codes.push((cat, code.to_string()));
+    }
+    Ok(codes)
+}
+
+/// `filter`: a non-empty array of `is-a` roots (ICD-10-CM only) or one `code-range`,
+/// added to `pi`.
+fn parse_filters(
+    file: &str,
+    at: &str,
+    system: &str,
+    filters: &serde_json::Value,
+    pi: &mut ParsedInclude,
+) -> Result<(), MappingError> {
+    let arr = filters
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| err(file, format!("{at}.filter"), "must be a non-empty array"))?;
+    for (j, f) in arr.iter().enumerate() {
+        let fat = format!("{at}.filter[{j}]");
+        let prop = non_empty_str(file, &format!("{fat}.property"), f.get("property"))?;
+        let op = non_empty_str(file, &format!("{fat}.op"), f.get("op"))?;
+        let value = non_empty_str(file, &format!("{fat}.value"), f.get("value"))?;
+        match (prop, op) {
+            ("concept", "is-a") => {
+                if system != ICD10CM {
+                    return Err(err(
+                        file,
+                        &fat,
+                        "is-a filters are only supported for ICD-10-CM: list the codes explicitly",
+                    ));
                 }
+                pi.is_a.push((fat, value.to_string()));
+            }
+            (CODE_RANGE, "=") => {
+                // FHIR joins the filters of one include with AND: a range with
+                // another filter would mean their intersection, which nobody means.
+                if arr.len() != 1 {
+                    return Err(err(
+                        file,
+                        &fat,
+                        "a code-range filter must be its include's only filter (FHIR \
+                         combines the filters of one include with AND): give each \
+                         range its own include",
+                    ));
+                }
+                pi.ranges.push(parse_range(file, &fat, system, value)?);
+            }
+            _ => {
+                return Err(err(
+                    file,
+                    &fat,
+                    format!(
+                        "only property \"concept\" with op \"is-a\", or property \
+                         \"{CODE_RANGE}\" with op \"=\", is supported, not {prop} {op}"
+                    ),
+                ));
             }
         }
     }
-    Ok(pi)
+    Ok(())
 }
 
 /// A `code-range` value, `FIRST-LAST` (both ends included), in the order of its system:
@@ -1343,6 +1431,51 @@ mod tests {
         let e = Mappings::from_files("t", &f).unwrap_err();
         assert_eq!(e.entry, "[codesets] leg-pain");
         assert!(e.problem.contains("not found"));
+    }
+
+    #[test]
+    fn an_unlisted_value_set_is_refused_first_by_id_whatever_the_hash_order() {
+        let vs = |id: &str| ParsedValueSet {
+            id: id.into(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+        };
+        let mut sets = ValueSets::new();
+        for id in ["c-set", "a-set", "b-set", "listed"] {
+            sets.insert(id.into(), (format!("t/valuesets/{id}.json"), vs(id)));
+        }
+        let used: HashSet<&str> = ["listed"].into_iter().collect();
+        let e = check_all_listed(&sets, &used).unwrap_err();
+        assert_eq!(e.file, "t/valuesets/a-set.json");
+        assert_eq!(e.entry, "");
+        let used: HashSet<&str> = ["a-set", "b-set", "c-set", "listed"].into_iter().collect();
+        assert!(check_all_listed(&sets, &used).is_ok());
+    }
+
+    #[test]
+    fn the_source_extension_needs_our_url_and_a_non_blank_value() {
+        let inc = |ext: serde_json::Value| serde_json::json!({"extension": ext, "system": "s", "concept": [{"code": "c"}]});
+        let check = |ext| {
+            let v = inc(ext);
+            require_source("f", "compose.include[0]", v.as_object().unwrap())
+        };
+        assert!(
+            check(serde_json::json!([{"url": SOURCE_EXT, "valueString": "site list"}])).is_ok()
+        );
+        // Any one extension of several may carry the source.
+        assert!(
+            check(serde_json::json!([{"url": "other"}, {"url": SOURCE_EXT, "valueString": "x"}]))
+                .is_ok()
+        );
+        for bad in [
+            serde_json::json!([{"url": SOURCE_EXT, "valueString": "  "}]),
+            serde_json::json!([{"url": SOURCE_EXT}]),
+            serde_json::json!([{"url": "other", "valueString": "x"}]),
+            serde_json::json!({"url": SOURCE_EXT, "valueString": "x"}),
+        ] {
+            let e = check(bad.clone()).unwrap_err();
+            assert_eq!(e.entry, "compose.include[0].extension", "{bad}");
+        }
     }
 
     // ---- code ranges and compose.exclude ----

@@ -197,8 +197,20 @@ impl Model {
         Ok(model)
     }
 
+    /// The checks serde's types cannot express; the first problem found is the error.
     fn validate(&self, file: &str) -> Result<(), MappingError> {
-        // Shown in discovery, on cards and in logs: a short token, never free text.
+        self.validate_identity(file)?;
+        self.validate_thresholds(file)?;
+        self.validate_orders(file)?;
+        self.validate_override_reasons(file)?;
+        self.validate_links(file)?;
+        self.validate_source(file)?;
+        self.validate_absent_words(file)
+    }
+
+    /// `[model]` id and version are shown in discovery, on cards and in logs: a short
+    /// token, never free text.
+    fn validate_identity(&self, file: &str) -> Result<(), MappingError> {
         for (name, v) in [
             ("[model] id", &self.model.id),
             ("[model] version", &self.model.version),
@@ -215,6 +227,11 @@ impl Model {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Every threshold read as a decimal number is positive and finite.
+    fn validate_thresholds(&self, file: &str) -> Result<(), MappingError> {
         let t = &self.thresholds;
         for (name, v) in [
             ("[thresholds] spo2-below", t.spo2_below),
@@ -239,6 +256,12 @@ impl Model {
                 return Err(err(file, name, "must be a positive number"));
             }
         }
+        Ok(())
+    }
+
+    /// Each order a card suggests has text and at least one coding with a system and a
+    /// code.
+    fn validate_orders(&self, file: &str) -> Result<(), MappingError> {
         for (name, o) in [
             ("[orders.ultrasound]", &self.orders.ultrasound),
             ("[orders.ctpa]", &self.orders.ctpa),
@@ -260,6 +283,11 @@ impl Model {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A card offers at least one override reason, each fully coded and displayed.
+    fn validate_override_reasons(&self, file: &str) -> Result<(), MappingError> {
         if self.override_reasons.is_empty() {
             return Err(err(file, "[[override-reasons]]", "at least one is needed"));
         }
@@ -273,6 +301,11 @@ impl Model {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Card links must be absolute http(s) URLs.
+    fn validate_links(&self, file: &str) -> Result<(), MappingError> {
         for (i, l) in self.links.iter().enumerate() {
             if !(l.url.starts_with("https://") || l.url.starts_with("http://")) {
                 return Err(err(
@@ -282,6 +315,11 @@ impl Model {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The card's source names itself, its article and the article's reviewer.
+    fn validate_source(&self, file: &str) -> Result<(), MappingError> {
         for (name, v) in [
             ("[source] label", &self.source.label),
             ("[source] article-title", &self.source.article_title),
@@ -291,6 +329,11 @@ impl Model {
                 return Err(err(file, name, "is empty"));
             }
         }
+        Ok(())
+    }
+
+    /// An empty absent word would read a blank `valueString` as the symptom absent.
+    fn validate_absent_words(&self, file: &str) -> Result<(), MappingError> {
         for (i, w) in self.record.absent_words.iter().enumerate() {
             if w.trim().is_empty() {
                 return Err(err(
@@ -301,5 +344,26 @@ impl Model {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Model {
+        Model::parse("m", include_str!("../../mappings/model.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_decimal_threshold_must_be_positive_and_finite() {
+        assert!(shipped().validate_thresholds("m").is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let mut m = shipped();
+            m.thresholds.d_dimer_ddu.per_year_of_age = bad;
+            let e = m.validate_thresholds("m").unwrap_err();
+            assert_eq!(e.entry, "[thresholds.d-dimer-ddu] per-year-of-age", "{bad}");
+            assert_eq!(e.problem, "must be a positive number");
+        }
     }
 }

@@ -264,7 +264,9 @@ impl Authenticator {
             .map(|(iss, i)| (iss.as_str(), &*i.fhir_servers))
     }
 
-    /// Verify `token` for a call to `audience` (public URL + route).
+    /// Verify `token` for a call to `audience` (public URL + route), the checks in the
+    /// order the module doc lists. `fail` gathers what is known of the token so far (its
+    /// `kid`, then its `iss` and `jti`) for the log line of whichever check fails.
     pub async fn verify(&self, token: &str, audience: &str) -> Result<Verified, AuthFailure> {
         let mut fail = AuthFailure {
             check: "header",
@@ -276,83 +278,25 @@ impl Authenticator {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| fail_with(&mut fail, "header"))?;
         fail.kid = header.kid.clone();
-        if !matches!(
-            header.alg,
-            Algorithm::ES384 | Algorithm::RS384 | Algorithm::ES256 | Algorithm::RS256
-        ) {
-            return Err(fail_with(&mut fail, "alg"));
-        }
-        let Some(kid) = header.kid.clone() else {
-            return Err(fail_with(&mut fail, "kid missing"));
-        };
-        // Peek at the claims to pick the issuer's keys; nothing is trusted before the
-        // signature is checked below.
-        let peek = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
-            .map_err(|_| fail_with(&mut fail, "claims"))?;
-        fail.iss = peek
-            .claims
-            .get("iss")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-        fail.jti = peek
-            .claims
-            .get("jti")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+        let kid = check_header(&header).map_err(|check| fail_with(&mut fail, check))?;
+        let (iss, jti) = peek_iss_and_jti(token).map_err(|check| fail_with(&mut fail, check))?;
+        fail.iss = iss;
+        fail.jti = jti;
         let Some(iss) = fail.iss.clone() else {
             return Err(fail_with(&mut fail, "iss missing"));
         };
         let Some(issuer) = self.issuers.get(&iss) else {
             return Err(fail_with(&mut fail, "iss not allowed"));
         };
-        let jwk = match &header.jku {
-            None => issuer.keys.key(&kid, OnUnknownKid::Refetch).await,
-            Some(jku) => {
-                let listed = url::Url::parse(jku)
-                    .ok()
-                    .and_then(|u| issuer.jku.iter().find(|(l, _)| *l == u));
-                let Some((_, jku_source)) = listed else {
-                    return Err(fail_with(&mut fail, "jku not allowed"));
-                };
-                jku_key(&issuer.keys, jku_source, &kid).await
-            }
-        }
-        .map_err(|e| fail_with(&mut fail, e.check()))?;
-        let key = decoding_key(&jwk, header.alg).map_err(|check| fail_with(&mut fail, check))?;
-
-        let mut v = Validation::new(header.alg);
-        v.leeway = LEEWAY_SECS;
-        v.validate_nbf = true;
-        // `aud` is compared as a URL below (claims::audience_matches).
-        v.validate_aud = false;
-        v.set_issuer(&[&iss]);
-        v.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| {
-            let check = match e.kind() {
-                ErrorKind::InvalidSignature => "signature",
-                ErrorKind::ExpiredSignature => "exp",
-                ErrorKind::ImmatureSignature => "nbf",
-                ErrorKind::InvalidAudience => "aud",
-                ErrorKind::InvalidIssuer => "iss",
-                ErrorKind::MissingRequiredClaim(_) => "required claim missing",
-                ErrorKind::InvalidAlgorithm => "alg does not match key",
-                _ => "token",
-            };
-            fail_with(&mut fail, check)
-        })?;
-        let claims = data.claims;
-        let expected = url::Url::parse(audience).map_err(|_| fail_with(&mut fail, "aud"))?;
-        if !claims::audience_matches(&claims.aud, &expected) {
-            return Err(fail_with(&mut fail, "aud"));
-        }
+        let key = issuer
+            .signing_key(&header, &kid)
+            .await
+            .map_err(|check| fail_with(&mut fail, check))?;
+        let claims = decode_claims(token, &key, header.alg, &iss)
+            .map_err(|check| fail_with(&mut fail, check))?;
         let now = jsonwebtoken::get_current_timestamp();
-        claims::check_times(
-            claims.iat.as_ref(),
-            claims.exp,
-            now,
-            self.max_token_lifetime,
-        )
-        .map_err(|check| fail_with(&mut fail, check))?;
+        self.check_audience_and_times(&claims, audience, now)
+            .map_err(|check| fail_with(&mut fail, check))?;
         let Some(jti) = claims.jti.filter(|j| !j.is_empty()) else {
             return Err(fail_with(&mut fail, "jti missing"));
         };
@@ -364,6 +308,27 @@ impl Authenticator {
             jti,
             fhir_servers: issuer.fhir_servers.clone(),
         })
+    }
+
+    /// The rules of a signed token's claims that `jsonwebtoken` does not apply: `aud`
+    /// names the URL called (compared as a URL), and `iat` and the token's lifetime are
+    /// within bounds.
+    fn check_audience_and_times(
+        &self,
+        claims: &Claims,
+        audience: &str,
+        now: u64,
+    ) -> Result<(), &'static str> {
+        let expected = url::Url::parse(audience).map_err(|_| "aud")?;
+        if !claims::audience_matches(&claims.aud, &expected) {
+            return Err("aud");
+        }
+        claims::check_times(
+            claims.iat.as_ref(),
+            claims.exp,
+            now,
+            self.max_token_lifetime,
+        )
     }
 
     /// A `jti` is accepted once within its token's lifetime (exp + leeway): first by this
@@ -396,6 +361,87 @@ impl Authenticator {
             }
         }
     }
+}
+
+impl Issuer {
+    /// The key to check a token's signature with: by `kid` from the issuer's keys, or,
+    /// when the header names a `jku`, by [`jku_key`] if the issuer lists that `jku`;
+    /// only a key whose type fits the header's algorithm ([`decoding_key`]).
+    async fn signing_key(
+        &self,
+        header: &jsonwebtoken::Header,
+        kid: &str,
+    ) -> Result<DecodingKey, &'static str> {
+        let jwk = match &header.jku {
+            None => self.keys.key(kid, OnUnknownKid::Refetch).await,
+            Some(jku) => {
+                let listed = url::Url::parse(jku)
+                    .ok()
+                    .and_then(|u| self.jku.iter().find(|(l, _)| *l == u));
+                let Some((_, jku_source)) = listed else {
+                    return Err("jku not allowed");
+                };
+                jku_key(&self.keys, jku_source, kid).await
+            }
+        }
+        .map_err(KeyError::check)?;
+        decoding_key(&jwk, header.alg)
+    }
+}
+
+/// The header names an algorithm we accept and a `kid`; returns the `kid`.
+fn check_header(header: &jsonwebtoken::Header) -> Result<String, &'static str> {
+    if !matches!(
+        header.alg,
+        Algorithm::ES384 | Algorithm::RS384 | Algorithm::ES256 | Algorithm::RS256
+    ) {
+        return Err("alg");
+    }
+    header.kid.clone().ok_or("kid missing")
+}
+
+/// The token's `iss` and `jti`, read without checking the signature: only to pick the
+/// issuer's keys and to name the token in the log. Nothing read here is trusted; the
+/// signed claims are read again by [`decode_claims`].
+fn peek_iss_and_jti(token: &str) -> Result<(Option<String>, Option<String>), &'static str> {
+    let peek = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+        .map_err(|_| "claims")?;
+    let claim = |name: &str| {
+        peek.claims
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    Ok((claim("iss"), claim("jti")))
+}
+
+/// Check the signature, `exp` and `nbf` (with [`LEEWAY_SECS`]), `iss` and the required
+/// claims, and read the claims; each failure named by its check. `aud` is checked
+/// afterwards, as a URL ([`claims::audience_matches`]).
+fn decode_claims(
+    token: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+    iss: &str,
+) -> Result<Claims, &'static str> {
+    let mut v = Validation::new(alg);
+    v.leeway = LEEWAY_SECS;
+    v.validate_nbf = true;
+    // `aud` is compared as a URL later (claims::audience_matches).
+    v.validate_aud = false;
+    v.set_issuer(&[iss]);
+    v.set_required_spec_claims(&["exp", "iss", "aud"]);
+    let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(|e| match e.kind() {
+        ErrorKind::InvalidSignature => "signature",
+        ErrorKind::ExpiredSignature => "exp",
+        ErrorKind::ImmatureSignature => "nbf",
+        ErrorKind::InvalidAudience => "aud",
+        ErrorKind::InvalidIssuer => "iss",
+        ErrorKind::MissingRequiredClaim(_) => "required claim missing",
+        ErrorKind::InvalidAlgorithm => "alg does not match key",
+        _ => "token",
+    })?;
+    Ok(data.claims)
 }
 
 /// The key for a token with a listed `jku`: a `kid` the issuer's configured keys hold
@@ -518,6 +564,36 @@ mod tests {
             ..AuthOptions::default()
         };
         Authenticator::from_config(file, dir.path(), &options)
+    }
+
+    #[test]
+    fn only_the_four_asymmetric_algorithms_with_a_kid_pass_the_header_check() {
+        let header = |alg, kid: Option<&str>| jsonwebtoken::Header {
+            kid: kid.map(str::to_string),
+            ..jsonwebtoken::Header::new(alg)
+        };
+        for alg in [
+            Algorithm::ES384,
+            Algorithm::RS384,
+            Algorithm::ES256,
+            Algorithm::RS256,
+        ] {
+            assert_eq!(check_header(&header(alg, Some("k1"))), Ok("k1".to_string()));
+            assert_eq!(check_header(&header(alg, None)), Err("kid missing"));
+        }
+        // An HMAC token would use a public key as its secret; the other asymmetric
+        // algorithms are not among CDS Hooks' four.
+        for alg in [
+            Algorithm::HS256,
+            Algorithm::HS384,
+            Algorithm::HS512,
+            Algorithm::PS256,
+            Algorithm::RS512,
+            Algorithm::EdDSA,
+        ] {
+            assert_eq!(check_header(&header(alg, Some("k1"))), Err("alg"));
+            assert_eq!(check_header(&header(alg, None)), Err("alg"), "alg first");
+        }
     }
 
     #[test]
