@@ -415,114 +415,177 @@ pub fn check_public_url(
     ))
 }
 
+/// Refuse the modes a service that real EHRs call must not run in: a fixed clock
+/// without `--dev`, no client authentication without `--dev`, and (see
+/// [`check_public_url`]) an `aud` that no EHR could send.
+fn check_modes(config: &ServeConfig) -> Result<(), String> {
+    if config.fixed_now.is_some() && !config.dev {
+        return Err(
+            "--now (a fixed clock, for tests) is only allowed with --dev: a service \
+             that real EHRs call must use the real time"
+                .into(),
+        );
+    }
+    if !config.dev && config.auth_config.is_none() {
+        return Err(NO_AUTH_MESSAGE.to_string());
+    }
+    check_public_url(
+        config.listen,
+        config.public_url.as_ref(),
+        config.auth_config.is_some(),
+    )
+}
+
+/// The mappings of `--mappings-dir`, or the embedded ones.
+fn load_mappings(dir: Option<&std::path::Path>) -> Result<Mappings, String> {
+    match dir {
+        Some(dir) => Mappings::load_dir(dir).map_err(|e| e.to_string()),
+        None => Mappings::embedded().map_err(|e| e.to_string()),
+    }
+}
+
+/// The client authenticator of `--auth-config` (`None` without one), sharing the
+/// store's replay ledger when it has one, its JWKS refresh started.
+fn load_auth(
+    config: &ServeConfig,
+    opened: &crate::store::Opened,
+) -> Result<Option<Arc<Authenticator>>, String> {
+    let Some(path) = &config.auth_config else {
+        return Ok(None);
+    };
+    let options = auth::AuthOptions {
+        dev: config.dev,
+        max_token_lifetime: config.max_token_lifetime,
+    };
+    let mut auth = Authenticator::load(path, &options)?;
+    if let Some(ledger) = &opened.ledger {
+        auth.share_replay(ledger.clone());
+    }
+    // Fetch each jwks_url now, in the background: a JWKS that is down at
+    // startup is retried (and logged), not fatal.
+    auth.start_background_refresh();
+    Ok(Some(Arc::new(auth)))
+}
+
+/// Any origin with `--dev`; else the `--cors-origin` list, each checked.
+fn cors_policy(config: &ServeConfig) -> Result<CorsPolicy, String> {
+    if config.dev {
+        return Ok(CorsPolicy::Any);
+    }
+    let mut list = Vec::new();
+    for o in &config.cors_origins {
+        let v = HeaderValue::from_str(o.trim_end_matches('/'))
+            .map_err(|_| format!("--cors-origin {o}: not a valid origin"))?;
+        list.push(v);
+    }
+    Ok(CorsPolicy::List(list))
+}
+
+/// The FHIR settings of the flags, with the date windows of the mappings' model and,
+/// with `--dev`, anonymous queries and dev egress allowed.
+fn fhir_settings(config: &ServeConfig, mappings: &Mappings) -> FhirSettings {
+    let mut fhir_settings = config.fhir.clone();
+    fhir_settings.windows = crate::fhir::SearchWindows::from_model(&mappings.model.windows);
+    if config.dev {
+        fhir_settings.allow_anonymous = true;
+        fhir_settings.egress.dev = true;
+    }
+    fhir_settings
+}
+
+/// Refuse memory budgets shared by the calls in flight that are smaller than what one
+/// call may use: that call could never be served.
+fn check_memory_budgets(config: &ServeConfig) -> Result<(), String> {
+    if config.max_inflight_body < config.max_body {
+        return Err(format!(
+            "--max-inflight-body ({} bytes) is smaller than --max-body ({} bytes): one \
+             call of the largest allowed size could never be served",
+            config.max_inflight_body, config.max_body
+        ));
+    }
+    if config.fhir.pool.total_kib() < config.fhir.max_call_bytes.div_ceil(1024) {
+        return Err(format!(
+            "--fhir-max-inflight-bytes ({} KiB) is smaller than --fhir-max-bytes ({} \
+             bytes): one call with the most live data allowed could never be served",
+            config.fhir.pool.total_kib(),
+            config.fhir.max_call_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// `--public-url` without its trailing slash, else `http://<bound address>`.
+fn public_url(configured: Option<&url::Url>, addr: SocketAddr) -> String {
+    match configured {
+        Some(u) => u.as_str().trim_end_matches('/').to_string(),
+        None => format!("http://{addr}"),
+    }
+}
+
+/// Log how the service starts: the warnings of `--dev` and `--now`, the FHIR servers
+/// it may query, and its addresses, store and mappings.
+fn log_startup(
+    config: &ServeConfig,
+    fhir_settings: &FhirSettings,
+    auth: Option<&Authenticator>,
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    public_url: &str,
+) {
+    if config.dev {
+        tracing::warn!(
+            "DEV MODE (--dev): {}any CORS origin, FHIR queries without a token allowed, \
+             to loopback IP literals and public FHIR servers. Never use --dev with real \
+             patient data.",
+            if auth.is_none() {
+                "NO client authentication, "
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(now) = config.fixed_now {
+        tracing::warn!(now = %now.to_rfc3339(), "FIXED CLOCK (--now): every call is assessed at this time (tests only)");
+    }
+    log_fhir_servers(&fhir_settings.egress, auth);
+    tracing::info!(
+        listen = %addr,
+        admin_listen = admin_addr.map(|a| a.to_string()),
+        public_url = %public_url,
+        issuers = auth.map(|a| a.issuer_count()).unwrap_or(0),
+        store = %config.store.describe(),
+        mappings = config.mappings_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "embedded".into()),
+        deadline_ms = config.deadline.as_millis() as u64,
+        "dvt-cds starting"
+    );
+}
+
 impl Application {
     /// Load mappings and auth, open the feedback store, bind. Every error says what to fix.
+    ///
+    /// The steps run in this order and the first error ends the build, so which error a
+    /// configuration with several faults gets (and whether the store was opened) is fixed.
     pub async fn build(config: ServeConfig) -> Result<Self, String> {
-        if config.fixed_now.is_some() && !config.dev {
-            return Err(
-                "--now (a fixed clock, for tests) is only allowed with --dev: a service \
-                 that real EHRs call must use the real time"
-                    .into(),
-            );
-        }
-        if !config.dev && config.auth_config.is_none() {
-            return Err(NO_AUTH_MESSAGE.to_string());
-        }
-        check_public_url(
-            config.listen,
-            config.public_url.as_ref(),
-            config.auth_config.is_some(),
-        )?;
-        let mappings = match &config.mappings_dir {
-            Some(dir) => Mappings::load_dir(dir).map_err(|e| e.to_string())?,
-            None => Mappings::embedded().map_err(|e| e.to_string())?,
-        };
+        check_modes(&config)?;
+        let mappings = load_mappings(config.mappings_dir.as_deref())?;
         let opened = config.store.open().await?;
-        let auth = match &config.auth_config {
-            Some(path) => {
-                let options = auth::AuthOptions {
-                    dev: config.dev,
-                    max_token_lifetime: config.max_token_lifetime,
-                };
-                let mut auth = Authenticator::load(path, &options)?;
-                if let Some(ledger) = &opened.ledger {
-                    auth.share_replay(ledger.clone());
-                }
-                // Fetch each jwks_url now, in the background: a JWKS that is down at
-                // startup is retried (and logged), not fatal.
-                auth.start_background_refresh();
-                Some(Arc::new(auth))
-            }
-            None => None,
-        };
-        let cors = if config.dev {
-            CorsPolicy::Any
-        } else {
-            let mut list = Vec::new();
-            for o in &config.cors_origins {
-                let v = HeaderValue::from_str(o.trim_end_matches('/'))
-                    .map_err(|_| format!("--cors-origin {o}: not a valid origin"))?;
-                list.push(v);
-            }
-            CorsPolicy::List(list)
-        };
-        let mut fhir_settings = config.fhir.clone();
-        fhir_settings.windows = crate::fhir::SearchWindows::from_model(&mappings.model.windows);
-        if config.dev {
-            fhir_settings.allow_anonymous = true;
-            fhir_settings.egress.dev = true;
-        }
-
-        if config.max_inflight_body < config.max_body {
-            return Err(format!(
-                "--max-inflight-body ({} bytes) is smaller than --max-body ({} bytes): one \
-                 call of the largest allowed size could never be served",
-                config.max_inflight_body, config.max_body
-            ));
-        }
-        if config.fhir.pool.total_kib() < config.fhir.max_call_bytes.div_ceil(1024) {
-            return Err(format!(
-                "--fhir-max-inflight-bytes ({} KiB) is smaller than --fhir-max-bytes ({} \
-                 bytes): one call with the most live data allowed could never be served",
-                config.fhir.pool.total_kib(),
-                config.fhir.max_call_bytes
-            ));
-        }
+        let auth = load_auth(&config, &opened)?;
+        let cors = cors_policy(&config)?;
+        let fhir_settings = fhir_settings(&config, &mappings);
+        check_memory_budgets(&config)?;
         let (service_tcp, addr) = bind(config.listen, "--listen").await?;
         let admin_tcp = match config.admin_listen {
             Some(a) => Some(bind(a, "--admin-listen").await?),
             None => None,
         };
-        let public_url = match &config.public_url {
-            Some(u) => u.as_str().trim_end_matches('/').to_string(),
-            None => format!("http://{addr}"),
-        };
-
-        if config.dev {
-            tracing::warn!(
-                "DEV MODE (--dev): {}any CORS origin, FHIR queries without a token allowed, \
-                 to loopback IP literals and public FHIR servers. Never use --dev with real \
-                 patient data.",
-                if auth.is_none() {
-                    "NO client authentication, "
-                } else {
-                    ""
-                }
-            );
-        }
-        if let Some(now) = config.fixed_now {
-            tracing::warn!(now = %now.to_rfc3339(), "FIXED CLOCK (--now): every call is assessed at this time (tests only)");
-        }
-        log_fhir_servers(&fhir_settings.egress, auth.as_deref());
-        tracing::info!(
-            listen = %addr,
-            admin_listen = admin_tcp.as_ref().map(|(_, a)| a.to_string()),
-            public_url = %public_url,
-            issuers = auth.as_ref().map(|a| a.issuer_count()).unwrap_or(0),
-            store = %config.store.describe(),
-            mappings = config.mappings_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "embedded".into()),
-            deadline_ms = config.deadline.as_millis() as u64,
-            "dvt-cds starting"
+        let public_url = public_url(config.public_url.as_ref(), addr);
+        log_startup(
+            &config,
+            &fhir_settings,
+            auth.as_deref(),
+            addr,
+            admin_tcp.as_ref().map(|(_, a)| *a),
+            &public_url,
         );
 
         let app = App {
@@ -541,6 +604,22 @@ impl Application {
             cors,
             fixed_now: config.fixed_now,
         };
+        Ok(Self::serving(
+            app,
+            (service_tcp, addr),
+            admin_tcp,
+            config.header_timeout,
+        ))
+    }
+
+    /// `app` on its bound sockets: with an admin socket, the service socket serves only
+    /// the CDS Hooks routes and the admin one only `/healthz`, `/readyz`, `/metrics`.
+    fn serving(
+        app: App,
+        (service_tcp, addr): (tokio::net::TcpListener, SocketAddr),
+        admin_tcp: Option<(tokio::net::TcpListener, SocketAddr)>,
+        header_timeout: Duration,
+    ) -> Application {
         let card_log = app.card_log.clone();
         let state = AppState(Arc::new(app));
         let service_endpoints = match admin_tcp {
@@ -557,12 +636,12 @@ impl Application {
             addr,
             router: router(state, Endpoints::Admin),
         });
-        Ok(Application {
+        Application {
             service,
             admin,
-            header_timeout: config.header_timeout,
+            header_timeout,
             card_log,
-        })
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
