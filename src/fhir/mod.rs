@@ -1031,11 +1031,45 @@ impl Live<'_> {
         is_read: bool,
     ) -> Result<Fetched, DataUnavailable> {
         let spec: Query = query.into();
+        let Some(reply) = self.send_get(spec, url).await? else {
+            return Ok(Fetched::OverBudget);
+        };
+        if let Some(fetched) = self.judge_status(spec, reply.status, is_read)? {
+            return Ok(fetched);
+        }
+        self.parse_resource(spec, &reply.body)
+    }
+
+    /// Send one GET of `url` with the call's token, bounded by the query timeout and the
+    /// call's deadline, in its client span. `None`: the body ran past the call's
+    /// live-data budget while it was read.
+    async fn send_get(&self, spec: Query, url: &Url) -> Result<Option<FhirReply>, DataUnavailable> {
         let access = self.server(spec)?;
         // The token goes to fhirServer and nowhere else.
         if !access.base.contains(url) {
             return Err(self.unavailable(spec, "refused to send the request outside fhirServer"));
         }
+        let timeout = self.get_timeout(spec)?;
+        let request = FhirGet {
+            url,
+            route: access.route,
+            bearer: access.bearer,
+            timeout,
+            budget: &self.budget,
+        };
+        let span = get_span(spec, url);
+        let got = tokio::time::timeout_at(
+            self.deadline,
+            self.source.get(request).instrument(span.clone()),
+        )
+        .await;
+        record_get(&span, &got);
+        self.reply_of(spec, got, timeout)
+    }
+
+    /// The time one GET may take: the query timeout, cut to what is left before the
+    /// call's deadline; an error when the deadline has already passed.
+    fn get_timeout(&self, spec: Query) -> Result<Duration, DataUnavailable> {
         let remaining = self
             .deadline
             .saturating_duration_since(tokio::time::Instant::now());
@@ -1045,85 +1079,61 @@ impl Live<'_> {
                 "the call's deadline passed before the query could start",
             ));
         }
-        let timeout = self.settings.query_timeout.min(remaining);
-        let request = FhirGet {
-            url,
-            route: access.route,
-            bearer: access.bearer,
-            timeout,
-            budget: &self.budget,
-        };
-        // The client span of the GET: its context is the `traceparent` the FHIR server
-        // gets (`http::HttpFhirSource`). The server's address, never the URL: its path
-        // or query holds the patient id.
-        let span = tracing::info_span!(
-            "fhir GET",
-            otel.name = "GET",
-            otel.kind = "client",
-            otel.status_code = Empty,
-            http.request.method = "GET",
-            server.address = url.host_str().unwrap_or(""),
-            server.port = url.port_or_known_default().unwrap_or(0),
-            fhir.query = spec.key(),
-            http.response.status_code = Empty,
-            error.type = Empty,
-        );
-        let got = tokio::time::timeout_at(
-            self.deadline,
-            self.source.get(request).instrument(span.clone()),
-        )
-        .await;
-        match &got {
-            Ok(Ok(reply)) => {
-                span.record("http.response.status_code", reply.status);
-                if reply.status >= 400 {
-                    span.record("otel.status_code", "error");
-                }
-            }
-            Ok(Err(e)) => {
-                span.record("otel.status_code", "error");
-                span.record("error.type", e.kind());
-            }
-            Err(_) => {
-                span.record("otel.status_code", "error");
-                span.record("error.type", "deadline");
-            }
-        }
-        let reply = match got {
-            Err(_) => return Err(self.unavailable(spec, "no answer before the call's deadline")),
+        Ok(self.settings.query_timeout.min(remaining))
+    }
+
+    /// The reply of a GET that ran with `timeout`, or why there is none. A timeout cut
+    /// short by the call's deadline is reported as the deadline, not as the server's
+    /// slowness. `None`: the body ran past the live-data budget.
+    fn reply_of(
+        &self,
+        spec: Query,
+        got: Result<Result<FhirReply, FetchError>, tokio::time::error::Elapsed>,
+        timeout: Duration,
+    ) -> Result<Option<FhirReply>, DataUnavailable> {
+        match got {
+            Err(_) => Err(self.unavailable(spec, "no answer before the call's deadline")),
             Ok(Err(FetchError::TimedOut)) if timeout < self.settings.query_timeout => {
-                return Err(self.unavailable(spec, "no answer before the call's deadline"));
+                Err(self.unavailable(spec, "no answer before the call's deadline"))
             }
-            Ok(Err(FetchError::TooLarge)) => return Ok(Fetched::OverBudget),
-            Ok(Err(e)) => return Err(self.fetch_failed(spec, &e, timeout)),
-            Ok(Ok(reply)) => reply,
-        };
-        match reply.status {
-            200..=299 => {}
-            404 | 410 if is_read => return Ok(Fetched::Missing),
-            401 | 403 => {
-                return Err(self.unavailable(
-                    spec,
-                    format!(
-                        "HTTP {} from the FHIR server: the access token was refused",
-                        reply.status
-                    ),
-                ));
-            }
-            300..=399 => {
-                return Err(self.unavailable(
-                    spec,
-                    format!("HTTP {} from the FHIR server: redirects to another origin are not followed", reply.status),
-                ));
-            }
-            s => return Err(self.unavailable(spec, format!("HTTP {s} from the FHIR server"))),
+            Ok(Err(FetchError::TooLarge)) => Ok(None),
+            Ok(Err(e)) => Err(self.fetch_failed(spec, &e, timeout)),
+            Ok(Ok(reply)) => Ok(Some(reply)),
         }
-        let cost = crate::json_cost::expansion(&reply.body);
+    }
+
+    /// What a reply's HTTP status means: `None` for a 2xx (its body is to be read), a
+    /// missing resource for a read's 404 or 410, and otherwise why there is no data.
+    fn judge_status(
+        &self,
+        spec: Query,
+        status: u16,
+        is_read: bool,
+    ) -> Result<Option<Fetched>, DataUnavailable> {
+        match status {
+            200..=299 => Ok(None),
+            404 | 410 if is_read => Ok(Some(Fetched::Missing)),
+            401 | 403 => Err(self.unavailable(
+                spec,
+                format!("HTTP {status} from the FHIR server: the access token was refused"),
+            )),
+            300..=399 => Err(self.unavailable(
+                spec,
+                format!("HTTP {status} from the FHIR server: redirects to another origin are not followed"),
+            )),
+            s => Err(self.unavailable(spec, format!("HTTP {s} from the FHIR server"))),
+        }
+    }
+
+    /// Take a body's parsed cost from the call's live-data budget, then parse it as one
+    /// FHIR resource within that allowance.
+    fn parse_resource(&self, spec: Query, body: &[u8]) -> Result<Fetched, DataUnavailable> {
+        let cost = crate::json_cost::expansion(body);
         if !self.budget.take(cost) {
             return Ok(Fetched::OverBudget);
         }
         // Parsed straight into typed resources (no JSON tree), within what was taken.
-        match resource::within_allowance(cost, || resource::from_slice(&reply.body)) {
+        match resource::within_allowance(cost, || resource::from_slice(body)) {
             Err(resource::OverAllowance) => Ok(Fetched::OverBudget),
             Ok(Ok(Field::Value(r))) if r.resource_type().is_some() => {
                 Ok(Fetched::Resource(Box::new(r)))
@@ -1146,6 +1156,47 @@ impl Live<'_> {
                 detail: Some(error.log_detail(timeout)),
                 ..self.unavailable(spec, UNREACHABLE)
             },
+        }
+    }
+}
+
+/// The client span of one GET: its context is the `traceparent` the FHIR server gets
+/// (`http::HttpFhirSource`). The server's address, never the URL: its path or query
+/// holds the patient id.
+fn get_span(spec: Query, url: &Url) -> tracing::Span {
+    tracing::info_span!(
+        "fhir GET",
+        otel.name = "GET",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = "GET",
+        server.address = url.host_str().unwrap_or(""),
+        server.port = url.port_or_known_default().unwrap_or(0),
+        fhir.query = spec.key(),
+        http.response.status_code = Empty,
+        error.type = Empty,
+    )
+}
+
+/// What a GET ended with, on its span: the status, or the kind of failure.
+fn record_get(
+    span: &tracing::Span,
+    got: &Result<Result<FhirReply, FetchError>, tokio::time::error::Elapsed>,
+) {
+    match got {
+        Ok(Ok(reply)) => {
+            span.record("http.response.status_code", reply.status);
+            if reply.status >= 400 {
+                span.record("otel.status_code", "error");
+            }
+        }
+        Ok(Err(e)) => {
+            span.record("otel.status_code", "error");
+            span.record("error.type", e.kind());
+        }
+        Err(_) => {
+            span.record("otel.status_code", "error");
+            span.record("error.type", "deadline");
         }
     }
 }
