@@ -17,6 +17,7 @@ use crate::assessment::{HookInput, assess};
 use crate::cds_hooks::{Hook, HookRequest, Invalid, RequestError, Response, parse_hook_request};
 use crate::fhir::{DataUnavailable, FhirSettings, FhirSource, Gathered, ServerBase};
 use crate::mappings::Mappings;
+use crate::record::quality::DataQualityNote;
 use crate::record::resource::Resource;
 use chrono::{DateTime, Utc};
 
@@ -128,24 +129,37 @@ pub async fn answer_request(
             return Err(CallError::DeadlineExceeded);
         }
     };
-    respond(env.mappings, &req, gathered, env.now)
+    respond(env.mappings, req, gathered, env.now)
 }
 
 /// The assessment of what was gathered (pure and fast: run inline). A panic there is
 /// our bug, not the client's: it becomes [`CallError::Internal`], not a dropped call.
 fn respond(
     mappings: &Mappings,
-    req: &HookRequest,
+    req: HookRequest,
     gathered: Gathered,
     now: DateTime<Utc>,
 ) -> Result<Response, CallError> {
-    let mut input = req.hook_input();
-    input.data_quality = gathered.data_quality;
+    let input = hook_input(req, gathered.data_quality);
     let resources = gathered.resources;
     std::panic::catch_unwind(AssertUnwindSafe(|| {
         respond_to(mappings, &input, &resources, now)
     }))
     .map_err(|_| CallError::Internal("assessment panicked".into()))
+}
+
+/// What the assessment needs from the call: its hook, ids and draft orders (moved), and
+/// what the FHIR layer could not read. Here, at the edge, so that `cds_hooks` (the wire)
+/// and `assessment` (the model) need not know each other.
+fn hook_input(req: HookRequest, data_quality: Vec<DataQualityNote>) -> HookInput {
+    HookInput {
+        hook: req.hook,
+        hook_instance: req.hook_instance,
+        patient_id: req.context.patient_id,
+        encounter_id: req.context.encounter_id,
+        draft_orders: req.context.draft_orders,
+        data_quality,
+    }
 }
 
 /// Assess a call's resources and render the card (`dvt-model.md` §6): the response,

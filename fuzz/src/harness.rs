@@ -101,8 +101,6 @@ pub fn hook_request(data: &[u8]) {
                 if req.fhir_authorization.is_some() {
                     assert!(req.fhir_server.is_some());
                 }
-                let input = req.hook_input();
-                assert_eq!(input.patient_id, req.context.patient_id);
                 let _ = format!("{req:?}");
             }
             Err(RequestError::Invalid(errs)) => {

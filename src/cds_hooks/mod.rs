@@ -267,17 +267,3 @@ impl fmt::Display for Invalid {
         }
     }
 }
-
-impl HookRequest {
-    /// What the assessment needs from the call.
-    pub fn hook_input(&self) -> crate::assessment::HookInput {
-        crate::assessment::HookInput {
-            hook: self.hook,
-            hook_instance: self.hook_instance.clone(),
-            patient_id: self.context.patient_id.clone(),
-            encounter_id: self.context.encounter_id.clone(),
-            draft_orders: self.context.draft_orders.clone(),
-            data_quality: Vec::new(),
-        }
-    }
-}
