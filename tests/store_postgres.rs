@@ -505,6 +505,15 @@ async fn wait_status(url: &str, want: u16, within: Duration) -> Value {
     }
 }
 
+/// The value of an unlabelled metric.
+async fn metric(app: &TestApp, name: &str) -> String {
+    let (_, _, body) = get(&app.url("/metrics"), None).await;
+    let text = body.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 async fn store_up_metric(app: &TestApp) -> String {
     let (_, _, body) = get(&app.url("/metrics"), None).await;
     let text = body.as_str().unwrap_or_default().to_string();
@@ -542,6 +551,8 @@ async fn a_database_outage_shows_in_healthz_store_while_hook_calls_answer() {
     );
     // The process stays ready, and hook calls answer without waiting for the database.
     assert_eq!(get(&r.apps[0].url("/readyz"), None).await.0, 200);
+    let local_only = "dvt_cds_replay_local_only_total";
+    assert_eq!(metric(&r.apps[0], local_only).await, "0");
     for replica in 0..2 {
         let token = r.token("/cds-services/dvt-patient-view");
         let started = Instant::now();
@@ -555,6 +566,9 @@ async fn a_database_outage_shows_in_healthz_store_while_hook_calls_answer() {
         // This replica's own cache still refuses its own replays.
         assert_eq!(r.hook_call(replica, &token).await.0, 401);
     }
+    // The one token accepted on replica 0's cache alone is counted (the replay refused
+    // by that cache is not).
+    assert_eq!(metric(&r.apps[0], local_only).await, "1");
     // Feedback cannot be made durable: an error the EHR can retry, not a lost entry.
     let body = feedback_body("0c5d3f5e-3c55-4a57-9f8a-2b1c1b7f3e11", "accepted");
     let status = r.feedback(0, &body).await;

@@ -215,6 +215,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             state.0.body_budget.render_metrics(&mut text);
             crate::store::render_metrics(state.0.store.as_ref(), &mut text).await;
             state.0.card_log.render_metrics(&mut text);
+            if let Some(auth) = &state.0.auth {
+                auth.render_metrics(&mut text);
+            }
             state.0.fhir_settings.pool.render_metrics(&mut text);
             super::metrics::render_build_info(&mut text, &state.0.mappings);
             super::process::render_metrics(&mut text);

@@ -142,6 +142,9 @@ pub struct Authenticator {
     seen: Mutex<ReplayCache>,
     /// The ledger every replica shares (`--store postgres://...`), asked after `seen`.
     shared_replay: Option<Arc<dyn ReplayLedger>>,
+    /// Tokens accepted while the shared ledger could not answer (checked by this
+    /// process's cache only): the window in which a replay to another replica passes.
+    local_only: std::sync::atomic::AtomicU64,
     max_token_lifetime: Duration,
 }
 
@@ -231,6 +234,7 @@ impl Authenticator {
             sources,
             seen: Mutex::new(ReplayCache::new(REPLAY_CACHE_CAP, issuer_count)),
             shared_replay: None,
+            local_only: std::sync::atomic::AtomicU64::new(0),
             max_token_lifetime: options.max_token_lifetime,
         })
     }
@@ -251,6 +255,19 @@ impl Authenticator {
     /// replica is refused by the others.
     pub fn share_replay(&mut self, ledger: Arc<dyn ReplayLedger>) {
         self.shared_replay = Some(ledger);
+    }
+
+    /// `dvt_cds_replay_local_only_total`: tokens the shared ledger could not check (it
+    /// was down), accepted on this process's cache alone (README, "Replicas").
+    pub fn render_metrics(&self, text: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            text,
+            "# HELP dvt_cds_replay_local_only_total Tokens accepted while the shared replay ledger was unreachable (checked by this replica only).\n\
+             # TYPE dvt_cds_replay_local_only_total counter\n\
+             dvt_cds_replay_local_only_total {}\n",
+            self.local_only.load(std::sync::atomic::Ordering::Relaxed),
+        );
     }
 
     pub fn issuer_count(&self) -> usize {
@@ -357,6 +374,8 @@ impl Authenticator {
             Err(e) => {
                 // The store's health monitor logs the outage once; per call, debug only.
                 tracing::debug!(error = %e, "replay ledger unavailable: checked by this process only");
+                self.local_only
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
         }
