@@ -17,9 +17,13 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin dvt-cds \
-    && cp target/release/dvt-cds /usr/local/bin/dvt-cds
+    && cp target/release/dvt-cds /usr/local/bin/dvt-cds \
+    && mkdir -p /rootfs/var/lib/dvt-cds
 
-FROM debian:bookworm-slim
+# The runtime: distroless (glibc, libgcc, CA certificates, tzdata; no shell, no package
+# manager, no coreutils). The binary links only libc, libm and libgcc_s (`ldd`), and its
+# health check is the binary itself, so nothing else is needed.
+FROM gcr.io/distroless/cc-debian12
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 # OCI annotations: what the image is, its licence and source (`docker inspect`).
@@ -29,14 +33,12 @@ LABEL org.opencontainers.image.title="dvt-cds" \
       org.opencontainers.image.revision="$REVISION" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.documentation="README.md, docs/intended-use.md"
-# ca-certificates: TLS to FHIR servers and JWKS. (The health check is the binary itself.)
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --create-home --home-dir /var/lib/dvt-cds dvt
 COPY --from=build /usr/local/bin/dvt-cds /usr/local/bin/dvt-cds
+# The data volume, owned by the service's user (the same uid and gid as the Kubernetes
+# Deployment's runAsUser / fsGroup): a numeric user needs no passwd entry.
+COPY --from=build --chown=10001:10001 /rootfs/var/lib/dvt-cds /var/lib/dvt-cds
 COPY LICENSE NOTICE.md /usr/share/doc/dvt-cds/
-USER dvt
+USER 10001:10001
 WORKDIR /var/lib/dvt-cds
 # Settings as variables, not CMD flags, so that `dvt-cds healthcheck` reads the same
 # DVT_CDS_LISTEN (and DVT_CDS_ADMIN_LISTEN, when the operator sets it) as `serve`.

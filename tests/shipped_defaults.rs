@@ -55,6 +55,49 @@ fn image() -> Image {
     image
 }
 
+/// The runtime stage is minimal (issue 12): a distroless base with no shell, so the stage
+/// runs nothing at build time (a `RUN` would need one), it runs as the non-root user the
+/// Kubernetes Deployment names, owns its data volume, and needs no library the base lacks.
+#[test]
+fn the_image_is_minimal_and_runs_as_the_deployments_user() {
+    let image = image();
+    let first = image.text.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.starts_with("FROM gcr.io/distroless/cc-debian12"),
+        "{first}"
+    );
+    assert!(
+        !image
+            .text
+            .lines()
+            .any(|l| l.trim_start().starts_with("RUN ")),
+        "the runtime stage runs a command (it has no shell):\n{}",
+        image.text
+    );
+    let deployment = read("deploy/kubernetes/base/deployment.yaml");
+    let uid = deployment
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("runAsUser: "))
+        .expect("runAsUser");
+    let gid = deployment
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("runAsGroup: "))
+        .expect("runAsGroup");
+    assert!(
+        image.text.contains(&format!("\nUSER {uid}:{gid}\n")),
+        "USER {uid}:{gid} in:\n{}",
+        image.text
+    );
+    assert!(
+        image.text.contains(&format!(
+            "--chown={uid}:{gid} /rootfs/var/lib/dvt-cds /var/lib/dvt-cds"
+        )),
+        "the data volume is not the user's:\n{}",
+        image.text
+    );
+    assert!(image.text.contains("VOLUME [\"/var/lib/dvt-cds\"]"));
+}
+
 #[test]
 fn the_image_runs_the_authenticated_service_and_waits_for_a_public_url() {
     let image = image();
