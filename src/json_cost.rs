@@ -49,7 +49,7 @@ const MIN_VEC: usize = 4;
 /// The allocator's size class of a request of `bytes` (mimalloc's bins: multiples of 8
 /// up to 64 bytes, then four classes per doubling). Other allocators' classes are as
 /// fine or finer.
-pub fn size_class(bytes: usize) -> usize {
+pub const fn size_class(bytes: usize) -> usize {
     if bytes == 0 {
         return 0;
     }

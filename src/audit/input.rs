@@ -140,7 +140,7 @@ pub fn bundle_resources(bundle: Field<Resource>) -> Result<PatientResources, Str
         Field::Value(b) if b.is_bundle() => b,
         _ => return Err("not a FHIR Bundle (resourceType is not \"Bundle\")".to_string()),
     };
-    let mut resources = Vec::with_capacity(bundle.entry.items().len());
+    let mut resources = Vec::with_capacity(bundle.bundle.entry.items().len());
     let mut unreadable = 0;
     resource::flatten(bundle, None, &mut unreadable, &mut |r, _| resources.push(r));
     let patients: Vec<&str> = resources
@@ -169,11 +169,12 @@ pub fn bundle_resources(bundle: Field<Resource>) -> Result<PatientResources, Str
 /// rule 2; an unknown, unreadable or future birth date counts as adult, as rule 2 says).
 pub fn living_adult(patient: &Resource, now: DateTime<Utc>) -> bool {
     let deceased = record::deceased_at(
-        patient.deceased_boolean.get().copied(),
-        patient.deceased_date_time.as_str(),
+        patient.person.deceased_boolean.get().copied(),
+        patient.person.deceased_date_time.as_str(),
         now,
     );
     let age = patient
+        .person
         .birth_date
         .as_str()
         .and_then(record::parse_when)

@@ -206,7 +206,12 @@ fn patient_of(reference: &str) -> Option<&str> {
 /// The Medication ids a resource references by `Medication/ID` (contained `#id` ones are
 /// inside it already).
 fn medication_refs(r: &Resource) -> Option<&str> {
-    let reference = r.medication_reference.get()?.reference.as_str()?;
+    let reference = r
+        .medication
+        .medication_reference
+        .get()?
+        .reference
+        .as_str()?;
     let i = reference.rfind("Medication/")?;
     let rest = &reference[i + "Medication/".len()..];
     Some(rest.split('/').next().unwrap_or(rest))

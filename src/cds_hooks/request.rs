@@ -609,7 +609,7 @@ mod tests {
         let Some(Prefetched::Resource(p)) = r.prefetch.take("patient") else {
             panic!()
         };
-        assert_eq!(p.birth_date.as_str(), Some("1970-01-01"));
+        assert_eq!(p.person.birth_date.as_str(), Some("1970-01-01"));
         assert_eq!(r.prefetch.get("conditions"), Some(&Prefetched::Null));
         assert_eq!(
             r.prefetch.get("observations"),
@@ -618,7 +618,7 @@ mod tests {
         let Some(Prefetched::Resource(bundle)) = r.prefetch.get("procedures") else {
             panic!()
         };
-        assert_eq!(bundle.entry.items().len(), 1);
+        assert_eq!(bundle.bundle.entry.items().len(), 1);
         assert_eq!(r.prefetch.get("patient"), None);
         // Built in code, the same values.
         assert_eq!(

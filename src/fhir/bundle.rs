@@ -14,7 +14,7 @@ use crate::record::resource::{self, Field, Period, Resource};
 /// flattened). Entries without a readable resource and resources without a
 /// `resourceType` are left out here; they are not the patient's data.
 pub fn resources(bundle: Resource) -> Vec<Resource> {
-    let mut out = Vec::with_capacity(bundle.entry.items().len());
+    let mut out = Vec::with_capacity(bundle.bundle.entry.items().len());
     let mut unreadable = 0;
     resource::flatten(bundle, None, &mut unreadable, &mut |r, _| {
         if r.resource_type().is_some() {
@@ -73,7 +73,11 @@ fn without_history(reference: &str) -> &str {
 /// and live queries give the assessment the same resources.
 pub fn before_window(resource: &Resource, date_param: &str, since: DateTime<Utc>) -> bool {
     let latest = match date_param {
-        "authored" => resource.authored_on.as_str().and_then(upper_bound),
+        "authored" => resource
+            .medication
+            .authored_on
+            .as_str()
+            .and_then(upper_bound),
         _ => latest_of_choice(resource),
     };
     latest.is_some_and(|t| t < since)
@@ -91,12 +95,12 @@ fn latest_of_choice(r: &Resource) -> Option<DateTime<Utc>> {
     // In this order: the first element present decides (a dateTime that is not a
     // string is passed over).
     let choices = [
-        Choice::DateTime(&r.effective_date_time),
-        Choice::DateTime(&r.effective_instant),
-        Choice::Period(&r.effective_period),
-        Choice::DateTime(&r.performed_date_time),
-        Choice::DateTime(&r.performed_instant),
-        Choice::Period(&r.performed_period),
+        Choice::DateTime(&r.observation.effective_date_time),
+        Choice::DateTime(&r.observation.effective_instant),
+        Choice::Period(&r.observation.effective_period),
+        Choice::DateTime(&r.event.performed_date_time),
+        Choice::DateTime(&r.event.performed_instant),
+        Choice::Period(&r.event.performed_period),
     ];
     for choice in choices {
         match choice {
@@ -105,7 +109,7 @@ fn latest_of_choice(r: &Resource) -> Option<DateTime<Utc>> {
             Choice::Period(_) | Choice::DateTime(_) => {}
         }
     }
-    period_end(&r.period)
+    period_end(&r.event.period)
 }
 
 /// A Period's latest instant; an open end (ongoing) has none.

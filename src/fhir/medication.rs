@@ -32,7 +32,7 @@ pub fn unresolved_ids(resources: &[Resource], server: Option<&ServerBase>) -> Ve
     resources
         .iter()
         .filter(|r| is_current_medication_use(r))
-        .filter_map(|r| r.medication_reference.get()?.reference.as_str())
+        .filter_map(|r| r.medication.medication_reference.get()?.reference.as_str())
         .filter_map(|reference| medication_id(reference, server))
         .filter(|id| !known.contains(id.as_str()))
         .filter(|id| seen.insert(id.clone()))

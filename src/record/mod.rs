@@ -447,12 +447,12 @@ fn well_formed(r: &Resource) -> bool {
         Field::Value(c) => !c.coding.is_invalid(),
     };
     code && !r.subject.is_invalid()
-        && !r.clinical_status.is_invalid()
-        && !r.verification_status.is_invalid()
+        && !r.condition.clinical_status.is_invalid()
+        && !r.condition.verification_status.is_invalid()
         && !r.status.is_invalid()
         && !r.id.is_invalid()
-        && !r.component.is_invalid()
-        && !r.reason_code.is_invalid()
+        && !r.observation.component.is_invalid()
+        && !r.event.reason_code.is_invalid()
 }
 
 /// A Coding's (system, code), when both are strings.
@@ -800,7 +800,7 @@ fn medications_and_patient<'a>(
     for &(r, full_url) in all {
         match r.resource_type() {
             Some("Medication") => {
-                let med = medication(coder, r.code.get(), r.ingredient.items());
+                let med = medication(coder, r.code.get(), r.medication.ingredient.items());
                 if let Some(id) = r.id() {
                     meds.by_id.insert(crate::mappings::trim(id), med);
                 }
@@ -825,15 +825,15 @@ fn medications_and_patient<'a>(
 /// The Patient's birth date and death (§1 Deceased, §4 rule 2).
 fn read_patient(rec: &mut Record<'_>, patient: Option<&Resource>, now: DateTime<Utc>) {
     if let Some(p) = patient {
-        match p.birth_date.as_str().map(parse_when) {
+        match p.person.birth_date.as_str().map(parse_when) {
             Some(Some(w)) if !w.is_future(now) => rec.birth_date = Some(w.date()),
             Some(_) => rec.notes.birth_date_unreadable = true,
             None => {}
         }
         // §1 Deceased: deceasedBoolean true, or deceasedDateTime ≤ now.
         rec.deceased = deceased_at(
-            p.deceased_boolean.get().copied(),
-            p.deceased_date_time.as_str(),
+            p.person.deceased_boolean.get().copied(),
+            p.person.deceased_date_time.as_str(),
             now,
         );
     } else {
@@ -851,37 +851,40 @@ fn read_patient(rec: &mut Record<'_>, patient: Option<&Resource>, now: DateTime<
 /// `abatementBoolean` true) says it has abated.
 fn abated(r: &Resource, now: DateTime<Utc>) -> bool {
     let dated = first_date(&[
-        &r.abatement_date_time,
-        period_start(&r.abatement_period),
-        period_end(&r.abatement_period),
+        &r.condition.abatement_date_time,
+        period_start(&r.condition.abatement_period),
+        period_end(&r.condition.abatement_period),
     ])
     .0;
     if let Some(w) = dated {
         return !w.is_future(now);
     }
-    r.abatement_age.is_present()
-        || r.abatement_range.is_present()
-        || r.abatement_string.is_present()
-        || r.abatement_boolean.get() == Some(&true)
+    r.condition.abatement_age.is_present()
+        || r.condition.abatement_range.is_present()
+        || r.condition.abatement_string.is_present()
+        || r.condition.abatement_boolean.get() == Some(&true)
 }
 
 /// §1 Symptom Observations: the value says the symptom is absent.
 fn says_absent(m: &Mappings, r: &Resource) -> bool {
     let rules = &m.model.record;
-    if r.value_boolean.get() == Some(&false)
-        || has_coding(r.value_codeable_concept.get(), &rules.absent_values)
-        || r.data_absent_reason.is_present()
+    if r.observation.value_boolean.get() == Some(&false)
+        || has_coding(
+            r.observation.value_codeable_concept.get(),
+            &rules.absent_values,
+        )
+        || r.observation.data_absent_reason.is_present()
     {
         return true;
     }
-    if let Some(s) = r.value_string.as_str() {
+    if let Some(s) = r.observation.value_string.as_str() {
         let s = s.trim().trim_end_matches(['.', '!']).trim();
         if rules.absent_words.iter().any(|w| w.eq_ignore_ascii_case(s)) {
             return true;
         }
     }
     // interpretation NEG (v3 ObservationInterpretation), in any of its codings.
-    r.interpretation.all().iter().any(|cc| {
+    r.observation.interpretation.all().iter().any(|cc| {
         cc.codings()
             .iter()
             .any(|c| c.code.as_str().is_some_and(|k| k.trim() == "NEG"))
@@ -890,7 +893,7 @@ fn says_absent(m: &Mappings, r: &Resource) -> bool {
 
 /// §2 pregnancy: what a pregnancy-status Observation's coded value says.
 fn pregnancy_value(m: &Mappings, r: &Resource) -> Option<Qualitative> {
-    let value = r.value_codeable_concept.get();
+    let value = r.observation.value_codeable_concept.get();
     let rules = &m.model.record;
     if has_coding(value, std::slice::from_ref(&rules.pregnant_value)) {
         Some(Qualitative::Positive)
@@ -904,7 +907,7 @@ fn pregnancy_value(m: &Mappings, r: &Resource) -> Option<Qualitative> {
 /// A qualitative test's value: positive (`positive-values`, or the text "positive" /
 /// "detected"), negative (`absent-values`, or "negative" / "not detected"), or neither.
 fn qualitative(m: &Mappings, r: &Resource) -> Option<Qualitative> {
-    let value = r.value_codeable_concept.get();
+    let value = r.observation.value_codeable_concept.get();
     let rules = &m.model.record;
     if has_coding(value, &rules.positive_values) {
         return Some(Qualitative::Positive);
@@ -912,7 +915,7 @@ fn qualitative(m: &Mappings, r: &Resource) -> Option<Qualitative> {
     if has_coding(value, &rules.absent_values) {
         return Some(Qualitative::Negative);
     }
-    let s = r.value_string.as_str()?.trim();
+    let s = r.observation.value_string.as_str()?.trim();
     if s.eq_ignore_ascii_case("positive") || s.eq_ignore_ascii_case("detected") {
         Some(Qualitative::Positive)
     } else if s.eq_ignore_ascii_case("negative") || s.eq_ignore_ascii_case("not detected") {
@@ -968,7 +971,11 @@ fn read_condition<'a>(
     now: DateTime<Utc>,
 ) -> Option<Dated<'a>> {
     // §1: verificationStatus entered-in-error / refuted are not true.
-    let verification = r.verification_status.get().map_or(&[][..], |c| c.codings());
+    let verification = r
+        .condition
+        .verification_status
+        .get()
+        .map_or(&[][..], |c| c.codings());
     if matches!(
         status_code(verification),
         Some("entered-in-error" | "refuted")
@@ -977,7 +984,7 @@ fn read_condition<'a>(
     }
     // §1 active: active, recurrence, relapse, or no clinicalStatus; an abatement in the
     // past ends it.
-    f.active = match &r.clinical_status {
+    f.active = match &r.condition.clinical_status {
         Field::Absent => true,
         // Not an object: the resource is malformed and never read.
         Field::Invalid => false,
@@ -994,14 +1001,17 @@ fn read_condition<'a>(
     if f.codes.contains(CodeSet::FirstTrimester) {
         f.gestation_weeks = gestation_weeks(coder.m, code);
     }
-    *bound = first_date(&[&r.recorded_date]).0;
-    let onset = first_date(&[&r.onset_date_time, period_start(&r.onset_period)]);
+    *bound = first_date(&[&r.condition.recorded_date]).0;
+    let onset = first_date(&[
+        &r.condition.onset_date_time,
+        period_start(&r.condition.onset_period),
+    ]);
     f.onset_unusable = onset.0.is_none()
-        && (r.onset_date_time.is_present()
-            || r.onset_period.is_present()
-            || r.onset_age.is_present()
-            || r.onset_string.is_present()
-            || r.onset_range.is_present());
+        && (r.condition.onset_date_time.is_present()
+            || r.condition.onset_period.is_present()
+            || r.condition.onset_age.is_present()
+            || r.condition.onset_string.is_present()
+            || r.condition.onset_range.is_present());
     Some(match onset {
         (Some(w), bad) => (Some(w), bad),
         // §1: onset Age is ignored; recordedDate then.
@@ -1026,24 +1036,24 @@ fn read_observation<'a>(
     if f.codes.contains(CodeSet::SymptomQuestion) {
         // §1: an Observation whose VALUE is a symptom concept is that symptom,
         // present (LOINC 75325-1 Symptom, 8661-1 Chief complaint).
-        let value = r.value_codeable_concept.get();
+        let value = r.observation.value_codeable_concept.get();
         (f.codes, f.side) = coder.codes(value);
         *named = value;
     } else {
         f.absent = says_absent(m, r);
     }
-    f.components = r.component.items();
+    f.components = r.observation.component.items();
     for c in f.components {
         f.component_codes = f.component_codes.union(coder.codes(c.code.get()).0);
     }
-    f.value = Measure::of(r.value_quantity.get());
+    f.value = Measure::of(r.observation.value_quantity.get());
     f.pregnancy_value = pregnancy_value(m, r);
     f.qualitative = qualitative(m, r);
     Some(first_date(&[
-        &r.effective_date_time,
-        period_start(&r.effective_period),
-        &r.effective_instant,
-        &r.issued,
+        &r.observation.effective_date_time,
+        period_start(&r.observation.effective_period),
+        &r.observation.effective_instant,
+        &r.observation.issued,
     ]))
 }
 
@@ -1064,23 +1074,24 @@ fn read_medication<'a>(
     }
     // §2 "active MedicationRequest or MedicationStatement": current use.
     f.active = status == "active";
-    let mut med = match r.medication_codeable_concept.get() {
+    let mut med = match r.medication.medication_codeable_concept.get() {
         Some(cc) => medication(coder, Some(cc), &[]),
         None => Med::default(),
     };
     // Present in any JSON type: a reference to resolve (§1: never a silent "not found").
-    if r.medication_reference.is_present() {
-        let reference = r.medication_reference.get();
+    if r.medication.medication_reference.is_present() {
+        let reference = r.medication.medication_reference.get();
         let resolved = match reference
             .and_then(|mr| mr.reference.as_str())
             .map(crate::mappings::trim)
         {
             Some(id) if id.starts_with('#') => r
+                .medication
                 .contained
                 .items()
                 .iter()
                 .find(|c| c.id() == Some(&id[1..]))
-                .map(|c| medication(coder, c.code.get(), c.ingredient.items())),
+                .map(|c| medication(coder, c.code.get(), c.medication.ingredient.items())),
             Some(reference) => meds.resolve(reference),
             None => None,
         };
@@ -1105,12 +1116,12 @@ fn read_medication<'a>(
     f.codes = med.codes;
     f.name = med.name;
     Some(if f.kind == Kind::MedicationRequest {
-        first_date(&[&r.authored_on])
+        first_date(&[&r.medication.authored_on])
     } else {
         first_date(&[
-            &r.effective_date_time,
-            period_start(&r.effective_period),
-            &r.date_asserted,
+            &r.observation.effective_date_time,
+            period_start(&r.observation.effective_period),
+            &r.medication.date_asserted,
         ])
     })
 }
@@ -1128,14 +1139,14 @@ fn read_encounter<'a>(
     if matches!(status, "entered-in-error" | "cancelled" | "planned") {
         return None;
     }
-    let class = r.class.get();
+    let class = r.event.class.get();
     let class_code = class
         .and_then(|c| c.code.as_str())
         .or_else(|| class.and_then(|c| status_code(c.coding.items())))
         .map(crate::mappings::trim);
     let inpatient = &coder.m.model.record.inpatient_classes;
     f.inpatient = class_code.is_some_and(|c| inpatient.iter().any(|k| k == c));
-    for rc in r.reason_code.items() {
+    for rc in r.event.reason_code.items() {
         let (sets, side) = coder.codes(Some(rc));
         if named.is_none() && !sets.is_empty() {
             *named = Some(rc);
@@ -1143,8 +1154,8 @@ fn read_encounter<'a>(
         f.reason_codes = f.reason_codes.union(sets);
         f.side = f.side.or(side);
     }
-    let (start, start_bad) = first_date(&[period_start(&r.period)]);
-    let (end, end_bad) = first_date(&[period_end(&r.period)]);
+    let (start, start_bad) = first_date(&[period_start(&r.event.period)]);
+    let (end, end_bad) = first_date(&[period_end(&r.event.period)]);
     let start = start.filter(|s| !s.is_future(now));
     // §1 Encounters: only in-progress / arrived / triaged / onleave (or no status and no
     // end) is ongoing; an end in the past ends any encounter.
@@ -1181,7 +1192,7 @@ fn names_upper_limb<'a>(coder: &mut Coder<'_, 'a>, r: &'a Resource) -> bool {
     r.body_site
         .all()
         .iter()
-        .chain(r.reason_code.items())
+        .chain(r.event.reason_code.items())
         .any(|cc| coder.codes(Some(cc)).0.contains(CodeSet::UpperLimbSite))
 }
 
@@ -1204,9 +1215,9 @@ fn read_procedure<'a>(
         .iter()
         .any(|c| has_coding(Some(c), surgery));
     Some(first_date(&[
-        &r.performed_date_time,
-        period_end(&r.performed_period),
-        period_start(&r.performed_period),
+        &r.event.performed_date_time,
+        period_end(&r.event.performed_period),
+        period_start(&r.event.performed_period),
     ]))
 }
 
@@ -1223,7 +1234,7 @@ fn read_service_request<'a>(
     f.active = matches!(status, "active" | "completed");
     (f.codes, f.side) = coder.codes(r.code.get());
     f.upper_limb_site = names_upper_limb(coder, r);
-    Some(first_date(&[&r.authored_on]))
+    Some(first_date(&[&r.medication.authored_on]))
 }
 
 /// §1 DiagnosticReports (§2 dvt-imaging). `None`: not true.
@@ -1239,9 +1250,9 @@ fn read_report<'a>(
     (f.codes, f.side) = coder.codes(r.code.get());
     f.upper_limb_site = names_upper_limb(coder, r);
     Some(first_date(&[
-        &r.effective_date_time,
-        period_start(&r.effective_period),
-        &r.issued,
+        &r.observation.effective_date_time,
+        period_start(&r.observation.effective_period),
+        &r.observation.issued,
     ]))
 }
 
@@ -1255,11 +1266,11 @@ fn read_imaging_study<'a>(
     if matches!(status, "entered-in-error" | "cancelled") {
         return None;
     }
-    for c in r.procedure_code.items() {
+    for c in r.event.procedure_code.items() {
         f.codes = f.codes.union(coder.codes(Some(c)).0);
     }
     f.upper_limb_site = names_upper_limb(coder, r);
-    Some(first_date(&[&r.started]))
+    Some(first_date(&[&r.medication.started]))
 }
 
 fn read_one<'a>(

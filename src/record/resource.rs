@@ -210,7 +210,7 @@ impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
         while let Some(item) = seq.next_element::<Field<T>>()? {
             let Field::Value(v) = item else { continue };
             if out.len() == out.capacity() {
-                let grown = (2 * out.capacity()).max(4);
+                let grown = (2 * out.capacity()).max(1);
                 if !charge(crate::json_cost::size_class(
                     grown * std::mem::size_of::<T>(),
                 )) {
@@ -246,30 +246,102 @@ impl<T> Field<OneOrMany<T>> {
     }
 }
 
-/// Matches an object key against a struct's element names without allocating (keys
-/// with JSON escapes arrive as owned strings and match the same way).
-pub(crate) struct KeyIndex(pub(crate) &'static [&'static str]);
+/// The element names of a struct's tables (its own, then its groups': see [`Group`]),
+/// grouped by length: a key is compared with the few names of its length alone (a
+/// [`Resource`] has over 50, and most keys of real data are ones it skips).
+pub(crate) struct Keys {
+    by_len: Vec<Vec<(&'static str, (usize, usize))>>,
+}
+
+impl Keys {
+    pub(crate) fn new(tables: &[&[&'static str]]) -> Self {
+        let mut by_len: Vec<Vec<(&'static str, (usize, usize))>> = Vec::new();
+        for (t, keys) in tables.iter().enumerate() {
+            for (i, k) in keys.iter().enumerate() {
+                if by_len.len() <= k.len() {
+                    by_len.resize_with(k.len() + 1, Vec::new);
+                }
+                by_len[k.len()].push((k, (t, i)));
+            }
+        }
+        Keys { by_len }
+    }
+
+    /// `(table, index)` of a name.
+    fn find(&self, key: &str) -> Option<(usize, usize)> {
+        let same_len = self.by_len.get(key.len())?;
+        same_len.iter().find(|(k, _)| *k == key).map(|(_, at)| *at)
+    }
+}
+
+/// Matches an object key against a struct's [`Keys`] without allocating (keys with JSON
+/// escapes arrive as owned strings and match the same way): `(table, index)`.
+pub(crate) struct KeyIndex(pub(crate) &'static Keys);
 
 impl<'de> DeserializeSeed<'de> for KeyIndex {
-    type Value = Option<usize>;
+    type Value = Option<(usize, usize)>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeyIndex {
-    type Value = Option<usize>;
+    type Value = Option<(usize, usize)>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|k| *k == v))
+        Ok(self.0.find(v))
+    }
+}
+
+/// Elements a struct keeps apart from itself, boxed, and allocates only when one of them
+/// is present: each resource type reads a few of the elements [`Resource`] has slots for,
+/// so a resource holds the groups of its type alone (an Observation its `observation`
+/// group, a Condition its `condition` group). Reading an absent group gives its
+/// elements, all absent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Group<T>(Option<Box<T>>);
+
+/// A struct of elements, all absent, shared (what an absent [`Group`] reads as).
+pub trait Elements: Default + Sync + 'static {
+    fn empty() -> &'static Self;
+}
+
+impl<T: Elements> std::ops::Deref for Group<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Some(g) => g,
+            None => T::empty(),
+        }
+    }
+}
+
+impl<T: Elements> Group<T> {
+    /// The group to read an element into, allocated (and charged to the parse's
+    /// allowance, [`within_allowance`]) on its first element; `None` once the allowance is
+    /// spent.
+    /// The group's elements, when one was present.
+    pub fn into_inner(self) -> Option<Box<T>> {
+        self.0
+    }
+
+    pub(crate) fn make(&mut self) -> Option<&mut T> {
+        if self.0.is_none() {
+            if !charge(crate::json_cost::size_class(std::mem::size_of::<T>())) {
+                return None;
+            }
+            self.0 = Some(Box::default());
+        }
+        self.0.as_deref_mut()
     }
 }
 
 /// A struct of lenient elements: each JSON key names one field (a repeated key: the last
 /// wins, as in most JSON readers); unknown keys are skipped unread. Also the CDS Hooks
-/// request's envelope (`cds_hooks::request`).
+/// request's envelope (`cds_hooks::request`). After the elements, `groups` names the
+/// struct's [`Group`]s: their elements are keys of this struct's JSON object too.
 macro_rules! lenient_struct {
     (
         $(#[$meta:meta])*
@@ -277,35 +349,99 @@ macro_rules! lenient_struct {
             $( $(#[$fmeta:meta])* $json:literal => $field:ident : $ty:ty, )*
         }
     ) => {
+        $crate::record::resource::lenient_struct! {
+            $(#[$meta])*
+            pub struct $name {
+                $( $(#[$fmeta])* $json => $field : $ty, )*
+            }
+            groups {}
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* $json:literal => $field:ident : $ty:ty, )*
+        }
+        groups {
+            $( $(#[$gmeta:meta])* $group:ident : $gty:ty, )*
+        }
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
+            $( $(#[$gmeta])* pub $group: $crate::record::resource::Group<$gty>, )*
+        }
+
+        impl $name {
+            /// The JSON names of the elements, in the order of the fields.
+            #[allow(dead_code)]
+            pub(crate) const KEYS: &'static [&'static str] = &[$($json),*];
+
+            /// Read the value of the element `KEYS[i]`.
+            #[allow(dead_code)]
+            pub(crate) fn read_element<'de, A: serde::de::MapAccess<'de>>(
+                &mut self,
+                i: usize,
+                map: &mut A,
+            ) -> Result<(), A::Error> {
+                let mut n = 0usize;
+                $(
+                    if i == n {
+                        self.$field = map.next_value()?;
+                        return Ok(());
+                    }
+                    n += 1;
+                )*
+                let _ = n;
+                map.next_value::<serde::de::IgnoredAny>()?;
+                Ok(())
+            }
+        }
+
+        impl $crate::record::resource::Elements for $name {
+            fn empty() -> &'static Self {
+                static EMPTY: std::sync::LazyLock<$name> = std::sync::LazyLock::new(Default::default);
+                &EMPTY
+            }
         }
 
         impl<'de> $crate::record::resource::Lenient<'de> for $name {
             fn from_map<A: serde::de::MapAccess<'de>>(
                 mut map: A,
             ) -> Result<Option<Self>, A::Error> {
-                const KEYS: &[&str] = &[$($json),*];
+                static KEYS: std::sync::LazyLock<$crate::record::resource::Keys> =
+                    std::sync::LazyLock::new(|| {
+                        $crate::record::resource::Keys::new(&[$name::KEYS, $(<$gty>::KEYS),*])
+                    });
                 let mut out = $name::default();
                 while let Some(key) =
-                    map.next_key_seed($crate::record::resource::KeyIndex(KEYS))?
+                    map.next_key_seed($crate::record::resource::KeyIndex(&KEYS))?
                 {
-                    let Some(i) = key else {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                        continue;
-                    };
-                    let mut n = 0usize;
-                    $(
-                        if i == n {
-                            out.$field = map.next_value()?;
-                            continue;
+                    match key {
+                        Some((0, i)) => out.read_element(i, &mut map)?,
+                        Some((_table, _i)) => {
+                            #[allow(unused_mut)]
+                            let mut t = 1usize;
+                            $(
+                                if _table == t {
+                                    match out.$group.make() {
+                                        Some(g) => g.read_element(_i, &mut map)?,
+                                        None => {
+                                            map.next_value::<serde::de::IgnoredAny>()?;
+                                        }
+                                    }
+                                    continue;
+                                }
+                                t += 1;
+                            )*
+                            let _ = t;
+                            map.next_value::<serde::de::IgnoredAny>()?;
                         }
-                        n += 1;
-                    )*
-                    let _ = n;
-                    map.next_value::<serde::de::IgnoredAny>()?;
+                        None => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
                 }
                 Ok(Some(out))
             }
@@ -436,11 +572,10 @@ thread_local! {
     static ALLOWANCE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(Some(usize::MAX)) };
 }
 
-/// What one resource read costs: its box (a `Resource` is large: every element it may
-/// hold has a slot), at the allocator's size class (between 1 and 2 KiB, steps of 256
-/// bytes: a test checks it against `json_cost::size_class`). Its strings and lists are
-/// small beside the tree the budget counted for them.
-pub const RESOURCE_COST: usize = std::mem::size_of::<Resource>().next_multiple_of(256);
+/// What one resource read costs: its box, at the allocator's size class. Its groups and
+/// lists are charged as they are allocated; its strings are small beside the tree the
+/// budget counted for them.
+pub const RESOURCE_COST: usize = crate::json_cost::size_class(std::mem::size_of::<Resource>());
 
 /// A parse passed the memory it was allowed for resources (see [`within_allowance`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,7 +635,8 @@ impl<'de> Lenient<'de> for Box<Resource> {
 }
 
 lenient_struct! {
-    /// A resource of any type the model reads, and a Bundle (`entry`, `link`).
+    /// A resource of any type the model reads, and a Bundle: the elements most types
+    /// have, then the groups of one type or a few.
     pub struct Resource {
         "resourceType" => resource_type: Field<Text>,
         "id" => id: Field<Text>,
@@ -508,26 +644,24 @@ lenient_struct! {
         "code" => code: Field<CodeableConcept>,
         "subject" => subject: Field<Reference>,
         "patient" => patient: Field<Reference>,
-        "clinicalStatus" => clinical_status: Field<CodeableConcept>,
-        "verificationStatus" => verification_status: Field<CodeableConcept>,
         "category" => category: Field<OneOrMany<CodeableConcept>>,
         "bodySite" => body_site: Field<OneOrMany<CodeableConcept>>,
-        "component" => component: Field<Vec<Component>>,
-        "reasonCode" => reason_code: Field<Vec<CodeableConcept>>,
-        /// An array only (a lone object is not read, as before the typed reader).
-        "procedureCode" => procedure_code: Field<Vec<CodeableConcept>>,
-        "class" => class: Field<EncounterClass>,
-        "interpretation" => interpretation: Field<OneOrMany<CodeableConcept>>,
-        "dataAbsentReason" => data_absent_reason: Field<Present>,
-        "valueBoolean" => value_boolean: Field<bool>,
-        "valueCodeableConcept" => value_codeable_concept: Field<CodeableConcept>,
-        "valueString" => value_string: Field<Text>,
-        "valueQuantity" => value_quantity: Field<Quantity>,
-        "medicationCodeableConcept" => medication_codeable_concept: Field<CodeableConcept>,
-        "medicationReference" => medication_reference: Field<Reference>,
-        "contained" => contained: Field<Vec<Box<Resource>>>,
-        "ingredient" => ingredient: Field<Vec<Ingredient>>,
-        "period" => period: Field<Period>,
+    }
+    groups {
+        condition: ConditionElements,
+        observation: ObservationElements,
+        event: EventElements,
+        medication: MedicationElements,
+        person: PersonElements,
+        bundle: BundleElements,
+    }
+}
+
+lenient_struct! {
+    /// A Condition's elements (§1: status, onset, abatement).
+    pub struct ConditionElements {
+        "clinicalStatus" => clinical_status: Field<CodeableConcept>,
+        "verificationStatus" => verification_status: Field<CodeableConcept>,
         "onsetDateTime" => onset_date_time: Field<Text>,
         "onsetPeriod" => onset_period: Field<Period>,
         "onsetAge" => onset_age: Field<Present>,
@@ -540,19 +674,66 @@ lenient_struct! {
         "abatementString" => abatement_string: Field<Present>,
         "abatementBoolean" => abatement_boolean: Field<bool>,
         "recordedDate" => recorded_date: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// An Observation's (and a DiagnosticReport's) elements: values, components, time.
+    pub struct ObservationElements {
+        "component" => component: Field<Vec<Component>>,
+        "interpretation" => interpretation: Field<OneOrMany<CodeableConcept>>,
+        "dataAbsentReason" => data_absent_reason: Field<Present>,
+        "valueBoolean" => value_boolean: Field<bool>,
+        "valueCodeableConcept" => value_codeable_concept: Field<CodeableConcept>,
+        "valueString" => value_string: Field<Text>,
+        "valueQuantity" => value_quantity: Field<Quantity>,
         "effectiveDateTime" => effective_date_time: Field<Text>,
         "effectivePeriod" => effective_period: Field<Period>,
         "effectiveInstant" => effective_instant: Field<Text>,
         "issued" => issued: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// A Procedure's and an Encounter's elements: when, why, what kind.
+    pub struct EventElements {
+        "reasonCode" => reason_code: Field<Vec<CodeableConcept>>,
+        /// An array only (a lone object is not read, as before the typed reader).
+        "procedureCode" => procedure_code: Field<Vec<CodeableConcept>>,
+        "class" => class: Field<EncounterClass>,
+        "period" => period: Field<Period>,
         "performedDateTime" => performed_date_time: Field<Text>,
         "performedPeriod" => performed_period: Field<Period>,
         "performedInstant" => performed_instant: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// The elements of the medication resources (MedicationRequest, -Statement,
+    /// -Administration, Medication).
+    pub struct MedicationElements {
+        "medicationCodeableConcept" => medication_codeable_concept: Field<CodeableConcept>,
+        "medicationReference" => medication_reference: Field<Reference>,
+        "contained" => contained: Field<Vec<Box<Resource>>>,
+        "ingredient" => ingredient: Field<Vec<Ingredient>>,
         "authoredOn" => authored_on: Field<Text>,
         "dateAsserted" => date_asserted: Field<Text>,
         "started" => started: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// A Patient's elements.
+    pub struct PersonElements {
         "birthDate" => birth_date: Field<Text>,
         "deceasedBoolean" => deceased_boolean: Field<bool>,
         "deceasedDateTime" => deceased_date_time: Field<Text>,
+    }
+}
+
+lenient_struct! {
+    /// A Bundle's elements.
+    pub struct BundleElements {
         "entry" => entry: Field<Vec<Field<Entry>>>,
         "link" => link: Field<Vec<Link>>,
     }
@@ -669,14 +850,18 @@ impl<'r> Node for &'r Resource {
         self
     }
     fn entries(self) -> impl Iterator<Item = Option<(Self, Option<&'r str>)>> {
-        self.entry.items().iter().filter_map(|entry| match entry {
-            Field::Value(e) if is_outcome(e) => None,
-            Field::Value(e) => Some(match &e.resource {
-                Field::Value(res) => Some((&**res, e.full_url.as_str())),
-                _ => None,
-            }),
-            _ => Some(None),
-        })
+        self.bundle
+            .entry
+            .items()
+            .iter()
+            .filter_map(|entry| match entry {
+                Field::Value(e) if is_outcome(e) => None,
+                Field::Value(e) => Some(match &e.resource {
+                    Field::Value(res) => Some((&**res, e.full_url.as_str())),
+                    _ => None,
+                }),
+                _ => Some(None),
+            })
     }
 }
 
@@ -686,8 +871,8 @@ impl Node for Resource {
         self
     }
     fn entries(self) -> impl Iterator<Item = Option<(Self, Option<Text>)>> {
-        let entries = match self.entry {
-            Field::Value(entries) => entries,
+        let entries = match self.bundle.into_inner().map(|b| b.entry) {
+            Some(Field::Value(entries)) => entries,
             _ => Vec::new(),
         };
         entries.into_iter().filter_map(|entry| match entry {
@@ -704,6 +889,7 @@ impl Node for Resource {
 /// A Bundle's `next` link (paging).
 pub fn next_link(bundle: &Resource) -> Option<&str> {
     bundle
+        .bundle
         .link
         .items()
         .iter()
@@ -747,15 +933,18 @@ mod tests {
         assert_eq!(code.codings()[0].code.as_str(), Some("48065-7"));
         assert_eq!(code.codings()[0].display.as_str(), Some("D-dimer FEU"));
         assert_eq!(code.text.as_str(), Some("D-dimer"));
-        let q = r.value_quantity.get().unwrap();
+        let q = r.observation.value_quantity.get().unwrap();
         assert_eq!(q.value, Field::Value(0.62));
         assert_eq!(q.code.as_str(), Some("mg/L{FEU}"));
-        assert_eq!(r.effective_date_time.as_str(), Some("2026-11-30T10:00:00Z"));
+        assert_eq!(
+            r.observation.effective_date_time.as_str(),
+            Some("2026-11-30T10:00:00Z")
+        );
         assert_eq!(
             r.subject.get().unwrap().reference.as_str(),
             Some("Patient/p1")
         );
-        let comp = &r.component.items()[0];
+        let comp = &r.observation.component.items()[0];
         assert_eq!(
             comp.value_quantity.get().unwrap().value,
             Field::Value(108.0)
@@ -775,9 +964,9 @@ mod tests {
         assert!(r.id.is_invalid());
         assert!(r.status.is_invalid());
         assert!(r.code.is_invalid());
-        assert!(r.clinical_status.is_invalid());
-        assert!(r.onset_date_time.is_invalid());
-        assert!(r.component.is_invalid());
+        assert!(r.condition.clinical_status.is_invalid());
+        assert!(r.condition.onset_date_time.is_invalid());
+        assert!(r.observation.component.is_invalid());
         // One object where FHIR has an array in some types: read as one.
         assert_eq!(r.body_site.all().len(), 1);
         // Array elements of the wrong type are dropped; a coding that is not an array
@@ -866,7 +1055,7 @@ mod tests {
         let Ok(Ok(Field::Value(b))) = read(fits) else {
             panic!()
         };
-        assert_eq!(b.entry.items().len(), fits);
+        assert_eq!(b.bundle.entry.items().len(), fits);
         assert!(matches!(read(never), Err(OverAllowance)));
         // The allowance is the parse's own: the next one starts unlimited again.
         assert!(matches!(
@@ -896,7 +1085,7 @@ mod tests {
                 panic!()
             };
             let mut depth = 0;
-            while let Some(inner) = r.contained.items().first() {
+            while let Some(inner) = r.medication.contained.items().first() {
                 r = (**inner).clone();
                 depth += 1;
             }
