@@ -140,7 +140,7 @@ pub fn bundle_resources(bundle: Field<Resource>) -> Result<PatientResources, Str
         Field::Value(b) if b.is_bundle() => b,
         _ => return Err("not a FHIR Bundle (resourceType is not \"Bundle\")".to_string()),
     };
-    let mut resources = Vec::with_capacity(bundle.bundle.entry.items().len());
+    let mut resources = Vec::with_capacity(bundle.bundle.entry.count());
     let mut unreadable = 0;
     resource::flatten(bundle, None, &mut unreadable, &mut |r, _| resources.push(r));
     let patients: Vec<&str> = resources

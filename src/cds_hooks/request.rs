@@ -618,7 +618,7 @@ mod tests {
         let Some(Prefetched::Resource(bundle)) = r.prefetch.get("procedures") else {
             panic!()
         };
-        assert_eq!(bundle.bundle.entry.items().len(), 1);
+        assert_eq!(bundle.bundle.entry.count(), 1);
         assert_eq!(r.prefetch.get("patient"), None);
         // Built in code, the same values.
         assert_eq!(

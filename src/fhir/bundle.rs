@@ -14,7 +14,7 @@ use crate::record::resource::{self, Field, Period, Resource};
 /// flattened). Entries without a readable resource and resources without a
 /// `resourceType` are left out here; they are not the patient's data.
 pub fn resources(bundle: Resource) -> Vec<Resource> {
-    let mut out = Vec::with_capacity(bundle.bundle.entry.items().len());
+    let mut out = Vec::with_capacity(bundle.bundle.entry.count());
     let mut unreadable = 0;
     resource::flatten(bundle, None, &mut unreadable, &mut |r, _| {
         if r.resource_type().is_some() {

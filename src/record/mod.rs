@@ -501,42 +501,31 @@ fn fold_codings<'a>(
 /// A coding's code sets, and the side its code names when the model uses it.
 type Classified = (CodeSets, Option<Side>);
 
-/// Classifies each distinct (system, code) of a record once: records repeat a few codes
-/// (vital-sign panels, repeat prescriptions), and a classification is several hash
-/// lookups (measured: the largest share of reading after the element pass).
-///
-/// The memo's keys come from the request, so it uses std's randomly keyed SipHash, not
-/// the mappings' FxHash: FxHash collisions are easy to compute, and a record of many
-/// colliding codes would make each insert scan all the others (quadratic time).
-struct Coder<'m, 'a> {
+/// Classifies codings against the mappings. Not memoised: a classification is a few
+/// lookups in the mappings' fixed tables, cheaper than hashing the (system, code) pair
+/// into a memo with a keyed hash (the assessment bench: 162 µs with a SipHash memo, 116
+/// without), and as no table grows from the request, no input can make a lookup slow.
+struct Coder<'m> {
     m: &'m Mappings,
-    memo: HashMap<(&'a str, &'a str), Classified>,
 }
 
-impl<'m, 'a> Coder<'m, 'a> {
+impl<'m> Coder<'m> {
     fn new(m: &'m Mappings) -> Self {
-        Coder {
-            m,
-            memo: HashMap::with_capacity(64),
-        }
+        Coder { m }
     }
 
-    fn classify(&mut self, sys: &'a str, code: &'a str) -> Classified {
-        let m = self.m;
-        *self
-            .memo
-            .entry((sys, code))
-            .or_insert_with(|| classify_coding(m, sys, code))
+    fn classify(&self, sys: &str, code: &str) -> Classified {
+        classify_coding(self.m, sys, code)
     }
 
-    /// [`concept_codes`], memoised.
-    fn codes(&mut self, cc: Option<&'a CodeableConcept>) -> (CodeSets, Option<Side>) {
+    /// [`concept_codes`].
+    fn codes(&self, cc: Option<&CodeableConcept>) -> (CodeSets, Option<Side>) {
         fold_codings(cc, |sys, code| self.classify(sys, code))
     }
 
     /// What the card calls a CodeableConcept (v2 Evidence.name): the display of a coding
     /// the model matched, else its text, else any coding's display.
-    fn name(&mut self, cc: Option<&'a CodeableConcept>) -> Option<&'a str> {
+    fn name<'a>(&self, cc: Option<&'a CodeableConcept>) -> Option<&'a str> {
         let cc = cc?;
         for c in cc.codings() {
             if let Some((s, k)) = system_code(c)
@@ -717,7 +706,7 @@ fn name_sets(m: &Mappings, text: &str) -> CodeSets {
 /// sets, RxNorm at every term type as the data lists them; by name only when no coding
 /// matched (§1). And the name the card shows.
 fn medication<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     code: Option<&'a CodeableConcept>,
     ingredients: &'a [Ingredient],
 ) -> Med<'a> {
@@ -755,8 +744,8 @@ pub fn read<'a>(
         });
     }
 
-    let mut coder = Coder::new(m);
-    let (meds, patient) = medications_and_patient(&mut coder, patient_id, &all);
+    let coder = Coder::new(m);
+    let (meds, patient) = medications_and_patient(&coder, patient_id, &all);
     read_patient(&mut rec, patient, now);
 
     rec.facts.reserve(all.len());
@@ -779,7 +768,7 @@ pub fn read<'a>(
             rec.notes.other_patient += 1;
             continue;
         }
-        if let Some(f) = read_one(&mut coder, kind, r, &meds, &mut rec.quality, now) {
+        if let Some(f) = read_one(&coder, kind, r, &meds, &mut rec.quality, now) {
             rec.facts.push(f);
         }
     }
@@ -790,7 +779,7 @@ pub fn read<'a>(
 /// Patient: the one with its id, or the only one when the context names none (another
 /// Patient's birthDate must not give the age).
 fn medications_and_patient<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     patient_id: &str,
     all: &[(&'a Resource, Option<&'a str>)],
 ) -> (Meds<'a>, Option<&'a Resource>) {
@@ -927,7 +916,7 @@ fn qualitative(m: &Mappings, r: &Resource) -> Option<Qualitative> {
 
 /// Does this code name a cancer only through Z85 (history)? The data excludes Z85 from
 /// the cancer set; this keeps the rule when a site's data does not (§2 active-cancer).
-fn only_z85<'a>(coder: &mut Coder<'_, 'a>, code: Option<&'a CodeableConcept>) -> bool {
+fn only_z85(coder: &Coder<'_>, code: Option<&CodeableConcept>) -> bool {
     let m = coder.m;
     let mut any_other = false;
     for (s, k) in codings(code).iter().filter_map(system_code) {
@@ -964,7 +953,7 @@ fn gestation_weeks(m: &Mappings, code: Option<&CodeableConcept>) -> Option<i64> 
 
 /// §1 Conditions: status, codes, onset (else recordedDate). `None`: not true.
 fn read_condition<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     bound: &mut Option<When<'a>>,
@@ -1022,7 +1011,7 @@ fn read_condition<'a>(
 /// §1 Observations: codes (a symptom question: its value's), absence, components,
 /// values. `None`: not true.
 fn read_observation<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     named: &mut Option<&'a CodeableConcept>,
@@ -1060,7 +1049,7 @@ fn read_observation<'a>(
 /// §1 Medications: status, the medication (coded, contained, referenced or named), and
 /// the date. `None`: never given.
 fn read_medication<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     meds: &Meds<'a>,
@@ -1128,7 +1117,7 @@ fn read_medication<'a>(
 
 /// §1 Encounters: class, reasons, period; ongoing or ended. `None`: never happened.
 fn read_encounter<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     named: &mut Option<&'a CodeableConcept>,
@@ -1188,7 +1177,7 @@ fn read_encounter<'a>(
 }
 
 /// §2 dvt-imaging is of the legs: does a bodySite or reasonCode name an upper limb?
-fn names_upper_limb<'a>(coder: &mut Coder<'_, 'a>, r: &'a Resource) -> bool {
+fn names_upper_limb(coder: &Coder<'_>, r: &Resource) -> bool {
     r.body_site
         .all()
         .iter()
@@ -1198,7 +1187,7 @@ fn names_upper_limb<'a>(coder: &mut Coder<'_, 'a>, r: &'a Resource) -> bool {
 
 /// §1 Procedures: completed / in-progress; code or surgery category. `None`: not done.
 fn read_procedure<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     status: &str,
@@ -1223,7 +1212,7 @@ fn read_procedure<'a>(
 
 /// §1 ServiceRequests: active / completed (§2 dvt-imaging). `None`: not true.
 fn read_service_request<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     status: &str,
@@ -1239,7 +1228,7 @@ fn read_service_request<'a>(
 
 /// §1 DiagnosticReports (§2 dvt-imaging). `None`: not true.
 fn read_report<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     status: &str,
@@ -1258,7 +1247,7 @@ fn read_report<'a>(
 
 /// §1 ImagingStudies: their procedure codes (§2 dvt-imaging). `None`: not true.
 fn read_imaging_study<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     r: &'a Resource,
     f: &mut Fact<'a>,
     status: &str,
@@ -1274,7 +1263,7 @@ fn read_imaging_study<'a>(
 }
 
 fn read_one<'a>(
-    coder: &mut Coder<'_, 'a>,
+    coder: &Coder<'_>,
     kind: Kind,
     r: &'a Resource,
     meds: &Meds<'a>,

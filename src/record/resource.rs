@@ -67,6 +67,12 @@ impl<T> Field<Vec<T>> {
 /// A JSON value read leniently into `Self`: each hook returns `None` for a JSON type the
 /// element does not take, after consuming the value.
 pub trait Lenient<'de>: Sized {
+    /// Read, but holding nothing (`{}` as a Coding): a list does not keep it, as the
+    /// model reads nothing from it and degenerate text of such elements would otherwise
+    /// cost memory by the thousand.
+    fn is_void(&self) -> bool {
+        false
+    }
     fn from_str(_: &str) -> Option<Self> {
         None
     }
@@ -205,23 +211,66 @@ impl<'de> Lenient<'de> for Present {
 /// up to at least the old and the new buffer held together while it grows, so the peak
 /// stays within the allowance. Past it the rest is skipped unread.
 impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
-    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
-        let mut out = Vec::new();
-        while let Some(item) = seq.next_element::<Field<T>>()? {
-            let Field::Value(v) = item else { continue };
-            if out.len() == out.capacity() {
-                let grown = (2 * out.capacity()).max(1);
-                if !charge(crate::json_cost::size_class(
-                    grown * std::mem::size_of::<T>(),
-                )) {
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    break;
-                }
-                out.reserve_exact(grown - out.len());
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Option<Self>, A::Error> {
+        read_list(seq, |item: Field<T>| {
+            item.into_value().filter(|v| !v.is_void())
+        })
+        .map(Some)
+    }
+}
+
+/// The elements of an array that `keep` keeps, in a list charged as [`Vec`]'s is.
+fn read_list<'de, A: SeqAccess<'de>, T: Lenient<'de>, U>(
+    mut seq: A,
+    mut keep: impl FnMut(Field<T>) -> Option<U>,
+) -> Result<Vec<U>, A::Error> {
+    let mut out = Vec::new();
+    while let Some(item) = seq.next_element::<Field<T>>()? {
+        let Some(v) = keep(item) else { continue };
+        if out.len() == out.capacity() {
+            let grown = (2 * out.capacity()).max(1);
+            if !charge(crate::json_cost::size_class(
+                grown * std::mem::size_of::<U>(),
+            )) {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                break;
             }
-            out.push(v);
+            out.reserve_exact(grown - out.len());
         }
-        Ok(Some(out))
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// A Bundle's entries: the ones with a resource, and how many had none that could be
+/// read (counted, not kept: §1 counts them as malformed, and `[{},{},...]` would
+/// otherwise keep a slot for each). `search.mode = outcome` entries are a server's
+/// messages, not matches: neither kept nor counted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Entries {
+    pub read: Vec<Entry>,
+    pub unreadable: usize,
+}
+
+impl<'de> Lenient<'de> for Entries {
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Option<Self>, A::Error> {
+        let mut unreadable = 0;
+        let read = read_list(seq, |item: Field<Entry>| match item {
+            Field::Value(e) if is_outcome(&e) => None,
+            Field::Value(e) if matches!(e.resource, Field::Value(_)) => Some(e),
+            _ => {
+                unreadable += 1;
+                None
+            }
+        })?;
+        Ok(Some(Entries { read, unreadable }))
+    }
+}
+
+impl Field<Entries> {
+    /// How many entries the Bundle has (kept and unreadable).
+    pub fn count(&self) -> usize {
+        self.get().map_or(0, |e| e.read.len() + e.unreadable)
     }
 }
 
@@ -270,7 +319,12 @@ impl Keys {
     /// `(table, index)` of a name.
     fn find(&self, key: &str) -> Option<(usize, usize)> {
         let same_len = self.by_len.get(key.len())?;
-        same_len.iter().find(|(k, _)| *k == key).map(|(_, at)| *at)
+        // The first byte tells most names of one length apart without a call to memcmp.
+        let first = key.as_bytes().first();
+        same_len
+            .iter()
+            .find(|(k, _)| k.as_bytes().first() == first && *k == key)
+            .map(|(_, at)| *at)
     }
 }
 
@@ -407,6 +461,10 @@ macro_rules! lenient_struct {
         }
 
         impl<'de> $crate::record::resource::Lenient<'de> for $name {
+            fn is_void(&self) -> bool {
+                *self == $name::default()
+            }
+
             fn from_map<A: serde::de::MapAccess<'de>>(
                 mut map: A,
             ) -> Result<Option<Self>, A::Error> {
@@ -617,6 +675,9 @@ fn charge(bytes: usize) -> bool {
 /// A nested resource (an entry's, a contained one), read within [`MAX_RESOURCE_DEPTH`]
 /// and the parse's allowance ([`within_allowance`]).
 impl<'de> Lenient<'de> for Box<Resource> {
+    fn is_void(&self) -> bool {
+        Resource::is_void(self)
+    }
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
         if !charge_resource() {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -734,7 +795,7 @@ lenient_struct! {
 lenient_struct! {
     /// A Bundle's elements.
     pub struct BundleElements {
-        "entry" => entry: Field<Vec<Field<Entry>>>,
+        "entry" => entry: Field<Entries>,
         "link" => link: Field<Vec<Link>>,
     }
 }
@@ -850,18 +911,13 @@ impl<'r> Node for &'r Resource {
         self
     }
     fn entries(self) -> impl Iterator<Item = Option<(Self, Option<&'r str>)>> {
-        self.bundle
-            .entry
-            .items()
-            .iter()
-            .filter_map(|entry| match entry {
-                Field::Value(e) if is_outcome(e) => None,
-                Field::Value(e) => Some(match &e.resource {
-                    Field::Value(res) => Some((&**res, e.full_url.as_str())),
-                    _ => None,
-                }),
-                _ => Some(None),
-            })
+        let (read, unreadable) = match self.bundle.entry.get() {
+            Some(e) => (e.read.as_slice(), e.unreadable),
+            None => (&[][..], 0),
+        };
+        read.iter()
+            .filter_map(|e| Some(Some((&**e.resource.get()?, e.full_url.as_str()))))
+            .chain(std::iter::repeat_n(None, unreadable))
     }
 }
 
@@ -871,18 +927,13 @@ impl Node for Resource {
         self
     }
     fn entries(self) -> impl Iterator<Item = Option<(Self, Option<Text>)>> {
-        let entries = match self.bundle.into_inner().map(|b| b.entry) {
+        let Entries { read, unreadable } = match self.bundle.into_inner().map(|b| b.entry) {
             Some(Field::Value(entries)) => entries,
-            _ => Vec::new(),
+            _ => Entries::default(),
         };
-        entries.into_iter().filter_map(|entry| match entry {
-            Field::Value(e) if is_outcome(&e) => None,
-            Field::Value(e) => Some(match (e.resource, e.full_url) {
-                (Field::Value(res), url) => Some((*res, url.into_value())),
-                _ => None,
-            }),
-            _ => Some(None),
-        })
+        read.into_iter()
+            .filter_map(|e| Some(Some((*e.resource.into_value()?, e.full_url.into_value()))))
+            .chain(std::iter::repeat_n(None, unreadable))
     }
 }
 
@@ -1034,6 +1085,30 @@ mod tests {
     }
 
     #[test]
+    fn lists_keep_no_element_that_holds_nothing() {
+        let r = parse(json!({
+            "resourceType": "Condition",
+            "code": {"coding": [{}, {"code": "a"}, {"userSelected": true}]},
+            "category": [{}, {"text": "problem"}],
+            "contained": [{}, {"id": "m1"}]
+        }));
+        let codes: Vec<_> = r
+            .code
+            .get()
+            .unwrap()
+            .codings()
+            .iter()
+            .map(|c| c.code.as_str())
+            .collect();
+        assert_eq!(codes, [Some("a")]);
+        assert_eq!(r.category.all().len(), 1);
+        assert_eq!(r.medication.contained.items().len(), 1);
+        // An absent group reads as its elements, all absent, and allocates nothing.
+        assert!(r.observation.component.items().is_empty());
+        assert_eq!(r.observation, Group::default());
+    }
+
+    #[test]
     fn a_resources_cost_is_its_boxs_size_class() {
         let size = std::mem::size_of::<Resource>();
         assert_eq!(RESOURCE_COST, crate::json_cost::size_class(size), "{size}");
@@ -1055,7 +1130,7 @@ mod tests {
         let Ok(Ok(Field::Value(b))) = read(fits) else {
             panic!()
         };
-        assert_eq!(b.bundle.entry.items().len(), fits);
+        assert_eq!(b.bundle.entry.count(), fits);
         assert!(matches!(read(never), Err(OverAllowance)));
         // The allowance is the parse's own: the next one starts unlimited again.
         assert!(matches!(
