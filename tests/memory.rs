@@ -646,10 +646,10 @@ async fn prefetch_of_empty_contained_resources_is_413() {
     assert_peak(&m, 192);
 }
 
-/// A Bundle of `{"resource":{}}` entries, the largest the budget takes: refused (413)
-/// for the same reason, where unchecked it took 300 MiB.
+/// A Bundle of `{"resource":{}}` entries, the largest the budget takes: read, within what
+/// the budget took for it (typed, an empty resource costs less than its tree's slots).
 #[tokio::test]
-async fn prefetch_of_empty_resources_just_within_the_budget_is_413() {
+async fn prefetch_of_empty_resources_just_within_the_budget_is_read_within_it() {
     let make = |n| hook_with_entries(&repeat_join(r#"{"resource":{}}"#, n));
     let n = largest_fitting(INFLIGHT, make);
     let body = make(n);
@@ -668,6 +668,6 @@ async fn prefetch_of_empty_resources_just_within_the_budget_is_413() {
     if !assert {
         return;
     }
-    assert_eq!(m.status, 413, "{}", m.body);
+    assert_eq!(m.status, 200, "{}", m.body);
     assert_peak(&m, 192);
 }
