@@ -1,11 +1,12 @@
 //! Assessment speed on a record of 500 resources (targets: < 2 ms from JSON bytes to the
 //! response JSON, < 100 µs from parsed resources to the assessment).
 //! Run: `cargo bench --bench assessment -- --warm-up-time 1 --measurement-time 3`.
+//! Instructions per call, which the machine's load does not move: `ASSESS_ONCE` below.
 
 use std::hint::black_box;
 
 use chrono::{DateTime, Duration, Utc};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use dvt_cds::assessment::{HookInput, assess};
 use dvt_cds::cds_hooks::{Hook, RequestBody};
 use dvt_cds::evaluate::evaluate_request;
@@ -100,33 +101,84 @@ fn request_bytes(resources: &[Value]) -> Vec<u8> {
     .unwrap()
 }
 
-fn bench(c: &mut Criterion) {
-    let m = Mappings::embedded().unwrap();
-    let resources = record();
-    assert_eq!(resources.len(), 500);
-    let bytes = request_bytes(&resources);
-    let typed = dvt_cds::record::resource::from_values(&resources);
-    let input = HookInput {
-        hook: Hook::PatientView,
-        hook_instance: "bench-1".into(),
-        patient_id: "p1".into(),
-        encounter_id: None,
-        draft_orders: vec![],
-        data_quality: vec![],
-    };
+/// The inputs of both measures, built once.
+struct Inputs {
+    m: Mappings,
+    bytes: Vec<u8>,
+    typed: Vec<dvt_cds::record::resource::Resource>,
+    input: HookInput,
     // "now" is an input like the resources: read once, outside the timed loops.
-    let now = now();
+    now: DateTime<Utc>,
+}
+
+impl Inputs {
+    fn new() -> Self {
+        let resources = record();
+        assert_eq!(resources.len(), 500);
+        Inputs {
+            m: Mappings::embedded().unwrap(),
+            bytes: request_bytes(&resources),
+            typed: dvt_cds::record::resource::from_values(&resources),
+            input: HookInput {
+                hook: Hook::PatientView,
+                hook_instance: "bench-1".into(),
+                patient_id: "p1".into(),
+                encounter_id: None,
+                draft_orders: vec![],
+                data_quality: vec![],
+            },
+            now: now(),
+        }
+    }
+
+    fn bytes_to_response(&self) -> Vec<u8> {
+        let body = RequestBody::from_slice(black_box(&self.bytes)).unwrap();
+        let out = evaluate_request(&self.m, None, body, self.now).unwrap();
+        serde_json::to_vec(&out).unwrap()
+    }
+
+    fn parsed_to_assessment(&self) -> dvt_cds::assessment::Assessment {
+        assess(
+            &self.m,
+            &self.input,
+            black_box(&self.typed),
+            black_box(self.now),
+        )
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let inputs = Inputs::new();
     c.bench_function("json bytes to response json (500 resources)", |b| {
-        b.iter(|| {
-            let body = RequestBody::from_slice(black_box(&bytes)).unwrap();
-            let out = evaluate_request(&m, None, body, now).unwrap();
-            black_box(serde_json::to_vec(&out).unwrap())
-        })
+        b.iter(|| black_box(inputs.bytes_to_response()))
     });
     c.bench_function("parsed resources to assessment (500 resources)", |b| {
-        b.iter(|| black_box(assess(&m, &input, black_box(&typed), black_box(now))))
+        b.iter(|| black_box(inputs.parsed_to_assessment()))
     });
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `ASSESS_ONCE=KIND ASSESS_TIMES=N` (KIND `bytes` or `parsed`): run that measure N times
+/// and exit, without criterion, for an instruction count that does not depend on the
+/// machine's load: `valgrind --tool=callgrind` of N=10 minus that of N=0, divided by 10.
+fn once(kind: &str) {
+    let inputs = Inputs::new();
+    let times: usize =
+        std::env::var("ASSESS_TIMES").map_or(1, |n| n.parse().expect("ASSESS_TIMES"));
+    for _ in 0..times {
+        match kind {
+            "bytes" => drop(black_box(inputs.bytes_to_response())),
+            "parsed" => drop(black_box(inputs.parsed_to_assessment())),
+            other => panic!("ASSESS_ONCE={other}: bytes or parsed"),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(kind) = std::env::var("ASSESS_ONCE") {
+        return once(&kind);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -971,6 +971,12 @@ fn read_condition<'a>(
     ) {
         return None;
     }
+    let code = r.code.get();
+    (f.codes, f.side) = coder.codes(code);
+    if f.codes.is_empty() {
+        // Nothing in the model reads it: its dates are not read either.
+        return None;
+    }
     // §1 active: active, recurrence, relapse, or no clinicalStatus; an abatement in the
     // past ends it.
     f.active = match &r.condition.clinical_status {
@@ -982,8 +988,6 @@ fn read_condition<'a>(
             Some("active" | "recurrence" | "relapse")
         ),
     } && !abated(r, now);
-    let code = r.code.get();
-    (f.codes, f.side) = coder.codes(code);
     if f.codes.contains(CodeSet::Cancer) {
         f.cancer_only_z85 = only_z85(coder, code);
     }
@@ -1034,6 +1038,10 @@ fn read_observation<'a>(
     f.components = r.observation.component.items();
     for c in f.components {
         f.component_codes = f.component_codes.union(coder.codes(c.code.get()).0);
+    }
+    if f.codes.is_empty() && f.component_codes.is_empty() {
+        // Nothing in the model reads it: its value and dates are not read either.
+        return None;
     }
     f.value = Measure::of(r.observation.value_quantity.get());
     f.pregnancy_value = pregnancy_value(m, r);
