@@ -204,12 +204,9 @@ impl<'de> Lenient<'de> for Present {
     }
 }
 
-/// An array: its elements that could be read (an element of the wrong type is dropped,
-/// as the model reads nothing from it). Not an array: invalid. Each time the list grows
-/// its new buffer is charged to the parse's allowance, at the allocator's size class (an
-/// element can be larger than its tree's slot: `component: [{}, ...]`); the charges add
-/// up to at least the old and the new buffer held together while it grows, so the peak
-/// stays within the allowance. Past it the rest is skipped unread.
+/// An array: its elements that could be read and hold something (an element of the
+/// wrong type, or a void one, is dropped, as the model reads nothing from it). Not an
+/// array: invalid. Read by [`read_list`], within the parse's allowance.
 impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
     fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Option<Self>, A::Error> {
         read_list(seq, |item: Field<T>| {
@@ -219,7 +216,11 @@ impl<'de, T: Lenient<'de>> Lenient<'de> for Vec<T> {
     }
 }
 
-/// The elements of an array that `keep` keeps, in a list charged as [`Vec`]'s is.
+/// The elements of an array that `keep` keeps. Each time the list grows its new buffer
+/// is charged to the parse's allowance, at the allocator's size class (an element can be
+/// larger than its tree's slot: `component: [{}, ...]`); the charges add up to at least
+/// the old and the new buffer held together while it grows, so the peak stays within the
+/// allowance. Past it the rest is skipped unread.
 fn read_list<'de, A: SeqAccess<'de>, T: Lenient<'de>, U>(
     mut seq: A,
     mut keep: impl FnMut(Field<T>) -> Option<U>,
@@ -373,14 +374,14 @@ impl<T: Elements> std::ops::Deref for Group<T> {
 }
 
 impl<T: Elements> Group<T> {
-    /// The group to read an element into, allocated (and charged to the parse's
-    /// allowance, [`within_allowance`]) on its first element; `None` once the allowance is
-    /// spent.
     /// The group's elements, when one was present.
     pub fn into_inner(self) -> Option<Box<T>> {
         self.0
     }
 
+    /// The group to read an element into, allocated (and charged to the parse's
+    /// allowance, [`within_allowance`]) on its first element; `None` once the allowance is
+    /// spent.
     pub(crate) fn make(&mut self) -> Option<&mut T> {
         if self.0.is_none() {
             if !charge(crate::json_cost::size_class(std::mem::size_of::<T>())) {
@@ -429,11 +430,9 @@ macro_rules! lenient_struct {
 
         impl $name {
             /// The JSON names of the elements, in the order of the fields.
-            #[allow(dead_code)]
             pub(crate) const KEYS: &'static [&'static str] = &[$($json),*];
 
             /// Read the value of the element `KEYS[i]`.
-            #[allow(dead_code)]
             pub(crate) fn read_element<'de, A: serde::de::MapAccess<'de>>(
                 &mut self,
                 i: usize,
