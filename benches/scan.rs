@@ -57,6 +57,10 @@ fn typed(body: &[u8]) -> HashMap<String, Field<Resource>> {
         .prefetch
 }
 
+fn typed_sonic(body: &[u8]) -> HashMap<String, Field<Resource>> {
+    sonic_rs::from_slice::<TypedRequest>(body).unwrap().prefetch
+}
+
 fn bench(c: &mut Criterion) {
     let body = body();
     eprintln!("scan: body of {} bytes", body.len());
@@ -74,6 +78,12 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("typed resources, and drop them", |b| {
         b.iter(|| typed(black_box(&body)))
+    });
+    g.bench_function("sonic scan only (IgnoredAny)", |b| {
+        b.iter(|| sonic_rs::from_slice::<IgnoredAny>(black_box(&body)).unwrap())
+    });
+    g.bench_function("sonic typed resources, and drop them", |b| {
+        b.iter(|| typed_sonic(black_box(&body)))
     });
     g.bench_function("typed resources, drop not timed", |b| {
         b.iter_with_large_drop(|| typed(black_box(&body)))
@@ -96,6 +106,10 @@ fn once(kind: &str) {
             )),
             "value" => drop(black_box(serde_json::from_slice::<Value>(&body).unwrap())),
             "typed" => drop(black_box(typed(&body))),
+            "sonic-scan" => drop(black_box(
+                sonic_rs::from_slice::<IgnoredAny>(&body).unwrap(),
+            )),
+            "sonic-typed" => drop(black_box(typed_sonic(&body))),
             other => panic!("SCAN_ONCE={other}: scan, value or typed"),
         }
     }

@@ -129,9 +129,11 @@ struct ServeArgs {
     /// (a client dribbling its body gets 408).
     #[arg(long, env = "DVT_CDS_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     body_timeout: Duration,
-    /// Most request-body bytes held at once over all calls in flight; a call that would
+    /// Most request-body memory held at once over all calls in flight; a call that would
     /// pass it gets 503 with Retry-After at once (bounds memory under a flood of large
-    /// bodies; a parsed body takes about 3-6 times its size). At least --max-body.
+    /// bodies). A hook call's body counts its bytes and 8 times them for its parsed
+    /// resources (the parse is held to that); a feedback body its bytes and its JSON
+    /// tree's cost. At least 9 times --max-body and 16 KiB.
     #[arg(long, env = "DVT_CDS_MAX_INFLIGHT_BODY", default_value = "128MiB", value_parser = parse_size)]
     max_inflight_body: usize,
     /// Budget for a whole hook call (e.g. 2.5s, 800ms).

@@ -21,8 +21,10 @@
 //!   1), `left` (rule 4), `category` (the §4 rules), `d_dimer` (§5), `suggestions` (§4
 //!   modifiers), `drafts` (§7 order hooks), `assess` (the sequence).
 //! - [`card`]: `dvt-model.md` §6: the card rendered from an assessment.
-//! - [`json_cost`]: an upper bound of what a JSON text costs once parsed, read from its
-//!   bytes before parsing (the memory budgets count it).
+//! - [`json_cost`]: an upper bound of what a JSON text costs once parsed as a
+//!   `serde_json::Value` tree, read from its bytes before parsing (the body budget counts
+//!   it for feedback bodies; hook bodies and FHIR pages are parsed into typed resources
+//!   and counted by `record::resource::allowance_for`).
 //!
 //! I/O at the edge:
 //! - [`fhir`]: prefetch templates, prefetch resolution, live FHIR queries (reqwest, each

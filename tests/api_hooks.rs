@@ -627,14 +627,18 @@ fn a_body_budget_below_the_body_limit_is_refused_at_startup() {
         "--listen",
         "127.0.0.1:0",
         "--max-body",
-        "4MiB",
-        "--max-inflight-body",
         "1MiB",
+        // Above the body limit, but not its bytes and its parsed allowance (9 MiB and
+        // 16 KiB): the largest body could never be served.
+        "--max-inflight-body",
+        "9MiB",
     ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--max-inflight-body") && err.contains("--max-body"),
+        err.contains("--max-inflight-body")
+            && err.contains("--max-body")
+            && err.contains("8 times"),
         "{err}"
     );
 }

@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{TestApp, assert_operation_outcome, hook_request};
-use dvt_cds::json_cost::expansion;
+use dvt_cds::cds_hooks::RequestBody;
+use dvt_cds::record::resource::{allowance_for, within_allowance};
 use serde_json::{Value, json};
 
 const MIB: u64 = 1 << 20;
-/// `--max-body` and `--max-inflight-body` defaults.
+/// `--max-body` default.
 const MAX_BODY: usize = 4 << 20;
-const INFLIGHT: usize = 128 << 20;
 /// `--fhir-max-bytes` default.
 const FHIR_MAX: usize = 16 << 20;
 
@@ -122,12 +122,16 @@ fn repeat_join(item: &str, n: usize) -> String {
     s
 }
 
-/// The largest `n` for which `make(n)`'s body and parsed cost fit `limit` (the body
-/// buffer counted at its capacity, a power of two).
-fn largest_fitting(limit: usize, make: impl Fn(usize) -> Vec<u8>) -> usize {
+/// The largest `n` for which `make(n)`'s body and parsed cost (`cost`) fit `limit` (the
+/// body buffer counted at its capacity, a power of two).
+fn largest_fitting(
+    limit: usize,
+    make: impl Fn(usize) -> Vec<u8>,
+    cost: impl Fn(&[u8]) -> usize,
+) -> usize {
     let fits = |n: usize| {
         let b = make(n);
-        b.len() <= MAX_BODY && b.len().next_power_of_two() + expansion(&b) <= limit
+        b.len() <= MAX_BODY && b.len().next_power_of_two() + cost(&b) <= limit
     };
     let (mut lo, mut hi) = (1usize, 1usize);
     while fits(hi) {
@@ -271,8 +275,11 @@ async fn feedback_of_100_invalid_entries_answers_20_issues() {
     assert_peak(&m, 16);
 }
 
+/// Tiny objects as Bundle entries: no resource each, counted as unreadable and not
+/// kept. A hook body's budget is its length times the typed allowance
+/// (`resource::allowance_for`), never its tree's cost: read, at the largest body.
 #[tokio::test]
-async fn prefetch_of_tiny_objects_at_the_max_body_is_413() {
+async fn prefetch_of_tiny_objects_at_the_max_body_keeps_nothing() {
     let n = (MAX_BODY - 2000) / 8;
     let body = hook_with_entries(&repeat_join(r#"{"a":0}"#, n));
     let (m, assert) = measure(
@@ -285,68 +292,14 @@ async fn prefetch_of_tiny_objects_at_the_max_body_is_413() {
     if !assert {
         return;
     }
-    assert_eq!(m.status, 413, "{}", m.body);
-    let text = assert_operation_outcome(&m.body);
-    assert!(text.contains("--max-inflight-body"), "{text}");
+    assert_eq!(m.status, 200, "{}", m.body);
     assert!(m.elapsed < Duration::from_secs(10), "{:?}", m.elapsed);
-    // Refused while reading: never parsed.
+    // The body's buffer (4 MiB, and its copy while it grows) and no tree.
     assert_peak(&m, 32);
 }
 
 #[tokio::test]
-async fn prefetch_of_tiny_objects_just_within_the_budget() {
-    let make = |n| hook_with_entries(&repeat_join(r#"{"a":0}"#, n));
-    let n = largest_fitting(INFLIGHT, make);
-    let body = make(n);
-    let input = format!(
-        "{:.1} MiB, {} k objects",
-        body.len() as f64 / MIB as f64,
-        n / 1000
-    );
-    let (m, assert) = measure(
-        "prefetch of tiny objects, largest served",
-        &input,
-        HOOK,
-        body,
-    )
-    .await;
-    if !assert {
-        return;
-    }
-    assert_eq!(m.status, 200, "{}", m.body);
-    assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
-    // The budget (128 MiB) bounds the parse; what the call does with the tree adds a
-    // little (its Bundle entries are moved, not copied).
-    assert_peak(&m, 192);
-}
-
-#[tokio::test]
-async fn prefetch_of_deep_arrays_just_within_the_budget() {
-    let deep = format!("{}0{}", "[".repeat(100), "]".repeat(100));
-    let make = |n| hook_with_entries(&repeat_join(&deep, n));
-    let n = largest_fitting(INFLIGHT, make);
-    let body = make(n);
-    let input = format!(
-        "{:.1} MiB, {n} arrays 100 deep",
-        body.len() as f64 / MIB as f64
-    );
-    let (m, assert) = measure(
-        "prefetch of deep arrays, largest served",
-        &input,
-        HOOK,
-        body,
-    )
-    .await;
-    if !assert {
-        return;
-    }
-    assert_eq!(m.status, 200, "{}", m.body);
-    assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
-    assert_peak(&m, 192);
-}
-
-#[tokio::test]
-async fn prefetch_of_deep_arrays_at_the_max_body_is_413() {
+async fn prefetch_of_deep_arrays_at_the_max_body_keeps_nothing() {
     let deep = format!("{}0{}", "[".repeat(100), "]".repeat(100));
     let n = (MAX_BODY - 2000) / (deep.len() + 1);
     let body = hook_with_entries(&repeat_join(&deep, n));
@@ -354,8 +307,28 @@ async fn prefetch_of_deep_arrays_at_the_max_body_is_413() {
     if !assert {
         return;
     }
-    assert_eq!(m.status, 413, "{}", m.body);
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(m.elapsed < Duration::from_secs(10), "{:?}", m.elapsed);
     assert_peak(&m, 32);
+}
+
+/// Compact Conditions (what the model reads and little else: 4.5 times their bytes
+/// typed), as many as the largest body holds: read, within the allowance.
+#[tokio::test]
+async fn prefetch_of_compact_conditions_at_the_max_body() {
+    let entry = r#"{"resource":{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/example-patient"},"clinicalStatus":{"coding":[{"code":"active"}]},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"I10"}]},"onsetDateTime":"2026-01-01"}}"#;
+    let n = (MAX_BODY - 2000) / (entry.len() + 1);
+    let body = hook_with_entries(&repeat_join(entry, n));
+    let input = format!("4 MiB, {} k Conditions", n / 1000);
+    let (m, assert) = measure("prefetch of compact Conditions", &input, HOOK, body).await;
+    if !assert {
+        return;
+    }
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
+    // The buffer (4 MiB, 8 while it grows) and the resources (at most the allowance,
+    // 8 times the body: 32 MiB).
+    assert_peak(&m, 64);
 }
 
 #[tokio::test]
@@ -533,7 +506,11 @@ async fn one_chunked_fhir_page_past_the_live_budget_is_412() {
 async fn fhir_page_just_within_the_live_budget() {
     // Eight searches share the budget: each page gets an eighth, less the Patient.
     let per_key = (FHIR_MAX - 64 * 1024) / 8;
-    let n = largest_fitting(per_key, |n| conditions_page(n, None));
+    let n = largest_fitting(
+        per_key,
+        |n| conditions_page(n, None),
+        |b| allowance_for(b.len()),
+    );
     let page = Arc::new(conditions_page(n, None));
     let size = page.len();
     let (server, served) = fhir_server(move |_| page.as_ref().clone(), 1);
@@ -548,7 +525,7 @@ async fn fhir_page_just_within_the_live_budget() {
     let served = served.load(Ordering::Relaxed);
     println!(
         "\n|  | (pages served: {served}; parsed cost of each: {} bytes) | | | | |",
-        expansion(&conditions_page(n, None))
+        allowance_for(conditions_page(n, None).len())
     );
     if !assert {
         return;
@@ -560,8 +537,9 @@ async fn fhir_page_just_within_the_live_budget() {
 
 #[tokio::test]
 async fn many_pages_across_keys_are_cut_at_the_live_budget() {
-    // Eight searches, ten pages each of 500 Conditions (50 KB, about 1 MB parsed): the
-    // first pages fit the budget, the rest of it runs out on later pages.
+    // Eight searches, ten pages each of 500 Conditions (50 KB; the budget takes its
+    // allowance, 8 times that and 16 KiB): the first pages fit the budget, the rest of
+    // it runs out on later pages.
     let (server, served) = fhir_server(|next| conditions_page(500, next), 10);
     let (m, assert) = measure(
         "FHIR pages across keys",
@@ -576,9 +554,9 @@ async fn many_pages_across_keys_are_cut_at_the_live_budget() {
         return;
     }
     // Later pages are cut (with a data-quality note, as the page cap does): each page
-    // costs about 1 MB parsed, so about 16 of the 80 are read.
+    // takes about 420 KB of the 16 MiB, so about 40 of the 80 are read.
     assert_eq!(m.status, 200, "{}", m.body);
-    assert!((8..40).contains(&served), "{served} pages served");
+    assert!((8..60).contains(&served), "{served} pages served");
     assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
     assert_peak(&m, 3 * (FHIR_MAX as u64 / MIB));
 }
@@ -616,50 +594,39 @@ async fn worst_case_log_lines_are_short() {
     }
 }
 
-/// `contained: [{}, {}, ...]`: 3 bytes and a tree slot of 32 each, but a whole typed
-/// resource each were it read: refused (413) once its resources pass what the budget
-/// took for the body, before they take the memory.
+/// `contained: [{}, {}, ...]`: 3 bytes and a whole typed resource each: refused (413)
+/// once its resources pass the allowance for the body's size, before they take the
+/// memory (2 GiB unchecked).
 #[tokio::test]
 async fn prefetch_of_empty_contained_resources_is_413() {
-    let make = |n| {
-        let mut req = hook_request("patient-view");
-        req["prefetch"]["patient"]["contained"] = json!("CONTAINED");
-        req.to_string()
-            .replace("\"CONTAINED\"", &format!("[{}]", repeat_join("{}", n)))
-            .into_bytes()
-    };
-    let n = largest_fitting(INFLIGHT, make);
-    let body = make(n);
-    let input = format!(
-        "{:.1} MiB, {} k objects",
-        body.len() as f64 / MIB as f64,
-        n / 1000
-    );
+    let n = (MAX_BODY - 2000) / 3;
+    let mut req = hook_request("patient-view");
+    req["prefetch"]["patient"]["contained"] = json!("CONTAINED");
+    let body = req
+        .to_string()
+        .replace("\"CONTAINED\"", &format!("[{}]", repeat_join("{}", n)))
+        .into_bytes();
+    let input = format!("4 MiB, {} k objects", n / 1000);
     let (m, assert) = measure("prefetch of empty contained resources", &input, HOOK, body).await;
     if !assert {
         return;
     }
     assert_eq!(m.status, 413, "{}", m.body);
     let text = assert_operation_outcome(&m.body);
-    assert!(text.contains("--max-inflight-body"), "{text}");
-    // Within what the budget took for the body (its tree's cost): 2 GiB unchecked.
-    assert_peak(&m, 192);
+    assert!(text.contains("times its size"), "{text}");
+    assert_peak(&m, 64);
 }
 
-/// A Bundle of `{"resource":{}}` entries, the largest the budget takes: read, within what
-/// the budget took for it (typed, an empty resource costs less than its tree's slots).
+/// A Bundle of `{"resource":{}}` entries (24 times their bytes typed), the most the
+/// allowance takes: read within it; twice as many are not.
 #[tokio::test]
-async fn prefetch_of_empty_resources_just_within_the_budget_is_read_within_it() {
+async fn prefetch_of_empty_resources_just_within_the_allowance_is_read_within_it() {
     let make = |n| hook_with_entries(&repeat_join(r#"{"resource":{}}"#, n));
-    let n = largest_fitting(INFLIGHT, make);
+    let n = largest_read(make);
     let body = make(n);
-    let input = format!(
-        "{:.1} MiB, {} k entries",
-        body.len() as f64 / MIB as f64,
-        n / 1000
-    );
+    let input = format!("{:.1} KiB, {n} entries", body.len() as f64 / 1024.0);
     let (m, assert) = measure(
-        "prefetch of empty resources, largest taken",
+        "prefetch of empty resources, largest read",
         &input,
         HOOK,
         body,
@@ -669,5 +636,32 @@ async fn prefetch_of_empty_resources_just_within_the_budget_is_read_within_it() 
         return;
     }
     assert_eq!(m.status, 200, "{}", m.body);
-    assert_peak(&m, 192);
+    assert_peak(&m, 16);
+    let (m, _) = measure(
+        "prefetch of empty resources, twice as many",
+        "",
+        HOOK,
+        make(2 * n),
+    )
+    .await;
+    assert_eq!(m.status, 413, "{}", m.body);
+}
+
+/// The largest `n` for which the typed parse of `make(n)` stays within its allowance.
+fn largest_read(make: impl Fn(usize) -> Vec<u8>) -> usize {
+    let reads = |n: usize| {
+        let b = make(n);
+        let allowance = allowance_for(b.len());
+        within_allowance(allowance, || RequestBody::from_slice(&b)).is_ok()
+    };
+    let (mut lo, mut hi) = (1usize, 1usize);
+    while reads(hi) {
+        lo = hi;
+        hi *= 2;
+    }
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if reads(mid) { lo = mid } else { hi = mid }
+    }
+    lo
 }

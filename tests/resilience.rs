@@ -886,48 +886,55 @@ async fn inflight_kib(app: &TestApp) -> u64 {
 /// calls still fit; once the large call ends its share is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
+    // A hook body takes its bytes and its parsed resources' allowance (8 times its
+    // bytes and 16 KiB): the smallest budget that serves a 1 MiB body, and a little.
+    let slack_kib = (dvt_cds::record::resource::ALLOWANCE_SLACK >> 10) as u64;
+    let per_byte = dvt_cds::record::resource::ALLOWANCE_PER_BYTE as u64;
+    let budget_kib = 1024 * (1 + per_byte) + slack_kib + 68;
     let app = TestApp::spawn(&[
         "--dev",
         "--max-body",
         "1MiB",
         "--max-inflight-body",
-        "1MiB",
+        &format!("{budget_kib}KiB"),
         "--body-timeout",
         "30s",
     ]);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
     let url = app.url("/cds-services/dvt-patient-view");
 
-    // A call that claims 800 KiB and sends a little: it holds 800 KiB of the budget.
+    // A call that claims 1 MiB and sends 1000 KiB of it: it holds its 1 MiB buffer and
+    // the allowance of what it sent.
+    let sent_kib = 1000;
     let holder = TcpStream::connect(addr).await.unwrap();
     let (mut holder_rd, mut holder_wr) = holder.into_split();
-    holder_wr
-        .write_all(
-            format!(
-                "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
-                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
-                800 * 1024
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
+    let mut head = format!(
+        "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
+        1024 * 1024
+    )
+    .into_bytes();
+    head.extend(vec![b' '; sent_kib * 1024 - 1]);
+    holder_wr.write_all(&head).await.unwrap();
 
-    // Wait until the service holds the holder's share (its head may not be read yet):
-    // its 800 KiB buffer and the parsed cost of what it sent (the open `{`).
+    // Wait until the service holds the holder's share (its head may not be read yet).
+    let expected = 1024 + per_byte * sent_kib as u64 + slack_kib;
     let waited = Instant::now();
     let held = loop {
         let kib = inflight_kib(&app).await;
-        if kib >= 800 {
+        if kib >= expected {
             break kib;
         }
         assert!(
             waited.elapsed() < Duration::from_secs(20),
-            "the 800 KiB call never took its share of the budget"
+            "the 1 MiB call never took its share of the budget ({kib} KiB)"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(held <= 802, "{held} KiB for 800 KiB and one byte");
+    assert!(
+        held <= expected + 1,
+        "{held} KiB for 1 MiB and {sent_kib} KiB sent"
+    );
 
     // A call that declares 300 KiB does not fit beside it: refused from its head, before
     // any of its body is read (so this client sends only the head).
@@ -961,15 +968,11 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
 
     // The holder gives up (finishes with a short, invalid body): 400, budget released.
     holder_wr
-        .write_all(&vec![b' '; 800 * 1024 - 1])
+        .write_all(&vec![b' '; (1024 - sent_kib) * 1024])
         .await
         .unwrap();
-    let (status, _, _, _) = read_response(
-        &mut holder_rd,
-        Duration::from_millis(10),
-        "the 800 KiB call",
-    )
-    .await;
+    let (status, _, _, _) =
+        read_response(&mut holder_rd, Duration::from_millis(10), "the 1 MiB call").await;
     assert_eq!(status, 400);
     // Now a 300 KiB call (a valid request padded with an extension) is served.
     let mut padded = hook_request("patient-view");

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use counting::{Counting, Measured, measure};
 use dvt_cds::record::resource::{
-    ALLOWANCE_SLACK, CodeableConcept, Coding, Entry, Field, Period, Quantity, Reference, Resource,
+    CodeableConcept, Coding, Entry, Field, Period, Quantity, Reference, Resource, allowance_for,
     within_allowance,
 };
 use serde::Deserialize;
@@ -223,9 +223,9 @@ fn kept_and_peak_of_the_typed_parse() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// With the allowance the service gives a body (`resource::within_allowance`: the
-/// JSON tree's cost the memory budget took, plus its slack), every worst body is read or
-/// refused as a whole, and no parse, read or refused, passes what the budget took for it.
+/// With the allowance the service gives a body (`resource::allowance_for` its length,
+/// what the memory budget took for it), every worst body is read or refused as a whole,
+/// and no parse, read or refused, passes what the budget took for it.
 #[test]
 fn an_allowance_bounds_the_worst_bodies() {
     let _serial = counting::serial();
@@ -235,8 +235,7 @@ fn an_allowance_bounds_the_worst_bodies() {
     for (name, body, _) in cases() {
         let mut outcome = String::new();
         let m = measure(|| {
-            let cost = dvt_cds::json_cost::expansion(body.as_bytes());
-            let parsed = within_allowance(cost, || {
+            let parsed = within_allowance(allowance_for(body.len()), || {
                 serde_json::from_slice::<TypedRequest>(body.as_bytes())
             });
             outcome = match &parsed {
@@ -246,9 +245,9 @@ fn an_allowance_bounds_the_worst_bodies() {
             };
             parsed
         });
-        // What the memory budget took for this body before the parse (its tree's cost)
-        // and the slack the allowance adds: the parse must stay within it.
-        let budget = dvt_cds::json_cost::expansion(body.as_bytes()) + ALLOWANCE_SLACK;
+        // What the memory budget took for this body before the parse: the parse must
+        // stay within it.
+        let budget = allowance_for(body.len());
         let n = body.len() as f64;
         let (kept, peak) = (m.kept as f64 / n, m.peak as f64 / n);
         let budget_x = budget as f64 / n;

@@ -194,9 +194,9 @@ pub fn typed_text(text: &[u8]) {
         (Ok(_) | Err(_), Err(_)) => {}
     }
     if let Ok(parsed) = &typed {
-        // The service's allowance (the tree's cost and the slack) refuses the parse as a
-        // whole, or reads the same.
-        let cost = dvt_cds::json_cost::expansion(text);
+        // The service's allowance for the text's length refuses the parse as a whole,
+        // or reads the same.
+        let cost = resource::allowance_for(text.len());
         if let Ok(bounded) = resource::within_allowance(cost, || resource::from_slice(text)) {
             let bounded = bounded.expect("the same text parsed before");
             assert_eq!(bounded, *parsed, "the allowance changed the reading");

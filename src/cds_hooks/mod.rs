@@ -190,6 +190,14 @@ impl<'de> Lenient<'de> for Prefetch {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
         let mut p = Prefetch::default();
         while let Some(key) = map.next_key::<Text>()? {
+            if !resource::charge(Self::entry_cost(&key)) {
+                // The parse is refused as a whole (`resource::within_allowance`).
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                break;
+            }
             let value = match map.next_value::<Field<Prefetched>>()? {
                 Field::Value(v) => v,
                 Field::Absent | Field::Invalid => Prefetched::NotAnObject,
@@ -197,6 +205,16 @@ impl<'de> Lenient<'de> for Prefetch {
             p.0.insert(key, value);
         }
         Ok(Some(p))
+    }
+}
+
+impl Prefetch {
+    /// What one key costs the parse's allowance: its string, and its slot in the table
+    /// four times over (the table is at most about half full after it doubles, and the
+    /// old table is alive while it does): `{"a":null,"b":null,...}` is 9 bytes a key.
+    fn entry_cost(key: &str) -> usize {
+        crate::json_cost::size_class(key.len())
+            + 4 * (std::mem::size_of::<(Text, Prefetched)>() + 1)
     }
 }
 

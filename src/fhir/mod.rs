@@ -60,8 +60,9 @@ pub struct FhirSettings {
     /// Which servers may be queried (`--dev`, `--fhir-server`); the default allows none.
     pub egress: EgressPolicy,
     /// Live data one hook call may read (`--fhir-max-bytes`), over all its keys and
-    /// pages: each response's bytes as they arrive, then what it costs once parsed
-    /// ([`crate::json_cost`]). Also bounds any single response.
+    /// pages: each response's bytes as they arrive, then what it may cost once parsed
+    /// ([`resource::allowance_for`] its length; the parse is held to it). Also bounds any
+    /// single response.
     pub max_call_bytes: usize,
     /// Most FHIR requests in flight at once over all calls (`--fhir-max-concurrent`).
     pub max_concurrent: usize,
@@ -1128,7 +1129,7 @@ impl Live<'_> {
     /// Take a body's parsed cost from the call's live-data budget, then parse it as one
     /// FHIR resource within that allowance.
     fn parse_resource(&self, spec: Query, body: &[u8]) -> Result<Fetched, DataUnavailable> {
-        let cost = crate::json_cost::expansion(body);
+        let cost = resource::allowance_for(body.len());
         if !self.budget.take(cost) {
             return Ok(Fetched::OverBudget);
         }
@@ -1842,7 +1843,7 @@ mod tests {
         };
         let req = request(full_prefetch_except(&["conditions"]), Some("t"));
         // Room for the first page only: the second is left out, with a note.
-        let first = crate::json_cost::expansion(page1.to_string().as_bytes());
+        let first = resource::allowance_for(page1.to_string().len());
         let got = gather(&source(), &settings(first + 100), &ehr(), &req, deadline())
             .await
             .unwrap();

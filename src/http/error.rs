@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::cds_hooks::Invalid;
 use crate::fhir::DataUnavailable;
+use crate::record::resource;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -33,6 +34,9 @@ pub enum ApiError {
     TooLarge(usize),
     /// 413: the body's parsed form alone would take more than `--max-inflight-body`.
     ParsedTooLarge,
+    /// 413: the body's resources took more than the parse allows a body of its size
+    /// (`record::resource::allowance_for`).
+    OverAllowance,
     /// 415.
     UnsupportedMediaType,
     /// 408: the body did not arrive within `--body-timeout`.
@@ -136,7 +140,9 @@ impl ApiError {
             ApiError::DataUnavailable(_) | ApiError::DeadlineExceeded(_) => {
                 StatusCode::PRECONDITION_FAILED
             }
-            ApiError::TooLarge(_) | ApiError::ParsedTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::ParsedTooLarge | ApiError::OverAllowance => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotReady(_) | ApiError::Busy | ApiError::LiveDataBusy => {
@@ -194,6 +200,16 @@ impl ApiError {
                 "the body's parsed form would take more memory than this service allows for \
                  all calls in flight (--max-inflight-body): send less data, e.g. fewer \
                  prefetch resources (many small JSON objects cost far more than their bytes)",
+            ),
+            ApiError::OverAllowance => one_issue(
+                "too-costly",
+                format!(
+                    "the body's resources would take more than {} times its size in memory \
+                     (plus {} KiB): a body of many tiny resources costs far more than its \
+                     bytes; send fewer",
+                    resource::ALLOWANCE_PER_BYTE,
+                    resource::ALLOWANCE_SLACK >> 10
+                ),
             ),
             ApiError::UnsupportedMediaType => one_issue(
                 "not-supported",
@@ -255,6 +271,7 @@ impl ApiError {
             ApiError::DeadlineExceeded(_) => "deadline exceeded".to_string(),
             ApiError::TooLarge(_) => "body too large".to_string(),
             ApiError::ParsedTooLarge => "body too large once parsed".to_string(),
+            ApiError::OverAllowance => "body's resources over their allowance".to_string(),
             ApiError::UnsupportedMediaType => "unsupported media type".to_string(),
             ApiError::BodyTimeout(_) => "body timeout".to_string(),
             ApiError::Busy => "busy: in-flight body budget spent".to_string(),

@@ -16,6 +16,7 @@ use super::{AppState, BodyPermit, Refused, RequestLog};
 use crate::cds_hooks::{Card, Hook, HookRequest, discovery_document, parse_feedback};
 use crate::json_cost::Expansion;
 use crate::pipeline::{self, CallEnv, CallError, Gather, Watch};
+use crate::record::resource;
 use crate::store::StoreKind;
 
 /// `GET /cds-services`. Spec: "Discovery".
@@ -38,8 +39,16 @@ pub async fn call_service(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     // `_permit` holds this call's share of the body budget until the answer is built.
-    let (hook, (body, cost), _permit, client) =
-        service_call(&state, &log, id, "", &headers, body).await?;
+    let (hook, (body, cost), _permit, client) = service_call(
+        &state,
+        &log,
+        id,
+        "",
+        &headers,
+        body,
+        ParsedCost::Resources { read: 0 },
+    )
+    .await?;
     let env = CallEnv {
         mappings: &state.0.mappings,
         source: state.0.fhir.as_ref(),
@@ -62,7 +71,7 @@ pub async fn call_service(
         .await
         .map_err(|e| match e {
             CallError::NotJson(message) => ApiError::MalformedJson(message),
-            CallError::TooLarge => ApiError::ParsedTooLarge,
+            CallError::TooLarge => ApiError::OverAllowance,
             CallError::Invalid(list) => ApiError::Invalid(list),
             CallError::Unavailable(u) if u.busy => ApiError::LiveDataBusy,
             CallError::Unavailable(u) => ApiError::DataUnavailable(u),
@@ -144,8 +153,16 @@ pub async fn record_feedback(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (hook, (body, _), _permit, _client) =
-        service_call(&state, &log, id, "/feedback", &headers, body).await?;
+    let (hook, (body, _), _permit, _client) = service_call(
+        &state,
+        &log,
+        id,
+        "/feedback",
+        &headers,
+        body,
+        ParsedCost::Tree(Box::default()),
+    )
+    .await?;
     // A feedback body is small and read whole (its budget covered a tree's cost).
     // serde_json's message gives line and column, never the content.
     let body: Value =
@@ -255,6 +272,7 @@ async fn service_call(
     route_suffix: &str,
     headers: &HeaderMap,
     body: Body,
+    cost: ParsedCost,
 ) -> Result<(Hook, (Vec<u8>, usize), BodyPermit, Option<Verified>), ApiError> {
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
     let client = state
@@ -265,7 +283,7 @@ async fn service_call(
     let mut permit = BodyPermit::default();
     let body = tokio::time::timeout(
         state.0.body_timeout,
-        read_body(headers, body, state.0.max_body, |read| {
+        read_body(headers, body, state.0.max_body, cost, |read| {
             state.0.body_budget.cover(&mut permit, read)
         }),
     )
@@ -274,14 +292,40 @@ async fn service_call(
     Ok((hook, body, permit, client))
 }
 
+/// What a body will cost once parsed, counted as its bytes arrive.
+enum ParsedCost {
+    /// A hook call's body, read into typed resources: [`resource::allowance_for`] its
+    /// length (the parse is held to it), known without reading the bytes.
+    Resources { read: usize },
+    /// A feedback body, read into a JSON tree: the tree's bound, from the bytes.
+    Tree(Box<Expansion>),
+}
+
+impl ParsedCost {
+    fn feed(&mut self, chunk: &[u8]) {
+        match self {
+            ParsedCost::Resources { read } => *read += chunk.len(),
+            ParsedCost::Tree(tree) => tree.feed(chunk),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            ParsedCost::Resources { read } => resource::allowance_for(*read),
+            ParsedCost::Tree(tree) => tree.bytes(),
+        }
+    }
+}
+
 /// The bytes of a JSON body and their parsed cost: 415 unless it says JSON, 413 past
 /// `max_body` (without reading further), `reserve(bytes)` (the body budget) asked for
-/// the body's buffer plus its parsed cost ([`Expansion`]) as each chunk arrives, so its
-/// refusal (503, or 413 when it could never fit) comes before the parse.
+/// the body's buffer plus its parsed cost as each chunk arrives, so its refusal (503, or
+/// 413 when it could never fit) comes before the parse.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     max_body: usize,
+    mut cost: ParsedCost,
     mut reserve: impl FnMut(usize) -> Result<(), Refused>,
 ) -> Result<(Vec<u8>, usize), ApiError> {
     let content_type = headers
@@ -316,7 +360,6 @@ async fn read_body(
     // Sized from Content-Length so a typical body is not regrown; at most 1 MiB up
     // front, so that a client cannot make us reserve `max_body` by only claiming it.
     let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n.min(1 << 20) as usize));
-    let mut cost = Expansion::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk =

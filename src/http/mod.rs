@@ -62,7 +62,8 @@ pub struct ServeConfig {
     /// Time allowed for a request body to arrive.
     pub body_timeout: Duration,
     /// Budget of memory held at once by the bodies of all calls, each counted as its
-    /// bytes plus its parsed cost (`json_cost`) (>= `max_body`).
+    /// bytes plus its parsed cost (a hook body: `resource::allowance_for` its length; a
+    /// feedback body: its tree's cost, `json_cost`) (>= `max_body`).
     pub max_inflight_body: usize,
     pub deadline: Duration,
     pub mappings_dir: Option<PathBuf>,
@@ -496,11 +497,18 @@ fn fhir_settings(config: &ServeConfig, mappings: &Mappings) -> FhirSettings {
 /// Refuse memory budgets shared by the calls in flight that are smaller than what one
 /// call may use: that call could never be served.
 fn check_memory_budgets(config: &ServeConfig) -> Result<(), String> {
-    if config.max_inflight_body < config.max_body {
+    // A hook body takes its bytes and its parsed resources' allowance.
+    let largest = config
+        .max_body
+        .saturating_add(crate::record::resource::allowance_for(config.max_body));
+    if config.max_inflight_body < largest {
         return Err(format!(
-            "--max-inflight-body ({} bytes) is smaller than --max-body ({} bytes): one \
+            "--max-inflight-body ({} bytes) is smaller than what a body of --max-body ({} \
+             bytes) takes, its bytes and {} times them once parsed ({largest} bytes): one \
              call of the largest allowed size could never be served",
-            config.max_inflight_body, config.max_body
+            config.max_inflight_body,
+            config.max_body,
+            crate::record::resource::ALLOWANCE_PER_BYTE,
         ));
     }
     if config.fhir.pool.total_kib() < config.fhir.max_call_bytes.div_ceil(1024) {

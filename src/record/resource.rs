@@ -151,9 +151,11 @@ impl<'de, T: Lenient<'de>> Visitor<'de> for FieldVisitor<T> {
     }
 }
 
+/// A string, charged to the parse's allowance ([`within_allowance`]): `"a"` is 3 bytes
+/// of text and an allocation of 8.
 impl Lenient<'_> for Text {
     fn from_str(s: &str) -> Option<Self> {
-        Some(s.into())
+        charge(crate::json_cost::size_class(s.len())).then(|| s.into())
     }
 }
 
@@ -629,31 +631,45 @@ thread_local! {
     static ALLOWANCE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(Some(usize::MAX)) };
 }
 
-/// What one resource read costs: its box, at the allocator's size class. Its groups and
-/// lists are charged as they are allocated; its strings are small beside the tree the
-/// budget counted for them.
+/// What one resource read costs: its box, at the allocator's size class. Its groups,
+/// lists and strings are charged as they are allocated.
 pub const RESOURCE_COST: usize = crate::json_cost::size_class(std::mem::size_of::<Resource>());
 
 /// A parse passed the memory it was allowed for resources (see [`within_allowance`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverAllowance;
 
-/// Memory the resources of one parse may take beyond its tree's cost: a text of a few
-/// small resources costs more typed than as a tree (a `Resource` has a slot for every
-/// element it may hold), and it must still be read.
-pub const ALLOWANCE_SLACK: usize = 1 << 20;
+/// The parsed form may take this many times its text's bytes ([`allowance_for`]).
+/// Measured (BENCHMARKS.md): the 200 committed Synthea patients take 1.4 to 1.8 times;
+/// 500 compact, EHR-style resources of one type (a Condition, an Encounter, a vitals
+/// panel of ~100 to 550 bytes, nothing but what the model reads) 3.6 to 4.7 times. Only
+/// degenerate text takes more (`{"resource":{}}`: 24 times), and is refused.
+pub const ALLOWANCE_PER_BYTE: usize = 8;
 
-/// Run `read` (a parse) allowing its resources at most `tree_cost` (what the memory
-/// budget took for the text: [`crate::json_cost`], a JSON tree's cost) plus
-/// [`ALLOWANCE_SLACK`] bytes, at [`RESOURCE_COST`] each. Why: the budgets
-/// (`--max-inflight-body`, `--fhir-max-bytes`) are taken before the parse from the bytes
-/// alone; a typed resource costs less than its tree for real data, but far more for
-/// degenerate text (`"contained": [{},{},...]`: 3 bytes and a tree slot of 32 each, a
-/// resource of 4 KiB each: a 4 MiB body would take 2 GiB). Past the allowance every
-/// further resource is skipped unread and the parse is refused as a whole.
-pub fn within_allowance<T>(tree_cost: usize, read: impl FnOnce() -> T) -> Result<T, OverAllowance> {
-    let bytes = tree_cost.saturating_add(ALLOWANCE_SLACK);
-    let before = ALLOWANCE.replace(Some(bytes));
+/// What the parse of any text may take beyond [`ALLOWANCE_PER_BYTE`] times its bytes: a
+/// small body of a few resources costs more than three times its bytes (a `Resource`
+/// has a slot for every element it may hold), and it must still be read.
+pub const ALLOWANCE_SLACK: usize = 16 << 10;
+
+/// The memory a JSON text of `text_len` bytes may take once parsed into resources: what
+/// the memory budgets (`--max-inflight-body`, `--fhir-max-bytes`) take for it before the
+/// parse, and the parse's allowance ([`within_allowance`]). From the length alone: no
+/// pass over the bytes before the parse.
+pub const fn allowance_for(text_len: usize) -> usize {
+    text_len
+        .saturating_mul(ALLOWANCE_PER_BYTE)
+        .saturating_add(ALLOWANCE_SLACK)
+}
+
+/// Run `read` (a parse) allowing the resources it reads, their groups, lists and strings
+/// at most `allowance` bytes ([`allowance_for`] the text), each at the allocator's size
+/// class. Why: the budgets are taken before the parse from the text's length alone; real
+/// records take less than the allowance, degenerate text far more
+/// (`"contained": [{},{},...]`: 3 bytes and a resource of hundreds of bytes each). Past
+/// the allowance every further element is skipped unread and the parse is refused as a
+/// whole.
+pub fn within_allowance<T>(allowance: usize, read: impl FnOnce() -> T) -> Result<T, OverAllowance> {
+    let before = ALLOWANCE.replace(Some(allowance));
     let out = read();
     let left = ALLOWANCE.replace(before);
     left.map(|_| out).ok_or(OverAllowance)
@@ -665,7 +681,7 @@ pub(crate) fn charge_resource() -> bool {
 }
 
 /// Take `bytes` from the allowance: `false` once it is spent.
-fn charge(bytes: usize) -> bool {
+pub(crate) fn charge(bytes: usize) -> bool {
     let left = ALLOWANCE.get().and_then(|l| l.checked_sub(bytes));
     ALLOWANCE.set(left);
     left.is_some()
@@ -1119,13 +1135,14 @@ mod tests {
             let entries = vec![r#"{"resource":{"resourceType":"Condition"}}"#; n].join(",");
             format!(r#"{{"resourceType":"Bundle","entry":[{entries}]}}"#)
         };
-        // A tree cost of 0: the slack alone. Each entry costs its resource and its
-        // list's slots (at most 5: every buffer the doubling list had, up to twice its
-        // length, at the allocator's classes): this many always fit, and more than the
-        // slack holds resources never do.
-        let fits = ALLOWANCE_SLACK / (RESOURCE_COST + 5 * std::mem::size_of::<Entry>());
+        // The slack alone. Each entry costs its resource, its `resourceType` string and
+        // its list's slots (at most 5: every buffer the doubling list had, up to twice
+        // its length, at the allocator's classes); the Bundle its group and its own
+        // string: this many always fit, and more than the slack holds resources never do.
+        let each = RESOURCE_COST + 5 * std::mem::size_of::<Entry>() + 16;
+        let fits = (ALLOWANCE_SLACK - 1024) / each;
         let never = ALLOWANCE_SLACK / RESOURCE_COST + 1;
-        let read = |n: usize| within_allowance(0, || from_slice(page(n).as_bytes()));
+        let read = |n: usize| within_allowance(ALLOWANCE_SLACK, || from_slice(page(n).as_bytes()));
         let Ok(Ok(Field::Value(b))) = read(fits) else {
             panic!()
         };
