@@ -63,7 +63,7 @@ pub enum NamedHook<'a> {
 impl RequestBody {
     /// Read a body: `Err` only when it is not JSON.
     pub fn from_slice(body: &[u8]) -> serde_json::Result<RequestBody> {
-        serde_json::from_slice(body).map(RequestBody)
+        resource::read_json(body).map(RequestBody)
     }
 
     pub fn hook(&self) -> NamedHook<'_> {
