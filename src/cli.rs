@@ -131,9 +131,10 @@ struct ServeArgs {
     body_timeout: Duration,
     /// Most request-body memory held at once over all calls in flight; a call that would
     /// pass it gets 503 with Retry-After at once (bounds memory under a flood of large
-    /// bodies). A hook call's body counts its bytes and 8 times them for its parsed
-    /// resources (the parse is held to that); a feedback body its bytes and its JSON
-    /// tree's cost. At least 9 times --max-body and 16 KiB.
+    /// bodies). A hook call's body counts its bytes as they arrive, and 8 times them and
+    /// 16 KiB for its parsed resources once its parse starts (the parse is held to
+    /// that); a feedback body its bytes and its JSON tree's cost. At least 9 times
+    /// --max-body and 16 KiB.
     #[arg(long, env = "DVT_CDS_MAX_INFLIGHT_BODY", default_value = "128MiB", value_parser = parse_size)]
     max_inflight_body: usize,
     /// Budget for a whole hook call (e.g. 2.5s, 800ms).

@@ -883,11 +883,13 @@ async fn inflight_kib(app: &TestApp) -> u64 {
 
 /// Bodies held by calls in flight share `--max-inflight-body`: a call whose body would
 /// pass it gets 503 with Retry-After and an OperationOutcome without being read; small
-/// calls still fit; once the large call ends its share is free again.
+/// calls still fit; a body whose parse finds the budget held gets 503 too; once the
+/// large calls end their shares are free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
-    // A hook body takes its bytes and its parsed resources' allowance (8 times its
-    // bytes and 16 KiB): the smallest budget that serves a 1 MiB body, and a little.
+    // The smallest budget that serves a 1 MiB body (its bytes, and its parsed
+    // resources' allowance of 8 times them and 16 KiB, taken when its parse starts),
+    // and a little.
     let slack_kib = (dvt_cds::record::resource::ALLOWANCE_SLACK >> 10) as u64;
     let per_byte = dvt_cds::record::resource::ALLOWANCE_PER_BYTE as u64;
     let budget_kib = 1024 * (1 + per_byte) + slack_kib + 68;
@@ -903,38 +905,39 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
     let url = app.url("/cds-services/dvt-patient-view");
 
-    // A call that claims 1 MiB and sends 1000 KiB of it: it holds its 1 MiB buffer and
-    // the allowance of what it sent.
-    let sent_kib = 1000;
-    let holder = TcpStream::connect(addr).await.unwrap();
-    let (mut holder_rd, mut holder_wr) = holder.into_split();
-    let mut head = format!(
-        "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
-        1024 * 1024
-    )
-    .into_bytes();
-    head.extend(vec![b' '; sent_kib * 1024 - 1]);
-    holder_wr.write_all(&head).await.unwrap();
+    // Nine calls that claim 1 MiB each and send one byte: while their bodies arrive
+    // they hold their buffers, 1 MiB each.
+    let mut holders = Vec::new();
+    for _ in 0..9 {
+        let holder = TcpStream::connect(addr).await.unwrap();
+        let (rd, mut wr) = holder.into_split();
+        wr.write_all(
+            format!(
+                "POST /cds-services/dvt-patient-view HTTP/1.1\r\nhost: x\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
+                1024 * 1024
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        holders.push((rd, wr));
+    }
 
-    // Wait until the service holds the holder's share (its head may not be read yet).
-    let expected = 1024 + per_byte * sent_kib as u64 + slack_kib;
+    // Wait until the service holds the holders' shares (their heads may not be read yet).
     let waited = Instant::now();
     let held = loop {
         let kib = inflight_kib(&app).await;
-        if kib >= expected {
+        if kib >= 9 * 1024 {
             break kib;
         }
         assert!(
             waited.elapsed() < Duration::from_secs(20),
-            "the 1 MiB call never took its share of the budget ({kib} KiB)"
+            "the 1 MiB calls never took their shares of the budget ({kib} KiB)"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(
-        held <= expected + 1,
-        "{held} KiB for 1 MiB and {sent_kib} KiB sent"
-    );
+    assert_eq!(held, 9 * 1024, "{held} KiB for nine 1 MiB buffers");
 
     // A call that declares 300 KiB does not fit beside it: refused from its head, before
     // any of its body is read (so this client sends only the head).
@@ -963,17 +966,32 @@ async fn bodies_past_the_inflight_budget_get_503_and_the_budget_comes_back() {
     let (status, _, answer) = post_json(&url, &hook_request("patient-view"), None).await;
     assert_eq!(status, 200, "{answer}");
 
-    // The refused and the finished calls gave their shares back; the holder keeps its own.
+    // The refused and the finished calls gave their shares back; the holders keep theirs.
     assert_eq!(inflight_kib(&app).await, held);
 
-    // The holder gives up (finishes with a short, invalid body): 400, budget released.
-    holder_wr
-        .write_all(&vec![b' '; (1024 - sent_kib) * 1024])
-        .await
-        .unwrap();
-    let (status, _, _, _) =
-        read_response(&mut holder_rd, Duration::from_millis(10), "the 1 MiB call").await;
-    assert_eq!(status, 400);
+    // One holder sends the rest of its body: its parse needs its allowance beside its
+    // bytes, which the other eight leave no room for: 503, after the body was read.
+    let (mut rd, mut wr) = holders.pop().unwrap();
+    wr.write_all(&vec![b' '; 1024 * 1024 - 1]).await.unwrap();
+    let (status, head, body, _) = read_response(
+        &mut rd,
+        Duration::from_millis(10),
+        "the completed 1 MiB call",
+    )
+    .await;
+    assert_eq!(status, 503, "{head}");
+    assert_eq!(body["issue"][0]["code"], "throttled", "{body}");
+
+    // The others give up (their connections close): the budget is free again.
+    drop(holders);
+    let waited = Instant::now();
+    while inflight_kib(&app).await > 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "the abandoned calls kept their shares"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Now a 300 KiB call (a valid request padded with an extension) is served.
     let mut padded = hook_request("patient-view");
     padded["extension"] = json!({"org.example.padding": "x".repeat(300 * 1024)});

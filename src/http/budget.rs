@@ -1,8 +1,8 @@
 //! A memory budget for request bodies: every call holds, while it runs, permits (in KiB)
-//! for its body's bytes and for what the body costs once parsed, bounded as they arrive:
-//! a hook body's typed resources by [`crate::record::resource::allowance_for`] its
-//! length (the parse is held to it), a feedback body's JSON tree by
-//! [`crate::json_cost`]. When a call would pass the budget it is
+//! for its body's bytes as they arrive and for what the body costs once parsed: a
+//! feedback body's JSON tree, bounded by [`crate::json_cost`] as it arrives; a hook
+//! body's typed resources, [`crate::record::resource::allowance_for`] its length, taken
+//! when its parse starts (the parse is held to it). When a call would pass the budget it is
 //! refused at once with 503 and `Retry-After` instead of being read further, so a flood
 //! of large bodies cannot take the process's memory; a body whose cost alone passes the
 //! whole budget could never be served, and gets 413.

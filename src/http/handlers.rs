@@ -38,17 +38,20 @@ pub async fn call_service(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    // `_permit` holds this call's share of the body budget until the answer is built.
-    let (hook, (body, cost), _permit, client) = service_call(
-        &state,
-        &log,
-        id,
-        "",
-        &headers,
-        body,
-        ParsedCost::Resources { read: 0 },
-    )
-    .await?;
+    // `permit` holds this call's share of the body budget until the answer is built.
+    let (hook, (body, _), mut permit, client) =
+        service_call(&state, &log, id, "", &headers, body, ParsedCost::AtParse).await?;
+    // The parsed resources' allowance, taken now that the parse starts (it runs at once,
+    // without waiting): calls still sending their bodies hold only their bytes, so a
+    // burst of large bodies is not refused for memory that only one parse at a time
+    // uses. `--max-inflight-body` holds the largest body and its allowance (checked at
+    // startup), so this can be busy, never too large.
+    let allowance = resource::allowance_for(body.len());
+    state
+        .0
+        .body_budget
+        .cover(&mut permit, body.capacity() + allowance)
+        .map_err(refused)?;
     let env = CallEnv {
         mappings: &state.0.mappings,
         source: state.0.fhir.as_ref(),
@@ -59,7 +62,7 @@ pub async fn call_service(
         // One "now" for the date windows of the live queries and for the assessment.
         now: state.0.fixed_now.unwrap_or_else(chrono::Utc::now),
         // What the permit holds for the parsed form: the typed resources stay within it.
-        body_allowance: cost,
+        body_allowance: allowance,
     };
     let watch = Measured {
         state: &state,
@@ -294,9 +297,9 @@ async fn service_call(
 
 /// What a body will cost once parsed, counted as its bytes arrive.
 enum ParsedCost {
-    /// A hook call's body, read into typed resources: [`resource::allowance_for`] its
-    /// length (the parse is held to it), known without reading the bytes.
-    Resources { read: usize },
+    /// A hook call's body, read into typed resources: nothing while it arrives; its
+    /// allowance ([`resource::allowance_for`] its length) is taken when its parse starts.
+    AtParse,
     /// A feedback body, read into a JSON tree: the tree's bound, from the bytes.
     Tree(Box<Expansion>),
 }
@@ -304,16 +307,24 @@ enum ParsedCost {
 impl ParsedCost {
     fn feed(&mut self, chunk: &[u8]) {
         match self {
-            ParsedCost::Resources { read } => *read += chunk.len(),
+            ParsedCost::AtParse => {}
             ParsedCost::Tree(tree) => tree.feed(chunk),
         }
     }
 
     fn bytes(&self) -> usize {
         match self {
-            ParsedCost::Resources { read } => resource::allowance_for(*read),
+            ParsedCost::AtParse => 0,
             ParsedCost::Tree(tree) => tree.bytes(),
         }
+    }
+}
+
+/// The answer to a body the budget could not take.
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::Busy => ApiError::Busy,
+        Refused::NeverFits => ApiError::ParsedTooLarge,
     }
 }
 
@@ -350,10 +361,6 @@ async fn read_body(
     if declared.is_some_and(|n| n > max_body as u64) {
         return Err(ApiError::TooLarge(max_body));
     }
-    let refused = |r: Refused| match r {
-        Refused::Busy => ApiError::Busy,
-        Refused::NeverFits => ApiError::ParsedTooLarge,
-    };
     if let Some(n) = declared {
         reserve(n as usize).map_err(refused)?;
     }

@@ -62,8 +62,9 @@ pub struct ServeConfig {
     /// Time allowed for a request body to arrive.
     pub body_timeout: Duration,
     /// Budget of memory held at once by the bodies of all calls, each counted as its
-    /// bytes plus its parsed cost (a hook body: `resource::allowance_for` its length; a
-    /// feedback body: its tree's cost, `json_cost`) (>= `max_body`).
+    /// bytes plus its parsed cost (a hook body: `resource::allowance_for` its length,
+    /// from its parse; a feedback body: its tree's cost, `json_cost`) (>= 9 times
+    /// `max_body` and 16 KiB).
     pub max_inflight_body: usize,
     pub deadline: Duration,
     pub mappings_dir: Option<PathBuf>,
