@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use dvt_cds::record::resource::{Field, Resource};
+use dvt_cds::record::resource::{Field, Resource, read_json};
 
 /// The allocator the `dvt-cds` binary and the floor ship with: the tree's cost is mostly
 /// allocation, so the figure must be the service's.
@@ -51,12 +51,14 @@ struct TypedRequest {
     prefetch: HashMap<String, Field<Resource>>,
 }
 
+/// Read as the product reads a body (`record::resource::read_json`: one UTF-8 check of
+/// the whole text, then serde_json over a `str`).
 fn typed(body: &[u8]) -> HashMap<String, Field<Resource>> {
-    serde_json::from_slice::<TypedRequest>(body)
-        .unwrap()
-        .prefetch
+    read_json::<TypedRequest>(body).unwrap().prefetch
 }
 
+/// The same types read by sonic-rs (SIMD; x86-64's baseline SSE2 here), for comparison:
+/// not the product's parser (BENCHMARKS.md says why).
 fn typed_sonic(body: &[u8]) -> HashMap<String, Field<Resource>> {
     sonic_rs::from_slice::<TypedRequest>(body).unwrap().prefetch
 }

@@ -122,25 +122,33 @@ fn repeat_join(item: &str, n: usize) -> String {
     s
 }
 
-/// The largest `n` for which `make(n)`'s body and parsed cost (`cost`) fit `limit` (the
-/// body buffer counted at its capacity, a power of two).
-fn largest_fitting(
-    limit: usize,
-    make: impl Fn(usize) -> Vec<u8>,
-    cost: impl Fn(&[u8]) -> usize,
-) -> usize {
-    let fits = |n: usize| {
+/// The largest `n` for which `make(n)`'s body and its allowance fit `limit` (the body
+/// buffer counted at its capacity, a power of two).
+fn largest_fitting(limit: usize, make: impl Fn(usize) -> Vec<u8>) -> usize {
+    largest(|n| {
         let b = make(n);
-        b.len() <= MAX_BODY && b.len().next_power_of_two() + cost(&b) <= limit
-    };
+        b.len() <= MAX_BODY && b.len().next_power_of_two() + allowance_for(b.len()) <= limit
+    })
+}
+
+/// The largest `n` for which the typed parse of `make(n)` stays within its allowance.
+fn largest_read(make: impl Fn(usize) -> Vec<u8>) -> usize {
+    largest(|n| {
+        let b = make(n);
+        within_allowance(allowance_for(b.len()), || RequestBody::from_slice(&b)).is_ok()
+    })
+}
+
+/// The largest `n` for which `holds(n)`, `holds` true up to some `n` and false beyond.
+fn largest(holds: impl Fn(usize) -> bool) -> usize {
     let (mut lo, mut hi) = (1usize, 1usize);
-    while fits(hi) {
+    while holds(hi) {
         lo = hi;
         hi *= 2;
     }
     while hi - lo > 1 {
         let mid = (lo + hi) / 2;
-        if fits(mid) { lo = mid } else { hi = mid }
+        if holds(mid) { lo = mid } else { hi = mid }
     }
     lo
 }
@@ -506,11 +514,7 @@ async fn one_chunked_fhir_page_past_the_live_budget_is_412() {
 async fn fhir_page_just_within_the_live_budget() {
     // Eight searches share the budget: each page gets an eighth, less the Patient.
     let per_key = (FHIR_MAX - 64 * 1024) / 8;
-    let n = largest_fitting(
-        per_key,
-        |n| conditions_page(n, None),
-        |b| allowance_for(b.len()),
-    );
+    let n = largest_fitting(per_key, |n| conditions_page(n, None));
     let page = Arc::new(conditions_page(n, None));
     let size = page.len();
     let (server, served) = fhir_server(move |_| page.as_ref().clone(), 1);
@@ -645,23 +649,4 @@ async fn prefetch_of_empty_resources_just_within_the_allowance_is_read_within_it
     )
     .await;
     assert_eq!(m.status, 413, "{}", m.body);
-}
-
-/// The largest `n` for which the typed parse of `make(n)` stays within its allowance.
-fn largest_read(make: impl Fn(usize) -> Vec<u8>) -> usize {
-    let reads = |n: usize| {
-        let b = make(n);
-        let allowance = allowance_for(b.len());
-        within_allowance(allowance, || RequestBody::from_slice(&b)).is_ok()
-    };
-    let (mut lo, mut hi) = (1usize, 1usize);
-    while reads(hi) {
-        lo = hi;
-        hi *= 2;
-    }
-    while hi - lo > 1 {
-        let mid = (lo + hi) / 2;
-        if reads(mid) { lo = mid } else { hi = mid }
-    }
-    lo
 }
