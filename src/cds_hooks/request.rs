@@ -655,6 +655,28 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_keys_are_charged_to_the_allowance() {
+        use crate::record::resource::allowance_for;
+        // `{"k0":null,"k1":null,...}`: 10 bytes a key, a string and a table slot each.
+        let body = |n: usize| {
+            let mut b = base("patient-view");
+            b["prefetch"] = (0..n).map(|i| (format!("k{i}"), json!(null))).collect();
+            b.to_string()
+        };
+        let parse = |n: usize| {
+            let text = body(n);
+            parse_hook_request(
+                Hook::PatientView,
+                text.as_bytes(),
+                allowance_for(text.len()),
+            )
+        };
+        // A few keys fit the slack; a hundred thousand pass 8 times their bytes.
+        assert_eq!(parse(20).unwrap().prefetch.len(), 20);
+        assert!(matches!(parse(100_000), Err(RequestError::TooLarge)));
+    }
+
+    #[test]
     fn prefetch_that_is_not_an_object_is_refused_null_is_empty() {
         let mut b = base("patient-view");
         b["prefetch"] = json!(null);

@@ -39,7 +39,7 @@ pub async fn call_service(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     // `permit` holds this call's share of the body budget until the answer is built.
-    let (hook, (body, _), mut permit, client) =
+    let (hook, body, mut permit, client) =
         service_call(&state, &log, id, "", &headers, body, ParsedCost::AtParse).await?;
     // The parsed resources' allowance, taken now that the parse starts (it runs at once,
     // without waiting): calls still sending their bodies hold only their bytes, so a
@@ -156,7 +156,7 @@ pub async fn record_feedback(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (hook, (body, _), _permit, _client) = service_call(
+    let (hook, body, _permit, _client) = service_call(
         &state,
         &log,
         id,
@@ -276,7 +276,7 @@ async fn service_call(
     headers: &HeaderMap,
     body: Body,
     cost: ParsedCost,
-) -> Result<(Hook, (Vec<u8>, usize), BodyPermit, Option<Verified>), ApiError> {
+) -> Result<(Hook, Vec<u8>, BodyPermit, Option<Verified>), ApiError> {
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
     let client = state
         .authenticate(headers, &format!("/cds-services/{id}{route_suffix}"), log)
@@ -328,7 +328,7 @@ fn refused(r: Refused) -> ApiError {
     }
 }
 
-/// The bytes of a JSON body and their parsed cost: 415 unless it says JSON, 413 past
+/// The bytes of a JSON body: 415 unless it says JSON, 413 past
 /// `max_body` (without reading further), `reserve(bytes)` (the body budget) asked for
 /// the body's buffer plus its parsed cost as each chunk arrives, so its refusal (503, or
 /// 413 when it could never fit) comes before the parse.
@@ -338,7 +338,7 @@ async fn read_body(
     max_body: usize,
     mut cost: ParsedCost,
     mut reserve: impl FnMut(usize) -> Result<(), Refused>,
-) -> Result<(Vec<u8>, usize), ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -400,5 +400,5 @@ async fn read_body(
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok((bytes, cost.bytes()))
+    Ok(bytes)
 }

@@ -647,8 +647,9 @@ pub struct OverAllowance;
 pub const ALLOWANCE_PER_BYTE: usize = 8;
 
 /// What the parse of any text may take beyond [`ALLOWANCE_PER_BYTE`] times its bytes: a
-/// small body of a few resources costs more than three times its bytes (a `Resource`
-/// has a slot for every element it may hold), and it must still be read.
+/// small body of a few resources can cost more than that (each resource of a Bundle or
+/// a prefetch is a box with a slot for every element it may hold), and it must still be
+/// read.
 pub const ALLOWANCE_SLACK: usize = 16 << 10;
 
 /// The memory a JSON text of `text_len` bytes may take once parsed into resources: what
