@@ -201,7 +201,9 @@ pub fn from_bundle(
     let mut resources = Vec::with_capacity(bundle.bundle.entry.count());
     // An entry without a resource is no resource of the patient's: left out.
     let mut unreadable = 0;
-    resource::flatten(bundle, None, &mut unreadable, &mut |r, _| resources.push(r));
+    resource::flatten(Box::new(bundle), None, &mut unreadable, &mut |r, _| {
+        resources.push(*r)
+    });
     let patients: Vec<&str> = resources
         .iter()
         .filter(|r| r.resource_type() == Some("Patient"))

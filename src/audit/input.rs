@@ -142,7 +142,9 @@ pub fn bundle_resources(bundle: Field<Resource>) -> Result<PatientResources, Str
     };
     let mut resources = Vec::with_capacity(bundle.bundle.entry.count());
     let mut unreadable = 0;
-    resource::flatten(bundle, None, &mut unreadable, &mut |r, _| resources.push(r));
+    resource::flatten(Box::new(bundle), None, &mut unreadable, &mut |r, _| {
+        resources.push(*r)
+    });
     let patients: Vec<&str> = resources
         .iter()
         .filter(|r| r.resource_type() == Some("Patient"))

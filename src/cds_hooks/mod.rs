@@ -232,7 +232,9 @@ impl<'de> Lenient<'de> for Prefetched {
             {}
             return Ok(None);
         }
-        Ok(Resource::from_map(map)?.map(|r| Prefetched::Resource(Box::new(r))))
+        let mut resource = Box::<Resource>::default();
+        resource.read_map(&mut map)?;
+        Ok(Some(Prefetched::Resource(resource)))
     }
 }
 

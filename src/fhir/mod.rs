@@ -529,13 +529,12 @@ fn combine(
     let keep = judge(&results, settings, patient_id, now, &mut gathered);
     let kept = keep.iter().flatten().filter(|k| **k).count();
     gathered.resources.reserve_exact(kept);
-    for ((_, data), flags) in results.into_iter().zip(keep) {
-        gathered.resources.extend(
-            data.resources
-                .into_iter()
-                .zip(flags)
-                .filter_map(|(resource, k)| k.then_some(resource)),
-        );
+    // Kept in place and appended in bulk: an iterator of kept resources moved each one
+    // several times (a tenth of combining went on copying them).
+    for ((_, mut data), flags) in results.into_iter().zip(keep) {
+        let mut flags = flags.into_iter();
+        data.resources.retain(|_| flags.next().unwrap_or(false));
+        gathered.resources.append(&mut data.resources);
     }
     gathered
 }
