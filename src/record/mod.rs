@@ -562,8 +562,8 @@ impl<'m, 'a> Coder<'m, 'a> {
     fn classify(&self, sys: &'a str, code: &'a str) -> Classified {
         let slot = &self.recent[Self::slot(sys, code)];
         if let Some(r) = slot.get()
-            && r.system == sys
-            && r.code == code
+            && resource::same_text(r.code, code)
+            && resource::same_text(r.system, sys)
         {
             return r.classified;
         }
