@@ -13,8 +13,9 @@ pub mod resource;
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::Hasher;
 
-use crate::mappings::{CodeSet, CodeSets, Mappings, Side, UCUM, normalise_icd};
+use crate::mappings::{CodeSet, CodeSets, FxHasher, Mappings, Side, UCUM, normalise_icd};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use quality::{DataQualityCode, DataQualityNote};
 use resource::{
@@ -551,12 +552,11 @@ impl<'m, 'a> Coder<'m, 'a> {
     /// The slot of a (system, code) pair: from the code's first and last bytes and length,
     /// and its system's last bytes and length (where the systems the model uses differ).
     fn slot(sys: &str, code: &str) -> usize {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
-        let mut h = mix(0, ends(code.as_bytes()));
-        h = mix(h, ends(sys.as_bytes()));
-        h = mix(h, (code.len() as u64) << 32 | sys.len() as u64);
-        (h >> (u64::BITS - Self::SLOTS.trailing_zeros())) as usize
+        let mut h = FxHasher::default();
+        h.write_u64(ends(code.as_bytes()));
+        h.write_u64(ends(sys.as_bytes()));
+        h.write_u64((code.len() as u64) << 32 | sys.len() as u64);
+        (h.finish() >> (u64::BITS - Self::SLOTS.trailing_zeros())) as usize
     }
 
     fn classify(&self, sys: &'a str, code: &'a str) -> Classified {
