@@ -105,7 +105,7 @@ fn request_bytes(resources: &[Value]) -> Vec<u8> {
 struct Inputs {
     m: Mappings,
     bytes: Vec<u8>,
-    typed: Vec<dvt_cds::record::resource::Resource>,
+    typed: Vec<Box<dvt_cds::record::resource::Resource>>,
     input: HookInput,
     // "now" is an input like the resources: read once, outside the timed loops.
     now: DateTime<Utc>,
@@ -137,6 +137,12 @@ impl Inputs {
         serde_json::to_vec(&out).unwrap()
     }
 
+    /// The physical limit beside the two measures: the same bytes scanned as JSON and
+    /// nothing kept.
+    fn scan_only(&self) -> serde::de::IgnoredAny {
+        serde_json::from_slice(black_box(&self.bytes)).unwrap()
+    }
+
     fn parsed_to_assessment(&self) -> dvt_cds::assessment::Assessment {
         assess(
             &self.m,
@@ -149,8 +155,12 @@ impl Inputs {
 
 fn bench(c: &mut Criterion) {
     let inputs = Inputs::new();
+    println!("assessment: body of {} bytes", inputs.bytes.len());
     c.bench_function("json bytes to response json (500 resources)", |b| {
         b.iter(|| black_box(inputs.bytes_to_response()))
+    });
+    c.bench_function("json bytes scanned only (IgnoredAny, 500 resources)", |b| {
+        b.iter(|| black_box(inputs.scan_only()))
     });
     c.bench_function("parsed resources to assessment (500 resources)", |b| {
         b.iter(|| black_box(inputs.parsed_to_assessment()))
@@ -159,7 +169,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 
-/// `ASSESS_ONCE=KIND ASSESS_TIMES=N` (KIND `bytes` or `parsed`): run that measure N times
+/// `ASSESS_ONCE=KIND ASSESS_TIMES=N` (KIND `bytes`, `parsed` or `scan`): run that measure N times
 /// and exit, without criterion, for an instruction count that does not depend on the
 /// machine's load: `valgrind --tool=callgrind` of N=10 minus that of N=0, divided by 10.
 fn once(kind: &str) {
@@ -170,14 +180,58 @@ fn once(kind: &str) {
         match kind {
             "bytes" => drop(black_box(inputs.bytes_to_response())),
             "parsed" => drop(black_box(inputs.parsed_to_assessment())),
-            other => panic!("ASSESS_ONCE={other}: bytes or parsed"),
+            "scan" => {
+                black_box(inputs.scan_only());
+            }
+            other => panic!("ASSESS_ONCE={other}: bytes, parsed or scan"),
         }
+    }
+}
+
+/// `ASSESS_INTERLEAVED=N`: the three measures one call after another, N rounds, each
+/// call timed alone; the fastest and the median of each. This VM's speed drifts by up
+/// to 1.5x within minutes, which moves criterion's runs of one measure after another;
+/// interleaved, the drift falls on all three alike, and the fastest calls are those no
+/// stall touched.
+fn interleaved(rounds: usize) {
+    let inputs = Inputs::new();
+    let mut times: [Vec<std::time::Duration>; 3] = Default::default();
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        black_box(inputs.scan_only());
+        times[0].push(t.elapsed());
+        let t = std::time::Instant::now();
+        drop(black_box(inputs.bytes_to_response()));
+        times[1].push(t.elapsed());
+        let t = std::time::Instant::now();
+        drop(black_box(inputs.parsed_to_assessment()));
+        times[2].push(t.elapsed());
+    }
+    let names = [
+        "json bytes scanned only (IgnoredAny)",
+        "json bytes to response json",
+        "parsed resources to assessment",
+    ];
+    println!(
+        "{rounds} interleaved rounds, 500 resources, body of {} bytes",
+        inputs.bytes.len()
+    );
+    for (name, t) in names.iter().zip(&mut times) {
+        t.sort_unstable();
+        println!(
+            "{name:<40} fastest {:>8.1} µs   median {:>8.1} µs",
+            t[0].as_secs_f64() * 1e6,
+            t[t.len() / 2].as_secs_f64() * 1e6
+        );
     }
 }
 
 fn main() {
     if let Ok(kind) = std::env::var("ASSESS_ONCE") {
         return once(&kind);
+    }
+    if let Ok(rounds) = std::env::var("ASSESS_INTERLEAVED") {
+        return interleaved(rounds.parse().expect("ASSESS_INTERLEAVED"));
     }
     benches();
     Criterion::default().configure_from_args().final_summary();

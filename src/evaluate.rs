@@ -17,7 +17,7 @@ use crate::cds_hooks::{Hook, Invalid, NamedHook, RequestBody, Response};
 use crate::fhir::{FetchError, FetchFuture, FhirGet, FhirSettings, FhirSource, SearchWindows};
 use crate::mappings::Mappings;
 use crate::pipeline::{self, CallEnv, CallError};
-use crate::record::resource::{self, Field, Resource};
+use crate::record::resource::{self, Field, Resource, ResourceType};
 
 /// Arguments of `dvt-cds evaluate` (the command line is parsed in `cli`).
 #[derive(Debug, Clone, Default)]
@@ -188,7 +188,7 @@ impl FhirSource for Offline {
 pub fn from_bundle(
     bundle: Field<Resource>,
     args: &EvaluateArgs,
-) -> Result<(HookInput, Vec<Resource>), String> {
+) -> Result<(HookInput, Vec<Box<Resource>>), String> {
     let bundle = match bundle {
         Field::Value(b) if b.is_bundle() => b,
         _ => {
@@ -202,12 +202,12 @@ pub fn from_bundle(
     // An entry without a resource is no resource of the patient's: left out.
     let mut unreadable = 0;
     resource::flatten(Box::new(bundle), None, &mut unreadable, &mut |r, _| {
-        resources.push(*r)
+        resources.push(r)
     });
     let patients: Vec<&str> = resources
         .iter()
-        .filter(|r| r.resource_type() == Some("Patient"))
-        .filter_map(Resource::id)
+        .filter(|r| r.resource_type() == Some(&ResourceType::Patient))
+        .filter_map(|r| r.id())
         .collect();
     let patient_id = match (&args.patient, patients.as_slice()) {
         (Some(p), list) if list.contains(&p.as_str()) => p.clone(),

@@ -168,7 +168,7 @@ fn hook_input(req: HookRequest, data_quality: Vec<DataQualityNote>) -> HookInput
 pub fn respond_to(
     mappings: &Mappings,
     input: &HookInput,
-    resources: &[Resource],
+    resources: &[Box<Resource>],
     now: DateTime<Utc>,
 ) -> Response {
     // The assessment's span (a child of the hook call's): its category and card count,

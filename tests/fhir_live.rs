@@ -11,7 +11,7 @@ use dvt_cds::cds_hooks::{FhirAuthorization, Hook, HookContext, HookRequest, Pref
 use dvt_cds::fhir::{self, DataUnavailable, FhirSettings, Gathered, HttpFhirSource, ServerBase};
 use dvt_cds::mappings::Mappings;
 use dvt_cds::pipeline;
-use dvt_cds::record::resource::{self, Field, Resource};
+use dvt_cds::record::resource::{self, Field, Resource, ResourceType};
 use fhir_support::synthetic::{self, type_ids};
 use fhir_support::{Behaviour, Fake, Hfs, free_port};
 use serde_json::{Map, Value, json};
@@ -97,7 +97,7 @@ async fn prefetch_from(
     prefetch
 }
 
-fn respond_to(req: &HookRequest, resources: &[Resource]) -> Value {
+fn respond_to(req: &HookRequest, resources: &[Box<Resource>]) -> Value {
     let input = HookInput {
         hook: req.hook,
         hook_instance: req.hook_instance.clone(),
@@ -519,11 +519,11 @@ fn on_apixaban_by_reference() -> Value {
     ]})
 }
 
-fn medication_ids(resources: &[Resource]) -> Vec<&str> {
+fn medication_ids(resources: &[Box<Resource>]) -> Vec<&str> {
     resources
         .iter()
-        .filter(|r| r.resource_type() == Some("Medication"))
-        .filter_map(Resource::id)
+        .filter(|r| r.resource_type() == Some(&ResourceType::Medication))
+        .filter_map(|r| r.id())
         .collect()
 }
 
@@ -587,10 +587,10 @@ async fn referenced_medications_are_included_or_read_live() {
         card["cards"][0]["extension"]["dvt-assessment"]["anticoagulated"], true,
         "{card}"
     );
-    let unread: Vec<Resource> = pre
+    let unread: Vec<Box<Resource>> = pre
         .resources
         .iter()
-        .filter(|r| r.resource_type() != Some("Medication"))
+        .filter(|r| r.resource_type() != Some(&ResourceType::Medication))
         .cloned()
         .collect();
     assert_ne!(

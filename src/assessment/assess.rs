@@ -200,7 +200,7 @@ fn data_quality(input: &HookInput, c: &Concepts, age: Option<u32>) -> Vec<DataQu
 pub fn assess(
     m: &Mappings,
     input: &HookInput,
-    resources: &[Resource],
+    resources: &[Box<Resource>],
     now: DateTime<Utc>,
 ) -> Assessment {
     let rec = record::read(m, &input.patient_id, resources, now);

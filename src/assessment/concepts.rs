@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::concept::{ALTERNATIVES, Concept, WARNING_SIGNS};
 use crate::mappings::{CodeSet, CodeSets, Mappings, Side, Windows};
 use crate::record::quality::{self, DataQualityCode, DataQualityNote};
-use crate::record::{Fact, Kind, Qualitative, Record, When, cmp_references, reference};
+use crate::record::{Fact, Kind, Now, Qualitative, Record, When, cmp_references, reference};
 
 /// One resource behind a finding (§6: every statement points to the resource it came
 /// from).
@@ -254,12 +254,12 @@ pub struct Concepts {
 }
 
 /// §1: a window that raises a card or a risk factor (any part of the date inside).
-fn within(f: &Fact<'_>, now: DateTime<Utc>, days: u32) -> bool {
+fn within(f: &Fact<'_>, now: &Now, days: u32) -> bool {
     f.date.is_some_and(|d| d.within_days(now, days))
 }
 
 /// §1: a window that suppresses or downgrades a card (the whole date inside).
-fn wholly_within(f: &Fact<'_>, now: DateTime<Utc>, days: u32) -> bool {
+fn wholly_within(f: &Fact<'_>, now: &Now, days: u32) -> bool {
     f.date.is_some_and(|d| d.wholly_within_days(now, days))
 }
 
@@ -384,7 +384,7 @@ fn quantity(
 fn newest_first<'r, 'a>(
     rec: &'r Record<'a>,
     sets: &[CodeSet],
-    now: DateTime<Utc>,
+    now: &Now,
     days: u32,
 ) -> Vec<&'r Fact<'a>> {
     let mut out: Vec<&Fact<'a>> = rec
@@ -410,7 +410,7 @@ fn latest_vital(
     notes: &mut Vec<DataQualityNote>,
     set: CodeSet,
     days: u32,
-    now: DateTime<Utc>,
+    now: &Now,
     accepts: &[&str],
 ) -> Option<Vital> {
     for f in newest_first(rec, &[set], now, days) {
@@ -441,7 +441,7 @@ fn latest_d_dimer(
     m: &Mappings,
     rec: &Record<'_>,
     notes: &mut Vec<DataQualityNote>,
-    now: DateTime<Utc>,
+    now: &Now,
 ) -> Option<DDimer> {
     let mut first: Option<DDimer> = None;
     let days = m.model.windows.d_dimer;
@@ -494,7 +494,7 @@ fn still_first_trimester(f: &Fact<'_>, now: DateTime<Utc>) -> bool {
 
 /// §2 bedridden: an inpatient stay of ≥ 3 days that ended ≤ 28 days ago or is ongoing
 /// (§1 Encounters decide "ongoing" and when a finished one ended).
-fn bedridden_stay(m: &Mappings, f: &Fact<'_>, now: DateTime<Utc>) -> bool {
+fn bedridden_stay(m: &Mappings, f: &Fact<'_>, now: &Now) -> bool {
     let Some(period) = f.date else { return false };
     let min_days = i64::from(m.model.thresholds.bedridden_stay_min_days);
     // The longest the stay can have lasted (§1: a raising window takes any part).
@@ -506,7 +506,7 @@ fn bedridden_stay(m: &Mappings, f: &Fact<'_>, now: DateTime<Utc>) -> bool {
         }
     };
     if f.ongoing {
-        return span(now) >= min_days;
+        return span(now.at) >= min_days;
     }
     match f.end {
         Some(end) => {
@@ -520,7 +520,7 @@ fn bedridden_stay(m: &Mappings, f: &Fact<'_>, now: DateTime<Utc>) -> bool {
 #[derive(Clone, Copy)]
 struct Ctx<'m> {
     m: &'m Mappings,
-    now: DateTime<Utc>,
+    now: Now,
 }
 
 impl Ctx<'_> {
@@ -529,11 +529,11 @@ impl Ctx<'_> {
     }
     /// §1: any part of the fact's date within `days` (a raising window).
     fn within(&self, f: &Fact<'_>, days: u32) -> bool {
-        within(f, self.now, days)
+        within(f, &self.now, days)
     }
     /// §1: the whole date within `days` (a suppressing window).
     fn wholly_within(&self, f: &Fact<'_>, days: u32) -> bool {
-        wholly_within(f, self.now, days)
+        wholly_within(f, &self.now, days)
     }
 }
 
@@ -644,7 +644,7 @@ impl<'a> Immobility<'a> {
             }
             // §2 bedridden: inpatient stay ≥ 3 days, ended ≤ 28 days ago or ongoing.
             Kind::Encounter => {
-                if f.inpatient && bedridden_stay(cx.m, f, cx.now) {
+                if f.inpatient && bedridden_stay(cx.m, f, &cx.now) {
                     self.bedridden.add(f);
                 }
             }
@@ -808,7 +808,8 @@ impl<'a> Pregnancy<'a> {
                 if f.codes.contains(CodeSet::PregnancyLoss) {
                     self.ends.extend(f.date);
                 }
-                if f.codes.contains(CodeSet::FirstTrimester) && still_first_trimester(f, cx.now) {
+                if f.codes.contains(CodeSet::FirstTrimester) && still_first_trimester(f, cx.now.at)
+                {
                     self.first_trimester.add(f);
                 }
                 // §2 postpartum: Condition ≤ 42 days (it also ends a pregnancy).
@@ -968,7 +969,7 @@ impl<'a> Measurements<'a> {
     }
 
     fn finish(self, cx: Ctx<'_>, rec: &Record<'_>, c: &mut Concepts) {
-        let (m, now) = (cx.m, cx.now);
+        let (m, now) = (cx.m, &cx.now);
         let days = cx.windows().vital_sign;
         let t = &m.model.thresholds;
         let mut dq = std::mem::take(&mut c.data_quality);
@@ -1008,7 +1009,10 @@ impl<'a> Measurements<'a> {
 /// seeing every fact, then each group's findings; the measurements last (§1: the newest
 /// readable value).
 pub fn derive(m: &Mappings, rec: &Record<'_>, now: DateTime<Utc>) -> Concepts {
-    let cx = Ctx { m, now };
+    let cx = Ctx {
+        m,
+        now: Now::new(now),
+    };
     let mut c = Concepts {
         deceased: rec.deceased,
         data_quality: rec.quality.clone(),

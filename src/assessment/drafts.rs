@@ -11,7 +11,7 @@ use super::concepts::{Concepts, DDimerKind, Evidence, Finding};
 use super::d_dimer::d_dimer_kind;
 use crate::mappings::{CodeSet, Mappings};
 use crate::record;
-use crate::record::resource;
+use crate::record::resource::{self, ResourceType};
 
 /// Draft orders of an order hook (§7), by what they order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,10 +50,10 @@ pub(super) fn read_drafts(m: &Mappings, input: &HookInput) -> DraftOrders {
     let mut flat = Vec::new();
     let mut skipped = 0;
     for draft in &input.draft_orders {
-        resource::flatten(draft, None, &mut skipped, &mut |r, _| flat.push(r));
+        resource::flatten(&**draft, None, &mut skipped, &mut |r, _| flat.push(r));
     }
     for r in flat {
-        let rt = r.resource_type().unwrap_or("");
+        let rt = r.resource_type().map_or("", ResourceType::as_str);
         let codes = record::concept_codes(m, r.code.get()).0;
         let reference = match r.id() {
             Some(id) => format!("{rt}/{id}"),

@@ -57,7 +57,7 @@ pub struct HookInput {
     pub patient_id: String,
     pub encounter_id: Option<String>,
     /// Resources of `context.draftOrders` (order hooks, §7).
-    pub draft_orders: Vec<Resource>,
+    pub draft_orders: Vec<Box<Resource>>,
     /// What the FHIR layer could not read for this call (e.g. paging cut short, §6):
     /// shown on the card before the record's own notes.
     pub data_quality: Vec<DataQualityNote>,

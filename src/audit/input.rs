@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::record;
-use crate::record::resource::{self, Field, Resource};
+use crate::record::resource::{self, Field, Resource, ResourceType};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -112,15 +112,19 @@ pub fn discover(dir: &Path) -> Result<Inventory, String> {
 #[derive(Debug, Clone)]
 pub struct PatientResources {
     pub patient_id: String,
-    pub resources: Vec<Resource>,
+    pub resources: Vec<Box<Resource>>,
 }
 
 impl PatientResources {
     /// The Patient resource itself (the first one with this id).
     pub fn patient(&self) -> Option<&Resource> {
-        self.resources.iter().find(|r| {
-            r.resource_type() == Some("Patient") && r.id() == Some(self.patient_id.as_str())
-        })
+        self.resources
+            .iter()
+            .find(|r| {
+                r.resource_type() == Some(&ResourceType::Patient)
+                    && r.id() == Some(self.patient_id.as_str())
+            })
+            .map(|r| &**r)
     }
 }
 
@@ -143,12 +147,12 @@ pub fn bundle_resources(bundle: Field<Resource>) -> Result<PatientResources, Str
     let mut resources = Vec::with_capacity(bundle.bundle.entry.count());
     let mut unreadable = 0;
     resource::flatten(Box::new(bundle), None, &mut unreadable, &mut |r, _| {
-        resources.push(*r)
+        resources.push(r)
     });
     let patients: Vec<&str> = resources
         .iter()
-        .filter(|r| r.resource_type() == Some("Patient"))
-        .filter_map(Resource::id)
+        .filter(|r| r.resource_type() == Some(&ResourceType::Patient))
+        .filter_map(|r| r.id())
         .collect();
     let patient_id = match patients.as_slice() {
         [one] => (*one).to_string(),

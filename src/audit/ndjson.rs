@@ -174,7 +174,7 @@ impl BulkIndex {
         for at in &sorted {
             resources.push(files.read(&self.files, *at)?);
         }
-        let mut wanted: Vec<&str> = resources.iter().flat_map(medication_refs).collect();
+        let mut wanted: Vec<&str> = resources.iter().flat_map(|r| medication_refs(r)).collect();
         wanted.sort_unstable();
         wanted.dedup();
         let medications: Vec<LineRef> = wanted
@@ -224,7 +224,7 @@ struct OpenFiles {
 }
 
 impl OpenFiles {
-    fn read(&mut self, paths: &[PathBuf], at: LineRef) -> Result<Resource, String> {
+    fn read(&mut self, paths: &[PathBuf], at: LineRef) -> Result<Box<Resource>, String> {
         let path = &paths[at.file as usize];
         let file = match self.open.entry(at.file) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -238,7 +238,7 @@ impl OpenFiles {
             .map_err(|e| format!("{}: cannot read back: {e}", file_name(path)))?;
         // Indexed lines are JSON objects: anything else means the file changed.
         match resource::from_slice(&buf) {
-            Ok(Field::Value(r)) => Ok(r),
+            Ok(Field::Value(r)) => Ok(Box::new(r)),
             _ => Err(format!("{}: changed while the audit ran", file_name(path))),
         }
     }

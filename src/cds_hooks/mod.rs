@@ -100,7 +100,7 @@ pub struct HookContext {
     pub encounter_id: Option<String>,
     /// The resources of `context.draftOrders` (order-select, order-sign), read leniently:
     /// a Bundle with or without `type`, its entries' `resource`s.
-    pub draft_orders: Vec<Resource>,
+    pub draft_orders: Vec<Box<Resource>>,
     /// order-select: the ids of the orders just selected (informational).
     pub selections: Vec<String>,
 }

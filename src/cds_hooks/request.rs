@@ -457,7 +457,7 @@ impl DraftOrders {
     /// The resources of `draftOrders`. Lenient: `Bundle.type` may be missing (seen in
     /// real EHRs); an entry without a `resource` object is skipped rather than failing
     /// the call. Only the Bundle's own entries are orders: nothing here is flattened.
-    fn resources(self, errs: &mut Vec<Invalid>) -> Vec<Resource> {
+    fn resources(self, errs: &mut Vec<Invalid>) -> Vec<Box<Resource>> {
         match &self.resource_type {
             Wire::Absent => {}
             Wire::Got(t) if &**t == "Bundle" => {}
@@ -473,7 +473,6 @@ impl DraftOrders {
             Wire::Got(entries) => entries
                 .into_iter()
                 .filter_map(|e| e.into_value()?.resource.into_value())
-                .map(|r| *r)
                 .collect(),
             Wire::Wrong(kind) if kind != Kind::Null => {
                 errs.push(Invalid::new(

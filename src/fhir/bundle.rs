@@ -13,12 +13,12 @@ use crate::record::resource::{self, Field, Period, Resource};
 /// ([`resource::flatten`]: outcome entries and OperationOutcomes skipped, nested Bundles
 /// flattened). Entries without a readable resource and resources without a
 /// `resourceType` are left out here; they are not the patient's data.
-pub fn resources(bundle: Resource) -> Vec<Resource> {
+pub fn resources(bundle: Box<Resource>) -> Vec<Box<Resource>> {
     let mut out = Vec::with_capacity(bundle.bundle.entry.count());
     let mut unreadable = 0;
-    resource::flatten(Box::new(bundle), None, &mut unreadable, &mut |r, _| {
+    resource::flatten(bundle, None, &mut unreadable, &mut |r, _| {
         if r.resource_type().is_some() {
-            out.push(*r);
+            out.push(r);
         }
     });
     out
@@ -31,7 +31,7 @@ pub fn next_link(bundle: &Resource) -> Option<&str> {
 
 /// `Type/id` of a resource, for de-duplication (no id: `None`).
 pub fn type_and_id(resource: &Resource) -> Option<(&str, &str)> {
-    Some((resource.resource_type()?, resource.id()?))
+    Some((resource.resource_type()?.as_str(), resource.id()?))
 }
 
 /// Whether the resource names, as its `subject` (or `patient`), a Patient other than
@@ -45,7 +45,7 @@ pub fn about_other_patient(resource: &Resource, patient_id: &str) -> bool {
         return false;
     };
     // `Patient/1`, `https://x/fhir/Patient/1`, `Patient/1/_history/2`.
-    let reference = without_history(reference.trim());
+    let reference = without_history(crate::mappings::trim(reference));
     let (rest, id) = split_last(reference);
     rest.is_some_and(|rest| split_last(rest).1 == "Patient") && id != patient_id
 }
@@ -125,7 +125,7 @@ fn period_end(period: &Field<Period>) -> Option<DateTime<Utc>> {
 /// The latest instant a FHIR date or dateTime can mean: a partial date covers the whole
 /// day, month or year, and a date without time zone may be up to 14 h behind UTC.
 pub fn upper_bound(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
+    let s = crate::mappings::trim(s);
     if s.len() > 10 {
         return DateTime::parse_from_rfc3339(s)
             .ok()
@@ -175,7 +175,7 @@ mod tests {
             {"fullUrl": "urn:uuid:no-resource"},
             {"resource": "not an object"}
         ]}));
-        let ids: Vec<_> = resources(b)
+        let ids: Vec<_> = resources(Box::new(b))
             .iter()
             .map(|r| type_and_id(r).unwrap())
             .map(|(t, i)| format!("{t}/{i}"))

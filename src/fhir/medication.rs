@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use url::Url;
 
 use super::egress::ServerBase;
-use crate::record::resource::Resource;
+use crate::record::resource::{Resource, ResourceType};
 
 /// Most Medications read live in one call. A patient's list of current medications is
 /// rarely longer (polypharmacy is counted from 5 to 10 drugs), each read is a round trip
@@ -22,11 +22,11 @@ pub const MAX_MEDICATION_READS: usize = 20;
 /// absolute under `server` (another server's ids mean nothing on ours), that no
 /// Medication in `resources` answers. Contained (`#id`) and `urn:` references are left
 /// to the record: nothing on the server can resolve them.
-pub fn unresolved_ids(resources: &[Resource], server: Option<&ServerBase>) -> Vec<String> {
+pub fn unresolved_ids(resources: &[Box<Resource>], server: Option<&ServerBase>) -> Vec<String> {
     let known: HashSet<&str> = resources
         .iter()
-        .filter(|r| r.resource_type() == Some("Medication"))
-        .filter_map(Resource::id)
+        .filter(|r| r.resource_type() == Some(&ResourceType::Medication))
+        .filter_map(|r| r.id())
         .collect();
     let mut seen = HashSet::new();
     resources
@@ -44,11 +44,11 @@ pub fn unresolved_ids(resources: &[Resource], server: Option<&ServerBase>) -> Ve
 fn is_current_medication_use(r: &Resource) -> bool {
     let status = r.status.as_str().unwrap_or("");
     match r.resource_type() {
-        Some("MedicationRequest") => !matches!(
+        Some(ResourceType::MedicationRequest) => !matches!(
             status,
             "entered-in-error" | "cancelled" | "stopped" | "completed"
         ),
-        Some("MedicationStatement") => !matches!(
+        Some(ResourceType::MedicationStatement) => !matches!(
             status,
             "entered-in-error" | "stopped" | "completed" | "not-taken"
         ),
@@ -98,9 +98,9 @@ mod tests {
     use crate::record::resource::{Field, from_value};
     use serde_json::{Value, json};
 
-    fn typed(v: Value) -> Resource {
+    fn typed(v: Value) -> Box<Resource> {
         match from_value(&v) {
-            Field::Value(r) => r,
+            Field::Value(r) => Box::new(r),
             _ => panic!("not a resource: {v}"),
         }
     }
@@ -140,7 +140,7 @@ mod tests {
             json!({"resourceType": "Observation", "id": "o",
                    "medicationReference": {"reference": "Medication/m7"}}),
         ];
-        let resources: Vec<Resource> = resources.into_iter().map(typed).collect();
+        let resources: Vec<Box<Resource>> = resources.into_iter().map(typed).collect();
         assert_eq!(
             unresolved_ids(&resources, Some(&server)),
             ["m1", "m2", "m5"]

@@ -42,7 +42,7 @@ pub use prefetch::{ContextId, Decision, FetchReason, KeyKind, KeySpec};
 
 use crate::cds_hooks::{Hook, HookRequest, Prefetch};
 use crate::record::quality::{DataQualityCode, DataQualityNote};
-use crate::record::resource::{self, Field, Resource};
+use crate::record::resource::{self, Field, Resource, ResourceType};
 
 /// Settings for live queries (flags of `dvt-cds serve`).
 #[derive(Debug, Clone)]
@@ -218,8 +218,9 @@ impl DataUnavailable {
 #[derive(Debug, Default)]
 pub struct Gathered {
     /// Every resource from prefetch and live queries (Patient included when known),
-    /// once each (by type and id); Bundles flattened into their resources.
-    pub resources: Vec<Resource>,
+    /// once each (by type and id); Bundles flattened into their resources. Boxed: a
+    /// resource moves as a pointer from its parse to the assessment.
+    pub resources: Vec<Box<Resource>>,
     /// Prefetch keys that were fetched live (for metrics; no patient data).
     pub fetched_keys: Vec<&'static str>,
     /// What was not read, e.g. pages beyond the cap or a `next` link to another
@@ -619,7 +620,7 @@ fn window_start(
 /// What one key yielded.
 #[derive(Debug, Default)]
 struct KeyData {
-    resources: Vec<Resource>,
+    resources: Vec<Box<Resource>>,
     fetched: bool,
     notes: Vec<String>,
     /// Paging stopped before the last page (cap, budget, or a next link not followed).
@@ -808,7 +809,7 @@ impl Live<'_> {
     /// Read the Medications `ids` (at most [`medication::MAX_MEDICATION_READS`], all at
     /// once, through the same limits as every query: egress, budget, concurrency,
     /// deadline). A read that fails or is refused leaves its reference unresolved.
-    async fn read_medications(&self, ids: &[String]) -> (Vec<Resource>, MedicationReads) {
+    async fn read_medications(&self, ids: &[String]) -> (Vec<Box<Resource>>, MedicationReads) {
         let mut reads = MedicationReads::default();
         if ids.is_empty() {
             return (Vec::new(), reads);
@@ -830,9 +831,9 @@ impl Live<'_> {
             let got = tokio::time::timeout_at(until, self.get_json(Query::Medication, &url, true));
             match got.await {
                 Ok(Ok(Fetched::Resource(r)))
-                    if r.resource_type() == Some("Medication") && r.id() == Some(id.as_str()) =>
+                    if r.resource_type() == Some(&ResourceType::Medication) && r.id() == Some(id.as_str()) =>
                 {
-                    Some(*r)
+                    Some(r)
                 }
                 Ok(Err(e)) => {
                     // The reason only: never the id or the URL.
@@ -843,7 +844,7 @@ impl Live<'_> {
             }
         });
         let got = futures::future::join_all(reads_of).await;
-        let medications: Vec<Resource> = got.into_iter().flatten().collect();
+        let medications: Vec<Box<Resource>> = got.into_iter().flatten().collect();
         reads.read = medications.len();
         reads.failed = asked.len() - reads.read;
         (medications, reads)
@@ -868,12 +869,14 @@ impl Live<'_> {
                 let url = read_url(base, spec.resource_type, id);
                 data.pages = 1;
                 let resource = match self.get_json(&spec, &url, true).await? {
-                    Fetched::Resource(r) => Some(*r),
+                    Fetched::Resource(r) => Some(r),
                     Fetched::Missing => None,
                     Fetched::OverBudget => return Err(self.over_budget(&spec)),
                 };
                 if let Some(resource) = resource {
-                    if resource.resource_type() != Some(spec.resource_type) {
+                    if resource.resource_type().map(ResourceType::as_str)
+                        != Some(spec.resource_type)
+                    {
                         return Err(self.unavailable(
                             &spec,
                             format!(
@@ -928,7 +931,7 @@ impl Live<'_> {
     async fn follow(
         &self,
         spec: KeySpec,
-        resources: Vec<Resource>,
+        resources: Vec<Box<Resource>>,
         next: &str,
     ) -> Result<KeyData, DataUnavailable> {
         let base = self.server(&spec)?.url;
@@ -975,7 +978,7 @@ impl Live<'_> {
             // Past the budget, a key's first page fails the call (its data would be
             // missing, not partial); a later one ends the key's data, as the page cap does.
             let page = match self.get_json(&spec, &url, false).await? {
-                Fetched::Resource(page) => *page,
+                Fetched::Resource(page) => page,
                 Fetched::Missing => {
                     return Err(self.unavailable(&spec, "HTTP 404 from the FHIR server"));
                 }
@@ -994,7 +997,7 @@ impl Live<'_> {
                     return Ok(data);
                 }
             };
-            if page.resource_type() != Some("Bundle") {
+            if page.resource_type() != Some(&ResourceType::Bundle) {
                 return Err(self.unavailable(
                     &spec,
                     format!(
@@ -1202,7 +1205,9 @@ fn record_get(
 }
 
 fn kind_of(resource: &Resource) -> &str {
-    resource.resource_type().unwrap_or("non-FHIR value")
+    resource
+        .resource_type()
+        .map_or("non-FHIR value", ResourceType::as_str)
 }
 
 /// `{fhirServer}/{Type}/{id}`, the id percent-encoded as one path segment.
@@ -1477,7 +1482,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let ids: Vec<_> = got.resources.iter().filter_map(Resource::id).collect();
+        let ids: Vec<_> = got.resources.iter().filter_map(|r| r.id()).collect();
         assert_eq!(ids, ["p1", "c1", "c2"]);
         assert_eq!(source.seen.lock().unwrap()[0].1.as_deref(), Some("tok"));
     }
@@ -1888,7 +1893,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let ids: Vec<_> = got.resources.iter().filter_map(Resource::id).collect();
+        let ids: Vec<_> = got.resources.iter().filter_map(|r| r.id()).collect();
         assert_eq!(ids, ["p1", "old-vte", "mine"]);
         assert_eq!(got.notes.len(), 1);
         // Another patient's data left out is not paging cut short.
@@ -1906,11 +1911,11 @@ mod tests {
                "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1364430"}]}})
     }
 
-    fn ids_of<'a>(resources: &'a [Resource], resource_type: &str) -> Vec<&'a str> {
+    fn ids_of<'a>(resources: &'a [Box<Resource>], resource_type: &str) -> Vec<&'a str> {
         resources
             .iter()
-            .filter(|r| r.resource_type() == Some(resource_type))
-            .filter_map(Resource::id)
+            .filter(|r| r.resource_type().map(ResourceType::as_str) == Some(resource_type))
+            .filter_map(|r| r.id())
             .collect()
     }
 

@@ -6,7 +6,7 @@
 
 use super::bundle;
 use crate::cds_hooks::{Hook, Prefetch, Prefetched};
-use crate::record::resource::Resource;
+use crate::record::resource::{Resource, ResourceType};
 
 /// What a prefetch key reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +179,7 @@ pub enum Decision {
     /// Use these resources; when `next` is set, the prefetch Bundle has more pages to
     /// read with the same token.
     Use {
-        resources: Vec<Resource>,
+        resources: Vec<Box<Resource>>,
         next: Option<String>,
     },
 }
@@ -199,12 +199,12 @@ pub fn decide(value: Option<Prefetched>) -> Decision {
         None => return Decision::Fetch(FetchReason::Absent),
         Some(Prefetched::Null) => return Decision::NoData,
         Some(Prefetched::NotAnObject) => return Decision::Fetch(FetchReason::Malformed),
-        Some(Prefetched::Resource(r)) => *r,
+        Some(Prefetched::Resource(r)) => r,
     };
     match resource.resource_type() {
         None => Decision::Fetch(FetchReason::Malformed),
-        Some("OperationOutcome") => Decision::Fetch(FetchReason::Outcome),
-        Some("Bundle") => Decision::Use {
+        Some(ResourceType::OperationOutcome) => Decision::Fetch(FetchReason::Outcome),
+        Some(ResourceType::Bundle) => Decision::Use {
             next: bundle::next_link(&resource).map(str::to_owned),
             resources: bundle::resources(resource),
         },
@@ -229,9 +229,9 @@ mod tests {
         Some(Prefetched::from_value(v))
     }
 
-    fn typed(v: Value) -> Resource {
+    fn typed(v: Value) -> Box<Resource> {
         match crate::record::resource::from_value(&v) {
-            crate::record::resource::Field::Value(r) => r,
+            crate::record::resource::Field::Value(r) => Box::new(r),
             _ => panic!("not a resource: {v}"),
         }
     }

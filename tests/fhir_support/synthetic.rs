@@ -189,12 +189,14 @@ pub fn type_id(r: &Value) -> (String, String) {
 }
 
 /// `(type, id)` of what `gather` returned (typed resources).
-pub fn type_ids(resources: &[dvt_cds::record::resource::Resource]) -> BTreeSet<(String, String)> {
+pub fn type_ids(
+    resources: &[Box<dvt_cds::record::resource::Resource>],
+) -> BTreeSet<(String, String)> {
     resources
         .iter()
         .map(|r| {
             (
-                r.resource_type().unwrap_or_default().to_owned(),
+                r.resource_type().map_or("", |t| t.as_str()).to_owned(),
                 r.id().unwrap_or_default().to_owned(),
             )
         })
