@@ -1274,6 +1274,35 @@ mod tests {
     }
 
     #[test]
+    fn resource_types_are_read_by_name_and_others_kept_as_written() {
+        for name in [
+            "Patient",
+            "Bundle",
+            "MedicationStatement",
+            "OperationOutcome",
+        ] {
+            let t = ResourceType::from_str(name).unwrap();
+            assert!(!matches!(t, ResourceType::Other(_)), "{name}");
+            assert_eq!(t.as_str(), name);
+        }
+        // Spelled otherwise (FHIR names are case-sensitive), unknown, or empty: as written.
+        for other in ["patient", "Patients", "AllergyIntolerance", ""] {
+            assert_eq!(
+                ResourceType::from_str(other),
+                Some(ResourceType::Other(other.into()))
+            );
+        }
+        // A named type takes nothing from the parse's allowance; any other text does.
+        assert_eq!(
+            within_allowance(0, || ResourceType::from_str("Condition"))
+                .ok()
+                .flatten(),
+            Some(ResourceType::Condition)
+        );
+        assert!(within_allowance(0, || ResourceType::from_str("Conditions")).is_err());
+    }
+
+    #[test]
     fn long_names_alike_at_both_ends_are_told_apart() {
         // Over 16 bytes, one print for all three: the names themselves decide.
         let names: &[&str] = &["abcdefgh-one-12345678", "abcdefgh-two-12345678"];
