@@ -510,7 +510,7 @@ async fn one_chunked_fhir_page_past_the_live_budget_is_412() {
     // Every doubling's buffer stays resident until the allocator purges freed memory
     // (mimalloc waits a second), so the peak holds all of them, 1 + 2 + ... + 16 MiB,
     // with the 8 and 16 MiB buffers live together while one is copied into the other:
-    // 22 to 55 MiB above idle in twenty-one runs. Reading the page past the budget would
+    // 22 to 55 MiB above idle in nineteen runs. Reading the page past the budget would
     // hold its 33.6 MB in a 64 MiB buffer, the 32 MiB one beside it: over 90 MiB.
     assert_peak(&m, 4 * (FHIR_MAX as u64 / MIB));
 }
