@@ -276,7 +276,13 @@ mod tests {
         let mut v: Vec<String> = p
             .resources
             .iter()
-            .map(|r| format!("{}/{}", r.resource_type().unwrap(), r.id().unwrap()))
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r.resource_type().unwrap().as_str(),
+                    r.id().unwrap()
+                )
+            })
             .collect();
         v.sort();
         v

@@ -981,12 +981,6 @@ resource_types! {
     ServiceRequest,
 }
 
-impl std::fmt::Display for ResourceType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A named type allocates nothing; any other is a string like any [`Text`], charged the
 /// same way.
 impl Lenient<'_> for ResourceType {
