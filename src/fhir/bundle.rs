@@ -44,8 +44,16 @@ pub fn about_other_patient(resource: &Resource, patient_id: &str) -> bool {
     let Some(reference) = reference else {
         return false;
     };
-    // `Patient/1`, `https://x/fhir/Patient/1`, `Patient/1/_history/2`.
-    let reference = without_history(crate::mappings::trim(reference));
+    let reference = crate::mappings::trim(reference);
+    // The common form, `Patient/1`, read at once.
+    if let Some(id) = reference.strip_prefix("Patient/")
+        && !id.as_bytes().contains(&b'/')
+        && id != "_history"
+    {
+        return id != patient_id;
+    }
+    // `https://x/fhir/Patient/1`, `Patient/1/_history/2`.
+    let reference = without_history(reference);
     let (rest, id) = split_last(reference);
     rest.is_some_and(|rest| split_last(rest).1 == "Patient") && id != patient_id
 }
@@ -131,11 +139,12 @@ pub fn upper_bound(s: &str) -> Option<DateTime<Utc>> {
             .ok()
             .map(|t| t.with_timezone(&Utc));
     }
-    let mut it = s.split('-');
-    let year: i32 = it.next()?.parse().ok()?;
-    let (month, day) = match (it.next(), it.next()) {
-        (None, _) => (None, None),
-        (Some(m), d) => (Some(m.parse::<u32>().ok()?), d),
+    // `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (at most 10 bytes; a fourth part is not read).
+    let (year, rest) = cut_at_dash(s);
+    let year: i32 = year.parse().ok()?;
+    let (month, day) = match rest.map(cut_at_dash) {
+        None => (None, None),
+        Some((m, rest)) => (Some(m.parse::<u32>().ok()?), rest.map(|d| cut_at_dash(d).0)),
     };
     let end_day = match (month, day) {
         (None, _) => NaiveDate::from_ymd_opt(year + 1, 1, 1)?,
@@ -146,6 +155,15 @@ pub fn upper_bound(s: &str) -> Option<DateTime<Utc>> {
         (Some(m), Some(d)) => NaiveDate::from_ymd_opt(year, m, d.parse().ok()?)?.succ_opt()?,
     };
     Some(end_day.and_hms_opt(0, 0, 0)?.and_utc() + Duration::hours(14))
+}
+
+/// A text before its first `-`, and after it (`None` without one). A byte loop: a `char`
+/// searcher cost more than reading the date's numbers.
+fn cut_at_dash(s: &str) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == b'-') {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +271,31 @@ mod tests {
                 other_patient_by_rsplit(&reference, "p1"),
                 "{:?}", reference
             );
+        }
+    }
+
+    /// Partial dates read the obvious way (`split`), for the property below.
+    fn upper_bound_by_split(s: &str) -> Option<DateTime<Utc>> {
+        let mut it = s.split('-');
+        let year: i32 = it.next()?.parse().ok()?;
+        let end_day = match (it.next(), it.next()) {
+            (None, _) => NaiveDate::from_ymd_opt(year + 1, 1, 1)?,
+            (Some(m), None) => NaiveDate::from_ymd_opt(year, m.parse().ok()?, 1)?
+                .checked_add_months(chrono::Months::new(1))?,
+            (Some(m), Some(d)) => {
+                NaiveDate::from_ymd_opt(year, m.parse().ok()?, d.parse().ok()?)?.succ_opt()?
+            }
+        };
+        Some(end_day.and_hms_opt(0, 0, 0)?.and_utc() + Duration::hours(14))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn partial_dates_are_read_as_split_reads_them(
+            s in "[0-9]{0,4}(-[0-9]{0,2}){0,3}|[0-9-]{0,10}"
+        ) {
+            proptest::prop_assume!(s.len() <= 10);
+            proptest::prop_assert_eq!(upper_bound(&s), upper_bound_by_split(&s));
         }
     }
 

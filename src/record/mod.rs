@@ -757,6 +757,12 @@ fn referenced_patient(r: &Resource) -> Option<&str> {
     let reference = [&r.subject, &r.patient]
         .iter()
         .find_map(|f| f.get().and_then(|s| s.reference.as_str()))?;
+    // The common form, `Patient/1`, read at once (no other `Patient/` can follow it).
+    if let Some(id) = reference.strip_prefix("Patient/")
+        && !id.as_bytes().contains(&b'/')
+    {
+        return Some(id);
+    }
     // A byte search: `str::rfind` builds a two-way searcher per call (measured).
     let idx = reference
         .as_bytes()
@@ -1696,6 +1702,23 @@ mod tests {
         let both = typed(serde_json::json!({"subject": {"display": "x"},
             "patient": {"reference": "Patient/p2"}}));
         assert_eq!(referenced_patient(&both), Some("p2"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_referenced_patient_is_read_as_rfind_reads_it(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec!["Patient", "p1", "_history", "", "x", "Patient/"]),
+                0..6,
+            ),
+        ) {
+            let reference = parts.join("/");
+            let by_rfind = reference
+                .rfind("Patient/")
+                .map(|at| reference[at + 8..].split('/').next().unwrap_or(""));
+            let r = typed(serde_json::json!({"subject": {"reference": reference}}));
+            proptest::prop_assert_eq!(referenced_patient(&r), by_rfind, "{:?}", reference);
+        }
     }
 
     const LOINC: &str = "http://loinc.org";
