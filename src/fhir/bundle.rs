@@ -135,6 +135,9 @@ fn period_end(period: &Field<Period>) -> Option<DateTime<Utc>> {
 pub fn upper_bound(s: &str) -> Option<DateTime<Utc>> {
     let s = crate::mappings::trim(s);
     if s.len() > 10 {
+        if let Some(t) = crate::record::parse_utc_seconds(s) {
+            return Some(t);
+        }
         return DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| t.with_timezone(&Utc));

@@ -157,9 +157,10 @@ impl Now {
 }
 
 /// The common instant form `YYYY-MM-DDThh:mm:ssZ`, hand-parsed (chrono's RFC 3339
-/// parser was a large share of reading a record). Anything else: `None`, and the caller
-/// falls back to chrono, so the accepted forms are unchanged.
-fn parse_utc_seconds(s: &str) -> Option<When<'_>> {
+/// parser was a large share of reading a record, and of the prefetch's date window).
+/// Anything else: `None`, and the caller falls back to chrono, so the accepted forms are
+/// unchanged.
+pub(crate) fn parse_utc_seconds(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     if b.len() != 20 || b[19] != b'Z' {
         return None;
@@ -177,7 +178,7 @@ fn parse_utc_seconds(s: &str) -> Option<When<'_>> {
     let d = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
     // Leap seconds (ss = 60) go to chrono.
     let t = d.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
-    Some(When::instant(Utc.from_utc_datetime(&t), s))
+    Some(Utc.from_utc_datetime(&t))
 }
 
 impl<'a> When<'a> {
@@ -206,8 +207,8 @@ impl<'a> When<'a> {
 pub fn parse_when(s: &str) -> Option<When<'_>> {
     let s = crate::mappings::trim(s);
     if s.len() >= 11 && s.as_bytes().get(10) == Some(&b'T') {
-        if let Some(w) = parse_utc_seconds(s) {
-            return Some(w);
+        if let Some(t) = parse_utc_seconds(s) {
+            return Some(When::instant(t, s));
         }
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Some(When::instant(dt.with_timezone(&Utc), s));
@@ -1542,6 +1543,20 @@ mod tests {
         }
         assert!(parse_utc_seconds("2026-11-20T08:00:00Z").is_some());
         assert!(parse_utc_seconds("2026-11-20T08:00:00+01:00").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_instants_are_chronos_instants(
+            s in "[0-9]{4}-[0-2][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9]Z"
+        ) {
+            let chrono = DateTime::parse_from_rfc3339(&s).ok().map(|d| d.with_timezone(&Utc));
+            let fast = parse_utc_seconds(&s);
+            // What the fast form reads, chrono reads the same; only leap seconds are left
+            // to chrono.
+            proptest::prop_assert!(fast.is_none_or(|t| Some(t) == chrono), "{s}");
+            proptest::prop_assert!(fast.is_some() || chrono.is_none() || &s[17..19] == "60", "{s}");
+        }
     }
 
     /// `age_ok`'s integer arithmetic against chrono's subtraction, the rule it replaces.
