@@ -45,11 +45,7 @@ pub fn about_other_patient(resource: &Resource, patient_id: &str) -> bool {
         return false;
     };
     let reference = crate::mappings::trim(reference);
-    // The common form, `Patient/1`, read at once.
-    if let Some(id) = reference.strip_prefix("Patient/")
-        && !id.as_bytes().contains(&b'/')
-        && id != "_history"
-    {
+    if let Some(id) = crate::record::plain_patient_id(reference) {
         return id != patient_id;
     }
     // `https://x/fhir/Patient/1`, `Patient/1/_history/2`.

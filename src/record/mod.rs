@@ -752,16 +752,22 @@ fn first_date<'a>(candidates: &[&'a Field<Text>]) -> Dated<'a> {
     (None, unreadable)
 }
 
+/// The id of a reference in the common form `Patient/<id>` (one segment, not
+/// `_history`), read at once; `None` for any other form, which its reader then walks
+/// (both readers of a patient reference take this path first).
+pub(crate) fn plain_patient_id(reference: &str) -> Option<&str> {
+    reference
+        .strip_prefix("Patient/")
+        .filter(|id| !id.as_bytes().contains(&b'/') && *id != "_history")
+}
+
 /// The patient id a `subject` / `patient` reference names, if it names one.
 fn referenced_patient(r: &Resource) -> Option<&str> {
     const PATIENT: &[u8] = b"Patient/";
     let reference = [&r.subject, &r.patient]
         .iter()
         .find_map(|f| f.get().and_then(|s| s.reference.as_str()))?;
-    // The common form, `Patient/1`, read at once (no other `Patient/` can follow it).
-    if let Some(id) = reference.strip_prefix("Patient/")
-        && !id.as_bytes().contains(&b'/')
-    {
+    if let Some(id) = plain_patient_id(reference) {
         return Some(id);
     }
     // A byte search: `str::rfind` builds a two-way searcher per call (measured).
